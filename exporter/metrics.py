@@ -1,0 +1,238 @@
+"""Every metric the exporter exposes, defined in one place (the metric contract).
+
+Dashboards and alert rules depend on these names and labels: add metrics freely,
+never rename one. Each :class:`Metrics` owns its own registry so that tests (and
+one process watching many accounts) never share global state.
+
+Values that depend on "now" (the ping gap) are computed at scrape time by
+:class:`PingGapCollector`, not by a timer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import __version__
+
+PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
+CATEGORIES = ("spot", "linear", "inverse", "option")
+# Bybit's category -> DCP product (PROTOCOL.md: inferred from the names).
+CATEGORY_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}
+PRODUCT_TOPIC = {"DERIVATIVES": "dcp.future", "SPOT": "dcp.spot", "OPTIONS": "dcp.option"}
+# Known REST endpoints, labelled by a short stable name rather than the URL path.
+ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
+RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed")
+
+RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+HEARTBEAT_GAP_BUCKETS = (1, 2.5, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
+API_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+GapSource = Callable[[], "float | None"]
+
+
+class PingGapCollector(Collector):
+    """``bybit_dcp_ws_ping_gap_seconds``: seconds since each account's last pong, at scrape time.
+
+    Each account registers a callable giving the unix time of its last pong (or of
+    the stream's start when no pong was ever seen), so the gap keeps growing while a
+    connection is silent even though nothing updates a gauge.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._sources: dict[str, GapSource] = {}
+        self._clock = clock
+
+    def set_source(self, account: str, last_pong: GapSource) -> None:
+        self._sources[account] = last_pong
+
+    def remove(self, account: str) -> None:
+        self._sources.pop(account, None)
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily("bybit_dcp_ws_ping_gap_seconds", _PING_GAP_HELP, labels=["account"])
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("bybit_dcp_ws_ping_gap_seconds", _PING_GAP_HELP, labels=["account"])
+        now = self._clock()
+        for account, source in list(self._sources.items()):
+            since = source()
+            if since is not None:
+                family.add_metric([account], max(0.0, now - since))
+        yield family
+
+
+_PING_GAP_HELP = "Seconds since the last pong on the account's private stream, computed at scrape time."
+
+
+class Metrics:
+    """The metric contract (see README's metric table)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        a, ap, ac, ae = ["account"], ["account", "product"], ["account", "category"], ["account", "endpoint"]
+
+        # DCP configuration, from GET /v5/account/query-dcp-info
+        self.up = Gauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", a, registry=r)
+        self.enabled = Gauge("bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", ap, registry=r)
+        self.window = Gauge("bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", ap, registry=r)
+        self.desired_window = Gauge(
+            "bybit_dcp_desired_window_seconds", "DCP window the configuration asks for.", ap, registry=r
+        )
+        self.drift = Gauge(
+            "bybit_dcp_window_drift",
+            "1 if a desired window is set and Bybit reports another window or none.",
+            ap,
+            registry=r,
+        )
+        self.last_poll_success = Gauge(
+            "bybit_dcp_last_poll_success_timestamp_seconds", "Unix time of the last good DCP-config poll.", a, registry=r
+        )
+        self.poll_interval = Gauge(
+            "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", a, registry=r
+        )
+
+        # REST API
+        self.api_requests = Counter("bybit_dcp_api_requests", "REST calls made.", ae, registry=r)
+        self.api_errors = Counter(
+            "bybit_dcp_api_errors",
+            "Failed REST calls; code is Bybit's retCode, an HTTP status, 'timeout' or 'network'.",
+            ae + ["code"],
+            registry=r,
+        )
+        self.api_duration = Histogram(
+            "bybit_dcp_api_request_duration_seconds", "REST call latency.", ae, buckets=API_DURATION_BUCKETS, registry=r
+        )
+        self.rate_limit_remaining = Gauge(
+            "bybit_dcp_api_rate_limit_remaining", "Requests left in the window, from X-Bapi-Limit-Status.", ae, registry=r
+        )
+        self.rate_limit = Gauge(
+            "bybit_dcp_api_rate_limit", "Requests allowed per window, from X-Bapi-Limit.", ae, registry=r
+        )
+        self.clock_skew = Gauge("bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", a, registry=r)
+
+        # Private websocket stream
+        self.ws_connected = Gauge(
+            "bybit_dcp_ws_connected", "1 while the private stream is authenticated and subscribed.", a, registry=r
+        )
+        self.ws_reconnects = Counter(
+            "bybit_dcp_ws_reconnects", "Private-stream reconnects by reason.", ["account", "reason"], registry=r
+        )
+        self.ws_rtt = Histogram(
+            "bybit_dcp_ws_ping_rtt_seconds", "JSON ping to pong round-trip time.", a, buckets=RTT_BUCKETS, registry=r
+        )
+        self.ws_last_pong = Gauge(
+            "bybit_dcp_ws_last_pong_timestamp_seconds", "Unix time of the last pong.", a, registry=r
+        )
+        self.ws_heartbeat_gap = Histogram(
+            "bybit_dcp_ws_heartbeat_gap_seconds",
+            "Each gap between consecutive pongs, across reconnects.",
+            a,
+            buckets=HEARTBEAT_GAP_BUCKETS,
+            registry=r,
+        )
+        self.ws_pong_timeouts = Counter(
+            "bybit_dcp_ws_pong_timeouts", "Pings that got no pong in time.", a, registry=r
+        )
+        self.ws_dcp_subscribed = Gauge(
+            "bybit_dcp_ws_dcp_subscribed",
+            "1 while this exporter's connection holds an acknowledged dcp.* subscription (guardian mode).",
+            ap,
+            registry=r,
+        )
+        self.ws_invalid_messages = Counter(
+            "bybit_dcp_ws_invalid_messages", "Frames that could not be understood.", a, registry=r
+        )
+        self.ws_ping_interval = Gauge(
+            "bybit_dcp_ws_ping_interval_seconds", "Configured heartbeat (JSON ping) interval.", a, registry=r
+        )
+        self.ws_pong_timeout = Gauge(
+            "bybit_dcp_ws_pong_timeout_seconds", "Configured wait for a pong before reconnecting.", a, registry=r
+        )
+        self.ping_gap = PingGapCollector(clock)
+        r.register(self.ping_gap)
+
+        # DCP triggers
+        self.cancelled_orders = Counter(
+            "bybit_dcp_cancelled_orders", "Orders cancelled with cancelType CancelByDCP, each order once.", ac, registry=r
+        )
+        self.triggers = Counter(
+            "bybit_dcp_triggers", "DCP trigger events (a burst of CancelByDCP cancels is one).", ap, registry=r
+        )
+        self.last_trigger = Gauge(
+            "bybit_dcp_last_trigger_timestamp_seconds", "Unix time of the last DCP trigger.", ap, registry=r
+        )
+
+        # Re-assertion of the desired window
+        self.reassert_attempts = Counter(
+            "bybit_dcp_reassert_attempts", "DCP window re-assertions sent.", ap, registry=r
+        )
+        self.reassert_failures = Counter(
+            "bybit_dcp_reassert_failures", "DCP window re-assertions that failed.", ap, registry=r
+        )
+        self.reassert_last_success = Gauge(
+            "bybit_dcp_reassert_last_success_timestamp_seconds",
+            "Unix time of the last verified re-assertion.",
+            ap,
+            registry=r,
+        )
+        self.reassert_blocked = Gauge(
+            "bybit_dcp_reassert_blocked",
+            "1 while re-assertion is stopped for the account (credential or permission error) until config changes.",
+            a,
+            registry=r,
+        )
+
+        # Identity
+        self.account_info = Gauge(
+            "bybit_dcp_account_info", "Always 1; the account's environment and mode.", ["account", "environment", "mode"], registry=r
+        )
+        self.build_info = Gauge("bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=r)
+        self.build_info.labels(__version__).set(1)
+
+    def add_account(
+        self,
+        account: str,
+        *,
+        environment: str,
+        mode: str,
+        desired_windows: dict[str, int] | None = None,
+        ping_interval: float | None = None,
+        pong_timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> None:
+        """Create every series known in advance for an account, at 0."""
+        self.account_info.labels(account, environment, mode).set(1)
+        self.up.labels(account).set(0)
+        self.ws_connected.labels(account).set(0)
+        self.reassert_blocked.labels(account).set(0)
+        for product in PRODUCTS:
+            self.enabled.labels(account, product).set(0)
+            self.drift.labels(account, product).set(0)
+            self.ws_dcp_subscribed.labels(account, product).set(0)
+            self.triggers.labels(account, product)
+            self.reassert_attempts.labels(account, product)
+            self.reassert_failures.labels(account, product)
+        for product, window in (desired_windows or {}).items():
+            self.desired_window.labels(account, product).set(window)
+        for category in CATEGORIES:
+            self.cancelled_orders.labels(account, category)
+        for endpoint in ENDPOINTS:
+            self.api_requests.labels(account, endpoint)
+        for reason in RECONNECT_REASONS:
+            self.ws_reconnects.labels(account, reason)
+        self.ws_pong_timeouts.labels(account)
+        self.ws_invalid_messages.labels(account)
+        self.ws_rtt.labels(account)
+        self.ws_heartbeat_gap.labels(account)
+        if ping_interval is not None:
+            self.ws_ping_interval.labels(account).set(ping_interval)
+        if pong_timeout is not None:
+            self.ws_pong_timeout.labels(account).set(pong_timeout)
+        if poll_interval is not None:
+            self.poll_interval.labels(account).set(poll_interval)

@@ -1,0 +1,1 @@
+"""Shared fixtures. Tests run against the simulator over loopback; nothing reaches Bybit."""
