@@ -1,0 +1,69 @@
+"""Typed errors for Bybit's ``retCode`` values and transport failures.
+
+``code`` is what ``bybit_dcp_api_errors_total`` is labelled with: Bybit's retCode, an
+HTTP status, ``timeout`` or ``network``. Messages never contain credentials.
+"""
+
+from __future__ import annotations
+
+
+class BybitError(Exception):
+    """A failed Bybit call. ``code`` is a string usable as a metric label."""
+
+    def __init__(self, code: str | int, message: str = "", endpoint: str = "") -> None:
+        self.code = str(code)
+        self.message = message
+        self.endpoint = endpoint
+        super().__init__(f"{endpoint or 'bybit'}: {self.code} {message}".strip())
+
+
+class ParamError(BybitError):
+    """10001: the request's parameters were refused."""
+
+
+class TimestampError(BybitError):
+    """10002: the request timestamp is outside the receive window (clock skew)."""
+
+
+class AuthError(BybitError):
+    """10003 invalid key, 10004 bad signature, 10005 permission denied, 10010 unmatched IP.
+
+    Retrying does not help until the configuration or the credentials change.
+    """
+
+
+class RateLimited(BybitError):
+    """10006 or HTTP 403: wait until ``reset_at`` (unix seconds) before calling again."""
+
+    def __init__(self, code: str | int, message: str = "", endpoint: str = "", reset_at: float | None = None) -> None:
+        super().__init__(code, message, endpoint)
+        self.reset_at = reset_at
+
+
+class ServerError(BybitError):
+    """10016 and HTTP 5xx: Bybit's side; retry later."""
+
+
+class TransportError(BybitError):
+    """No usable answer: ``timeout`` or ``network`` (connection refused, reset, bad body)."""
+
+
+AUTH_CODES = frozenset({"10003", "10004", "10005", "10010"})
+
+
+def error_for(code: str | int, message: str = "", endpoint: str = "", reset_at: float | None = None) -> BybitError:
+    """Map a retCode (or HTTP status) to the typed error."""
+    code = str(code)
+    if code in AUTH_CODES:
+        return AuthError(code, message, endpoint)
+    if code == "10001":
+        return ParamError(code, message, endpoint)
+    if code == "10002":
+        return TimestampError(code, message, endpoint)
+    if code in ("10006", "403"):
+        return RateLimited(code, message, endpoint, reset_at)
+    if code == "10016" or (code.isdigit() and 500 <= int(code) < 600):
+        return ServerError(code, message, endpoint)
+    if code in ("timeout", "network"):
+        return TransportError(code, message, endpoint)
+    return BybitError(code, message, endpoint)
