@@ -1,0 +1,198 @@
+"""Bybit V5 private-websocket frames: typed values in, JSON text out (sans-I/O).
+
+:func:`parse_frame` turns one received text frame into a small typed value and never
+raises: anything it cannot make sense of becomes :class:`Invalid` with a short, stable
+``kind`` so the stream can count it, log each kind once and carry on. The builders
+produce the frames the exporter sends (``auth``, ``subscribe``, ``ping``), each with a
+``req_id`` so acknowledgements and pongs can be matched to their requests.
+
+Shapes (PROTOCOL.md):
+  auth ack       {"success":true,"ret_msg":"","op":"auth","conn_id":"..."}
+  subscribe ack  {"success":true,"ret_msg":"","op":"subscribe","conn_id":"...","req_id":"..."}
+  pong           {"req_id":"...","op":"pong","args":["1675418560633"],"conn_id":"..."}
+  order push     {"id":"...","topic":"order","creationTime":1672364262474,"data":[{...}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# Topics whose pushes carry orders: `order` (all categories) or `order.<category>`.
+ORDER_TOPIC_PREFIX = "order"
+
+
+@dataclass(frozen=True)
+class AuthAck:
+    success: bool
+    ret_msg: str = ""
+    conn_id: str | None = None
+    req_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SubscribeAck:
+    """Acknowledgement of a ``subscribe`` request; Bybit answers a whole request at once."""
+
+    success: bool
+    ret_msg: str = ""
+    conn_id: str | None = None
+    req_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UnsubscribeAck:
+    success: bool
+    ret_msg: str = ""
+    conn_id: str | None = None
+    req_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pong:
+    """A heartbeat answer. ``server_ms`` is Bybit's clock (``args[0]``) when present."""
+
+    req_id: str | None = None
+    server_ms: int | None = None
+    conn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderPush:
+    """One ``order`` push; ``orders`` are the raw order dicts with Bybit's field names."""
+
+    topic: str
+    orders: list[dict] = field(default_factory=list)
+    id: str | None = None
+    creation_time_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A frame that could not be understood. ``kind`` is short and stable (for log-once)."""
+
+    kind: str
+    detail: str = ""
+
+
+Frame = Union[AuthAck, SubscribeAck, UnsubscribeAck, Pong, OrderPush, Invalid]
+
+_EXCERPT = 120
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _ack_fields(obj: dict) -> tuple[bool, str, str | None, str | None] | None:
+    success = obj.get("success")
+    if not isinstance(success, bool):
+        return None
+    ret_msg = obj.get("ret_msg", "")
+    return success, ret_msg if isinstance(ret_msg, str) else str(ret_msg), _opt_str(obj.get("conn_id")), _opt_str(obj.get("req_id"))
+
+
+def _parse_server_ms(args: Any) -> int | None | Invalid:
+    if args is None:
+        return None
+    if not isinstance(args, list) or not args:
+        return Invalid("bad_pong", "args is not a non-empty list")
+    first = args[0]
+    if isinstance(first, bool):
+        return Invalid("bad_pong", "args[0] is not a timestamp")
+    try:
+        return int(first)
+    except (TypeError, ValueError):
+        return Invalid("bad_pong", "args[0] is not a timestamp")
+
+
+def parse_message(obj: Any) -> Frame:
+    """Classify an already-decoded JSON value (see :func:`parse_frame`)."""
+    if not isinstance(obj, dict):
+        return Invalid("not_object", type(obj).__name__)
+
+    topic = obj.get("topic")
+    if topic is not None:
+        if not isinstance(topic, str):
+            return Invalid("bad_topic", "topic is not a string")
+        if topic == ORDER_TOPIC_PREFIX or topic.startswith(ORDER_TOPIC_PREFIX + "."):
+            data = obj.get("data")
+            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+                return Invalid("bad_order_push", "data is not a list of objects")
+            created = obj.get("creationTime")
+            created_ms = created if isinstance(created, int) and not isinstance(created, bool) else None
+            return OrderPush(topic=topic, orders=list(data), id=_opt_str(obj.get("id")), creation_time_ms=created_ms)
+        return Invalid("unexpected_topic", topic[:_EXCERPT])
+
+    op = obj.get("op")
+    if op == "pong":
+        server_ms = _parse_server_ms(obj.get("args"))
+        if isinstance(server_ms, Invalid):
+            return server_ms
+        return Pong(req_id=_opt_str(obj.get("req_id")), server_ms=server_ms, conn_id=_opt_str(obj.get("conn_id")))
+    if op == "ping" and obj.get("ret_msg") == "pong":
+        # The public-stream shape of a pong; accepted so a pong is never miscounted.
+        return Pong(req_id=_opt_str(obj.get("req_id")), server_ms=None, conn_id=_opt_str(obj.get("conn_id")))
+    if op in ("auth", "subscribe", "unsubscribe"):
+        fields = _ack_fields(obj)
+        if fields is None:
+            return Invalid(f"bad_{op}_ack", "success is not a boolean")
+        cls = {"auth": AuthAck, "subscribe": SubscribeAck, "unsubscribe": UnsubscribeAck}[op]
+        return cls(*fields)
+    if op is None:
+        return Invalid("no_op", "neither op nor topic")
+    return Invalid("unknown_op", str(op)[:_EXCERPT])
+
+
+def parse_frame(data: str | bytes) -> Frame:
+    """Parse one received frame. Never raises: malformed input gives :class:`Invalid`."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            return Invalid("not_utf8", "binary frame")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return Invalid("not_json", _excerpt(data))
+    return parse_message(obj)
+
+
+# ---- frames the exporter sends ---------------------------------------------------------
+
+
+def _dump(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def auth_frame(req_id: str, args: Sequence[Any]) -> str:
+    """``args`` is ``[api_key, expires_ms, signature]`` from ``signing.ws_auth_args``."""
+    return _dump({"req_id": req_id, "op": "auth", "args": list(args)})
+
+
+def subscribe_frame(req_id: str, topics: Sequence[str]) -> str:
+    if not topics:
+        raise ValueError("subscribe needs at least one topic")
+    return _dump({"req_id": req_id, "op": "subscribe", "args": list(topics)})
+
+
+def ping_frame(req_id: str) -> str:
+    return _dump({"req_id": req_id, "op": "ping"})
+
+
+class ReqIds:
+    """Unique request ids per stream: ``<prefix>-<op>-<n>`` (n counts up forever)."""
+
+    def __init__(self, prefix: str = "x") -> None:
+        self._prefix = prefix
+        self._n = 0
+
+    def next(self, op: str) -> str:
+        self._n += 1
+        return f"{self._prefix}-{op}-{self._n}"

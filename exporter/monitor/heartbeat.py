@@ -1,0 +1,114 @@
+"""Heartbeat bookkeeping for the private stream (sans-I/O, clock injected by the caller).
+
+The stream tells a :class:`Heartbeat` what happened (connected, ping sent, pong received,
+disconnected) and asks it what to do next (when the next ping is due, whether a pong is
+overdue). Every method takes ``now`` so tests drive it with plain numbers.
+
+Why the pieces exist:
+- RTT is measured per ``req_id``: a pong answers one particular ping, so a late pong for
+  an older ping never produces a bogus short RTT.
+- The gap between consecutive pongs is kept across reconnects: the time DCP cares about
+  is "how long was this account without a heartbeat", and a reconnect is exactly when
+  that gap grows.
+- ``args[0]`` of Bybit's pong is its clock in ms, so each pong also gives a clock-skew
+  estimate (server time minus the local midpoint of the round trip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PongResult:
+    """What one pong taught us. Fields are None when they cannot be known."""
+
+    rtt: float | None  # seconds from the matching ping to this pong
+    gap: float | None  # seconds since the previous pong (across reconnects)
+    skew: float | None  # server clock minus local clock, seconds
+    matched: bool  # the pong answered a ping we are waiting for
+
+
+class Heartbeat:
+    def __init__(self, ping_interval: float, pong_timeout: float) -> None:
+        if ping_interval <= 0 or pong_timeout <= 0:
+            raise ValueError("ping_interval and pong_timeout must be positive")
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.last_pong: float | None = None  # survives reconnects on purpose
+        self.last_skew: float | None = None
+        self._outstanding: dict[str, float] = {}  # req_id -> sent at; insertion order = send order
+        self._next_ping: float | None = None  # None while disconnected
+
+    # ---- connection lifecycle
+
+    def on_connected(self, now: float) -> None:
+        """The stream is subscribed: ping right away, then every ``ping_interval``."""
+        self._outstanding.clear()
+        self._next_ping = now
+
+    def on_disconnected(self) -> None:
+        """Pings of a closed connection can never be answered; forget them."""
+        self._outstanding.clear()
+        self._next_ping = None
+
+    @property
+    def connected(self) -> bool:
+        return self._next_ping is not None
+
+    # ---- pinging
+
+    def ping_due(self, now: float) -> bool:
+        return self._next_ping is not None and now >= self._next_ping
+
+    def on_ping_sent(self, req_id: str, now: float) -> None:
+        self._outstanding[req_id] = now
+        self._next_ping = now + self.ping_interval
+
+    @property
+    def outstanding(self) -> dict[str, float]:
+        return dict(self._outstanding)
+
+    # ---- pongs
+
+    def on_pong(self, req_id: str | None, now: float, server_ms: int | None = None) -> PongResult:
+        sent = self._outstanding.pop(req_id, None) if req_id is not None else None
+        rtt: float | None = None
+        skew: float | None = None
+        if sent is not None:
+            rtt = max(0.0, now - sent)
+            # Pings answered out of order imply the older ones are lost; drop them so a
+            # lost ping does not later count as a timeout on a healthy connection.
+            for older, at in list(self._outstanding.items()):
+                if at <= sent:
+                    del self._outstanding[older]
+            if server_ms is not None:
+                skew = server_ms / 1000.0 - (sent + now) / 2.0
+                self.last_skew = skew
+        gap = None if self.last_pong is None else max(0.0, now - self.last_pong)
+        self.last_pong = now
+        return PongResult(rtt=rtt, gap=gap, skew=skew, matched=sent is not None)
+
+    # ---- timeouts
+
+    def timed_out(self, now: float) -> bool:
+        """True when the oldest unanswered ping has waited ``pong_timeout`` or longer."""
+        oldest = self._oldest_outstanding()
+        return oldest is not None and now - oldest >= self.pong_timeout
+
+    def deadline(self) -> float | None:
+        """The next moment the stream must act (send a ping or declare a timeout)."""
+        candidates = []
+        if self._next_ping is not None:
+            candidates.append(self._next_ping)
+        oldest = self._oldest_outstanding()
+        if oldest is not None:
+            candidates.append(oldest + self.pong_timeout)
+        return min(candidates) if candidates else None
+
+    def gap(self, now: float) -> float | None:
+        """Seconds since the last pong (what the ping-gap gauge shows at scrape time)."""
+        return None if self.last_pong is None else max(0.0, now - self.last_pong)
+
+    def _oldest_outstanding(self) -> float | None:
+        return min(self._outstanding.values()) if self._outstanding else None

@@ -1,0 +1,169 @@
+"""DCP trigger detection from cancelled orders (sans-I/O, clock injected).
+
+When DCP fires, Bybit cancels every active order of the product with
+``cancelType: "CancelByDCP"``. The exporter sees those orders twice over: live on the
+``order`` stream and, after its own stream was down, in order history (backfill). Both
+paths feed :meth:`TriggerTracker.observe`, which
+
+- counts each cancelled ``orderId`` once in ``bybit_dcp_cancelled_orders_total{category}``
+  (memory is bounded: at most ``max_remembered`` ids, each forgotten after 25 h, longer
+  than the 24 h for which Bybit returns cancelled orders in history);
+- groups cancels of one product whose ``updatedTime`` lie within ``burst_window`` seconds
+  of each other into one burst = one ``bybit_dcp_triggers_total{product}`` increment, and
+  sets ``bybit_dcp_last_trigger_timestamp_seconds{product}`` to the burst's first
+  ``updatedTime``. Grouping uses Bybit's timestamps, not arrival time, so a late or
+  backfilled order joins the burst it belongs to instead of counting a second trigger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..metrics import CATEGORY_PRODUCT, Metrics
+
+CANCEL_BY_DCP = "CancelByDCP"
+RETENTION_SECONDS = 25 * 3600
+MAX_BURSTS_PER_PRODUCT = 1000
+
+
+@dataclass(frozen=True)
+class TriggerEvent:
+    """Cancels of one burst seen in one :meth:`TriggerTracker.observe` call.
+
+    ``new`` is True when this burst was counted as a trigger now; False when the orders
+    joined a burst counted earlier (e.g. the rest of a burst arriving by backfill).
+    """
+
+    account: str
+    product: str
+    started_at: float  # unix seconds: the burst's first updatedTime
+    order_ids: tuple[str, ...]
+    categories: tuple[str, ...]
+    new: bool
+
+
+class _Burst:
+    __slots__ = ("start", "end")
+
+    def __init__(self, t: float) -> None:
+        self.start = t
+        self.end = t
+
+
+def _updated_seconds(order: dict) -> float | None:
+    raw = order.get("updatedTime")
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        ms = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return ms / 1000.0 if ms > 0 else None
+
+
+class TriggerTracker:
+    def __init__(
+        self,
+        account: str,
+        metrics: Metrics,
+        *,
+        burst_window: float = 5.0,
+        max_remembered: int = 200_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if burst_window < 0 or max_remembered < 1:
+            raise ValueError("burst_window must be >= 0 and max_remembered >= 1")
+        self.account = account
+        self.metrics = metrics
+        self.burst_window = burst_window
+        self.max_remembered = max_remembered
+        self.clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()  # orderId -> local time first seen
+        self._bursts: dict[str, list[_Burst]] = {}
+        self._last_trigger: dict[str, float] = {}
+        self.ignored = 0  # CancelByDCP orders without a usable orderId or category
+
+    def observe(self, orders: Iterable[dict]) -> list[TriggerEvent]:
+        """Count the ``CancelByDCP`` orders among ``orders``; return the bursts they touched."""
+        now = self.clock()
+        self._expire(now)
+        fresh: list[tuple[str, float, str, str]] = []  # (product, t, orderId, category)
+        for order in orders:
+            if not isinstance(order, dict) or order.get("cancelType") != CANCEL_BY_DCP:
+                continue
+            order_id = order.get("orderId")
+            category = order.get("category")
+            product = CATEGORY_PRODUCT.get(category) if isinstance(category, str) else None
+            if not isinstance(order_id, str) or not order_id or product is None:
+                self.ignored += 1
+                continue
+            if order_id in self._seen:
+                continue
+            self._remember(order_id, now)
+            self.metrics.cancelled_orders.labels(self.account, category).inc()
+            t = _updated_seconds(order)
+            fresh.append((product, now if t is None else t, order_id, category))
+
+        # Oldest first, so the grouping of one batch does not depend on its order.
+        fresh.sort(key=lambda item: (item[0], item[1]))
+        touched: dict[int, tuple[str, _Burst, bool, list[str], list[str]]] = {}
+        for product, t, order_id, category in fresh:
+            burst, new = self._place(product, t)
+            key = id(burst)
+            if key not in touched:
+                touched[key] = (product, burst, new, [], [])
+            touched[key][3].append(order_id)
+            if category not in touched[key][4]:
+                touched[key][4].append(category)
+
+        events = []
+        for product, burst, new, ids, categories in touched.values():
+            if new:
+                self.metrics.triggers.labels(self.account, product).inc()
+            if burst.start >= self._last_trigger.get(product, float("-inf")) or self._is_latest(product, burst):
+                self._last_trigger[product] = burst.start
+                self.metrics.last_trigger.labels(self.account, product).set(burst.start)
+            events.append(TriggerEvent(self.account, product, burst.start, tuple(ids), tuple(categories), new))
+        events.sort(key=lambda e: e.started_at)
+        return events
+
+    @property
+    def remembered(self) -> int:
+        return len(self._seen)
+
+    def _place(self, product: str, t: float) -> tuple[_Burst, bool]:
+        bursts = self._bursts.setdefault(product, [])
+        w = self.burst_window
+        for burst in bursts:
+            if burst.start - w <= t <= burst.end + w:
+                burst.start = min(burst.start, t)
+                burst.end = max(burst.end, t)
+                return burst, False
+        burst = _Burst(t)
+        bursts.append(burst)
+        if len(bursts) > MAX_BURSTS_PER_PRODUCT:
+            bursts.sort(key=lambda b: b.end)
+            del bursts[: len(bursts) - MAX_BURSTS_PER_PRODUCT]
+        return burst, True
+
+    def _is_latest(self, product: str, burst: _Burst) -> bool:
+        # A late order can move the latest burst's start earlier; the gauge follows it.
+        return all(other.start <= burst.start for other in self._bursts.get(product, ()))
+
+    def _remember(self, order_id: str, now: float) -> None:
+        self._seen[order_id] = now
+        while len(self._seen) > self.max_remembered:
+            self._seen.popitem(last=False)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - RETENTION_SECONDS
+        while self._seen:
+            first_id, seen_at = next(iter(self._seen.items()))
+            if seen_at >= horizon:
+                break
+            del self._seen[first_id]
+        for product, bursts in self._bursts.items():
+            self._bursts[product] = [b for b in bursts if b.end >= horizon]

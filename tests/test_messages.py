@@ -1,0 +1,114 @@
+"""Websocket frame parsing and building (no sockets)."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter.bybit import messages as m
+
+
+def test_auth_ack_success_and_failure():
+    ok = m.parse_frame('{"success":true,"ret_msg":"","op":"auth","conn_id":"cejreaspqfh3sjdnldmg-p"}')
+    assert ok == m.AuthAck(success=True, ret_msg="", conn_id="cejreaspqfh3sjdnldmg-p")
+    bad = m.parse_frame('{"success":false,"ret_msg":"Params Error","op":"auth","conn_id":"c1"}')
+    assert isinstance(bad, m.AuthAck) and not bad.success and bad.ret_msg == "Params Error"
+
+
+def test_subscribe_ack_with_req_id_and_failure():
+    ok = m.parse_frame('{"success":true,"ret_msg":"","op":"subscribe","conn_id":"c","req_id":"r-subscribe-2"}')
+    assert ok == m.SubscribeAck(True, "", "c", "r-subscribe-2")
+    bad = m.parse_frame(
+        '{"success":false,"ret_msg":"error:handler not found,topic:dcp.future","op":"subscribe","req_id":"r-1"}'
+    )
+    assert isinstance(bad, m.SubscribeAck) and not bad.success and "dcp.future" in bad.ret_msg
+
+
+def test_ack_without_boolean_success_is_invalid():
+    frame = m.parse_frame('{"success":"yes","op":"auth"}')
+    assert isinstance(frame, m.Invalid) and frame.kind == "bad_auth_ack"
+
+
+def test_private_pong_carries_server_ms():
+    frame = m.parse_frame('{"req_id":"p-ping-3","op":"pong","args":["1675418560633"],"conn_id":"c"}')
+    assert frame == m.Pong(req_id="p-ping-3", server_ms=1675418560633, conn_id="c")
+
+
+def test_pong_without_args_and_public_shape():
+    assert m.parse_frame('{"op":"pong","req_id":"a"}') == m.Pong(req_id="a")
+    public = m.parse_frame('{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping","req_id":"b"}')
+    assert public == m.Pong(req_id="b", conn_id="c")
+
+
+@pytest.mark.parametrize("args", ['["soon"]', "[]", '"123"', "[true]"])
+def test_pong_with_bad_args_is_invalid(args):
+    frame = m.parse_frame('{"op":"pong","req_id":"a","args":%s}' % args)
+    assert isinstance(frame, m.Invalid) and frame.kind == "bad_pong"
+
+
+def test_order_push():
+    order = {"orderId": "1", "category": "linear", "cancelType": "CancelByDCP", "updatedTime": "1672364262474"}
+    text = json.dumps({"id": "abc", "topic": "order", "creationTime": 1672364262474, "data": [order]})
+    frame = m.parse_frame(text)
+    assert frame == m.OrderPush(topic="order", orders=[order], id="abc", creation_time_ms=1672364262474)
+    per_category = m.parse_frame(json.dumps({"topic": "order.spot", "data": []}))
+    assert isinstance(per_category, m.OrderPush) and per_category.orders == []
+
+
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("not json at all", "not_json"),
+        ("[1,2]", "not_object"),
+        ('"pong"', "not_object"),
+        ("{}", "no_op"),
+        ('{"op":"whatever"}', "unknown_op"),
+        ('{"topic":"order","data":{"orderId":"1"}}', "bad_order_push"),
+        ('{"topic":"order","data":[1]}', "bad_order_push"),
+        ('{"topic":"wallet","data":[]}', "unexpected_topic"),
+        ('{"topic":7}', "bad_topic"),
+    ],
+)
+def test_malformed_and_unexpected_frames(text, kind):
+    frame = m.parse_frame(text)
+    assert isinstance(frame, m.Invalid)
+    assert frame.kind == kind
+
+
+def test_binary_frames():
+    assert m.parse_frame(b'{"op":"pong","req_id":"a"}') == m.Pong(req_id="a")
+    assert m.parse_frame(b"\xff\xfe").kind == "not_utf8"
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_parse_frame_never_raises(data):
+    frame = m.parse_frame(data)
+    assert frame is not None
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+def test_parse_message_never_raises_on_any_json(value):
+    m.parse_frame(json.dumps(value))
+
+
+def test_builders():
+    assert json.loads(m.auth_frame("r-auth-1", ["key", 123, "sig"])) == {
+        "req_id": "r-auth-1",
+        "op": "auth",
+        "args": ["key", 123, "sig"],
+    }
+    assert json.loads(m.subscribe_frame("r-subscribe-2", ("order", "dcp.future"))) == {
+        "req_id": "r-subscribe-2",
+        "op": "subscribe",
+        "args": ["order", "dcp.future"],
+    }
+    assert json.loads(m.ping_frame("r-ping-3")) == {"req_id": "r-ping-3", "op": "ping"}
+    with pytest.raises(ValueError):
+        m.subscribe_frame("r", ())
+
+
+def test_req_ids_are_unique():
+    ids = m.ReqIds("p")
+    got = [ids.next("ping") for _ in range(3)] + [ids.next("auth")]
+    assert got == ["p-ping-1", "p-ping-2", "p-ping-3", "p-auth-4"]

@@ -1,0 +1,163 @@
+"""CancelByDCP -> cancelled orders and trigger bursts (no sockets, fake clock)."""
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.metrics import Metrics
+from exporter.monitor import triggers as tr
+from exporter.monitor.triggers import TriggerTracker
+
+T0 = 1_700_000_000.0
+
+
+class Clock:
+    def __init__(self, now=T0 + 60):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def order(oid, category="linear", at=T0, cancel="CancelByDCP"):
+    return {
+        "orderId": oid,
+        "category": category,
+        "orderStatus": "Cancelled",
+        "cancelType": cancel,
+        "updatedTime": str(int(at * 1000)),
+    }
+
+
+def make(**kw):
+    metrics = Metrics()
+    metrics.add_account("a", environment="mainnet", mode="observer")
+    clock = kw.pop("clock", Clock())
+    return metrics, TriggerTracker("a", metrics, clock=clock, **kw), clock
+
+
+def value(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, {"account": "a", **labels}) or 0.0
+
+
+def test_burst_is_one_trigger_and_each_order_counts_once():
+    metrics, t, _ = make()
+    events = t.observe([order("1", at=T0), order("2", at=T0 + 0.2), order("3", "inverse", at=T0 + 1)])
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 2
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="inverse") == 1
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
+    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == T0
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.new and ev.product == "DERIVATIVES" and ev.started_at == T0
+    assert set(ev.order_ids) == {"1", "2", "3"} and set(ev.categories) == {"linear", "inverse"}
+
+    # the same orders again (e.g. from history backfill): nothing changes
+    assert t.observe([order("1", at=T0), order("3", "inverse", at=T0 + 1)]) == []
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 2
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
+
+
+def test_other_cancels_are_ignored():
+    metrics, t, _ = make()
+    assert t.observe([order("1", cancel="CancelByUser"), order("2", cancel="UNKNOWN"), {"orderId": "3"}]) == []
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 0
+
+
+def test_products_are_separate_triggers():
+    metrics, t, _ = make()
+    events = t.observe([order("s1", "spot"), order("l1", "linear"), order("o1", "option")])
+    assert {e.product for e in events} == {"SPOT", "DERIVATIVES", "OPTIONS"}
+    for product in ("SPOT", "DERIVATIVES", "OPTIONS"):
+        assert value(metrics, "bybit_dcp_triggers_total", product=product) == 1
+
+
+def test_bursts_further_apart_than_window_are_two_triggers():
+    metrics, t, _ = make(burst_window=5.0)
+    t.observe([order("1", at=T0)])
+    events = t.observe([order("2", at=T0 + 30)])
+    assert events[0].new
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 2
+    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == T0 + 30
+
+
+def test_late_order_of_a_counted_burst_joins_it():
+    metrics, t, _ = make()
+    t.observe([order("1", at=T0 + 1)])
+    # the rest of the same burst arrives later by backfill, one of them even earlier
+    events = t.observe([order("2", at=T0 + 0.5), order("3", at=T0 + 3)])
+    assert len(events) == 1 and not events[0].new
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 3
+    # last trigger is the burst's first updatedTime
+    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == T0 + 0.5
+
+
+def test_backfilled_older_burst_counts_but_does_not_move_last_trigger_back():
+    metrics, t, _ = make()
+    t.observe([order("new", at=T0 + 100)])
+    events = t.observe([order("old", at=T0)])
+    assert events[0].new and events[0].started_at == T0
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 2
+    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == T0 + 100
+
+
+def test_missing_updated_time_uses_the_clock():
+    metrics, t, clock = make()
+    o = order("1")
+    del o["updatedTime"]
+    events = t.observe([o])
+    assert events[0].started_at == clock.now
+
+
+def test_memory_is_bounded_by_count():
+    metrics, t, _ = make(max_remembered=10)
+    t.observe([order(str(i), at=T0 + i * 0.01) for i in range(50)])
+    assert t.remembered == 10
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 50
+
+
+def test_memory_expires_after_25_hours():
+    metrics, t, clock = make()
+    t.observe([order("1", at=T0)])
+    clock.now += tr.RETENTION_SECONDS + 1
+    t.observe([])
+    assert t.remembered == 0
+
+
+def test_malformed_dcp_orders_are_ignored_not_fatal():
+    metrics, t, _ = make()
+    bad = [
+        {"cancelType": "CancelByDCP", "category": "linear"},
+        {"cancelType": "CancelByDCP", "orderId": "x", "category": "futures"},
+        {"cancelType": "CancelByDCP", "orderId": "y", "category": "linear", "updatedTime": "soon"},
+        "not a dict",
+    ]
+    events = t.observe(bad)
+    assert t.ignored == 2
+    assert [e.order_ids for e in events] == [("y",)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0, max_value=3.0), min_size=1, max_size=30),
+    st.randoms(use_true_random=False),
+    st.integers(min_value=1, max_value=5),
+)
+def test_one_burst_is_one_trigger_whatever_the_arrival_order(offsets, rnd, batches):
+    """A single DCP trigger (all cancels within the window) counts once, however the
+    orders are split between live pushes and backfill batches and in whatever order."""
+    metrics, t, _ = make(burst_window=5.0)
+    orders = [order(f"o{i}", random.Random(i).choice(["linear", "inverse"]), at=T0 + off) for i, off in enumerate(offsets)]
+    rnd.shuffle(orders)
+    # deliver in batches, with duplicates
+    chunks = [orders[i::batches] for i in range(batches)] + [orders[: len(orders) // 2]]
+    for chunk in chunks:
+        t.observe(chunk)
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
+    total = sum(value(metrics, "bybit_dcp_cancelled_orders_total", category=c) for c in ("linear", "inverse"))
+    assert total == len(orders)
+    first = value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES")
+    assert abs(first - (T0 + min(offsets))) < 0.002
