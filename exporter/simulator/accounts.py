@@ -1,0 +1,162 @@
+"""Simulated Bybit accounts: credentials, DCP settings, orders and what clients did (no I/O)."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import CATEGORY_PRODUCT
+
+DEFAULT_DCP = {"DERIVATIVES": 10, "SPOT": 10}
+ACTIVE_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered", "Created"})
+
+
+def new_secret() -> str:
+    return _secrets.token_hex(18)
+
+
+def ms(t: float) -> str:
+    return str(int(t * 1000))
+
+
+@dataclass
+class SimAccount:
+    """One account (UID) with one API key. Read its fields from tests to assert what happened."""
+
+    api_key: str
+    api_secret: str | None
+    rsa_public_key_pem: str | None = None
+    name: str = ""
+    dcp: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DCP))
+    orders: dict[str, dict] = field(default_factory=dict)
+    ws_frames: list[tuple[str, dict]] = field(default_factory=list)
+    rest_calls: list[dict] = field(default_factory=list)
+    set_dcp_calls: list[tuple[str, int]] = field(default_factory=list)
+    triggers: list[dict] = field(default_factory=list)
+    # (effective_at, product, window) set through REST, waiting for the settle delay
+    pending_dcp: list[tuple[float, str, int]] = field(default_factory=list)
+    _topics: set[str] = field(default_factory=set)
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"SimAccount(api_key={self.api_key!r}, name={self.name!r}, dcp={self.dcp!r})"
+
+    def subscribed_topics(self) -> set[str]:
+        """Every topic ever successfully subscribed on this account's connections."""
+        return set(self._topics)
+
+    def note_topic(self, topic: str) -> None:
+        self._topics.add(topic)
+
+    # --- DCP settings -----------------------------------------------------------------
+    def apply_due_settings(self, now: float) -> None:
+        """Windows set through REST take effect once their settle delay has passed."""
+        due = [p for p in self.pending_dcp if p[0] <= now]
+        if not due:
+            return
+        self.pending_dcp = [p for p in self.pending_dcp if p[0] > now]
+        for _, product, window in sorted(due):
+            self.dcp[product] = window
+
+    def request_window(self, product: str, window: int, now: float, delay: float) -> None:
+        self.set_dcp_calls.append((product, window))
+        if delay <= 0:
+            self.dcp[product] = window
+        else:
+            self.pending_dcp.append((now + delay, product, window))
+
+    def dcp_infos(self, now: float) -> list[dict]:
+        self.apply_due_settings(now)
+        return [
+            {"product": p, "dcpStatus": "ON", "timeWindow": str(w)}
+            for p, w in sorted(self.dcp.items(), key=lambda kv: ("SPOT", "DERIVATIVES", "OPTIONS").index(kv[0]))
+        ]
+
+    # --- orders -----------------------------------------------------------------------
+    def new_order(
+        self,
+        now: float,
+        *,
+        category: str,
+        symbol: str,
+        side: str,
+        qty: str,
+        price: str,
+        order_type: str = "Limit",
+        order_link_id: str = "",
+        time_in_force: str = "GTC",
+    ) -> dict:
+        created = ms(now)
+        order: dict[str, Any] = {
+            "category": category,
+            "orderId": str(uuid.uuid4()),
+            "orderLinkId": order_link_id,
+            "blockTradeId": "",
+            "symbol": symbol,
+            "price": price,
+            "qty": qty,
+            "side": side,
+            "isLeverage": "",
+            "positionIdx": 0,
+            "orderStatus": "New",
+            "cancelType": "UNKNOWN",
+            "rejectReason": "EC_NoError",
+            "avgPrice": "",
+            "leavesQty": qty,
+            "leavesValue": _mul(qty, price),
+            "cumExecQty": "0",
+            "cumExecValue": "0",
+            "cumExecFee": "0",
+            "timeInForce": time_in_force,
+            "orderType": order_type,
+            "stopOrderType": "",
+            "orderIv": "",
+            "triggerPrice": "",
+            "takeProfit": "",
+            "stopLoss": "",
+            "tpTriggerBy": "",
+            "slTriggerBy": "",
+            "triggerDirection": 0,
+            "triggerBy": "",
+            "lastPriceOnCreated": "",
+            "reduceOnly": False,
+            "closeOnTrigger": False,
+            "smpType": "None",
+            "smpGroup": 0,
+            "smpOrderId": "",
+            "createdTime": created,
+            "updatedTime": created,
+        }
+        self.orders[order["orderId"]] = order
+        return order
+
+    def active_orders(self, categories: tuple[str, ...] | None = None) -> list[dict]:
+        return [
+            o
+            for o in self.orders.values()
+            if o["orderStatus"] in ACTIVE_STATUSES and (categories is None or o["category"] in categories)
+        ]
+
+    def cancel_by_dcp(self, categories: tuple[str, ...], now: float) -> list[dict]:
+        cancelled = []
+        for order in self.active_orders(categories):
+            order.update(
+                orderStatus="Cancelled",
+                cancelType="CancelByDCP",
+                leavesQty="0",
+                leavesValue="0",
+                updatedTime=ms(now),
+            )
+            cancelled.append(order)
+        return cancelled
+
+    def product_of(self, category: str) -> str:
+        return CATEGORY_PRODUCT[category]
+
+
+def _mul(qty: str, price: str) -> str:
+    try:
+        return format(float(qty) * float(price), "g")
+    except ValueError:
+        return "0"

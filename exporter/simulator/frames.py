@@ -1,0 +1,88 @@
+"""Private-websocket frames in Bybit's shapes, and topic validation (pure functions)."""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+import time
+import uuid
+
+from .engine import TOPIC_PRODUCT
+
+ORDER_TOPICS = ("order", "order.spot", "order.linear", "order.inverse", "order.option")
+KNOWN_TOPICS = frozenset(ORDER_TOPICS) | frozenset(TOPIC_PRODUCT)
+DEFAULT_MAX_ACTIVE = 600.0
+
+
+def new_conn_id(rng: random.Random | None = None) -> str:
+    """Looks like Bybit's ``cejreaspqfh3sjdnldmg-p``."""
+    r = rng or random
+    body = "".join(r.choice(string.ascii_lowercase + string.digits) for _ in range(20))
+    return f"{body}-{r.choice(string.ascii_lowercase)}{r.choice(string.digits)}"
+
+
+def with_req_id(frame: dict, req_id) -> dict:
+    if req_id is not None:
+        frame["req_id"] = req_id
+    return frame
+
+
+def auth_ok(conn_id: str, req_id=None) -> dict:
+    return with_req_id({"success": True, "ret_msg": "", "op": "auth", "conn_id": conn_id}, req_id)
+
+
+def auth_failed(conn_id: str, message: str, req_id=None) -> dict:
+    return with_req_id({"success": False, "ret_msg": message, "op": "auth", "conn_id": conn_id}, req_id)
+
+
+def op_result(op: str, conn_id: str, req_id=None, *, ok: bool = True, message: str = "") -> dict:
+    return with_req_id({"success": ok, "ret_msg": message, "op": op, "conn_id": conn_id}, req_id)
+
+
+def pong(conn_id: str, now: float, req_id=None) -> dict:
+    frame: dict = {}
+    if req_id is not None:
+        frame["req_id"] = req_id
+    frame.update({"op": "pong", "args": [str(int(now * 1000))], "conn_id": conn_id})
+    return frame
+
+
+def order_push(topic: str, orders: list[dict], now: float | None = None) -> dict:
+    return {
+        "id": f"{uuid.uuid4().hex[:20]}",
+        "topic": topic,
+        "creationTime": int((time.time() if now is None else now) * 1000),
+        "data": [dict(o) for o in orders],
+    }
+
+
+def topic_wants(topic: str, category: str) -> bool:
+    return topic == "order" or topic == f"order.{category}"
+
+
+def check_topics(args) -> str | None:
+    """Return Bybit's error message for a bad subscribe request, or None if it is fine."""
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        return "error:args must be a non-empty list of topics"
+    for topic in args:
+        if topic not in KNOWN_TOPICS:
+            return f"error:handler not found,topic:{topic}"
+    orders = [t for t in args if t.startswith("order")]
+    if "order" in orders and len(orders) > 1:
+        return "error:order and order.<category> cannot be subscribed in one request"
+    return None
+
+
+_ACTIVE = re.compile(r"^(\d+)(s|m)?$")
+
+
+def parse_max_active_time(value: str | None) -> float | None:
+    """``30s``..``600s`` (or ``1m``..``10m``); None when absent or out of range."""
+    if not value:
+        return None
+    m = _ACTIVE.match(value.strip())
+    if not m:
+        return None
+    seconds = int(m.group(1)) * (60 if m.group(2) == "m" else 1)
+    return float(seconds) if 30 <= seconds <= 600 else None
