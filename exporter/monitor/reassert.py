@@ -1,0 +1,362 @@
+"""When to put the configured DCP window back: the pure decision core (sans-I/O).
+
+Changing an account's risk setting automatically must be boringly safe, so every rule
+lives here, where it can be tested without sockets, sleeps or Bybit:
+
+- only products with a desired window are ever considered, and only windows in
+  [3, 300] (Bybit's range) are ever sent;
+- a set is asked for only when Bybit reports something other than the desired window,
+  so replicas sharing one desired state never fight;
+- at most one set per product per settle period: after a set the product waits the
+  settle time, and the first observation after it verifies the set;
+- failures (an error answer, or a verification that still shows drift) back off
+  exponentially, ``settle * 2**n`` capped at ``max_backoff``; a verified success
+  resets the count;
+- a key, signature, permission or IP error (10003/10004/10005/10010) blocks the whole
+  account until the configuration or the credentials change, which creates a new core;
+- ``off`` and ``dry-run`` never ask for a set; dry-run describes the request instead.
+
+The core is clock-injected: every call takes ``now`` (seconds). Time never runs
+backwards inside it (it keeps the latest ``now`` it has seen), so a wall clock that
+steps back cannot shorten a settle period or a backoff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from ..bybit.errors import AUTH_CODES
+from ..bybit.models import DcpSetting
+
+MIN_WINDOW = 3
+MAX_WINDOW = 300
+POLICIES = ("off", "dry-run", "enforce")
+DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
+SET_METHOD = "POST"
+SET_PATH = "/v5/order/disconnected-cancel-all"
+
+Policy = Literal["off", "dry-run", "enforce"]
+
+
+def set_request(product: str, window: int) -> tuple[str, str, str]:
+    """The request that sets a window: method, path and JSON body (product always named).
+
+    ``product`` defaults to OPTIONS on Bybit, so it is always sent.
+    """
+    body = json.dumps({"product": product, "timeWindow": int(window)}, separators=(",", ":"))
+    return SET_METHOD, SET_PATH, body
+
+
+def valid_window(window: object) -> bool:
+    return isinstance(window, int) and not isinstance(window, bool) and MIN_WINDOW <= window <= MAX_WINDOW
+
+
+# --- drift: what Bybit reports compared with what the desk decided -----------------
+
+
+@dataclass(frozen=True)
+class InSync:
+    product: str
+    window: int
+    kind: str = field(default="in_sync", init=False)
+    drifting: bool = field(default=False, init=False)
+
+
+@dataclass(frozen=True)
+class DifferentWindow:
+    product: str
+    reported: int
+    desired: int
+    kind: str = field(default="different_window", init=False)
+    drifting: bool = field(default=True, init=False)
+
+
+@dataclass(frozen=True)
+class NotEnabled:
+    """Bybit does not list the product (DCP not enabled by the account manager), or lists it OFF."""
+
+    product: str
+    desired: int
+    status: str | None = None  # None: not listed at all; else the status Bybit reports (e.g. "OFF")
+    kind: str = field(default="not_enabled", init=False)
+    drifting: bool = field(default=True, init=False)
+
+
+Drift = Union[InSync, DifferentWindow, NotEnabled]
+
+
+def drift_of(product: str, desired: int, reported: Mapping[str, DcpSetting]) -> Drift:
+    setting = reported.get(product)
+    if setting is None:
+        return NotEnabled(product, desired)
+    if not setting.on:
+        return NotEnabled(product, desired, setting.status)
+    if setting.window == desired:
+        return InSync(product, desired)
+    return DifferentWindow(product, setting.window, desired)
+
+
+def reported_window(drift: Drift) -> int | None:
+    """The window Bybit reports for the product, None when it is not enabled."""
+    if isinstance(drift, InSync):
+        return drift.window
+    if isinstance(drift, DifferentWindow):
+        return drift.reported
+    return None
+
+
+# --- actions: what the I/O shell should do ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Set:
+    """Send ``POST /v5/order/disconnected-cancel-all`` now, then report the result."""
+
+    product: str
+    window: int
+    old: int | None  # what Bybit reported; None = product not enabled
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What enforce would send (policy dry-run): log it, send nothing."""
+
+    product: str
+    old: int | None
+    new: int
+
+    def request(self) -> tuple[str, str, str]:
+        return set_request(self.product, self.new)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Drift, but not now: ``reason`` is settling, in_flight or backoff; ``until`` when known."""
+
+    product: str
+    reason: str
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Drift, but re-assertion is stopped for the account (credential or permission error)."""
+
+    product: str
+    code: str
+
+
+Action = Union[Set, DryRun, Wait, Blocked]
+
+
+# --- events: outcomes of earlier sets, learnt from this observation ----------------
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The first observation after the settle time shows the desired window."""
+
+    product: str
+    window: int
+
+
+@dataclass(frozen=True)
+class VerifyFailed:
+    """The set was accepted, but after the settle time Bybit still reports drift."""
+
+    product: str
+    drift: Drift
+    failures: int
+    retry_at: float
+
+
+Event = Union[Verified, VerifyFailed]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Result of one observation.
+
+    ``drift`` holds every desired product (empty after a failed poll: nothing is known);
+    ``changed`` the products whose drift differs from the previous observation (for
+    logging once per change, not every poll).
+    """
+
+    drift: dict[str, Drift]
+    changed: frozenset[str]
+    actions: tuple[Action, ...]
+    events: tuple[Event, ...]
+
+    def sets(self) -> list[Set]:
+        return [a for a in self.actions if isinstance(a, Set)]
+
+
+@dataclass(frozen=True)
+class SetFailed:
+    """What :meth:`Reasserter.record_result` learnt from an error answer."""
+
+    product: str
+    code: str
+    failures: int
+    retry_at: float
+    blocked: bool
+
+
+@dataclass
+class _Product:
+    failures: int = 0
+    sent_at: float | None = None  # when the last Set was handed out
+    in_flight: bool = False  # a Set was handed out and its answer is not recorded yet
+    verifying: bool = False  # the answer was ok; the next observation after settle verifies it
+    retry_at: float = float("-inf")  # no Set before this time
+    last_drift: Drift | None = None
+    dry_run_logged: Drift | None = None
+
+
+class Reasserter:
+    """Decides, per desired product, whether to set the window now.
+
+    Create a new instance whenever the account's configuration or credentials change:
+    that is what clears a block after an authentication or permission error.
+    """
+
+    def __init__(
+        self,
+        desired: Mapping[str, int],
+        policy: str = "off",
+        settle_seconds: float = 10.0,
+        *,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"reassert policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        for product, window in desired.items():
+            if not valid_window(window):
+                raise ValueError(
+                    f"desired window for {product} must be an integer in [{MIN_WINDOW}, {MAX_WINDOW}], not {window!r}"
+                )
+        if not settle_seconds > 0:
+            raise ValueError("settle_seconds must be positive")
+        if not max_backoff >= settle_seconds:
+            raise ValueError("max_backoff must be at least settle_seconds")
+        self.desired: dict[str, int] = dict(desired)
+        self.policy = policy
+        self.settle = float(settle_seconds)
+        self.max_backoff = float(max_backoff)
+        self.blocked_code: str | None = None
+        self._now = float("-inf")
+        self._state = {product: _Product() for product in self.desired}
+
+    # -- queries ------------------------------------------------------------------
+
+    @property
+    def blocked(self) -> bool:
+        return self.blocked_code is not None
+
+    def failures(self, product: str) -> int:
+        state = self._state.get(product)
+        return state.failures if state else 0
+
+    def backoff(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` consecutive failures."""
+        if failures <= 0:
+            return self.settle
+        # 2**n grows fast; cap the exponent before it can overflow a float.
+        return min(self.settle * 2.0 ** min(failures, 64), self.max_backoff)
+
+    # -- inputs -------------------------------------------------------------------
+
+    def _tick(self, now: float) -> float:
+        self._now = max(self._now, float(now))
+        return self._now
+
+    def decide(self, reported: Mapping[str, DcpSetting] | None, now: float) -> Decision:
+        """One observation: Bybit's settings by product, or None for a failed poll."""
+        now = self._tick(now)
+        if reported is None:  # nothing is known: no drift, no verification, no set
+            return Decision({}, frozenset(), (), ())
+
+        drift: dict[str, Drift] = {}
+        changed: set[str] = set()
+        actions: list[Action] = []
+        events: list[Event] = []
+        for product, desired in self.desired.items():
+            state = self._state[product]
+            current = drift_of(product, desired, reported)
+            drift[product] = current
+            if current != state.last_drift:
+                changed.add(product)
+                state.last_drift = current
+
+            if state.in_flight:
+                actions.append(Wait(product, "in_flight"))
+                continue
+            if state.verifying:
+                assert state.sent_at is not None
+                settled_at = state.sent_at + self.settle
+                if now < settled_at:
+                    actions.append(Wait(product, "settling", settled_at))
+                    continue
+                state.verifying = False
+                if isinstance(current, InSync):
+                    state.failures = 0
+                    state.retry_at = now
+                    events.append(Verified(product, desired))
+                else:
+                    state.failures += 1
+                    state.retry_at = max(state.retry_at, now + self.backoff(state.failures))
+                    events.append(VerifyFailed(product, current, state.failures, state.retry_at))
+
+            if isinstance(current, InSync):
+                state.dry_run_logged = None
+                continue
+            if self.policy == "off":
+                continue
+            if self.blocked_code is not None:
+                actions.append(Blocked(product, self.blocked_code))
+                continue
+            if self.policy == "dry-run":
+                if state.dry_run_logged != current:
+                    state.dry_run_logged = current
+                    actions.append(DryRun(product, reported_window(current), desired))
+                continue
+            if now < state.retry_at:
+                actions.append(Wait(product, "backoff", state.retry_at))
+                continue
+            # enforce: hand out one set and wait for its answer and the settle time
+            state.in_flight = True
+            state.sent_at = now
+            state.retry_at = now + self.settle
+            actions.append(Set(product, desired, reported_window(current)))
+        return Decision(drift, frozenset(changed), tuple(actions), tuple(events))
+
+    def record_result(self, product: str, now: float, error_code: str | int | None = None) -> SetFailed | None:
+        """The answer to a Set: ``error_code`` None when Bybit accepted it, else its code.
+
+        An accepted set is verified by the first observation at least ``settle`` after it
+        was sent. An error counts as a failure and backs off; an authentication or
+        permission code blocks the account.
+        """
+        now = self._tick(now)
+        code = None if error_code is None else str(error_code)
+        if code is not None and code in AUTH_CODES:
+            self.block(code)
+        state = self._state.get(product)
+        if state is None or not state.in_flight:
+            return None  # not a set this core handed out (or already settled)
+        state.in_flight = False
+        if code is None:
+            state.verifying = True
+            return None
+        state.failures += 1
+        assert state.sent_at is not None
+        state.retry_at = max(state.sent_at + self.settle, now + self.backoff(state.failures))
+        return SetFailed(product, code, state.failures, state.retry_at, self.blocked)
+
+    def block(self, code: str | int) -> None:
+        """Stop every set for the account until a new core is created."""
+        if self.blocked_code is None:
+            self.blocked_code = str(code)
