@@ -1,0 +1,116 @@
+"""A scripted day in the life of a trading account, for ``--demo`` and drills.
+
+Keeps resting orders on the book, varies the pong latency, drops the account's connections
+now and then, and every few minutes plays a trading bot that holds the only protected
+(``dcp.*``) connection and then disappears, so DCP fires and cancels the resting orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+
+import websockets
+
+from ..bybit import signing
+from .server import Simulator
+
+log = logging.getLogger("exporter.simulator.scenario")
+
+ORDER_CATEGORIES = ("linear", "spot")
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+def top_up_orders(sim: Simulator, api_key: str, per_category: int, rng: random.Random) -> int:
+    """Place resting limit orders until each category has ``per_category`` of them."""
+    acct = sim.account(api_key)
+    placed = 0
+    for category in ORDER_CATEGORIES:
+        missing = per_category - len(acct.active_orders((category,)))
+        for _ in range(max(missing, 0)):
+            side = rng.choice(("Buy", "Sell"))
+            price = 60000 + rng.randint(-3000, 3000) if side == "Buy" else 70000 + rng.randint(-3000, 3000)
+            sim.place_order(api_key, category=category, symbol="BTCUSDT", side=side, qty="0.01", price=str(price))
+            placed += 1
+    return placed
+
+
+async def protected_session(sim: Simulator, api_key: str, topics=("dcp.future", "dcp.spot"), hold: float = 1.0) -> bool:
+    """Be a trading bot for ``hold`` seconds: auth, subscribe ``dcp.*``, ping, then vanish.
+
+    Returns False if the account cannot be driven (an RSA account: no secret to sign with).
+    """
+    acct = sim.account(api_key)
+    if not acct.api_secret:
+        return False
+    async with websockets.connect(sim.ws_url, open_timeout=5, close_timeout=2) as ws:
+        expires = int(time.time() * 1000) + 10_000
+        await ws.send(json.dumps({"req_id": "bot-auth", "op": "auth", "args": signing.ws_auth_args(api_key, acct.api_secret, expires)}))
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send(json.dumps({"req_id": "bot-sub", "op": "subscribe", "args": list(topics)}))
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send(json.dumps({"req_id": "bot-ping", "op": "ping"}))
+        await asyncio.wait_for(ws.recv(), 5)
+        await asyncio.sleep(hold)
+    return True
+
+
+async def run_demo_scenario(
+    sim: Simulator,
+    api_key: str,
+    *,
+    stop: asyncio.Event,
+    rng: random.Random = random.Random(),
+    orders_per_category: int = 3,
+    first_trigger_after: float = 30.0,
+    trigger_every: float = 180.0,
+    latency_every: float = 15.0,
+    reconnect_every: float = 120.0,
+    step: float = 1.0,
+) -> None:
+    """Run until ``stop`` is set. Every wait is bounded and wakes up on ``stop``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    next_trigger = start + first_trigger_after
+    next_latency = start
+    next_reconnect = start + reconnect_every
+    top_up_orders(sim, api_key, orders_per_category, rng)
+    while not stop.is_set():
+        now = loop.time()
+        if now >= next_latency:
+            sim.set_pong_latency(api_key, rng.uniform(0.005, 0.120))
+            next_latency = now + latency_every
+        if now >= next_reconnect:
+            log.info("scenario: closing the account's connections")
+            sim.close_connections(api_key, code=1001, reason="scenario: server restart")
+            next_reconnect = now + reconnect_every * rng.uniform(0.8, 1.2)
+        if now >= next_trigger:
+            next_trigger = now + trigger_every
+            top_up_orders(sim, api_key, orders_per_category, rng)
+            before = len(sim.account(api_key).triggers)
+            try:
+                driven = await protected_session(sim, api_key)
+            except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
+                log.warning("scenario: the protected session failed: %s", exc)
+                driven = False
+            if driven:
+                window = max(sim.account(api_key).dcp.values(), default=10) * sim.time_scale
+                deadline = loop.time() + window + 5.0
+                while len(sim.account(api_key).triggers) == before and loop.time() < deadline:
+                    if await _wait(stop, 0.2):
+                        return
+                log.info("scenario: DCP trigger done; placing new orders")
+        top_up_orders(sim, api_key, orders_per_category, rng)
+        if await _wait(stop, step):
+            return
