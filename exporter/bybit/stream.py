@@ -1,0 +1,375 @@
+"""Bybit V5 private websocket: connect, auth, subscribe, JSON ping, reconnect (thin I/O shell).
+
+One :class:`PrivateStream` per account. The decisions live in sans-I/O pieces:
+frame parsing in :mod:`exporter.bybit.messages`, ping/pong bookkeeping in
+:class:`exporter.monitor.heartbeat.Heartbeat`, reconnect delays in :func:`backoff_delay`
+and :func:`auth_backoff_delay`, and the per-host connection budget in
+:class:`ConnectionBudget`. This module only moves frames and sleeps.
+
+Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
+(signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
+JSON ``ping`` at once and then every ``ping_interval``. No pong within ``pong_timeout``
+-> close and reconnect. ``bybit_dcp_ws_connected`` is 1 only between an acknowledged
+subscription and the end of that connection. Every reconnect is counted with its reason.
+
+The stream subscribes exactly the topics it is given. Observer mode gives ``("order",)``;
+a ``dcp.*`` topic makes this connection one of the account's protected connections,
+which keeps DCP from firing while the exporter lives (see docs/stream.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
+
+from ..metrics import PRODUCT_TOPIC, Metrics
+from ..monitor.heartbeat import Heartbeat
+from ..secrets import Secret
+from . import messages as msg
+from .signing import ws_auth_args
+
+log = logging.getLogger("exporter.stream")
+
+TOPIC_PRODUCT = {topic: product for product, topic in PRODUCT_TOPIC.items()}
+
+OrdersCallback = Callable[[list[dict]], "Awaitable[None] | None"]
+ReconnectedCallback = Callable[[float, float], "Awaitable[None] | None"]
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    url: str
+    api_key: str
+    api_secret: Secret
+    topics: tuple[str, ...]
+    ping_interval: float = 20.0
+    pong_timeout: float = 10.0
+    # Reconnect policy: full-jitter exponential backoff; auth failures wait longer.
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    auth_backoff_base: float = 10.0
+    auth_backoff_cap: float = 300.0
+    handshake_timeout: float = 10.0  # each of: open, auth ack, subscribe ack
+    close_timeout: float = 2.0
+    auth_expiry: float = 5.0  # seconds ahead of now for the auth signature's expiry
+    max_frame_bytes: int = 8 * 1024 * 1024
+
+    def __repr__(self) -> str:  # the secret masks itself; keep the key out too
+        return f"StreamConfig(url={self.url!r}, topics={self.topics!r})"
+
+
+# ---- sans-I/O reconnect policy -----------------------------------------------------------
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
+    ceiling = min(cap, base * (2 ** min(attempt, 62)))
+    return rng.uniform(0.0, ceiling)
+
+
+def auth_backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Auth failures wait at least half the exponential step: retrying a refused key
+    quickly only adds load and log noise, and credentials rarely fix themselves."""
+    ceiling = min(cap, base * (2 ** min(attempt, 62)))
+    return rng.uniform(0.5 * ceiling, ceiling)
+
+
+class ConnectionBudget:
+    """A token bucket per host, shared by every stream of the process.
+
+    Bybit allows 500 new connections per 5 minutes per domain. With ``burst`` tokens and a
+    refill of ``(limit - burst) / period`` per second, no window of ``period`` seconds can
+    hold more than ``limit`` openings, however many accounts reconnect at once.
+    :meth:`reserve` takes a token now and says how long to wait before using it.
+    """
+
+    def __init__(self, limit: int = 500, period: float = 300.0, burst: int = 100) -> None:
+        if not 0 < burst < limit or period <= 0:
+            raise ValueError("need 0 < burst < limit and period > 0")
+        self.burst = float(burst)
+        self.rate = (limit - burst) / period
+        self._hosts: dict[str, tuple[float, float]] = {}  # host -> (tokens, at)
+
+    def reserve(self, host: str, now: float) -> float:
+        tokens, at = self._hosts.get(host, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate) - 1.0
+        self._hosts[host] = (tokens, now)
+        return 0.0 if tokens >= 0 else -tokens / self.rate
+
+
+DEFAULT_BUDGET = ConnectionBudget()
+
+
+class _Reconnect(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ---- the I/O shell --------------------------------------------------------------------------
+
+
+class PrivateStream:
+    def __init__(
+        self,
+        account: str,
+        config: StreamConfig,
+        metrics: Metrics,
+        *,
+        on_orders: OrdersCallback,
+        on_reconnected: ReconnectedCallback | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        budget: ConnectionBudget | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.account = account
+        self.config = config
+        self.metrics = metrics
+        self.on_orders = on_orders
+        self.on_reconnected = on_reconnected
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self.budget = budget if budget is not None else DEFAULT_BUDGET
+        self._sleep = sleep
+        self.heartbeat = Heartbeat(config.ping_interval, config.pong_timeout)
+        self._req_ids = msg.ReqIds(f"{self.rng.getrandbits(32):08x}")
+        self._host = urlsplit(config.url).hostname or config.url
+        self._dcp_products = [TOPIC_PRODUCT[t] for t in config.topics if t in TOPIC_PRODUCT]
+        self._started_at: float | None = None
+        self._connected = False
+        self._ever_connected = False
+        self._down_since: float | None = None
+        self._last_frame_at: float | None = None
+        self._session_pong = False
+        self._logged_kinds: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self.attempt = 0  # consecutive unhealthy connections (drives the backoff)
+        self.auth_attempt = 0  # consecutive auth failures
+        self.last_reason: str | None = None
+
+    # ---- public
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def clock_skew(self) -> float | None:
+        """Bybit clock minus ours, from the last pong's ``args[0]`` (None before any)."""
+        return self.heartbeat.last_skew
+
+    def last_pong_or_start(self) -> float | None:
+        return self.heartbeat.last_pong if self.heartbeat.last_pong is not None else self._started_at
+
+    async def run(self) -> None:
+        """Connect and stay connected until cancelled. Never raises for network or protocol trouble."""
+        self._started_at = self.clock()
+        self.metrics.ping_gap.set_source(self.account, self.last_pong_or_start)
+        try:
+            while True:
+                reason = await self._one_connection()
+                self.last_reason = reason
+                self.metrics.ws_reconnects.labels(self.account, reason).inc()
+                if reason == "auth_failed":
+                    delay = auth_backoff_delay(
+                        self.auth_attempt, self.config.auth_backoff_base, self.config.auth_backoff_cap, self.rng
+                    )
+                    self.auth_attempt += 1
+                else:
+                    delay = backoff_delay(self.attempt, self.config.backoff_base, self.config.backoff_cap, self.rng)
+                self.attempt += 1
+                log.info("account=%s stream reconnecting reason=%s in=%.2fs", self.account, reason, delay)
+                await self._sleep(delay)
+        finally:
+            self._set_down()
+            for task in list(self._tasks):
+                task.cancel()
+
+    # ---- one connection
+
+    async def _one_connection(self) -> str:
+        wait = self.budget.reserve(self._host, time.monotonic())
+        if wait > 0:
+            log.warning("account=%s connection budget for %s exhausted; waiting %.1fs", self.account, self._host, wait)
+            await self._sleep(wait)
+        self._session_pong = False
+        cfg = self.config
+        try:
+            async with connect(
+                cfg.url,
+                open_timeout=cfg.handshake_timeout,
+                close_timeout=cfg.close_timeout,
+                ping_interval=None,  # the JSON ping is the heartbeat Bybit (and DCP) counts
+                max_size=cfg.max_frame_bytes,
+            ) as ws:
+                try:
+                    await self._converse(ws)
+                finally:
+                    self._set_down()
+        except _Reconnect as exc:
+            return exc.reason
+        except ConnectionClosed as exc:
+            log.info("account=%s stream closed: %s", self.account, _short(exc))
+            return "closed"
+        except (OSError, TimeoutError, InvalidURI, WebSocketException) as exc:
+            log.warning("account=%s stream error: %s: %s", self.account, type(exc).__name__, _short(exc))
+            return "error"
+        finally:
+            if self._session_pong:
+                self.attempt = 0  # the connection was healthy: start the backoff afresh
+        return "closed"  # unreachable: _converse only ends by raising
+
+    async def _converse(self, ws) -> None:
+        cfg = self.config
+        # auth
+        req = self._req_ids.next("auth")
+        expires_ms = int((self.clock() + cfg.auth_expiry) * 1000)
+        await ws.send(msg.auth_frame(req, ws_auth_args(cfg.api_key, cfg.api_secret, expires_ms)))
+        ack = await self._await_ack(ws, msg.AuthAck, req)
+        if not ack.success:
+            log.warning("account=%s stream auth refused: %s", self.account, ack.ret_msg[:200])
+            raise _Reconnect("auth_failed")
+        self.auth_attempt = 0
+
+        # subscribe, all topics in one request
+        req = self._req_ids.next("subscribe")
+        await ws.send(msg.subscribe_frame(req, cfg.topics))
+        sub = await self._await_ack(ws, msg.SubscribeAck, req)
+        if not sub.success:
+            log.warning("account=%s stream subscribe %s refused: %s", self.account, list(cfg.topics), sub.ret_msg[:200])
+            raise _Reconnect("subscribe_failed")
+
+        self._set_up()
+        hb = self.heartbeat
+        while True:
+            now = self.clock()
+            if hb.timed_out(now):
+                self.metrics.ws_pong_timeouts.labels(self.account).inc()
+                log.warning("account=%s no pong within %.1fs; reconnecting", self.account, cfg.pong_timeout)
+                raise _Reconnect("pong_timeout")
+            if hb.ping_due(now):
+                req = self._req_ids.next("ping")
+                await ws.send(msg.ping_frame(req))
+                hb.on_ping_sent(req, self.clock())
+                continue
+            deadline = hb.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - now)
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout)
+            except TimeoutError:
+                continue
+            await self._handle(msg.parse_frame(raw), self.clock())
+
+    async def _await_ack(self, ws, kind: type, req_id: str):
+        """Wait for the ack of ``req_id``; other frames are handled (or counted) meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.handshake_timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("account=%s no %s within %.1fs", self.account, kind.__name__, self.config.handshake_timeout)
+                raise _Reconnect("error")
+            try:
+                raw = await asyncio.wait_for(ws.recv(), remaining)
+            except TimeoutError:
+                continue
+            frame = msg.parse_frame(raw)
+            if isinstance(frame, kind) and frame.req_id in (None, req_id):
+                return frame
+            await self._handle(frame, self.clock())
+
+    async def _handle(self, frame: msg.Frame, now: float) -> None:
+        if self._connected:
+            self._last_frame_at = now
+        if isinstance(frame, msg.Pong):
+            res = self.heartbeat.on_pong(frame.req_id, now, frame.server_ms)
+            if res.rtt is not None:
+                self.metrics.ws_rtt.labels(self.account).observe(res.rtt)
+                self._session_pong = True
+            if res.gap is not None:
+                self.metrics.ws_heartbeat_gap.labels(self.account).observe(res.gap)
+            self.metrics.ws_last_pong.labels(self.account).set(now)
+            return
+        if isinstance(frame, msg.OrderPush):
+            await self._deliver_orders(frame.orders)
+            return
+        if isinstance(frame, msg.Invalid):
+            self._invalid(frame.kind, frame.detail)
+        else:
+            self._invalid(f"unexpected_{type(frame).__name__}", "")
+
+    def _invalid(self, kind: str, detail: str) -> None:
+        self.metrics.ws_invalid_messages.labels(self.account).inc()
+        if kind not in self._logged_kinds:
+            self._logged_kinds.add(kind)
+            log.warning(
+                "account=%s skipped a websocket frame kind=%s detail=%r (further frames of this kind are counted, not logged)",
+                self.account,
+                kind,
+                detail,
+            )
+
+    async def _deliver_orders(self, orders: list[dict]) -> None:
+        try:
+            result = self.on_orders(orders)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the consumer's bug must not take the heartbeat down
+            log.exception("account=%s on_orders failed", self.account)
+
+    # ---- state
+
+    def _set_up(self) -> None:
+        now = self.clock()
+        self._connected = True
+        self._last_frame_at = now
+        self.heartbeat.on_connected(now)
+        self.metrics.ws_connected.labels(self.account).set(1)
+        for product in self._dcp_products:
+            self.metrics.ws_dcp_subscribed.labels(self.account, product).set(1)
+        log.info("account=%s stream up topics=%s", self.account, ",".join(self.config.topics))
+        if self._ever_connected and self.on_reconnected is not None:
+            down_since = self._down_since if self._down_since is not None else now
+            self._spawn(self.on_reconnected, down_since, now)
+        self._ever_connected = True
+
+    def _set_down(self) -> None:
+        if self._connected:
+            # Anything pushed after the last frame we read may be lost: that is the gap.
+            self._down_since = self._last_frame_at if self._last_frame_at is not None else self.clock()
+        self._connected = False
+        self.heartbeat.on_disconnected()
+        self.metrics.ws_connected.labels(self.account).set(0)
+        for product in self._dcp_products:
+            self.metrics.ws_dcp_subscribed.labels(self.account, product).set(0)
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a callback beside the read loop so a slow backfill never delays a pong."""
+
+        async def call() -> None:
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("account=%s on_reconnected failed", self.account)
+
+        task = asyncio.get_running_loop().create_task(call())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
