@@ -1,0 +1,86 @@
+"""Small clients for the simulator tests: a websockets private-stream client and polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import websockets
+
+from exporter.bybit import signing
+
+
+async def wait_for(cond, timeout: float = 5.0, interval: float = 0.01):
+    """Poll ``cond()`` until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+class WsClient:
+    """A private-stream client on the websockets library (the exporter's stack)."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(cls, url: str, key: str | None = None, secret: str | None = None, topics=(), *, ping: bool = False):
+        ws = await websockets.connect(url, open_timeout=5, close_timeout=1, ping_interval=None)
+        client = cls(ws)
+        if key is not None:
+            ack = await client.request({"req_id": "auth", "op": "auth", "args": signing.ws_auth_args(key, secret, int(time.time() * 1000) + 10_000)})
+            assert ack["success"] is True, ack
+        if topics:
+            ack = await client.request({"req_id": "sub", "op": "subscribe", "args": list(topics)})
+            assert ack["success"] is True, ack
+        if ping:
+            pong = await client.request({"req_id": "hb", "op": "ping"})
+            assert pong["op"] == "pong", pong
+        return client
+
+    async def send(self, frame: dict) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def recv(self, timeout: float = 5.0) -> dict:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def request(self, frame: dict, timeout: float = 5.0) -> dict:
+        await self.send(frame)
+        return await self.recv(timeout)
+
+    async def recv_until(self, pred, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("expected frame not received in time")
+            frame = await self.recv(left)
+            if pred(frame):
+                return frame
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def signed_get(session: aiohttp.ClientSession, base: str, path: str, key: str, secret: str, query: str = "", *, ts_ms: int | None = None, recv: int = 5000):
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    headers = signing.sign_rest(key, secret, ts, query, recv).as_dict()
+    url = f"{base}{path}" + (f"?{query}" if query else "")
+    async with session.get(url, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+async def signed_post(session: aiohttp.ClientSession, base: str, path: str, key: str, secret: str, body: dict, *, ts_ms: int | None = None, recv: int = 5000):
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    raw = json.dumps(body)
+    headers = signing.sign_rest(key, secret, ts, raw, recv).as_dict()
+    headers["Content-Type"] = "application/json"
+    async with session.post(f"{base}{path}", data=raw, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.json(content_type=None)
