@@ -1,0 +1,258 @@
+"""Re-assertion I/O shell: turns :class:`Reasserter` decisions into metrics, logs and REST calls.
+
+Every rule (when to set, how often, when to stop) lives in :mod:`.reassert`; this module only
+carries it out. ``observe`` never blocks: in enforce mode it starts at most one background
+task per product, which sends the set, waits the settle time, and verifies by querying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from ..bybit.errors import BybitError
+from ..bybit.models import DcpSetting
+from ..metrics import Metrics
+from .reassert import (
+    DEFAULT_MAX_BACKOFF,
+    Blocked,
+    Decision,
+    DifferentWindow,
+    Drift,
+    DryRun,
+    NotEnabled,
+    Reasserter,
+    Set,
+    Verified,
+    VerifyFailed,
+    set_request,
+)
+
+log = logging.getLogger("exporter.reassert")
+
+
+class DcpRest(Protocol):
+    """What the enforcer needs of :class:`exporter.bybit.rest.RestClient`."""
+
+    async def set_dcp(self, product: str, window: int) -> None: ...
+
+    async def query_dcp_info(self) -> dict[str, DcpSetting]: ...
+
+
+def _window_text(window: int | None) -> str:
+    return "none" if window is None else str(window)
+
+
+class Enforcer:
+    """Drift gauges, drift logs, dry-run descriptions and, in enforce mode, the sets themselves."""
+
+    def __init__(
+        self,
+        account: str,
+        desired: Mapping[str, int],
+        policy: str,
+        rest: DcpRest,
+        metrics: Metrics,
+        *,
+        settle_seconds: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+    ) -> None:
+        self.account = account
+        self.core = Reasserter(desired, policy, settle_seconds, max_backoff=max(max_backoff, settle_seconds))
+        self._rest = rest
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._logged: dict[str, Drift] = {}
+        self._block_announced = False
+        metrics.reassert_blocked.labels(account).set(0)
+        for product, window in self.core.desired.items():
+            metrics.desired_window.labels(account, product).set(window)
+            metrics.reassert_attempts.labels(account, product)
+            metrics.reassert_failures.labels(account, product)
+
+    @property
+    def policy(self) -> str:
+        return self.core.policy
+
+    @property
+    def blocked(self) -> bool:
+        return self.core.blocked
+
+    @property
+    def busy(self) -> bool:
+        """True while a set or its verification is running (tests poll this)."""
+        return any(not t.done() for t in self._tasks.values())
+
+    # -- inputs -------------------------------------------------------------------
+
+    def observe(self, reported: Mapping[str, DcpSetting]) -> None:
+        """After every successful poll: update drift, log changes, start sets (enforce)."""
+        self._apply(self.core.decide(reported, self._clock()))
+
+    def observe_auth_failure(self, code: str | int = "10003") -> None:
+        """The key itself was refused (e.g. on the poll): stop re-asserting for this account."""
+        self.core.block(code)
+        self._announce_block(self.core.blocked_code or str(code))
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- decisions -> effects --------------------------------------------------------
+
+    def _apply(self, decision: Decision) -> None:
+        for product, drift in decision.drift.items():
+            self._metrics.drift.labels(self.account, product).set(1 if drift.drifting else 0)
+            if product in decision.changed:
+                self._log_drift(product, drift)
+        for event in decision.events:
+            if isinstance(event, Verified):
+                self._metrics.reassert_last_success.labels(self.account, event.product).set(self._clock())
+                log.info(
+                    "DCP window re-assertion verified",
+                    extra={"account": self.account, "product": event.product, "window": event.window, "result": "verified"},
+                )
+            elif isinstance(event, VerifyFailed):
+                self._metrics.reassert_failures.labels(self.account, event.product).inc()
+                log.warning(
+                    "DCP window re-assertion not effective after the settle time; backing off",
+                    extra={
+                        "account": self.account,
+                        "product": event.product,
+                        "drift": event.drift.kind,
+                        "reported": _window_text(_reported(event.drift)),
+                        "failures": event.failures,
+                        "retry_in_seconds": round(event.retry_at - self._clock(), 1),
+                        "result": "verify_failed",
+                    },
+                )
+            self._cancel_stale(event.product)
+        for action in decision.actions:
+            if isinstance(action, Set):
+                self._start(action)
+            elif isinstance(action, DryRun):
+                method, path, body = action.request()
+                log.info(
+                    "re-assert dry-run: would send",
+                    extra={
+                        "account": self.account,
+                        "product": action.product,
+                        "old": _window_text(action.old),
+                        "new": action.new,
+                        "method": method,
+                        "path": path,
+                        "body": body,
+                    },
+                )
+            elif isinstance(action, Blocked):
+                log.debug("re-assertion blocked", extra={"account": self.account, "product": action.product, "code": action.code})
+
+    def _log_drift(self, product: str, drift: Drift) -> None:
+        previous = self._logged.get(product)
+        self._logged[product] = drift
+        fields = {"account": self.account, "product": product, "drift": drift.kind, "policy": self.core.policy}
+        if isinstance(drift, DifferentWindow):
+            log.warning("DCP window drift: Bybit reports a different window", extra=fields | {"reported": drift.reported, "desired": drift.desired})
+        elif isinstance(drift, NotEnabled):
+            listed = "not listed" if drift.status is None else f"listed {drift.status}"
+            log.warning("DCP window drift: product not enabled", extra=fields | {"reported": listed, "desired": drift.desired})
+        elif previous is not None and previous.drifting:
+            log.info("DCP window in sync again", extra=fields | {"window": drift.window})
+
+    def _cancel_stale(self, product: str) -> None:
+        """A poll verified the set first: the task's own verification is no longer needed."""
+        task = self._tasks.get(product)
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            self._tasks.pop(product, None)
+            task.cancel()
+
+    def _start(self, action: Set) -> None:
+        self._cancel_stale(action.product)
+        task = asyncio.get_running_loop().create_task(
+            self._enforce(action), name=f"reassert-{self.account}-{action.product}"
+        )
+        self._tasks[action.product] = task
+        task.add_done_callback(lambda t, p=action.product: self._done(p, t))
+
+    def _done(self, product: str, task: asyncio.Task) -> None:
+        if self._tasks.get(product) is task:
+            del self._tasks[product]
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "re-assert task failed",
+                exc_info=task.exception(),
+                extra={"account": self.account, "product": product},
+            )
+
+    async def _enforce(self, action: Set) -> None:
+        """Set, record the answer, wait the settle time, verify by querying."""
+        product = action.product
+        method, path, body = set_request(product, action.window)
+        audit = {
+            "account": self.account,
+            "product": product,
+            "old": _window_text(action.old),
+            "new": action.window,
+            "method": method,
+            "path": path,
+        }
+        self._metrics.reassert_attempts.labels(self.account, product).inc()
+        code: str | None = None
+        message = ""
+        try:
+            await self._rest.set_dcp(product, action.window)
+        except BybitError as exc:
+            code, message = exc.code, exc.message
+        except Exception as exc:  # noqa: BLE001 - any failure of the call is a failed attempt
+            code, message = "error", type(exc).__name__
+        failed = self.core.record_result(product, self._clock(), code)
+        if code is None:
+            log.info("DCP window set (audit)", extra=audit | {"result": "ok"})
+        else:
+            self._metrics.reassert_failures.labels(self.account, product).inc()
+            extra = audit | {"result": "error", "code": code, "error": message}
+            if failed is not None:
+                extra["failures"] = failed.failures
+                extra["retry_in_seconds"] = round(failed.retry_at - self._clock(), 1)
+            log.warning("DCP window set (audit)", extra=extra)
+            if self.core.blocked:
+                self._announce_block(self.core.blocked_code or code)
+            return
+
+        await self._sleep(self.core.settle)
+        try:
+            reported = await self._rest.query_dcp_info()
+        except BybitError as exc:
+            log.warning(
+                "verification query failed; the next poll verifies",
+                extra={"account": self.account, "product": product, "code": exc.code},
+            )
+            return
+        if self._tasks.get(product) is asyncio.current_task():
+            del self._tasks[product]  # done but for the bookkeeping below
+        self.observe(reported)
+
+    def _announce_block(self, code: str) -> None:
+        if self._block_announced:
+            return
+        self._block_announced = True
+        self._metrics.reassert_blocked.labels(self.account).set(1)
+        log.error(
+            "re-assertion stopped for this account: Bybit refused the key (invalid key, signature or "
+            "missing permission); fix the API key or its permissions, then restart or reload the configuration",
+            extra={"account": self.account, "code": code},
+        )
+
+
+def _reported(drift: Drift) -> int | None:
+    return drift.reported if isinstance(drift, DifferentWindow) else None
