@@ -275,3 +275,32 @@ async def test_unreachable_endpoint_counts_errors_and_ping_gap_grows_from_start(
         gap = h.value("bybit_dcp_ws_ping_gap_seconds")
         assert gap is not None and gap >= 0  # measured from the stream's start: no pong yet
         assert h.value("bybit_dcp_ws_connected") == 0
+
+
+async def test_reconnects_wait_for_the_shared_connection_budget():
+    """Failing connections never loop faster than the per-host budget allows."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
+    metrics = Metrics()
+    metrics.add_account(ACCOUNT, environment="test", mode="observer")
+    cfg = StreamConfig(f"ws://127.0.0.1:{port}/v5/private", KEY, Secret(SECRET), ("order",),
+                       backoff_base=0.05, backoff_cap=0.2, handshake_timeout=2.0)
+    stream = PrivateStream(ACCOUNT, cfg, metrics, on_orders=lambda orders: None, rng=random.Random(5),
+                           budget=ConnectionBudget(limit=11, period=10.0, burst=1), sleep=fake_sleep)
+    task = asyncio.create_task(stream.run())
+    await until(lambda: (sample(metrics, "bybit_dcp_ws_reconnects_total", reason="error") or 0) >= 5, what="5 errors")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    budget_waits = sorted(d for d in slept if d > 0.2)
+    backoffs = [d for d in slept if d <= 0.2]
+    # one token up front, then 1 per second: the 2nd..5th openings wait about 1, 2, 3, 4 s
+    assert len(budget_waits) >= 4 and budget_waits[:4] == pytest.approx([1, 2, 3, 4], abs=0.3)
+    assert len(backoffs) >= 5 and all(0 <= d <= 0.2 for d in backoffs)

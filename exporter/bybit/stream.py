@@ -234,7 +234,9 @@ class PrivateStream:
         cfg = self.config
         # auth
         req = self._req_ids.next("auth")
-        expires_ms = int((self.clock() + cfg.auth_expiry) * 1000)
+        # Expiry is judged by Bybit's clock: if the last pong showed it ahead of ours, add that.
+        ahead = max(0.0, self.heartbeat.last_skew or 0.0)
+        expires_ms = int((self.clock() + ahead + cfg.auth_expiry) * 1000)
         await ws.send(msg.auth_frame(req, ws_auth_args(cfg.api_key, cfg.api_secret, expires_ms)))
         ack = await self._await_ack(ws, msg.AuthAck, req)
         if not ack.success:

@@ -94,7 +94,7 @@ class Heartbeat:
     def timed_out(self, now: float) -> bool:
         """True when the oldest unanswered ping has waited ``pong_timeout`` or longer."""
         oldest = self._oldest_outstanding()
-        return oldest is not None and now - oldest >= self.pong_timeout
+        return oldest is not None and now >= oldest + self.pong_timeout  # same arithmetic as deadline()
 
     def deadline(self) -> float | None:
         """The next moment the stream must act (send a ping or declare a timeout)."""
