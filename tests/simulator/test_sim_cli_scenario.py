@@ -1,0 +1,116 @@
+"""The `simulate` command as a real process, and the demo scenario in-process."""
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import json
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from exporter.simulator import Simulator
+from exporter.simulator.cli import main
+from exporter.simulator.scenario import run_demo_scenario
+from sim_helpers import WsClient, wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return json.loads(resp.read())
+
+
+def start(args: list[str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter.simulator.cli", "--listen", f"127.0.0.1:{port}", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            get_json(f"http://127.0.0.1:{port}/v5/market/time")
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read())
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("simulator did not start")
+
+
+def stop(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=10)
+    return proc.returncode, out
+
+
+def test_cli_refuses_non_loopback_and_bad_flags(capsys):
+    assert main(["--listen", "0.0.0.0:9000"]) == 2
+    assert "loopback" in capsys.readouterr().err
+    assert main(["--listen", "127.0.0.1:9000", "--api-key", "k"]) == 2
+    assert main(["--listen", "127.0.0.1:x"]) == 2
+
+
+def test_cli_with_credentials_and_sigterm():
+    proc, port = start(["--api-key", "K1", "--api-secret", "S1", "--time-scale", "0.1"])
+    state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
+    assert [a["api_key"] for a in state["accounts"]] == ["K1"] and state["time_scale"] == 0.1
+    code, out = stop(proc)
+    assert code == 0 and "S1" not in out
+
+
+def test_cli_demo_account_prints_credentials():
+    proc, port = start([])
+    state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
+    code, out = stop(proc)
+    (acct,) = state["accounts"]
+    assert f"api_key={acct['api_key']}" in out and "api_secret=" in out
+    assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
+
+
+def test_cli_accounts_file_with_rsa(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "pub.pem").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "accounts.yaml").write_text(
+        "- {api_key: A, api_secret: sa, name: desk-a, dcp: {DERIVATIVES: 20}}\n"
+        "- {api_key: B, rsa_public_key_file: pub.pem, name: desk-b, dcp: {}}\n"
+    )
+    proc, port = start(["--accounts", str(tmp_path / "accounts.yaml")])
+    state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
+    stop(proc)
+    assert [(a["name"], a["dcp"]) for a in state["accounts"]] == [("desk-a", {"DERIVATIVES": 20}), ("desk-b", {})]
+
+
+async def test_demo_scenario_triggers_dcp_and_replaces_orders():
+    async with Simulator(time_scale=0.05) as sim:
+        acct = sim.add_account("demo", "secret")
+        observer = await WsClient.connect(sim.ws_url, "demo", "secret", ["order"])
+        stop_event = asyncio.Event()
+        task = asyncio.create_task(
+            run_demo_scenario(sim, "demo", stop=stop_event, rng=random.Random(7), first_trigger_after=0.2,
+                              trigger_every=60, latency_every=0.2, reconnect_every=60, step=0.05)
+        )
+        await wait_for(lambda: acct.triggers, timeout=10)
+        assert {t["product"] for t in acct.triggers} == {"DERIVATIVES", "SPOT"}
+        assert all(t["order_ids"] for t in acct.triggers)
+        push = await observer.recv_until(lambda f: any(o["cancelType"] == "CancelByDCP" for o in f["data"]), timeout=5)
+        assert push["topic"] == "order"
+        await wait_for(lambda: len(acct.active_orders(("linear",))) == 3 and len(acct.active_orders(("spot",))) == 3, timeout=5)
+        assert {"dcp.future", "dcp.spot"} <= acct.subscribed_topics()
+        stop_event.set()
+        await asyncio.wait_for(task, timeout=3)
+        await observer.close()

@@ -1,0 +1,104 @@
+"""The HTTP control surface under /__sim__: every fault reachable with a JSON POST."""
+
+import time
+
+import aiohttp
+import websockets
+
+from conftest import KEY, SECRET
+from sim_helpers import WsClient, signed_get, wait_for
+
+
+async def post(http, sim, name, body=None):
+    async with http.post(f"{sim.control_url}/{name}", json=body if body is not None else {}) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_state_lists_accounts_connections_and_faults(sim):
+    c = await WsClient.connect(sim.ws_url, KEY, SECRET, ["order", "dcp.spot"])
+    async with aiohttp.ClientSession() as http:
+        await post(http, sim, "set_pong_latency", {"api_key": KEY, "seconds": 0.05})
+        async with http.get(sim.control_url + "/state") as resp:
+            state = await resp.json()
+    (acct,) = state["accounts"]
+    assert acct["api_key"] == KEY and acct["name"] == "desk-a"
+    assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
+    assert acct["subscribed_topics"] == ["dcp.spot", "order"]
+    assert [sorted(x["topics"]) for x in acct["connections"]] == [["dcp.spot", "order"]]
+    assert acct["faults"]["pong_latency"] == 0.05
+    assert SECRET not in str(state)  # the control surface never shows secrets
+    await c.close()
+
+
+async def test_control_calls_drive_the_faults(sim):
+    c = await WsClient.connect(sim.ws_url, KEY, SECRET, ["order"])
+    async with aiohttp.ClientSession() as http:
+        status, body = await post(http, sim, "place_order", {"api_key": KEY, "category": "linear", "price": "123"})
+        assert status == 200 and body["ok"] and body["result"]["price"] == "123"
+        assert (await c.recv())["data"][0]["orderId"] == body["result"]["orderId"]
+
+        assert (await post(http, sim, "set_dcp", {"api_key": KEY, "product": "SPOT", "window": 42}))[0] == 200
+        assert (await post(http, sim, "set_dcp", {"api_key": KEY, "product": "DERIVATIVES", "window_or_None": None}))[0] == 200
+        assert sim.account(KEY).dcp == {"SPOT": 42}
+
+        await post(http, sim, "force_error", {"path": "/v5/account/query-dcp-info", "ret_code": 10016, "count": 1})
+        _, _, first = await signed_get(http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET)
+        _, _, second = await signed_get(http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET)
+        assert (first["retCode"], second["retCode"]) == (10016, 0)
+        await post(http, sim, "force_error", {"path": "/v5/order/history", "ret_code": 10002, "count": None})
+        await post(http, sim, "clear_errors")
+        _, _, hist = await signed_get(http, sim.rest_url, "/v5/order/history", KEY, SECRET, "category=linear")
+        assert hist["retCode"] == 0
+
+        await post(http, sim, "set_pong_latency", {"api_key": KEY, "seconds": 0.15})
+        t0 = time.monotonic()
+        await c.request({"req_id": "x", "op": "ping"})
+        assert time.monotonic() - t0 >= 0.15
+        await post(http, sim, "reset_faults")
+        await post(http, sim, "drop_pongs", {"api_key": KEY, "drop": True})
+        await c.send({"req_id": "gone", "op": "ping"})
+        await wait_for(lambda: any(f.get("req_id") == "gone" for _, f in sim.account(KEY).ws_frames))
+        await post(http, sim, "drop_pongs", {"api_key": KEY, "drop": False})
+        assert (await c.request({"req_id": "here", "op": "ping"}))["req_id"] == "here"
+
+        await post(http, sim, "stall", {"api_key": KEY, "stalled": True})
+        assert sim.state()["accounts"][0]["connections"][0]["stalled"] is True
+        await post(http, sim, "stall", {"api_key": KEY, "stalled": False})
+
+        status, body = await post(http, sim, "send_malformed", {"api_key": KEY, "text": "]]garbage"})
+        assert body == {"ok": True, "result": 1}
+        assert await c.ws.recv() == "]]garbage"
+
+        status, body = await post(http, sim, "close_connections", {"api_key": KEY, "code": 1011, "reason": "boom"})
+        assert body["result"] == 1
+        try:
+            await c.recv(timeout=2)
+        except websockets.ConnectionClosed as exc:
+            assert exc.rcvd.code == 1011
+        else:
+            raise AssertionError("not closed")
+
+
+async def test_control_errors(sim):
+    async with aiohttp.ClientSession() as http:
+        status, body = await post(http, sim, "format_disk", {})
+        assert status == 404 and body["ok"] is False and "stall" in body["controls"]
+        status, body = await post(http, sim, "stall", {"api_key": "nobody", "stalled": True})
+        assert status == 400 and body["ok"] is False
+        status, body = await post(http, sim, "set_dcp", {"api_key": KEY, "product": "SPOT", "window": 2})
+        assert status == 400
+        status, body = await post(http, sim, "stall", {"bogus": 1})
+        assert status == 400
+
+
+async def test_start_refuses_non_loopback():
+    from exporter.simulator import Simulator
+
+    sim = Simulator()
+    try:
+        await sim.start("0.0.0.0", 0)
+    except ValueError as exc:
+        assert "loopback" in str(exc)
+    else:
+        await sim.stop()
+        raise AssertionError("listened on a non-loopback address")
