@@ -39,6 +39,11 @@ from . import messages as msg
 from .signing import ws_auth_args
 
 log = logging.getLogger("exporter.stream")
+# The websockets library logs every frame at DEBUG, the auth frame (and its signature)
+# included. Its records go to this logger, which never passes DEBUG on, whatever the
+# process's log level.
+wire_log = logging.getLogger("exporter.stream.wire")
+wire_log.setLevel(logging.INFO)
 
 TOPIC_PRODUCT = {topic: product for product, topic in PRODUCT_TOPIC.items()}
 
@@ -189,7 +194,10 @@ class PrivateStream:
                 else:
                     delay = backoff_delay(self.attempt, self.config.backoff_base, self.config.backoff_cap, self.rng)
                 self.attempt += 1
-                log.info("account=%s stream reconnecting reason=%s in=%.2fs", self.account, reason, delay)
+                log.info(
+                    "private stream reconnecting",
+                    extra={"account": self.account, "reason": reason, "delay_seconds": round(delay, 3)},
+                )
                 await self._sleep(delay)
         finally:
             self._set_down()
@@ -201,7 +209,10 @@ class PrivateStream:
     async def _one_connection(self) -> str:
         wait = self.budget.reserve(self._host, time.monotonic())
         if wait > 0:
-            log.warning("account=%s connection budget for %s exhausted; waiting %.1fs", self.account, self._host, wait)
+            log.warning(
+                "connection budget for the host exhausted; waiting",
+                extra={"account": self.account, "host": self._host, "wait_seconds": round(wait, 1)},
+            )
             await self._sleep(wait)
         self._session_pong = False
         cfg = self.config
@@ -212,6 +223,7 @@ class PrivateStream:
                 close_timeout=cfg.close_timeout,
                 ping_interval=None,  # the JSON ping is the heartbeat Bybit (and DCP) counts
                 max_size=cfg.max_frame_bytes,
+                logger=wire_log,
             ) as ws:
                 try:
                     await self._converse(ws)
@@ -220,10 +232,13 @@ class PrivateStream:
         except _Reconnect as exc:
             return exc.reason
         except ConnectionClosed as exc:
-            log.info("account=%s stream closed: %s", self.account, _short(exc))
+            log.info("private stream closed", extra={"account": self.account, "error": _short(exc)})
             return "closed"
         except (OSError, TimeoutError, InvalidURI, WebSocketException) as exc:
-            log.warning("account=%s stream error: %s: %s", self.account, type(exc).__name__, _short(exc))
+            log.warning(
+                "private stream error",
+                extra={"account": self.account, "error_type": type(exc).__name__, "error": _short(exc)},
+            )
             return "error"
         finally:
             if self._session_pong:
@@ -240,7 +255,10 @@ class PrivateStream:
         await ws.send(msg.auth_frame(req, ws_auth_args(cfg.api_key, cfg.api_secret, expires_ms)))
         ack = await self._await_ack(ws, msg.AuthAck, req)
         if not ack.success:
-            log.warning("account=%s stream auth refused: %s", self.account, ack.ret_msg[:200])
+            log.warning(
+                "private stream auth refused; check the API key, secret and environment",
+                extra={"account": self.account, "ret_msg": ack.ret_msg[:200]},
+            )
             raise _Reconnect("auth_failed")
         self.auth_attempt = 0
 
@@ -249,7 +267,10 @@ class PrivateStream:
         await ws.send(msg.subscribe_frame(req, cfg.topics))
         sub = await self._await_ack(ws, msg.SubscribeAck, req)
         if not sub.success:
-            log.warning("account=%s stream subscribe %s refused: %s", self.account, list(cfg.topics), sub.ret_msg[:200])
+            log.warning(
+                "private stream subscribe refused",
+                extra={"account": self.account, "topics": ",".join(cfg.topics), "ret_msg": sub.ret_msg[:200]},
+            )
             raise _Reconnect("subscribe_failed")
 
         self._set_up()
@@ -258,7 +279,10 @@ class PrivateStream:
             now = self.clock()
             if hb.timed_out(now):
                 self.metrics.ws_pong_timeouts.labels(self.account).inc()
-                log.warning("account=%s no pong within %.1fs; reconnecting", self.account, cfg.pong_timeout)
+                log.warning(
+                    "no pong in time; reconnecting",
+                    extra={"account": self.account, "pong_timeout_seconds": cfg.pong_timeout},
+                )
                 raise _Reconnect("pong_timeout")
             if hb.ping_due(now):
                 req = self._req_ids.next("ping")
@@ -280,7 +304,10 @@ class PrivateStream:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                log.warning("account=%s no %s within %.1fs", self.account, kind.__name__, self.config.handshake_timeout)
+                log.warning(
+                    "no acknowledgement in time",
+                    extra={"account": self.account, "waiting_for": kind.__name__, "timeout_seconds": self.config.handshake_timeout},
+                )
                 raise _Reconnect("error")
             try:
                 raw = await asyncio.wait_for(ws.recv(), remaining)
@@ -316,10 +343,8 @@ class PrivateStream:
         if kind not in self._logged_kinds:
             self._logged_kinds.add(kind)
             log.warning(
-                "account=%s skipped a websocket frame kind=%s detail=%r (further frames of this kind are counted, not logged)",
-                self.account,
-                kind,
-                detail,
+                "skipped a websocket frame it could not understand (further frames of this kind are only counted)",
+                extra={"account": self.account, "kind": kind, "detail": detail},
             )
 
     async def _deliver_orders(self, orders: list[dict]) -> None:
@@ -328,7 +353,7 @@ class PrivateStream:
             if inspect.isawaitable(result):
                 await result
         except Exception:  # the consumer's bug must not take the heartbeat down
-            log.exception("account=%s on_orders failed", self.account)
+            log.exception("on_orders callback failed", extra={"account": self.account})
 
     # ---- state
 
@@ -340,7 +365,7 @@ class PrivateStream:
         self.metrics.ws_connected.labels(self.account).set(1)
         for product in self._dcp_products:
             self.metrics.ws_dcp_subscribed.labels(self.account, product).set(1)
-        log.info("account=%s stream up topics=%s", self.account, ",".join(self.config.topics))
+        log.info("private stream up", extra={"account": self.account, "topics": ",".join(self.config.topics)})
         if self._ever_connected and self.on_reconnected is not None:
             down_since = self._down_since if self._down_since is not None else now
             self._spawn(self.on_reconnected, down_since, now)
@@ -365,7 +390,7 @@ class PrivateStream:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("account=%s on_reconnected failed", self.account)
+                log.exception("on_reconnected callback failed", extra={"account": self.account})
 
         task = asyncio.get_running_loop().create_task(call())
         self._tasks.add(task)
