@@ -120,7 +120,12 @@ class Enforcer:
                 self._metrics.reassert_last_success.labels(self.account, event.product).set(self._clock())
                 log.info(
                     "DCP window re-assertion verified",
-                    extra={"account": self.account, "product": event.product, "window": event.window, "result": "verified"},
+                    extra={
+                        "account": self.account,
+                        "product": event.product,
+                        "window": event.window,
+                        "result": "verified",
+                    },
                 )
             elif isinstance(event, VerifyFailed):
                 self._metrics.reassert_failures.labels(self.account, event.product).inc()
@@ -155,17 +160,25 @@ class Enforcer:
                     },
                 )
             elif isinstance(action, Blocked):
-                log.debug("re-assertion blocked", extra={"account": self.account, "product": action.product, "code": action.code})
+                log.debug(
+                    "re-assertion blocked",
+                    extra={"account": self.account, "product": action.product, "code": action.code},
+                )
 
     def _log_drift(self, product: str, drift: Drift) -> None:
         previous = self._logged.get(product)
         self._logged[product] = drift
         fields = {"account": self.account, "product": product, "drift": drift.kind, "policy": self.core.policy}
         if isinstance(drift, DifferentWindow):
-            log.warning("DCP window drift: Bybit reports a different window", extra=fields | {"reported": drift.reported, "desired": drift.desired})
+            log.warning(
+                "DCP window drift: Bybit reports a different window",
+                extra=fields | {"reported": drift.reported, "desired": drift.desired},
+            )
         elif isinstance(drift, NotEnabled):
             listed = "not listed" if drift.status is None else f"listed {drift.status}"
-            log.warning("DCP window drift: product not enabled", extra=fields | {"reported": listed, "desired": drift.desired})
+            log.warning(
+                "DCP window drift: product not enabled", extra=fields | {"reported": listed, "desired": drift.desired}
+            )
         elif previous is not None and previous.drifting:
             log.info("DCP window in sync again", extra=fields | {"window": drift.window})
 
