@@ -1,6 +1,8 @@
 """Heartbeat bookkeeping with a plain-number clock (no sockets, no sleeps)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.monitor.heartbeat import Heartbeat
 
@@ -103,3 +105,43 @@ def test_rejects_nonsense_settings():
         Heartbeat(0, 10)
     with pytest.raises(ValueError):
         Heartbeat(20, -1)
+
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["connect", "disconnect", "ping", "pong", "pong_unknown", "tick"]),
+        st.floats(min_value=0, max_value=30, allow_nan=False),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ops, st.floats(min_value=0.1, max_value=30), st.floats(min_value=0.1, max_value=30))
+def test_invariants_under_any_event_sequence(ops, interval, timeout):
+    hb = Heartbeat(interval, timeout)
+    now = 1000.0
+    n = 0
+    sent: list[str] = []
+    for op, step in ops:
+        now += step
+        if op == "connect":
+            hb.on_connected(now)
+        elif op == "disconnect":
+            hb.on_disconnected()
+        elif op == "ping" and hb.connected:
+            n += 1
+            sent.append(f"p{n}")
+            hb.on_ping_sent(f"p{n}", now)
+        elif op == "pong" and sent:
+            res = hb.on_pong(sent[-1], now, server_ms=int(now * 1000))
+            assert res.rtt is None or 0 <= res.rtt <= now
+        elif op == "pong_unknown":
+            assert hb.on_pong("nobody", now).rtt is None
+        assert hb.connected == (hb.deadline() is not None)
+        if hb.timed_out(now) or hb.ping_due(now):
+            assert hb.deadline() <= now  # the stream's wait never sleeps past a due action
+        if hb.deadline() is not None and hb.deadline() <= now:
+            assert hb.timed_out(now) or hb.ping_due(now)  # and never spins with nothing to do
+        if hb.last_pong is not None:
+            assert hb.gap(now) >= 0

@@ -240,6 +240,9 @@ class PrivateStream:
                 extra={"account": self.account, "error_type": type(exc).__name__, "error": _short(exc)},
             )
             return "error"
+        except Exception:  # e.g. an unusable key: count, back off and keep the process alive
+            log.exception("private stream failed unexpectedly", extra={"account": self.account})
+            return "error"
         finally:
             if self._session_pong:
                 self.attempt = 0  # the connection was healthy: start the backoff afresh
