@@ -1,0 +1,267 @@
+"""Bybit V5 REST client (aiohttp): the four calls the exporter needs, signed and counted.
+
+One ``aiohttp.ClientSession`` serves the whole process; each account gets its own
+:class:`RestClient`. Every call is counted under a short endpoint label; every
+response's top-level ``time`` updates the clock-skew gauge. Errors are the typed
+errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from ..metrics import Metrics
+from ..secrets import Secret
+from .errors import BybitError, RateLimited, TimestampError, TransportError, error_for
+from .models import DcpSetting, parse_dcp_info
+from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
+
+log = logging.getLogger(__name__)
+
+SERVER_TIME = "/v5/market/time"
+QUERY_DCP_INFO = "/v5/account/query-dcp-info"
+SET_DCP = "/v5/order/disconnected-cancel-all"
+ORDER_HISTORY = "/v5/order/history"
+
+# Without a reset header: Bybit bans an IP for 10 minutes after HTTP 403; 10006 is per second.
+IP_BAN_SECONDS = 600.0
+RATE_LIMIT_FALLBACK_SECONDS = 1.0
+
+
+class RestClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        account: str,
+        base_url: str,
+        api_key: str,
+        api_secret: Secret,
+        metrics: Metrics,
+        recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self.account = account
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        self._metrics = metrics
+        self._recv_window_ms = recv_window_ms
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+        # Added to the local clock when signing; set by a resync after 10002.
+        self.time_offset = 0.0
+        # Last estimate of Bybit time minus local time, from any response.
+        self.clock_skew: float | None = None
+        self._blocked_until: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ public calls
+
+    async def server_time(self) -> float:
+        """Bybit's time in unix seconds (unsigned); also refreshes the clock-skew estimate."""
+        body = await self._call("server_time", "GET", SERVER_TIME, signed=False)
+        result = body.get("result") or {}
+        try:
+            if result.get("timeNano"):
+                return int(result["timeNano"]) / 1e9
+            return float(result["timeSecond"])
+        except (KeyError, TypeError, ValueError):
+            if isinstance(body.get("time"), (int, float)):
+                return body["time"] / 1000.0
+            self._count_error("server_time", "network")
+            raise TransportError("network", "market/time answer without a time", "server_time") from None
+
+    async def query_dcp_info(self) -> dict[str, DcpSetting]:
+        body = await self._call("query_dcp_info", "GET", QUERY_DCP_INFO)
+        try:
+            return parse_dcp_info(body.get("result") or {"dcpInfos": []})
+        except ValueError as exc:
+            self._count_error("query_dcp_info", "network")
+            raise TransportError("network", f"unexpected query-dcp-info answer: {exc}", "query_dcp_info") from None
+
+    async def set_dcp(self, product: str, window: int) -> None:
+        """Set the DCP window; ``product`` is always sent (Bybit would default to OPTIONS)."""
+        await self._call("set_dcp", "POST", SET_DCP, body={"product": product, "timeWindow": int(window)})
+
+    async def order_history(
+        self, category: str, start_ms: int, end_ms: int, cursor: str | None = None, limit: int = 50
+    ) -> tuple[list[dict], str | None]:
+        """One page of order history; returns the orders and the next cursor (None at the end)."""
+        params: dict[str, Any] = {
+            "category": category,
+            "startTime": int(start_ms),
+            "endTime": int(end_ms),
+            "limit": max(1, min(50, int(limit))),
+        }
+        if cursor:
+            params["cursor"] = cursor
+        body = await self._call("order_history", "GET", ORDER_HISTORY, params=params)
+        result = body.get("result") or {}
+        orders = result.get("list") or []
+        if not isinstance(orders, list):
+            self._count_error("order_history", "network")
+            raise TransportError("network", "order history without a list", "order_history")
+        next_cursor = result.get("nextPageCursor") or None
+        # Bybit names the category once for the page; give each order its own copy of it.
+        page_category = result.get("category") or category
+        return [{"category": page_category, **o} for o in orders if isinstance(o, dict)], next_cursor
+
+    # ------------------------------------------------------------------ machinery
+
+    def blocked_until(self, endpoint: str) -> float | None:
+        until = self._blocked_until.get(endpoint)
+        return until if until is not None and until > self._clock() else None
+
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        signed: bool = True,
+    ) -> dict:
+        try:
+            return await self._request(endpoint, method, path, params=params, body=body, signed=signed)
+        except TimestampError:
+            # Our clock and Bybit's disagree by more than the receive window: resync, retry once.
+            await self._resync()
+            return await self._request(endpoint, method, path, params=params, body=body, signed=signed)
+
+    async def _resync(self) -> None:
+        t0 = self._clock()
+        server = await self.server_time()
+        t1 = self._clock()
+        self.time_offset = server - (t0 + t1) / 2
+        log.warning(
+            "local clock disagrees with Bybit; signing with a corrected time",
+            extra={"account": self.account, "offset_seconds": round(self.time_offset, 3)},
+        )
+
+    async def _request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None,
+        body: dict[str, Any] | None,
+        signed: bool,
+    ) -> dict:
+        until = self.blocked_until(endpoint)
+        if until is not None:
+            raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
+
+        query = urlencode(params or {})
+        payload = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if signed:
+            ts = int((self._clock() + self.time_offset) * 1000)
+            signed_headers = sign_rest(
+                self._api_key, self._secret, ts, payload if method == "POST" else query, self._recv_window_ms
+            )
+            headers.update(signed_headers.as_dict())
+        url = self._base_url + path + (f"?{query}" if query else "")
+
+        labels = (self.account, endpoint)
+        self._metrics.api_requests.labels(*labels).inc()
+        t0 = self._clock()
+        started = time.monotonic()
+        try:
+            async with self._session.request(
+                method,
+                url,
+                data=payload.encode() if body is not None else None,
+                headers=headers,
+                timeout=self._timeout,
+            ) as resp:
+                status = resp.status
+                text = await resp.text()
+                resp_headers = resp.headers
+        except asyncio.TimeoutError:
+            self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
+            self._count_error(endpoint, "timeout")
+            raise TransportError("timeout", f"no answer within {self._timeout.total:g} s", endpoint) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
+            self._count_error(endpoint, "network")
+            raise TransportError("network", type(exc).__name__, endpoint) from None
+        t1 = self._clock()
+        self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
+        reset_at = self._rate_limit_headers(endpoint, resp_headers)
+
+        data: Any = None
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("time"), (int, float)):
+            self._update_skew(data["time"] / 1000.0, t0, t1)
+
+        if status == 403:
+            # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply.
+            return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", self._clock() + IP_BAN_SECONDS)
+        if status != 200:
+            message = data.get("retMsg", "") if isinstance(data, dict) else ""
+            return self._fail(endpoint, str(status), message or f"HTTP {status}", reset_at)
+        if not isinstance(data, dict) or "retCode" not in data:
+            self._count_error(endpoint, "network")
+            raise TransportError("network", "answer is not a Bybit JSON body", endpoint)
+        code = str(data.get("retCode"))
+        if code != "0":
+            if code == "10006":
+                reset_at = reset_at or self._clock() + RATE_LIMIT_FALLBACK_SECONDS
+            return self._fail(endpoint, code, str(data.get("retMsg", "")), reset_at)
+        return data
+
+    def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None):
+        self._count_error(endpoint, code)
+        error = error_for(code, message, endpoint, reset_at)
+        if isinstance(error, RateLimited):
+            error.reset_at = reset_at
+            if reset_at is not None:
+                self._blocked_until[endpoint] = reset_at
+            log.warning(
+                "rate limited by Bybit; pausing this endpoint",
+                extra={"account": self.account, "endpoint": endpoint, "code": code, "reset_at": reset_at},
+            )
+        raise error
+
+    def _count_error(self, endpoint: str, code: str) -> None:
+        self._metrics.api_errors.labels(self.account, endpoint, code).inc()
+
+    def _update_skew(self, server_time: float, t0: float, t1: float) -> None:
+        self.clock_skew = server_time - (t0 + t1) / 2
+        self._metrics.clock_skew.labels(self.account).set(self.clock_skew)
+
+    def _rate_limit_headers(self, endpoint: str, headers) -> float | None:
+        """Record X-Bapi-Limit / -Status; return the reset time (unix s) when given."""
+        labels = (self.account, endpoint)
+        for header, gauge in (("X-Bapi-Limit-Status", self._metrics.rate_limit_remaining), ("X-Bapi-Limit", self._metrics.rate_limit)):
+            value = headers.get(header)
+            if value is not None:
+                try:
+                    gauge.labels(*labels).set(float(value))
+                except ValueError:
+                    pass
+        reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
+        if reset:
+            try:
+                return float(reset) / 1000.0
+            except ValueError:
+                return None
+        return None
+
+
+__all__ = ["RestClient", "BybitError"]

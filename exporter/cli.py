@@ -1,0 +1,165 @@
+"""Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo`` and ``simulate``.
+
+Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or a valid ``--check-config``,
+2 for a bad command line or configuration (the message names the field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .config import (
+    DEFAULT_LISTEN_ADDRESS,
+    DEFAULT_TELEMETRY_PATH,
+    Config,
+    ConfigError,
+    load_config,
+    parse_listen_address,
+)
+
+log = logging.getLogger("exporter")
+
+PROG = "bybit-dcp-exporter"
+DEMO_LISTEN_ADDRESS = "127.0.0.1:9842"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Prometheus exporter for Bybit Disconnection Protect (DCP). "
+        "Without --config.file, one account is read from BYBIT_* environment variables. "
+        f"`{PROG} simulate --help` runs the Bybit simulator on its own.",
+    )
+    p.add_argument("--config.file", dest="config_file", metavar="FILE", help="YAML file with accounts")
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="HOST:PORT",
+        default=None,
+        help=f"address for the web interface and telemetry (default {DEFAULT_LISTEN_ADDRESS}; "
+        f"{DEMO_LISTEN_ADDRESS} with --demo)",
+    )
+    p.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default=DEFAULT_TELEMETRY_PATH,
+        metavar="PATH",
+        help=f"path that exposes metrics (default {DEFAULT_TELEMETRY_PATH})",
+    )
+    p.add_argument("--log.level", dest="log_level", default="info", help="debug, info, warning or error (default info)")
+    p.add_argument("--log.format", dest="log_format", default="logfmt", help="logfmt or json (default logfmt)")
+    p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against an embedded Bybit simulator with a scripted scenario; no credentials needed",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "simulate":
+        from .simulator.cli import main as simulate_main
+
+        return simulate_main(argv[1:])
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors
+        return int(exc.code or 0)
+
+    listen = args.listen_address or (DEMO_LISTEN_ADDRESS if args.demo else DEFAULT_LISTEN_ADDRESS)
+    flags = dict(listen_address=listen, telemetry_path=args.telemetry_path, log_level=args.log_level, log_format=args.log_format)
+    try:
+        if args.demo:
+            if args.config_file:
+                raise ConfigError(["--demo: runs its own simulated account; do not combine it with --config.file"])
+            from .demo import demo_config
+
+            config = demo_config(**flags)  # validated like any other configuration
+        else:
+            config = load_config(args.config_file, **flags)
+    except ConfigError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+
+    if args.check_config:
+        names = ", ".join(f"{a.name} ({a.environment}, {a.mode})" for a in config.accounts)
+        print(f"{PROG}: configuration OK: {len(config.accounts)} account(s): {names}")
+        return 0
+
+    from .logs import setup_logging
+
+    setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
+    try:
+        return asyncio.run(serve(config, demo=args.demo))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def serve(config: Config, *, demo: bool = False) -> int:
+    """Run every account and the web server until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on the main thread
+            pass
+
+    demo_env = None
+    if demo:
+        from .demo import DemoEnvironment
+
+        demo_env = DemoEnvironment()
+        config = await demo_env.start(config)
+    try:
+        return await run_exporter(config, stop)
+    finally:
+        if demo_env is not None:
+            await demo_env.stop()
+
+
+async def run_exporter(config: Config, stop: asyncio.Event) -> int:
+    from aiohttp import web
+
+    from .metrics import Metrics
+    from .monitor.account import Exporter
+    from .web import make_app
+
+    metrics = Metrics()
+    exporter = Exporter(config, metrics)
+    host, port = parse_listen_address(config.listen_address)
+    runner = web.AppRunner(make_app(metrics, exporter, telemetry_path=config.telemetry_path), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on the web address", extra={"address": config.listen_address, "error": str(exc)})
+        await runner.cleanup()
+        return 1
+    bound = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple))
+    log.info(
+        "listening",
+        extra={"address": bound or config.listen_address, "telemetry_path": config.telemetry_path, "version": __version__},
+    )
+    await exporter.start()
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await exporter.stop()
+        await runner.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The exporter's HTTP face (aiohttp): landing page, telemetry, liveness and readiness.
+
+The landing page reads the same registry Prometheus scrapes, so it can never show a
+value the metrics do not; every value on it is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from . import __version__
+from .metrics import PRODUCTS, Metrics
+
+NAME = "bybit-dcp-exporter"
+
+
+class ExporterState(Protocol):
+    """What the web layer needs from the running exporter."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def account_names(self) -> Sequence[str]: ...
+
+
+def make_app(
+    metrics: Metrics,
+    state: ExporterState,
+    *,
+    telemetry_path: str = "/metrics",
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    app = web.Application()
+
+    async def landing(request: web.Request) -> web.Response:
+        return web.Response(text=render_landing(metrics, state, telemetry_path, clock()), content_type="text/html")
+
+    async def telemetry(request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(request: web.Request) -> web.Response:
+        if state.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready: waiting for every account's first DCP poll\n")
+
+    app.router.add_get("/", landing)
+    app.router.add_get(telemetry_path, telemetry)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample in the registry, collected once per page view."""
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def _fmt_seconds(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f} s"
+
+
+def _fmt_time(value: float | None) -> str:
+    if not value:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+
+
+def render_landing(metrics: Metrics, state: ExporterState, telemetry_path: str, now: float) -> str:
+    samples = _samples(metrics)
+
+    def get(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    esc = html.escape
+    rows = []
+    for account in state.account_names():
+        a = {"account": account}
+        connected = get("bybit_dcp_ws_connected", **a)
+        up = get("bybit_dcp_up", **a)
+        windows = []
+        for product in PRODUCTS:
+            enabled = get("bybit_dcp_enabled", **a, product=product)
+            window = get("bybit_dcp_window_seconds", **a, product=product)
+            desired = get("bybit_dcp_desired_window_seconds", **a, product=product)
+            text = f"{window:g} s" if enabled and window is not None else "off"
+            if desired is not None:
+                text += f" (desired {desired:g} s)"
+            if get("bybit_dcp_ws_dcp_subscribed", **a, product=product):
+                text += " [guarded]"
+            windows.append(f"{esc(product)}: {esc(text)}")
+        rtt_sum = get("bybit_dcp_ws_ping_rtt_seconds_sum", **a)
+        rtt_count = get("bybit_dcp_ws_ping_rtt_seconds_count", **a)
+        rtt = f"{1000 * rtt_sum / rtt_count:.1f} ms (mean of {rtt_count:g})" if rtt_count else "–"
+        gap = get("bybit_dcp_ws_ping_gap_seconds", **a)
+        last_triggers = [get("bybit_dcp_last_trigger_timestamp_seconds", **a, product=p) for p in PRODUCTS]
+        last_trigger = max((t for t in last_triggers if t), default=None)
+        triggers = sum(get("bybit_dcp_triggers_total", **a, product=p) or 0 for p in PRODUCTS)
+        rows.append(
+            "<tr>"
+            f"<td>{esc(account)}</td>"
+            f"<td>{'yes' if up else 'no'}</td>"
+            f"<td>{'yes' if connected else 'no'}</td>"
+            f"<td>{'<br>'.join(windows)}</td>"
+            f"<td>{esc(_fmt_seconds(gap))}</td>"
+            f"<td>{esc(rtt)}</td>"
+            f"<td>{esc(_fmt_time(last_trigger))} ({triggers:g} total)</td>"
+            "</tr>"
+        )
+    ready = "ready" if state.ready else "starting (waiting for the first DCP poll of every account)"
+    path = esc(telemetry_path, quote=True)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{NAME}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}</style></head>
+<body><h1>{NAME}</h1>
+<p>Version {esc(__version__)} &middot; {esc(ready)} &middot; <a href="{path}">Metrics</a>
+&middot; <a href="/healthz">healthz</a> &middot; <a href="/readyz">readyz</a></p>
+<table><thead><tr><th>Account</th><th>DCP poll up</th><th>Stream connected</th><th>DCP window per product</th>
+<th>Ping gap</th><th>Ping RTT</th><th>Last DCP trigger</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table>
+<p>Page rendered {esc(_fmt_time(now))}.</p>
+</body></html>
+"""

@@ -1,0 +1,275 @@
+"""Configuration: environment quick start, YAML accounts, validation messages, no secrets shown."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from exporter.config import (
+    ENVIRONMENTS,
+    ConfigError,
+    load_config,
+    mask_key,
+    parse_listen_address,
+)
+from exporter.secrets import Secret
+
+SECRET = "s3cr3t-value-never-shown"
+
+
+def write(tmp_path, text: str, name: str = "config.yml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def errors_of(exc_info) -> list[str]:
+    return exc_info.value.errors
+
+
+# ------------------------------------------------------------------ environment quick start
+
+
+def test_env_quick_start_defaults_to_mainnet_observer():
+    config = load_config(env={"BYBIT_API_KEY": "key123456", "BYBIT_API_SECRET": SECRET})
+    (account,) = config.accounts
+    assert account.name == "default"
+    assert account.api_key == "key123456"
+    assert account.api_secret == Secret(SECRET)
+    assert (account.environment, account.rest_url, account.ws_url) == ("mainnet", *ENVIRONMENTS["mainnet"])
+    assert account.mode == "observer" and account.guardian_products == ()
+    assert (account.ping_interval, account.pong_timeout, account.poll_interval) == (20.0, 10.0, 30.0)
+    assert account.reassert == "off" and account.desired_windows == {}
+    assert account.settle_seconds == 10.0
+
+
+@pytest.mark.parametrize("env_name", ["testnet", "demo"])
+def test_env_selects_bybit_urls(env_name):
+    config = load_config(env={"BYBIT_API_KEY": "k" * 10, "BYBIT_API_SECRET": SECRET, "BYBIT_ENV": env_name})
+    account = config.accounts[0]
+    assert (account.rest_url, account.ws_url) == ENVIRONMENTS[env_name]
+    assert account.environment == env_name
+
+
+def test_env_urls_override_and_all_settings(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    config = load_config(
+        env={
+            "BYBIT_API_KEY": "key123456",
+            "BYBIT_API_SECRET_FILE": str(secret_file),
+            "BYBIT_REST_URL": "https://api.bybit.kz/",
+            "BYBIT_WS_URL": "wss://stream.bybit.kz/v5/private",
+            "BYBIT_MODE": "guardian",
+            "BYBIT_GUARDIAN_PRODUCTS": "DERIVATIVES, SPOT",
+            "BYBIT_DESIRED_WINDOWS": "DERIVATIVES=10,SPOT=15",
+            "BYBIT_REASSERT": "enforce",
+            "BYBIT_ACCOUNT": "desk-a",
+        }
+    )
+    a = config.accounts[0]
+    assert a.name == "desk-a"
+    assert a.api_secret.reveal() == SECRET  # trailing newline of the file stripped
+    assert a.rest_url == "https://api.bybit.kz" and a.ws_url == "wss://stream.bybit.kz/v5/private"
+    assert a.environment == "custom"
+    assert a.mode == "guardian" and a.guardian_products == ("DERIVATIVES", "SPOT")
+    assert a.desired_windows == {"DERIVATIVES": 10, "SPOT": 15}
+    assert a.reassert == "enforce"
+
+
+def test_env_without_key_explains_the_choices():
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={})
+    (message,) = errors_of(exc)
+    assert message.startswith("BYBIT_API_KEY:")
+    assert "--config.file" in message and "BYBIT_API_SECRET" in message
+
+
+def test_env_bad_desired_windows_named():
+    with pytest.raises(ConfigError) as exc:
+        load_config(
+            env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET, "BYBIT_DESIRED_WINDOWS": "SPOT=2,FUTURES=10,X"}
+        )
+    text = "\n".join(errors_of(exc))
+    assert "BYBIT_DESIRED_WINDOWS.SPOT" in text and "[3, 300]" in text
+    assert "BYBIT_DESIRED_WINDOWS.FUTURES" in text
+    assert "'X' is not PRODUCT=SECONDS" in text
+
+
+# ------------------------------------------------------------------ YAML file
+
+
+GOOD = """
+accounts:
+  - name: desk-a
+    api_key: AAAAAAAAAA
+    api_secret_env: DESK_A_SECRET
+    environment: testnet
+    mode: guardian
+    guardian_products: [DERIVATIVES]
+    ping_interval: 15
+    pong_timeout: 5
+    poll_interval: 60
+    max_active_time: 60
+    desired_windows: {DERIVATIVES: 10}
+    reassert: off
+  - name: desk-b
+    api_key_env: DESK_B_KEY
+    api_secret_file: {secret_file}
+    rest_url: http://127.0.0.1:9000
+    ws_url: ws://127.0.0.1:9000/v5/private
+    desired_windows: {SPOT: 20, DERIVATIVES: 300}
+    reassert: enforce
+    settle_seconds: 0.5
+    allow_short_settle: true
+"""
+
+
+def test_yaml_many_accounts(tmp_path):
+    secret_file = tmp_path / "b.secret"
+    secret_file.write_text("bbb-secret\n")
+    path = write(tmp_path, GOOD.replace("{secret_file}", str(secret_file)))
+    config = load_config(path, env={"DESK_A_SECRET": "aaa-secret", "DESK_B_KEY": "BBBBBBBBBB"})
+    a, b = config.accounts
+    assert a.name == "desk-a" and a.api_secret.reveal() == "aaa-secret" and a.environment == "testnet"
+    assert a.mode == "guardian" and a.guardian_products == ("DERIVATIVES",)
+    assert (a.ping_interval, a.pong_timeout, a.poll_interval) == (15, 5, 60)
+    assert a.reassert == "off"  # YAML's bare `off` is read as false; still means off
+    assert a.stream_url == ENVIRONMENTS["testnet"][1] + "?max_active_time=60s"
+    assert b.api_key == "BBBBBBBBBB" and b.api_secret.reveal() == "bbb-secret"
+    assert b.environment == "custom" and b.rest_url == "http://127.0.0.1:9000"
+    assert b.reassert == "enforce" and b.settle_seconds == 0.5
+    assert sorted(config.secrets()) == ["aaa-secret", "bbb-secret"]
+
+
+def test_rsa_private_key_file(tmp_path):
+    pem = tmp_path / "key.pem"
+    pem.write_text("-----BEGIN PRIVATE KEY-----\nMIIabc\n-----END PRIVATE KEY-----\n")
+    path = write(tmp_path, f"accounts:\n  - {{name: r, api_key: KKKKKKKK, rsa_private_key_file: {pem}}}\n")
+    (account,) = load_config(path, env={}).accounts
+    assert account.api_secret.reveal().startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_inline_secret_rejected_without_echoing_it(tmp_path):
+    path = write(tmp_path, f"accounts:\n  - name: a\n    api_key: KKKKKKKK\n    api_secret: {SECRET}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    text = str(exc.value)
+    assert "accounts[0].api_secret" in text
+    assert "api_secret_env" in text and "api_secret_file" in text
+    assert SECRET not in text
+
+
+def test_all_errors_collected_with_field_paths(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        accounts:
+          - name: ok
+            api_key: KKKKKKKK
+            api_secret_env: S
+          - name: ok
+            api_key: KKKKKKKK
+            api_secret_env: S
+          - name: "bad name!"
+            api_key: KKKKKKKK
+            api_secret_env: MISSING_VAR
+            environment: moon
+            mode: guardian
+            ping_interval: 5
+            pong_timeout: 5
+            poll_interval: 0
+            desired_windows: {SPOT: 2, FUTURES: 10, DERIVATIVES: "10"}
+            reassert: enforce
+            settle_seconds: 3
+            pingInterval: 5
+        """,
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": SECRET})
+    errors = errors_of(exc)
+    text = "\n".join(errors)
+    for expected in (
+        "accounts[1].name: 'ok' is already used by accounts[0]",
+        "accounts[2].name: 'bad name!'",
+        "accounts[2].api_secret_env: environment variable MISSING_VAR is not set",
+        "accounts[2].environment: 'moon'",
+        "accounts[2].guardian_products: guardian mode needs",
+        "accounts[2].pong_timeout: 5 s must be shorter than ping_interval (5 s)",
+        "accounts[2].poll_interval",
+        "accounts[2].desired_windows.SPOT: 2 must be a whole number of seconds in [3, 300]",
+        "accounts[2].desired_windows.FUTURES: unknown product",
+        "accounts[2].desired_windows.DERIVATIVES: '10'",
+        "accounts[2].settle_seconds: 3 must be at least 10",
+        "accounts[2].pingInterval: unknown setting; did you mean ping_interval?",
+    ):
+        assert expected in text, f"missing: {expected}\n{text}"
+    assert SECRET not in text
+
+
+def test_enforce_needs_desired_windows(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a, api_key: KKKKKKKK, api_secret_env: S, reassert: enforce}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": "x" * 10})
+    assert errors_of(exc) == [
+        "accounts[0].reassert: enforce needs desired_windows (e.g. DERIVATIVES: 10); set them or use dry-run/off"
+    ]
+
+
+def test_observer_with_guardian_products_is_an_error(tmp_path):
+    path = write(
+        tmp_path, "accounts:\n  - {name: a, api_key: KKKKKKKK, api_secret_env: S, guardian_products: [SPOT]}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": "x" * 10})
+    assert "accounts[0].guardian_products: only used in guardian mode" in errors_of(exc)[0]
+
+
+def test_custom_endpoint_needs_both_urls(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'http://x:1'}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": "x" * 10})
+    assert errors_of(exc)[0].startswith("accounts[0].ws_url:")
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(tmp_path / "nope.yml"), env={})
+    assert errors_of(exc)[0].startswith("--config.file: cannot read")
+    path = write(tmp_path, "accounts: [\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert "not valid YAML at line" in errors_of(exc)[0]
+    path = write(tmp_path, "accounts: []\nweb: {}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert {e.split(":")[0] for e in errors_of(exc)} == {"web", "accounts"}
+
+
+def test_flags_validated():
+    with pytest.raises(ConfigError) as exc:
+        load_config(
+            env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET},
+            listen_address="9842",
+            telemetry_path="metrics",
+            log_level="loud",
+            log_format="xml",
+        )
+    prefixes = sorted(e.split(":")[0] for e in errors_of(exc))
+    assert prefixes == ["--log.format", "--log.level", "--web.listen-address", "--web.telemetry-path"]
+
+
+def test_parse_listen_address():
+    assert parse_listen_address(":9842") == ("0.0.0.0", 9842)
+    assert parse_listen_address("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listen_address("[::1]:9842") == ("::1", 9842)
+    with pytest.raises(ValueError):
+        parse_listen_address("localhost")
+
+
+def test_repr_and_key_mask_hide_credentials():
+    config = load_config(env={"BYBIT_API_KEY": "ABCDEFGHIJKL", "BYBIT_API_SECRET": SECRET})
+    text = repr(config)
+    assert SECRET not in text and "ABCDEFGHIJKL" not in text
+    assert mask_key("ABCDEFGHIJKL") == "ABC***KL"

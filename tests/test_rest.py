@@ -1,0 +1,229 @@
+"""RestClient against the simulator (and a tiny misbehaving server) over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
+from exporter.bybit.models import DcpSetting
+from exporter.bybit.rest import RestClient
+from exporter.metrics import Metrics
+from exporter.secrets import Secret
+from exporter.simulator import Simulator
+
+KEY = "rest-test-key"
+SECRET = "rest-test-secret-0123456789"
+
+
+def sample(metrics: Metrics, name: str, **labels) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+async def sim():
+    async with Simulator(rate_limit_per_second=50) as s:
+        s.add_account(KEY, SECRET)
+        yield s
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def client(session, base_url, metrics, *, secret=SECRET, key=KEY, **kw) -> RestClient:
+    return RestClient(
+        session, account="acct", base_url=base_url, api_key=key, api_secret=Secret(secret), metrics=metrics, **kw
+    )
+
+
+async def test_query_set_and_counted(sim, session):
+    m = Metrics()
+    c = client(session, sim.rest_url, m)
+    info = await c.query_dcp_info()
+    assert info == {
+        "SPOT": DcpSetting("SPOT", "ON", 10),
+        "DERIVATIVES": DcpSetting("DERIVATIVES", "ON", 10),
+    }
+    await c.set_dcp("SPOT", 25)
+    assert sim.account(KEY).set_dcp_calls == [("SPOT", 25)]
+    assert sim.account(KEY).rest_calls[-1]["body"] == {"product": "SPOT", "timeWindow": 25}
+    assert (await c.query_dcp_info())["SPOT"].window == 25
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 2
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="set_dcp") == 1
+    assert sample(m, "bybit_dcp_api_request_duration_seconds_count", account="acct", endpoint="query_dcp_info") == 2
+    assert sample(m, "bybit_dcp_api_rate_limit", account="acct", endpoint="query_dcp_info") == 50
+    assert sample(m, "bybit_dcp_api_rate_limit_remaining", account="acct", endpoint="query_dcp_info") == 48
+    skew = sample(m, "bybit_dcp_clock_skew_seconds", account="acct")
+    assert skew is not None and abs(skew) < 0.5
+
+
+async def test_server_time_and_skew(sim, session):
+    m = Metrics()
+    # Our clock is 3 s behind: Bybit time minus local time is about +3.
+    c = client(session, sim.rest_url, m, clock=lambda: time.time() - 3.0)
+    server = await c.server_time()
+    assert abs(server - time.time()) < 0.5
+    assert 2.5 < sample(m, "bybit_dcp_clock_skew_seconds", account="acct") < 3.5
+
+
+async def test_rsa_signing():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    # The session closes before the server (else the server waits for its keep-alive connections).
+    async with Simulator() as sim, aiohttp.ClientSession() as session:
+        sim.add_account("rsa-key", rsa_public_key_pem=public_pem)
+        c = client(session, sim.rest_url, Metrics(), key="rsa-key", secret=private_pem)
+        assert set(await c.query_dcp_info()) == {"SPOT", "DERIVATIVES"}
+        await c.set_dcp("DERIVATIVES", 12)
+        assert sim.account("rsa-key").set_dcp_calls == [("DERIVATIVES", 12)]
+
+
+async def test_wrong_secret_is_auth_error_10004_without_secret_in_text(sim, session):
+    m = Metrics()
+    wrong = "wrong-secret-abcdef-123456"
+    c = client(session, sim.rest_url, m, secret=wrong)
+    with pytest.raises(AuthError) as exc:
+        await c.query_dcp_info()
+    assert exc.value.code == "10004"
+    assert wrong not in str(exc.value) and wrong not in repr(exc.value)
+    assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10004") == 1
+
+
+async def test_timestamp_error_resyncs_and_retries_once(sim, session):
+    m = Metrics()
+    # 30 s behind: far outside the 5 s receive window.
+    c = client(session, sim.rest_url, m, clock=lambda: time.time() - 30.0)
+    assert "SPOT" in await c.query_dcp_info()
+    assert 29 < c.time_offset < 31
+    assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10002") == 1
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 2
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="server_time") == 1
+    # Later calls sign with the corrected time: no more 10002.
+    await c.query_dcp_info()
+    assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10002") == 1
+
+
+async def test_rate_limit_10006_blocks_endpoint_until_reset(sim, session):
+    m = Metrics()
+    now = [time.time()]
+    c = client(session, sim.rest_url, m, clock=lambda: now[0])
+    sim.force_error("/v5/account/query-dcp-info", 10006, count=1)
+    with pytest.raises(RateLimited) as exc:
+        await c.query_dcp_info()
+    assert exc.value.reset_at is not None and exc.value.reset_at > now[0] - 1
+    calls = len(sim.account(KEY).rest_calls)
+    # Before the reset time: refused locally, no request sent.
+    now[0] = exc.value.reset_at - 0.01
+    with pytest.raises(RateLimited):
+        await c.query_dcp_info()
+    assert len(sim.account(KEY).rest_calls) == calls
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 1
+    # Other endpoints are not blocked.
+    await c.set_dcp("SPOT", 11)
+    # After the reset time: calls go out again.
+    now[0] = exc.value.reset_at + 0.01
+    assert "SPOT" in await c.query_dcp_info()
+    assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10006") == 1
+
+
+async def test_http_403_backs_off(sim, session):
+    m = Metrics()
+    now = [time.time()]
+    c = client(session, sim.rest_url, m, clock=lambda: now[0])
+    sim.force_error("/v5/account/query-dcp-info", 403, count=1)
+    with pytest.raises(RateLimited) as exc:
+        await c.query_dcp_info()
+    assert exc.value.code == "403" and exc.value.reset_at >= now[0] + 599
+    assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="403") == 1
+    now[0] += 300
+    with pytest.raises(RateLimited):
+        await c.query_dcp_info()
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 1
+
+
+async def test_order_history_pages_carry_category(sim, session):
+    for _ in range(7):
+        sim.place_order(KEY, category="linear")
+    sim.place_order(KEY, category="spot")
+    c = client(session, sim.rest_url, Metrics())
+    now_ms = int(time.time() * 1000)
+    seen, cursor, pages = [], None, 0
+    while True:
+        orders, cursor = await c.order_history("linear", now_ms - 60_000, now_ms + 1000, cursor=cursor, limit=3)
+        seen += orders
+        pages += 1
+        if not cursor:
+            break
+    assert pages == 3 and len(seen) == 7
+    assert {o["category"] for o in seen} == {"linear"}
+    assert len({o["orderId"] for o in seen}) == 7
+
+
+async def test_server_errors_typed_and_counted(sim, session):
+    m = Metrics()
+    c = client(session, sim.rest_url, m)
+    sim.force_error("/v5/account/query-dcp-info", 10016, count=1)
+    with pytest.raises(BybitError) as exc:
+        await c.query_dcp_info()
+    assert exc.value.code == "10016"
+    sim.force_error("/v5/account/query-dcp-info", 502, count=1)
+    with pytest.raises(BybitError) as exc:
+        await c.query_dcp_info()
+    assert exc.value.code == "502"
+    for code in ("10016", "502"):
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code=code) == 1
+
+
+async def test_timeout_and_network_errors():
+    async def slow(request):
+        await asyncio.sleep(2)
+        return web.json_response({"retCode": 0, "result": {}})
+
+    async def garbage(request):
+        return web.Response(text="<html>not json</html>")
+
+    app = web.Application()
+    app.router.add_get("/v5/account/query-dcp-info", slow)
+    app.router.add_get("/v5/market/time", garbage)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    session = aiohttp.ClientSession()
+    try:
+        m = Metrics()
+        c = client(session, f"http://127.0.0.1:{port}", m, timeout=0.2)
+        with pytest.raises(TransportError) as exc:
+            await c.query_dcp_info()
+        assert exc.value.code == "timeout"
+        with pytest.raises(TransportError) as exc:
+            await c.server_time()
+        assert exc.value.code == "network"
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="timeout") == 1
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="network") == 1
+    finally:
+        await session.close()
+        await runner.cleanup()
+    # Nothing listens there any more: connection refused.
+    m = Metrics()
+    async with aiohttp.ClientSession() as session:
+        c = client(session, f"http://127.0.0.1:{port}", m)
+        with pytest.raises(TransportError) as exc:
+            await c.query_dcp_info()
+    assert exc.value.code == "network"
+    assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="network") == 1
