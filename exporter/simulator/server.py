@@ -104,7 +104,7 @@ class Simulator:
         app.router.add_get("/v5/private", self._h_ws)
         app.router.add_get(CONTROL_PREFIX + "/state", self._h_state)
         app.router.add_post(CONTROL_PREFIX + "/{name}", self._h_control)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -360,7 +360,7 @@ class Simulator:
 
     # --- websocket ----------------------------------------------------------------------
     async def _h_ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(timeout=2.0, autoping=True, heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
         max_active = frames.parse_max_active_time(request.query.get("max_active_time"))
         cutoff = self.idle_cutoff if self.idle_cutoff is not None else (max_active or frames.DEFAULT_MAX_ACTIVE)
