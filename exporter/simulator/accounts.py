@@ -7,8 +7,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import CATEGORY_PRODUCT
-
 DEFAULT_DCP = {"DERIVATIVES": 10, "SPOT": 10}
 ACTIVE_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered", "Created"})
 
@@ -150,9 +148,6 @@ class SimAccount:
             )
             cancelled.append(order)
         return cancelled
-
-    def product_of(self, category: str) -> str:
-        return CATEGORY_PRODUCT[category]
 
 
 def _mul(qty: str, price: str) -> str:

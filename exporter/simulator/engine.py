@@ -29,7 +29,6 @@ class _Conn:
     idle_cutoff: float
     last_activity: float
     products: set[str] = field(default_factory=set)
-    pinged_since_subscribe: set[str] = field(default_factory=set)
 
 
 @dataclass

@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -315,16 +314,10 @@ class Simulator:
 
     async def _tick_loop(self) -> None:
         while True:
-            now = time.time()
-            dead, fired = self._engine.tick(now)
-            for conn_id in dead:
-                conn = self._conns.get(conn_id)
-                if conn is not None:
-                    self._spawn(self._safe_close(conn, 1000, "max_active_time exceeded"))
-            for trig in fired:
-                self._fire(trig, now)
-            for acct in self._accounts.values():
-                acct.apply_due_settings(now)
+            try:
+                self._tick()
+            except Exception:  # a bug here must not stop DCP for every account
+                log.exception("simulator: DCP tick failed")
             deadlines = [d for d in [self._engine.next_deadline()] if d is not None]
             deadlines += [p[0] for a in self._accounts.values() for p in a.pending_dcp]
             wait = min([d - time.time() for d in deadlines] + [1.0])
@@ -333,6 +326,19 @@ class Simulator:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
             except asyncio.TimeoutError:
                 pass
+
+    def _tick(self) -> None:
+        """Expire idle connections, fire due DCP timers, apply settled windows."""
+        now = time.time()
+        dead, fired = self._engine.tick(now)
+        for conn_id in dead:
+            conn = self._conns.get(conn_id)
+            if conn is not None:
+                self._spawn(self._safe_close(conn, 1000, "max_active_time exceeded"))
+        for trig in fired:
+            self._fire(trig, now)
+        for acct in self._accounts.values():
+            acct.apply_due_settings(now)
 
     def _poke(self) -> None:
         self._wake.set()
@@ -371,7 +377,7 @@ class Simulator:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 await self._on_text(conn, msg.data)
-        except (asyncio.CancelledError, ConnectionError):
+        except ConnectionError:
             pass
         finally:
             self._conns.pop(conn.conn_id, None)

@@ -1,7 +1,6 @@
 """REST surface over real loopback sockets: pybit (Bybit's SDK) signs, the simulator checks."""
 
 import asyncio
-import json
 import time
 
 import aiohttp

@@ -1,6 +1,5 @@
 """Private-stream shapes over real sockets with the websockets client library (PROTOCOL.md)."""
 
-import json
 import time
 
 import websockets
