@@ -1,0 +1,344 @@
+"""The whole exporter (supervisors, stream, poller, backfill, enforcer, web) against the simulator.
+
+Everything runs over loopback with short intervals; waits poll a condition with a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+
+from exporter.bybit.signing import ws_auth_args
+from exporter.config import AccountConfig, Config
+from exporter.metrics import Metrics
+from exporter.monitor.account import Exporter, stream_topics
+from exporter.secrets import Secret
+from exporter.simulator import Simulator
+from exporter.web import make_app
+
+KEY = "acct-test-key"
+TIME_SCALE = 0.02  # Bybit's default 10 s window lasts 0.2 s
+
+
+def account(sim: Simulator, key: str = KEY, name: str = "a", **overrides) -> AccountConfig:
+    settings = dict(
+        name=name,
+        api_key=key,
+        api_secret=Secret(sim.account(key).api_secret),
+        environment="simulator",
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        ping_interval=0.25,
+        pong_timeout=0.2,
+        poll_interval=0.3,
+    )
+    settings.update(overrides)
+    return AccountConfig(**settings)
+
+
+@dataclass
+class Running:
+    exporter: Exporter
+    metrics: Metrics
+    base_url: str
+    session: aiohttp.ClientSession
+
+    async def scrape(self) -> dict[tuple[str, frozenset], float]:
+        async with self.session.get(self.base_url + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    async def value(self, name: str, **labels) -> float | None:
+        return (await self.scrape()).get((name, frozenset(labels.items())))
+
+    def local(self, name: str, **labels) -> float | None:
+        return self.metrics.registry.get_sample_value(name, labels)
+
+
+@asynccontextmanager
+async def running(*accounts: AccountConfig):
+    metrics = Metrics()
+    exporter = Exporter(Config(accounts=list(accounts)), metrics)
+    runner = web.AppRunner(make_app(metrics, exporter))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    session = aiohttp.ClientSession()
+    await exporter.start()
+    try:
+        yield Running(exporter, metrics, base, session)
+    finally:
+        await session.close()
+        await exporter.stop()
+        await runner.cleanup()
+
+
+async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def protected_client(sim: Simulator, key: str, topic: str = "dcp.future"):
+    """A trading bot's connection: auth, subscribe ``topic``, ping; DCP arms while it lives."""
+    async with connect(sim.ws_url) as ws:
+        secret = sim.account(key).api_secret
+        await ws.send(json.dumps({"op": "auth", "req_id": "a", "args": ws_auth_args(key, secret, int((time.time() + 5) * 1000))}))
+        assert json.loads(await ws.recv())["success"] is True
+        await ws.send(json.dumps({"op": "subscribe", "req_id": "s", "args": [topic]}))
+        assert json.loads(await ws.recv())["success"] is True
+        await ws.send(json.dumps({"op": "ping", "req_id": "p"}))
+        assert json.loads(await ws.recv())["op"] == "pong"
+        yield ws
+
+
+@pytest.fixture
+async def sim():
+    async with Simulator(time_scale=TIME_SCALE) as s:
+        s.add_account(KEY)
+        yield s
+
+
+def subscribe_topics(sim: Simulator, key: str) -> list[str]:
+    return [
+        topic
+        for _, frame in sim.account(key).ws_frames
+        if frame.get("op") == "subscribe"
+        for topic in frame.get("args") or []
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_metrics_present_after_start(sim):
+    async with running(account(sim, desired_windows={"DERIVATIVES": 10}, reassert="dry-run")) as r:
+        assert not r.exporter.ready
+        async with r.session.get(r.base_url + "/readyz") as resp:
+            assert resp.status in (200, 503)
+        await eventually(lambda: r.exporter.ready, what="first poll")
+        async with r.session.get(r.base_url + "/readyz") as resp:
+            assert resp.status == 200
+        await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1, what="stream up")
+        await eventually(lambda: r.local("bybit_dcp_ws_ping_rtt_seconds_count", account="a"), what="a pong")
+        s = await r.scrape()
+
+        def v(name, **labels):
+            return s.get((name, frozenset({"account": "a", **labels}.items())))
+
+        assert v("bybit_dcp_up") == 1
+        assert v("bybit_dcp_enabled", product="DERIVATIVES") == 1
+        assert v("bybit_dcp_enabled", product="SPOT") == 1
+        assert v("bybit_dcp_enabled", product="OPTIONS") == 0
+        assert v("bybit_dcp_window_seconds", product="DERIVATIVES") == 10
+        assert v("bybit_dcp_window_seconds", product="OPTIONS") is None
+        assert v("bybit_dcp_desired_window_seconds", product="DERIVATIVES") == 10
+        assert v("bybit_dcp_window_drift", product="DERIVATIVES") == 0
+        assert abs(v("bybit_dcp_last_poll_success_timestamp_seconds") - time.time()) < 5
+        assert v("bybit_dcp_account_info", environment="simulator", mode="observer") == 1
+        assert v("bybit_dcp_ws_connected") == 1
+        assert v("bybit_dcp_ws_ping_gap_seconds") < 5
+        assert v("bybit_dcp_api_requests_total", endpoint="query_dcp_info") >= 1
+        assert v("bybit_dcp_cancelled_orders_total", category="linear") == 0
+        assert v("bybit_dcp_triggers_total", product="DERIVATIVES") == 0
+        async with r.session.get(r.base_url + "/") as resp:
+            page = await resp.text()
+        assert "<td>a</td>" in page and "DERIVATIVES: 10 s (desired 10 s)" in page
+
+
+async def test_window_changed_behind_our_back_shows_at_next_poll(sim):
+    async with running(account(sim)) as r:
+        await eventually(lambda: r.local("bybit_dcp_window_seconds", account="a", product="SPOT") == 10)
+        sim.set_dcp(KEY, "SPOT", 42)
+        await eventually(lambda: r.local("bybit_dcp_window_seconds", account="a", product="SPOT") == 42, timeout=3)
+        sim.set_dcp(KEY, "SPOT", None)
+        await eventually(lambda: r.local("bybit_dcp_enabled", account="a", product="SPOT") == 0, timeout=3)
+        assert await r.value("bybit_dcp_window_seconds", account="a", product="SPOT") is None
+        sim.set_dcp(KEY, "OPTIONS", 7)
+        await eventually(lambda: r.local("bybit_dcp_window_seconds", account="a", product="OPTIONS") == 7, timeout=3)
+        assert r.local("bybit_dcp_enabled", account="a", product="OPTIONS") == 1
+
+
+async def test_live_dcp_trigger_counted_exactly(sim):
+    async with running(account(sim)) as r:
+        await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1)
+        for _ in range(3):
+            sim.place_order(KEY, category="linear")
+        sim.place_order(KEY, category="inverse")
+        sim.place_order(KEY, category="spot")  # SPOT is not protected by this bot: stays open
+        async with protected_client(sim, KEY, "dcp.future"):
+            pass  # the bot dies
+        await eventually(lambda: sim.account(KEY).triggers, timeout=5, what="the simulator's trigger")
+        await eventually(
+            lambda: r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 3, timeout=5
+        )
+        await eventually(lambda: r.local("bybit_dcp_cancelled_orders_total", account="a", category="inverse") == 1)
+        # A reconnect and its backfill re-read the same orders: still counted once.
+        backfills = r.exporter.supervisors["a"].backfills
+        sim.close_connections(KEY)
+        await eventually(lambda: r.exporter.supervisors["a"].backfills > backfills, timeout=10, what="a backfill")
+        s = await r.scrape()
+        assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "linear"}.items()))] == 3
+        assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "inverse"}.items()))] == 1
+        assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "spot"}.items()))] == 0
+        assert s[("bybit_dcp_triggers_total", frozenset({"account": "a", "product": "DERIVATIVES"}.items()))] == 1
+        assert s[("bybit_dcp_triggers_total", frozenset({"account": "a", "product": "SPOT"}.items()))] == 0
+        fired_at = sim.account(KEY).triggers[0]["time"]
+        last = s[("bybit_dcp_last_trigger_timestamp_seconds", frozenset({"account": "a", "product": "DERIVATIVES"}.items()))]
+        assert abs(last - fired_at) < 0.01
+
+
+async def test_trigger_while_our_stream_was_down_is_backfilled_once(sim):
+    # A slow heartbeat so the stall is noticed only after the trigger has fired.
+    async with running(account(sim, ping_interval=2.0, pong_timeout=1.0)) as r:
+        sup = r.exporter.supervisors["a"]
+        await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1)
+        for _ in range(4):
+            sim.place_order(KEY, category="linear")
+        sim.place_order(KEY, category="option")
+        async with protected_client(sim, KEY, "dcp.future"):
+            sim.stall(KEY, True)  # our connection (and the bot's) go silent; nothing is pushed
+        await eventually(lambda: sim.account(KEY).triggers, timeout=5, what="the simulator's trigger")
+        # The trigger happened while our stream was still on the silent connection.
+        assert r.local("bybit_dcp_ws_pong_timeouts_total", account="a") == 0
+        assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 0
+        # Pong timeout -> reconnect (new connections are not stalled) -> backfill finds the cancels.
+        await eventually(lambda: sup.backfills >= 1, timeout=15, what="the backfill after reconnecting")
+        assert r.local("bybit_dcp_ws_reconnects_total", account="a", reason="pong_timeout") >= 1
+        assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 4
+        assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="option") == 0
+        assert r.local("bybit_dcp_triggers_total", account="a", product="DERIVATIVES") == 1
+        # Another reconnect overlaps the same history: nothing is counted twice.
+        sim.close_connections(KEY)
+        await eventually(lambda: sup.backfills >= 2, timeout=15, what="a second backfill")
+        assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 4
+        assert r.local("bybit_dcp_triggers_total", account="a", product="DERIVATIVES") == 1
+
+
+async def test_observer_never_subscribes_dcp(sim):
+    async with running(account(sim)) as r:
+        await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1)
+        sim.close_connections(KEY)  # and not after a reconnect either
+        await eventually(lambda: r.local("bybit_dcp_ws_reconnects_total", account="a", reason="closed") >= 1)
+        await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1)
+        assert subscribe_topics(sim, KEY) == ["order", "order"]
+        assert sim.account(KEY).subscribed_topics() == {"order"}
+        for product in ("SPOT", "DERIVATIVES", "OPTIONS"):
+            assert await r.value("bybit_dcp_ws_dcp_subscribed", account="a", product=product) == 0
+
+
+async def test_guardian_subscribes_its_products(sim):
+    config = account(sim, mode="guardian", guardian_products=("DERIVATIVES",))
+    assert stream_topics(config) == ("order", "dcp.future")
+    async with running(config) as r:
+        await eventually(lambda: r.local("bybit_dcp_ws_dcp_subscribed", account="a", product="DERIVATIVES") == 1)
+        assert sim.account(KEY).subscribed_topics() == {"order", "dcp.future"}
+        assert await r.value("bybit_dcp_ws_dcp_subscribed", account="a", product="SPOT") == 0
+        assert await r.value("bybit_dcp_account_info", account="a", environment="simulator", mode="guardian") == 1
+
+
+async def test_wrong_secret_is_visible_and_harmless_to_other_accounts(sim, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "definitely-the-wrong-secret-9876"
+    sim.add_account("good-key")
+    bad = account(sim, name="bad", api_secret=Secret(wrong))
+    good = account(sim, key="good-key", name="good")
+    async with running(bad, good) as r:
+        await eventually(
+            lambda: (r.local("bybit_dcp_api_errors_total", account="bad", endpoint="query_dcp_info", code="10004") or 0)
+            >= 2,
+            what="repeated 10004 errors",
+        )
+        await eventually(lambda: r.local("bybit_dcp_up", account="good") == 1)
+        await eventually(lambda: r.local("bybit_dcp_ws_reconnects_total", account="bad", reason="auth_failed"), what="ws auth failure")
+        assert r.exporter.ready
+        s = await r.scrape()
+        assert s[("bybit_dcp_up", frozenset({"account": "bad"}.items()))] == 0
+        assert s[("bybit_dcp_ws_connected", frozenset({"account": "bad"}.items()))] == 0
+        await eventually(lambda: r.local("bybit_dcp_ws_connected", account="good") == 1)
+        assert all(not t.done() for t in r.exporter._tasks.values())
+    assert any("10004" in (getattr(rec, "code", "") or "") for rec in caplog.records)
+    for rec in caplog.records:
+        text = rec.getMessage() + " " + " ".join(str(v) for v in vars(rec).values())
+        assert wrong not in text
+        assert sim.account("good-key").api_secret not in text
+    assert wrong not in caplog.text
+
+
+async def test_enforce_restores_a_changed_window(sim):
+    config = account(
+        sim, desired_windows={"SPOT": 10}, reassert="enforce", settle_seconds=0.2
+    )
+    async with running(config) as r:
+        await eventually(lambda: r.local("bybit_dcp_up", account="a") == 1)
+        sim.set_dcp(KEY, "SPOT", 30)
+        await eventually(lambda: sim.account(KEY).set_dcp_calls, timeout=5, what="a set")
+        assert sim.account(KEY).set_dcp_calls[0] == ("SPOT", 10)
+        await eventually(lambda: r.local("bybit_dcp_window_seconds", account="a", product="SPOT") == 10, timeout=5)
+        await eventually(lambda: r.local("bybit_dcp_window_drift", account="a", product="SPOT") == 0, timeout=5)
+        assert r.local("bybit_dcp_reassert_attempts_total", account="a", product="SPOT") >= 1
+
+
+async def test_dry_run_reports_drift_and_sends_nothing(sim):
+    async with running(account(sim, desired_windows={"SPOT": 20}, reassert="dry-run")) as r:
+        await eventually(lambda: r.local("bybit_dcp_window_drift", account="a", product="SPOT") == 1)
+        await asyncio.sleep(0.7)  # two more polls
+        assert sim.account(KEY).set_dcp_calls == []
+        assert [c for c in sim.account(KEY).rest_calls if c["method"] == "POST"] == []
+
+
+async def test_failed_part_restarts(sim, monkeypatch):
+    async with running(account(sim)) as r:
+        sup = r.exporter.supervisors["a"]
+        await eventually(lambda: r.local("bybit_dcp_up", account="a") == 1)
+        real = sup.rest.query_dcp_info
+        failures = []
+
+        async def broken():
+            failures.append(1)
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(sup.rest, "query_dcp_info", broken)
+        await eventually(lambda: failures, what="the broken poll")
+        assert r.local("bybit_dcp_up", account="a") == 0
+        monkeypatch.setattr(sup.rest, "query_dcp_info", real)
+        await eventually(lambda: r.local("bybit_dcp_up", account="a") == 1, timeout=5, what="the restarted poller")
+        assert r.local("bybit_dcp_ws_connected", account="a") == 1
+
+
+async def test_refused_key_on_poll_blocks_reassertion(sim):
+    config = account(
+        sim,
+        api_secret=Secret("another-wrong-secret-123"),
+        desired_windows={"SPOT": 10},
+        reassert="enforce",
+        settle_seconds=0.2,
+    )
+    async with running(config) as r:
+        await eventually(lambda: r.local("bybit_dcp_reassert_blocked", account="a") == 1, what="blocked")
+        assert r.exporter.supervisors["a"].enforcer.blocked
+        assert sim.account(KEY).set_dcp_calls == []
