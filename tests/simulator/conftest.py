@@ -4,7 +4,7 @@ import pytest
 
 from exporter.simulator import Simulator
 
-KEY, SECRET = "test-key", "test-secret"
+from sim_helpers import KEY, SECRET
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import websockets
 
 from exporter.bybit import signing
 
+KEY, SECRET = "test-key", "test-secret"
+
 
 async def wait_for(cond, timeout: float = 5.0, interval: float = 0.01):
     """Poll ``cond()`` until it is truthy; fail after ``timeout`` seconds."""

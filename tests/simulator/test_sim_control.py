@@ -5,7 +5,7 @@ import time
 import aiohttp
 import websockets
 
-from conftest import KEY, SECRET
+from sim_helpers import KEY, SECRET
 from sim_helpers import WsClient, signed_get, wait_for
 
 

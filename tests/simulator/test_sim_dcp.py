@@ -4,7 +4,7 @@ import asyncio
 import time
 
 from exporter.simulator import Simulator
-from conftest import KEY, SECRET
+from sim_helpers import KEY, SECRET
 from sim_helpers import WsClient, wait_for
 
 WINDOW = 10 * 0.05  # the default 10 s window in wall seconds

@@ -5,7 +5,7 @@ import time
 import websockets
 
 from exporter.bybit import signing
-from conftest import KEY, SECRET
+from sim_helpers import KEY, SECRET
 from sim_helpers import WsClient, wait_for
 
 
