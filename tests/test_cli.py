@@ -54,6 +54,11 @@ def test_version():
     assert result.returncode == 0 and __version__ in result.stdout
 
 
+def test_simulate_subcommand_delegates():
+    result = run_cli("simulate", "--help")
+    assert result.returncode == 0 and "--listen" in result.stdout and "simulate" in result.stdout
+
+
 def test_bad_config_exits_2_naming_the_field(tmp_path):
     path = tmp_path / "bad.yml"
     path.write_text(
@@ -109,3 +114,148 @@ def test_check_config_ok(tmp_path):
 def test_check_config_from_environment():
     result = run_cli("--check-config", env={"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET": SECRET, "BYBIT_ENV": "testnet"})
     assert result.returncode == 0 and "default (testnet, observer)" in result.stdout
+
+
+# ---------------------------------------------------------------- the exporter as a process
+
+
+def scrape(text: str) -> dict[tuple[str, frozenset], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def start_exporter(*args: str, env: dict) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
+    clean.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean,
+    )
+
+
+def stop_exporter(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 15) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"exporter did not stop within {timeout} s:\n{err[-3000:]}")
+    return proc.returncode, err
+
+
+async def in_thread(fn, *args, **kw):
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_shuts_down_cleanly(sig):
+    from exporter.simulator import Simulator
+
+    async with Simulator() as sim:
+        acct = sim.add_account("proc-key")
+        port = free_port()
+        proc = start_exporter(
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            env={
+                "BYBIT_API_KEY": "proc-key",
+                "BYBIT_API_SECRET": acct.api_secret,
+                "BYBIT_REST_URL": sim.rest_url,
+                "BYBIT_WS_URL": sim.ws_url,
+                "BYBIT_PING_INTERVAL": "1",
+                "BYBIT_PONG_TIMEOUT": "0.5",
+                "BYBIT_POLL_INTERVAL": "1",
+            },
+        )
+        try:
+            body = await in_thread(
+                wait_for,
+                f"http://127.0.0.1:{port}/metrics",
+                20,
+                lambda b: scrape(b).get(("bybit_dcp_ws_connected", frozenset({"account": "default"}.items()))) == 1,
+            )
+            assert scrape(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 1
+            await in_thread(wait_for, f"http://127.0.0.1:{port}/readyz", 5)
+        finally:
+            code, err = await in_thread(stop_exporter, proc, sig)
+        assert code == 0, err[-3000:]
+        assert "shutting down" in err
+        assert acct.api_secret not in err
+
+
+async def test_wrong_secret_process_keeps_serving_and_never_logs_the_secret():
+    from exporter.simulator import Simulator
+
+    wrong = "wrong-secret-for-the-process-4242"
+    async with Simulator() as sim:
+        sim.add_account("proc-key")
+        port = free_port()
+        proc = start_exporter(
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log.level",
+            "debug",
+            "--log.format",
+            "json",
+            env={
+                "BYBIT_API_KEY": "proc-key",
+                "BYBIT_API_SECRET": wrong,
+                "BYBIT_REST_URL": sim.rest_url,
+                "BYBIT_WS_URL": sim.ws_url,
+                "BYBIT_POLL_INTERVAL": "0.5",
+                "BYBIT_PING_INTERVAL": "1",
+                "BYBIT_PONG_TIMEOUT": "0.5",
+                "BYBIT_DESIRED_WINDOWS": "SPOT=10",
+                "BYBIT_REASSERT": "enforce",
+                "BYBIT_SETTLE_SECONDS": "10",
+            },
+        )
+        key = ("bybit_dcp_api_errors_total", frozenset({"account": "default", "endpoint": "query_dcp_info", "code": "10004"}.items()))
+        try:
+            body = await in_thread(
+                wait_for, f"http://127.0.0.1:{port}/metrics", 20, lambda b: scrape(b).get(key, 0) >= 2
+            )
+            assert scrape(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 0
+            page = await in_thread(wait_for, f"http://127.0.0.1:{port}/", 5)
+            assert wrong not in body and wrong not in page
+        finally:
+            code, err = await in_thread(stop_exporter, proc)
+        assert code == 0, err[-3000:]
+        lines = err.strip().splitlines()
+        assert any('"level": "debug"' in line for line in lines)  # debug really was on
+        assert any("10004" in line for line in lines)
+        assert not [line for line in lines if wrong in line]
+        assert "proc-key" not in err  # the key's middle is masked too
+
+
+def test_demo_serves_live_metrics():
+    port = free_port()
+    proc = start_exporter("--demo", "--web.listen-address", f"127.0.0.1:{port}", env={})
+    try:
+        body = wait_for(
+            f"http://127.0.0.1:{port}/metrics",
+            30,
+            lambda b: scrape(b).get(("bybit_dcp_ws_ping_rtt_seconds_count", frozenset({"account": "demo"}.items())), 0) > 0
+            and scrape(b).get(("bybit_dcp_up", frozenset({"account": "demo"}.items()))) == 1,
+        )
+        s = scrape(body)
+        assert s[("bybit_dcp_ws_connected", frozenset({"account": "demo"}.items()))] == 1
+        assert s[("bybit_dcp_window_seconds", frozenset({"account": "demo", "product": "DERIVATIVES"}.items()))] == 10
+        assert s[("bybit_dcp_desired_window_seconds", frozenset({"account": "demo", "product": "SPOT"}.items()))] == 10
+        assert ("bybit_dcp_window_drift", frozenset({"account": "demo", "product": "SPOT"}.items())) in s
+        page = wait_for(f"http://127.0.0.1:{port}/", 5)
+        assert "<td>demo</td>" in page
+    finally:
+        code, err = stop_exporter(proc)
+    assert code == 0, err[-3000:]
+    assert "demo" in err and f"127.0.0.1:{port}" in err
