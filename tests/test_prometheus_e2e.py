@@ -1,0 +1,335 @@
+"""The alert rules and the dashboard, proven on a real Prometheus.
+
+Each test starts, on 127.0.0.1 only:
+  the simulator (in this process; DCP timers at 0.1x, so Bybit's 10 s window lasts 1 s),
+  the exporter (`bybit-dcp-exporter` as a subprocess, 1 s ping and poll intervals),
+  Debian's `prometheus` binary (scrape and evaluation interval 1 s) loading a temporary copy of
+  alerts/*.rules.yml.
+
+In that copy every non-zero `for:` is shortened to FOR_IN_TESTS so an alert goes pending then
+firing in seconds rather than minutes; nothing else changes (expressions, thresholds, ranges,
+labels, annotations). BybitDcpTriggered has `for: 0m` and is tested exactly as shipped.
+All processes started here are terminated when the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from exporter.simulator import Simulator
+from exporter.simulator.scenario import protected_session
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
+DASHBOARD = json.loads((ROOT / "dashboards" / "bybit-dcp.json").read_text())
+
+API_KEY = "e2e-test-key-0001"
+API_SECRET = "e2e-test-secret-0001"
+ACCOUNT = "desk"
+JOB = "bybit-dcp"
+INTERVAL = 1.0  # Prometheus scrape and evaluation interval, seconds
+FOR_IN_TESTS = "3s"
+# What Grafana substitutes for $__rate_interval with a 1 s scrape interval: max(4 x scrape, step + scrape).
+RATE_INTERVAL = "4s"
+
+pytestmark = pytest.mark.timeout(180)
+
+
+# ------------------------------------------------------------------ plumbing
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prometheus_binary() -> str:
+    path = shutil.which("prometheus")
+    if path is None:
+        pytest.fail("prometheus not found on PATH: install Debian's prometheus package (apt-get install prometheus)")
+    return path
+
+
+def _shortened_rules(tmp: Path) -> list[Path]:
+    """Copies of the rule files with every non-zero `for` set to FOR_IN_TESTS."""
+    out = []
+    for path in RULE_FILES:
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule and rule["for"] not in ("0", "0s", "0m"):
+                    rule["for"] = FOR_IN_TESTS
+        target = tmp / path.name
+        target.write_text(yaml.safe_dump(doc, sort_keys=False))
+        out.append(target)
+    return out
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+async def _poll(check, *, timeout: float, interval: float = 0.1, what: str):
+    """Await ``check()`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class Stack:
+    def __init__(self, sim: Simulator, http: aiohttp.ClientSession, exporter_url: str, prom_url: str, logs: Path):
+        self.sim, self.http, self.exporter_url, self.prom_url, self.logs = sim, http, exporter_url, prom_url, logs
+
+    async def exporter_value(self, name: str, **labels: str) -> float | None:
+        async with self.http.get(f"{self.exporter_url}/metrics") as resp:
+            text = await resp.text()
+        want = {"account": ACCOUNT, **labels}
+        for line in text.splitlines():
+            m = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+            if m and all(f'{k}="{v}"' in m.group(1) for k, v in want.items()):
+                return float(m.group(2))
+        return None
+
+    async def api(self, path: str, **params) -> dict:
+        async with self.http.get(f"{self.prom_url}/api/v1/{path}", params=params) as resp:
+            body = await resp.json()
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    async def query(self, expr: str) -> list:
+        return (await self.api("query", query=expr))["result"]
+
+    async def alerts(self, name: str, **labels: str) -> list[dict]:
+        return [
+            a for a in (await self.api("alerts"))["alerts"]
+            if a["labels"].get("alertname") == name and all(a["labels"].get(k) == v for k, v in labels.items())
+        ]
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    prometheus = _prometheus_binary()
+    sim = Simulator(time_scale=0.1, settle_delay=0.0)
+    await sim.start(host="127.0.0.1", port=0)
+    sim.add_account(API_KEY, API_SECRET, name=ACCOUNT)  # DERIVATIVES and SPOT on, 10 s windows
+    procs: list[subprocess.Popen] = []
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+    try:
+        exporter_port = _free_port()
+        env = {
+            **os.environ,
+            "BYBIT_API_KEY": API_KEY,
+            "BYBIT_API_SECRET": API_SECRET,
+            "BYBIT_ACCOUNT": ACCOUNT,
+            "BYBIT_REST_URL": sim.rest_url,
+            "BYBIT_WS_URL": sim.ws_url,
+            "BYBIT_PING_INTERVAL": "1",
+            "BYBIT_PONG_TIMEOUT": "0.5",
+            "BYBIT_POLL_INTERVAL": "1",
+            "BYBIT_DESIRED_WINDOWS": "DERIVATIVES=10,SPOT=10",
+        }
+        exporter_log = open(tmp_path / "exporter.log", "wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", "import sys; from exporter.cli import main; sys.exit(main())",
+             "--web.listen-address", f"127.0.0.1:{exporter_port}"],
+            env=env, stdout=exporter_log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        ))
+        exporter_url = f"http://127.0.0.1:{exporter_port}"
+
+        rules = _shortened_rules(tmp_path)
+        config = {
+            "global": {"scrape_interval": f"{INTERVAL:g}s", "evaluation_interval": f"{INTERVAL:g}s",
+                       "scrape_timeout": f"{INTERVAL:g}s"},
+            "rule_files": [str(p) for p in rules],
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
+        }
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prom_port = _free_port()
+        prom_log = open(tmp_path / "prometheus.log", "wb")
+        procs.append(subprocess.Popen(
+            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdout=prom_log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        ))
+        stk = Stack(sim, http, exporter_url, f"http://127.0.0.1:{prom_port}", tmp_path)
+
+        async def exporter_ready():
+            for proc in procs:
+                assert proc.poll() is None, f"process exited; logs in {tmp_path}: " + \
+                    (tmp_path / "exporter.log").read_text()[-2000:] + (tmp_path / "prometheus.log").read_text()[-2000:]
+            try:
+                return await stk.exporter_value("bybit_dcp_ws_connected") == 1.0
+            except aiohttp.ClientError:
+                return False
+
+        await _poll(exporter_ready, timeout=30, what="the exporter's stream to connect")
+
+        async def scraped():
+            try:
+                return await stk.query(f'bybit_dcp_ws_connected{{job="{JOB}",account="{ACCOUNT}"}} == 1')
+            except aiohttp.ClientError:
+                return False
+
+        await _poll(scraped, timeout=30, what="Prometheus to scrape the exporter")
+        yield stk
+    finally:
+        await http.close()
+        for proc in reversed(procs):
+            _stop(proc)
+        await sim.stop()
+
+
+async def _trigger_dcp(stk: Stack) -> None:
+    """Be a bot: rest orders on the book, hold the only dcp.future/dcp.spot connection, vanish."""
+    stk.sim.place_order(API_KEY, category="linear", price="60000")
+    stk.sim.place_order(API_KEY, category="linear", price="60001")
+    stk.sim.place_order(API_KEY, category="spot", price="60000")
+    assert await protected_session(stk.sim, API_KEY, topics=("dcp.future", "dcp.spot"), hold=0.5)
+
+
+# ------------------------------------------------------------------ the tests
+
+async def test_dcp_trigger_fires_the_alert_within_two_evaluations(stack):
+    await _trigger_dcp(stack)
+
+    async def counted():
+        return await stack.exporter_value("bybit_dcp_triggers_total", product="DERIVATIVES") == 1.0
+
+    # The simulator fires 1 s (10 s x 0.1) after the bot vanished; the exporter sees the pushes.
+    await _poll(counted, timeout=15, what="the exporter to count the DERIVATIVES trigger")
+    exposed_at = time.monotonic()
+
+    async def firing():
+        alerts = await stack.alerts("BybitDcpTriggered", account=ACCOUNT, product="DERIVATIVES")
+        return [a for a in alerts if a["state"] == "firing"]
+
+    # for: 0m as shipped; one interval for the scrape to store it, one for the rule to see it,
+    # plus 1 s of slack for process scheduling on a busy machine.
+    (alert,) = await _poll(firing, timeout=2 * INTERVAL + 1.0, interval=0.05, what="BybitDcpTriggered to fire")
+    assert time.monotonic() - exposed_at <= 2 * INTERVAL + 1.0
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["labels"]["job"] == JOB
+    assert "desk for DERIVATIVES" in alert["annotations"]["description"]
+    assert alert["annotations"]["runbook_url"].endswith("runbook.md#bybitdcptriggered")
+    # Nothing was cancelled on OPTIONS, so no alert there.
+    assert not await stack.alerts("BybitDcpTriggered", account=ACCOUNT, product="OPTIONS")
+
+
+async def test_silent_stall_makes_heartbeat_alert_pending_then_firing(stack):
+    # Healthy first: no heartbeat or stream alert.
+    assert not await stack.alerts("BybitDcpHeartbeatGapHigh", account=ACCOUNT)
+    assert not await stack.alerts("BybitDcpStreamDisconnected", account=ACCOUNT)
+
+    # A silent stall: the live connection stops answering but stays open. The simulator's
+    # stall spares connections opened later, and the exporter heals a one-off stall by
+    # reconnecting after its pong timeout (a blip: no alert). Keep the account silent across
+    # reconnects by also dropping the pongs of new connections, so the heartbeat stays dead.
+    stack.sim.stall(API_KEY, True)
+    stack.sim.drop_pongs(API_KEY, True)
+    states: list[str] = []
+
+    async def firing():
+        alerts = await stack.alerts("BybitDcpHeartbeatGapHigh", account=ACCOUNT, product="DERIVATIVES")
+        if alerts and (not states or states[-1] != alerts[0]["state"]):
+            states.append(alerts[0]["state"])
+        return "firing" in states
+
+    # Overdue reaches half the 10 s window 6 s after the last pong (1 s ping interval), then
+    # the shortened `for`: pending, then firing.
+    await _poll(firing, timeout=40, interval=0.1, what="BybitDcpHeartbeatGapHigh to fire during the stall")
+    assert states[:2] == ["pending", "firing"], states
+
+    async def critical():
+        alerts = await stack.alerts("BybitDcpHeartbeatGapCritical", account=ACCOUNT, product="DERIVATIVES")
+        return [a for a in alerts if a["state"] == "firing"]
+
+    (alert,) = await _poll(critical, timeout=20, what="BybitDcpHeartbeatGapCritical to fire")
+    assert alert["labels"]["severity"] == "critical"
+    assert "heartbeat of account desk is overdue" in alert["annotations"]["description"]
+
+
+def _fill_variables(expr: str) -> str:
+    return (
+        expr.replace("$__rate_interval", RATE_INTERVAL)
+        .replace("$job", JOB)
+        .replace("$account", ACCOUNT)
+    )
+
+
+def _panel_targets() -> list[tuple[str, dict]]:
+    out = []
+    for panel in DASHBOARD["panels"]:
+        for sub in [panel, *panel.get("panels", [])]:
+            for target in sub.get("targets", []):
+                out.append((f'{sub["title"]} [{target["refId"]}]', target))
+    for annotation in DASHBOARD["annotations"]["list"]:
+        if annotation.get("expr"):
+            out.append((f'annotation {annotation["name"]}', {"expr": annotation["expr"], "instant": False}))
+    return out
+
+
+async def test_every_dashboard_query_returns_data(stack):
+    """Make every panel have something to show, then run each query as Grafana would."""
+    started = time.time()
+    # A trigger (triggers, cancelled orders, last-trigger time), a reconnect, three API errors
+    # (an error series is created at its first error, so increase() needs a second one).
+    await _trigger_dcp(stack)
+    stack.sim.close_connections(API_KEY)
+    stack.sim.force_error("/v5/account/query-dcp-info", 10016, count=3)
+
+    async def events_seen():
+        return (
+            await stack.exporter_value("bybit_dcp_triggers_total", product="DERIVATIVES") == 1.0
+            and (await stack.exporter_value("bybit_dcp_ws_reconnects_total", reason="closed") or 0) >= 1
+            and (await stack.exporter_value("bybit_dcp_api_errors_total", endpoint="query_dcp_info", code="10016") or 0) >= 3
+            and await stack.exporter_value("bybit_dcp_ws_connected") == 1.0
+        )
+
+    await _poll(events_seen, timeout=30, what="trigger, reconnect and API errors to show on /metrics")
+    # Let Prometheus scrape the last of them and evaluate the recording rules on it.
+    await asyncio.sleep(3 * INTERVAL)
+    end = time.time()
+
+    empty = []
+    for title, target in _panel_targets():
+        expr = _fill_variables(target["expr"])
+        if target.get("instant"):
+            result = await stack.query(expr)
+        else:
+            data = await stack.api("query_range", query=expr, start=f"{started - 5:.3f}", end=f"{end:.3f}", step="1")
+            result = data["result"]
+        if not result:
+            empty.append(f"{title}: {expr}")
+    assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+    # The template variables: label_values(<series>, <label>) is Grafana's; ask Prometheus the same.
+    for variable in DASHBOARD["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["definition"])
+        values = await stack.api(f"label/{m.group(2)}/values", **{"match[]": _fill_variables(m.group(1))})
+        assert {JOB, ACCOUNT} & set(values), (variable["name"], values)
