@@ -250,3 +250,18 @@ def test_provisioning_files():
     assert providers["apiVersion"] == 1
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+# ------------------------------------------------------------------ runbook <-> dashboard
+
+def test_runbook_names_real_panels():
+    """The runbook tells on-call which panel to open: each italic name must be a panel or row title."""
+    runbook = (ROOT / "alerts" / "runbook.md").read_text()
+    text = re.sub(r"`[^`\n]*`", "", runbook)  # code spans (dcp.*) are not emphasis
+    text = re.sub(r"\*\*[^*\n]+\*\*", "", text)  # bold is not a panel name
+    named = set(re.findall(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])", text))
+    titles = {p["title"] for p in all_panels(DASHBOARD)} | {DASHBOARD["title"]}
+    prometheus_ui = {"Status → Targets", "Status → Configuration"}
+    assert named, "the runbook names no panel"
+    unknown = named - titles - prometheus_ui
+    assert not unknown, f"runbook names panels the dashboard does not have: {sorted(unknown)}"
