@@ -99,3 +99,13 @@ async def test_landing_page_shows_accounts_escaped(served):
     assert "2.5 s" in row  # ping gap at render time
     assert "50.0 ms" in row  # RTT
     assert "1970-01-02 00:00:00 UTC (1 total)" in row
+
+
+def test_every_metric_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text()
+    metrics = Metrics()
+    for family in metrics.registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"| `{name}` | {family.type} |" in doc, f"{name} is not in docs/metrics.md"
