@@ -342,3 +342,36 @@ async def test_refused_key_on_poll_blocks_reassertion(sim):
         await eventually(lambda: r.local("bybit_dcp_reassert_blocked", account="a") == 1, what="blocked")
         assert r.exporter.supervisors["a"].enforcer.blocked
         assert sim.account(KEY).set_dcp_calls == []
+
+
+async def test_backfill_pages_are_bounded_and_range_clamped(sim, caplog):
+    from exporter.monitor.account import AccountSupervisor
+
+    t0 = time.time()
+    for _ in range(120):
+        sim.place_order(KEY, category="linear")
+    async with protected_client(sim, KEY, "dcp.future"):
+        pass
+    await eventually(lambda: sim.account(KEY).triggers, timeout=5, what="the simulator's trigger")
+    metrics = Metrics()
+    async with aiohttp.ClientSession() as session:
+        sup = AccountSupervisor(account(sim), metrics, session, backfill_max_pages=2)
+        assert await sup.backfill(t0 - 3 * 24 * 3600, time.time()) == 100  # 2 pages of 50
+        assert metrics.registry.get_sample_value(
+            "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}
+        ) == 100
+        assert "page limit" in caplog.text
+        history = [c for c in sim.account(KEY).rest_calls if c["path"] == "/v5/order/history"]
+        assert {c["params"]["category"] for c in history} == {"spot", "linear", "inverse", "option"}
+        for call in history:
+            span = int(call["params"]["endTime"]) - int(call["params"]["startTime"])
+            assert span <= 24 * 3600 * 1000
+        # A second, unbounded pass finds the rest; nothing is counted twice.
+        sup.backfill_max_pages = 20
+        assert await sup.backfill(t0 - 60, time.time()) == 120
+        assert metrics.registry.get_sample_value(
+            "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}
+        ) == 120
+        assert metrics.registry.get_sample_value(
+            "bybit_dcp_triggers_total", {"account": "a", "product": "DERIVATIVES"}
+        ) == 1

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
+HISTORY_KEPT_MS = 24 * 3600 * 1000
 RESTART_BACKOFF_MIN = 1.0
 RESTART_BACKOFF_MAX = 60.0
 CREDENTIAL_CODES = frozenset({"10003", "10004", "10005"})  # not 10010: an IP can come back
@@ -271,8 +272,9 @@ class AccountSupervisor:
     async def backfill(self, down_since: float, up_at: float) -> int:
         """Read order history for the time the stream was down; return the orders fed to the tracker."""
         async with self._backfill_lock:
-            start_ms = int((down_since - self.backfill_margin) * 1000)
             end_ms = int((max(up_at, self.clock()) + 1.0) * 1000)
+            # Bybit keeps cancelled orders in history for 24 h (and refuses ranges over 7 days).
+            start_ms = max(int((down_since - self.backfill_margin) * 1000), end_ms - HISTORY_KEPT_MS)
             fed = 0
             for category in CATEGORIES:
                 cursor: str | None = None
