@@ -69,7 +69,7 @@ class Simulator:
         settle_delay: float = 0.0,
         idle_cutoff: float | None = None,
         rate_limit_per_second: int = 5,
-        other_rate_limit_per_second: int = 20,
+        other_rate_limit_per_second: int | None = None,
     ) -> None:
         self.time_scale = time_scale
         self.settle_delay = settle_delay
@@ -77,6 +77,8 @@ class Simulator:
         self._accounts: dict[str, SimAccount] = {}
         self._conns: dict[str, _Conn] = {}
         self._engine = DcpEngine(self._window_of)
+        if other_rate_limit_per_second is None:  # raising the DCP limit raises the others too
+            other_rate_limit_per_second = max(20, rate_limit_per_second)
         self._limiter = RateLimiter({p: rate_limit_per_second for p in DCP_PATHS}, other_rate_limit_per_second)
         self._pong_latency: dict[str, float] = {}
         self._drop_pongs: set[str] = set()
