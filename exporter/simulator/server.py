@@ -135,12 +135,17 @@ class Simulator:
         await self.stop()
 
     @property
+    def _authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
     def rest_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self._authority}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/v5/private"
+        return f"ws://{self._authority}/v5/private"
 
     @property
     def control_url(self) -> str:
