@@ -165,22 +165,23 @@ class AccountSupervisor:
         failures = 0
         while True:
             started = time.monotonic()
+            crashed = False
             try:
                 await factory()  # type: ignore[misc]
-                problem = "stopped unexpectedly"
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a part must never take the supervisor down
-                problem = f"failed: {type(exc).__name__}"
-                log.error(
-                    f"{part} {problem}; restarting", extra={"account": self.name, "part": part}, exc_info=True
-                )
+            except Exception:  # noqa: BLE001 - a part must never take the supervisor down
+                crashed = True
             if time.monotonic() - started > RESTART_BACKOFF_MAX:
-                failures = 0
+                failures = 0  # it ran well for a while: start the backoff afresh
             failures += 1
             delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_MIN * 2 ** (failures - 1))
             delay *= 0.5 + self.rng.random() / 2
-            log.warning(f"{part} {problem}", extra={"account": self.name, "restart_in_seconds": round(delay, 1)})
+            log.error(
+                f"{part} {'failed' if crashed else 'stopped unexpectedly'}; restarting",
+                extra={"account": self.name, "part": part, "restart_in_seconds": round(delay, 2)},
+                exc_info=crashed,
+            )
             await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ DCP config poller
