@@ -39,6 +39,7 @@ CUSTOM_ENVIRONMENT = "custom"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONVENTIONAL_ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 
 ACCOUNT_FIELDS = (
     "name",
@@ -435,6 +436,8 @@ def _api_key(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[str
             return None
         return env[var].strip()
     key = raw.get("api_key")
+    if isinstance(key, int) and not isinstance(key, bool):  # YAML reads an all-digit key as a number
+        key = str(key)
     if not isinstance(key, str) or not key.strip():
         errors.append(f"{path('api_key')}: missing; give the account's API key (or api_key_env)")
         return None
@@ -462,7 +465,13 @@ def _api_secret(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[
             return None
         value = env.get(target, "")
         if not value.strip():
-            errors.append(f"{path(ref)}: environment variable {target} is not set or empty; export it")
+            if _CONVENTIONAL_ENV_NAME_RE.match(target):
+                errors.append(f"{path(ref)}: environment variable {target} is not set or empty; export it")
+            else:  # possibly the secret itself pasted here: do not repeat it
+                errors.append(
+                    f"{path(ref)}: the environment variable it names is not set (name not shown, in case it is the "
+                    "secret itself); give the NAME of a variable, e.g. DESK_A_SECRET, and export it"
+                )
             return None
         return Secret(value.strip())
     if not isinstance(target, str) or not target:

@@ -273,3 +273,18 @@ def test_repr_and_key_mask_hide_credentials():
     text = repr(config)
     assert SECRET not in text and "ABCDEFGHIJKL" not in text
     assert mask_key("ABCDEFGHIJKL") == "ABC***KL"
+
+
+def test_secret_pasted_into_api_secret_env_is_not_repeated(tmp_path):
+    pasted = "xZ9kQ2mN7pL4vB8cR1tY6wE3"  # looks like a Bybit secret, also a valid variable name
+    path = write(tmp_path, f"accounts:\n  - {{name: a, api_key: 12345678, api_secret_env: {pasted}}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    (message,) = errors_of(exc)
+    assert message.startswith("accounts[0].api_secret_env:") and "NAME of a variable" in message
+    assert pasted not in message
+
+
+def test_numeric_api_key_is_read_as_text(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a, api_key: 12345678, api_secret_env: S}\n")
+    assert load_config(path, env={"S": "x" * 10}).accounts[0].api_key == "12345678"
