@@ -481,7 +481,9 @@ def _api_secret(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[
         with open(target, encoding="utf-8") as fh:
             value = fh.read().strip()
     except OSError as exc:
-        errors.append(f"{path(ref)}: cannot read {target!r}: {exc.strerror or type(exc).__name__}")
+        # A bare word (no '/' or '.') may be a secret pasted by mistake: do not repeat it.
+        shown = repr(target) if ("/" in target or "." in target) else "the file (name not shown)"
+        errors.append(f"{path(ref)}: cannot read {shown}: {exc.strerror or type(exc).__name__}; give a file path")
         return None
     if not value:
         errors.append(f"{path(ref)}: {target!r} is empty")

@@ -288,3 +288,11 @@ def test_secret_pasted_into_api_secret_env_is_not_repeated(tmp_path):
 def test_numeric_api_key_is_read_as_text(tmp_path):
     path = write(tmp_path, "accounts:\n  - {name: a, api_key: 12345678, api_secret_env: S}\n")
     assert load_config(path, env={"S": "x" * 10}).accounts[0].api_key == "12345678"
+
+
+def test_secret_pasted_into_api_secret_file_is_not_repeated(tmp_path):
+    pasted = "xZ9kQ2mN7pL4vB8cR1tY6wE3"
+    path = write(tmp_path, f"accounts:\n  - {{name: a, api_key: KKKKKKKK, api_secret_file: {pasted}}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert pasted not in str(exc.value) and "accounts[0].api_secret_file: cannot read" in str(exc.value)
