@@ -8,6 +8,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from exporter.bybit.models import PRODUCTS, DcpSetting
 from exporter.monitor.reassert import (
@@ -250,28 +251,30 @@ def test_dry_run_describes_the_request_once_per_change():
 
 # --- properties ------------------------------------------------------------------------
 
-codes = st.sampled_from([None, None, None, "10001", "10003", "10004", "10005", "10006", "10016", "timeout", "network"])
+# answers to sets: mostly accepted, often a retryable error, rarely a credential error (which ends the story)
+codes = st.sampled_from(
+    [None] * 6 + ["10001", "10006", "10016", "timeout", "network"] * 2 + ["10003", "10004", "10005", "10010"]
+)
 
 
 @st.composite
 def scenarios(draw):
     desired = draw(
-        st.dictionaries(st.sampled_from(PRODUCTS), st.integers(MIN_WINDOW, MAX_WINDOW), max_size=3)
+        st.dictionaries(st.sampled_from(PRODUCTS), st.integers(MIN_WINDOW, MAX_WINDOW), min_size=1, max_size=3)
     )
     policy = draw(st.sampled_from(["off", "dry-run", "enforce", "enforce"]))
     settle = draw(st.sampled_from([0.5, 1.0, 10.0, 60.0]))
     windows = st.one_of(st.sampled_from(sorted(set(desired.values())) or [10]), st.integers(-5, 400))
     setting = st.tuples(st.sampled_from(["ON", "ON", "OFF"]), windows)
-    observation = st.one_of(
-        st.none(),
-        st.dictionaries(st.sampled_from(PRODUCTS + ("FUTURES",)), setting, max_size=4),
-    )
+    listed = st.dictionaries(st.sampled_from(PRODUCTS + ("FUTURES",)), setting, max_size=4)
+    observation = st.one_of(st.none(), listed, listed, listed)  # a failed poll now and then
     step = st.one_of(
-        st.tuples(st.just("advance"), st.floats(0, 200, allow_nan=False)),
+        # time in units of the settle period (most interesting near it), now and then a long jump
+        st.tuples(st.just("advance"), st.one_of(st.floats(0, 3), st.floats(0, 3), st.floats(0, 400))),
         st.tuples(st.just("observe"), observation),
-        st.tuples(st.just("result"), st.sampled_from(PRODUCTS), codes),
+        st.tuples(st.just("result"), st.integers(0, 5), codes),
     )
-    return desired, policy, settle, draw(st.lists(step, max_size=80))
+    return desired, policy, settle, draw(st.lists(step, min_size=3, max_size=80))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -285,12 +288,15 @@ def test_safety_properties_hold_for_any_sequence(scenario):
     auth_failed = False
     for step in steps:
         if step[0] == "advance":
-            now += step[1]
+            now += step[1] * settle
         elif step[0] == "result":
-            _, product, code = step
+            # mostly the answer to a set that is outstanding, sometimes a stray one
+            _, index, code = step
+            candidates = sorted(outstanding) if outstanding and index < 4 else list(PRODUCTS)
+            product = candidates[index % len(candidates)]
             core.record_result(product, now, code)
             outstanding.discard(product)
-            auth_failed |= code in ("10003", "10004", "10005")
+            auth_failed |= code in ("10003", "10004", "10005", "10010")
         else:
             raw = step[1]
             reported = None if raw is None else {p: DcpSetting(p, s, w) for p, (s, w) in raw.items()}
@@ -321,6 +327,7 @@ def test_safety_properties_hold_for_any_sequence(scenario):
                 outstanding.add(action.product)
             for event in decision.events:
                 assert event.product in desired
+                assert now - last_set[event.product] >= settle  # verified only after the settle time
             if core.blocked:
                 assert decision.sets() == []
 
@@ -346,3 +353,76 @@ def test_enforce_converges_on_an_honest_bybit(desired, start, poll):
     d = core.decide(dict(bybit), t)
     assert all(isinstance(x, InSync) for x in d.drift.values())
     assert sends == sum(1 for p, w in desired.items() if start.get(p) != w)
+
+
+class ReassertMachine(RuleBasedStateMachine):
+    """The same safety rules, explored step by step: hypothesis picks the next move knowing
+    which sets are outstanding, so answers arrive for real sets and time moves around settle."""
+
+    @initialize(
+        desired=st.dictionaries(st.sampled_from(PRODUCTS), st.integers(MIN_WINDOW, MAX_WINDOW), min_size=1, max_size=3),
+        policy=st.sampled_from(["off", "dry-run", "enforce", "enforce", "enforce"]),
+        settle=st.sampled_from([0.5, 10.0, 60.0]),
+    )
+    def setup(self, desired, policy, settle):
+        self.desired, self.policy, self.settle = desired, policy, settle
+        self.core = Reasserter(desired, policy, settle)
+        self.now = 0.0
+        self.last_set: dict[str, float] = {}
+        self.outstanding: list[str] = []
+        self.auth_failed = False
+
+    @rule(fraction=st.floats(0, 2.5))
+    def advance(self, fraction):
+        self.now += fraction * self.settle
+
+    @rule(seconds=st.floats(0, 3600))
+    def jump(self, seconds):
+        self.now += seconds
+
+    @rule(data=st.data())
+    def observe(self, data):
+        settings_ = {}
+        for product in PRODUCTS:  # per product: in sync, another window, listed OFF, or absent
+            kind = data.draw(st.sampled_from(["same", "same", "other", "off", "absent"]))
+            wanted = self.desired.get(product, 10)
+            if kind == "same":
+                settings_[product] = DcpSetting(product, "ON", wanted)
+            elif kind == "other":
+                settings_[product] = DcpSetting(product, "ON", data.draw(st.integers(1, 400).filter(lambda w: w != wanted)))
+            elif kind == "off":
+                settings_[product] = DcpSetting(product, "OFF", wanted)
+        decision = self.core.decide(settings_, self.now)
+        for action in decision.actions:
+            assert action.product in self.desired
+            assert self.policy != "off"
+            if isinstance(action, Set):
+                assert self.policy == "enforce" and not self.auth_failed
+                assert action.window == self.desired[action.product] and MIN_WINDOW <= action.window <= MAX_WINDOW
+                got = settings_.get(action.product)
+                assert not (got and got.on and got.window == action.window)
+                assert action.product not in self.outstanding
+                if action.product in self.last_set:
+                    assert self.now - self.last_set[action.product] >= self.settle
+                self.last_set[action.product] = self.now
+                self.outstanding.append(action.product)
+        for event in decision.events:  # a set is verified only after the settle time
+            assert event.product in self.desired
+            assert self.now - self.last_set[event.product] >= self.settle
+
+    @precondition(lambda self: bool(self.outstanding))
+    @rule(data=st.data(), code=codes)
+    def answer(self, data, code):
+        product = data.draw(st.sampled_from(self.outstanding))
+        self.outstanding.remove(product)
+        self.core.record_result(product, self.now, code)
+        self.auth_failed |= code in ("10003", "10004", "10005", "10010")
+
+    @invariant()
+    def blocked_only_after_auth_failure(self):
+        if hasattr(self, "core"):
+            assert self.core.blocked == self.auth_failed
+
+
+ReassertMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+test_safety_properties_step_by_step = ReassertMachine.TestCase
