@@ -13,8 +13,11 @@ import pytest
 
 from exporter.bybit.errors import AuthError, ParamError, error_for
 from exporter.bybit.models import DcpSetting
+from exporter.bybit.rest import RestClient
 from exporter.metrics import Metrics
 from exporter.monitor.enforcer import Enforcer
+from exporter.secrets import Secret
+from exporter.simulator import Simulator
 
 SET_PATH = "/v5/order/disconnected-cancel-all"
 ACCOUNT = "desk-a"
@@ -202,3 +205,212 @@ async def test_auth_failure_on_the_poll_blocks_too(caplog):
     await settled(enforcer)
     assert bybit.set_calls == []
     assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
+
+
+# --- against the simulator, with the real REST client ------------------------------------
+
+KEY = "reassert-key"
+
+
+@pytest.fixture
+async def sim():
+    async with Simulator(settle_delay=0.1, rate_limit_per_second=1000) as s:
+        s.add_account(KEY, name=ACCOUNT)
+        yield s
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics) -> RestClient:
+    acct = sim.account(KEY)
+    return RestClient(
+        session, account=ACCOUNT, base_url=sim.rest_url, api_key=KEY, api_secret=Secret(acct.api_secret), metrics=metrics
+    )
+
+
+def set_requests(sim: Simulator) -> list[dict]:
+    """Every set the simulator received, accepted or not."""
+    return [c for c in sim.account(KEY).rest_calls if c["method"] == "POST" and c["path"] == SET_PATH]
+
+
+class Poller:
+    """The account supervisor's poll loop in miniature: query, hand to the enforcer, wait."""
+
+    def __init__(self, rest: RestClient, enforcer: Enforcer, interval: float) -> None:
+        self.rest, self.enforcer, self.interval = rest, enforcer, interval
+        self.polls = 0
+        self.task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        while True:
+            self.enforcer.observe(await self.rest.query_dcp_info())
+            self.polls += 1
+            await asyncio.sleep(self.interval)
+
+    async def __aenter__(self) -> "Poller":
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.enforcer.aclose()
+
+    async def until(self, condition, timeout: float) -> float:
+        """Seconds until ``condition()`` held; fails after ``timeout``."""
+        start = time.monotonic()
+        while not condition():
+            assert not self.task.done(), self.task.exception()
+            assert time.monotonic() - start < timeout, "condition not reached in time"
+            await asyncio.sleep(0.01)
+        return time.monotonic() - start
+
+    async def polls_more(self, n: int, timeout: float = 10.0) -> None:
+        target = self.polls + n
+        await self.until(lambda: self.polls >= target, timeout)
+
+
+def real_metrics(desired: dict[str, int]) -> Metrics:
+    metrics = Metrics()
+    metrics.add_account(ACCOUNT, environment="mainnet", mode="observer", desired_windows=desired)
+    return metrics
+
+
+async def test_window_changed_behind_our_back_is_restored_and_verified(sim, session):
+    settle, poll = 0.3, 0.2
+    desired = {"DERIVATIVES": 10, "SPOT": 10}
+    metrics = real_metrics(desired)
+    rest = rest_client(sim, session, metrics)
+    enforcer = Enforcer(ACCOUNT, desired, "enforce", rest, metrics, settle_seconds=settle)
+    acct = sim.account(KEY)
+    async with Poller(rest, enforcer, poll) as poller:
+        await poller.polls_more(3)
+        assert set_requests(sim) == []  # in sync: nothing is sent
+
+        sim.set_dcp(KEY, "DERIVATIVES", 30)
+        verified = lambda: sample(metrics, "bybit_dcp_reassert_last_success_timestamp_seconds", product="DERIVATIVES")
+        elapsed = await poller.until(verified, timeout=settle + poll + 3)
+        assert elapsed < settle + poll + 0.5  # within one poll to notice plus the settle time
+        assert elapsed >= settle  # it waited the settle time before calling it verified
+        assert acct.dcp["DERIVATIVES"] == 10
+        assert acct.set_dcp_calls == [("DERIVATIVES", 10)]
+        assert [c["body"] for c in set_requests(sim)] == [{"product": "DERIVATIVES", "timeWindow": 10}]
+        assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 0
+        assert sample(metrics, "bybit_dcp_reassert_attempts_total", product="DERIVATIVES") == 1
+        assert sample(metrics, "bybit_dcp_reassert_failures_total", product="DERIVATIVES") == 0
+
+        await poller.polls_more(4)
+        assert acct.set_dcp_calls == [("DERIVATIVES", 10)]  # in sync again: no further sets
+
+
+async def test_set_not_effective_after_settle_is_a_failure_then_resolves(session):
+    """Bybit applies the window later than our settle time: the verification fails honestly,
+    backs off, and since Bybit then reports the desired window no second set is sent."""
+    async with Simulator(settle_delay=0.5, rate_limit_per_second=1000) as sim:
+        sim.add_account(KEY, name=ACCOUNT, dcp={"SPOT": 20})
+        metrics = real_metrics({"SPOT": 10})
+        rest = rest_client(sim, session, metrics)
+        enforcer = Enforcer(ACCOUNT, {"SPOT": 10}, "enforce", rest, metrics, settle_seconds=0.15)
+        async with Poller(rest, enforcer, 0.1) as poller:
+            await poller.until(lambda: sample(metrics, "bybit_dcp_reassert_failures_total", product="SPOT") == 1, 3)
+            await poller.until(lambda: sample(metrics, "bybit_dcp_window_drift", product="SPOT") == 0, 3)
+            await poller.polls_more(3)
+        assert sim.account(KEY).set_dcp_calls == [("SPOT", 10)]
+        assert sim.account(KEY).dcp["SPOT"] == 10
+
+
+@pytest.mark.parametrize("policy", ["off", "dry-run"])
+async def test_off_and_dry_run_send_nothing(sim, session, caplog, policy):
+    caplog.set_level(logging.INFO, logger="exporter.reassert")
+    sim.set_dcp(KEY, "SPOT", 30)
+    sim.set_dcp(KEY, "DERIVATIVES", None)
+    desired = {"SPOT": 10, "DERIVATIVES": 10}
+    metrics = real_metrics(desired)
+    rest = rest_client(sim, session, metrics)
+    enforcer = Enforcer(ACCOUNT, desired, policy, rest, metrics, settle_seconds=0.05)
+    async with Poller(rest, enforcer, 0.05) as poller:
+        await poller.polls_more(8)
+    assert sim.account(KEY).set_dcp_calls == []
+    assert set_requests(sim) == []
+    assert sample(metrics, "bybit_dcp_window_drift", product="SPOT") == 1
+    assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 1
+    assert sample(metrics, "bybit_dcp_reassert_attempts_total", product="SPOT") == 0
+    dry = sorted(r.body for r in caplog.records if r.getMessage() == "re-assert dry-run: would send")
+    if policy == "dry-run":
+        assert dry == ['{"product":"DERIVATIVES","timeWindow":10}', '{"product":"SPOT","timeWindow":10}']
+    else:
+        assert dry == []
+
+
+async def test_permission_error_stops_retries_and_is_counted(sim, session, caplog):
+    sim.force_error(SET_PATH, 10005, count=None)
+    sim.set_dcp(KEY, "DERIVATIVES", 30)
+    metrics = real_metrics({"DERIVATIVES": 10})
+    rest = rest_client(sim, session, metrics)
+    enforcer = Enforcer(ACCOUNT, {"DERIVATIVES": 10}, "enforce", rest, metrics, settle_seconds=0.05)
+    async with Poller(rest, enforcer, 0.05) as poller:
+        await poller.until(lambda: enforcer.blocked, 3)
+        await poller.polls_more(20)  # 20 polls, 1 s: many settle periods and backoffs
+    calls = set_requests(sim)
+    assert len(calls) == 1 and calls[0]["ret_code"] == 10005
+    assert sim.account(KEY).set_dcp_calls == []
+    assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
+    assert sample(metrics, "bybit_dcp_reassert_attempts_total", product="DERIVATIVES") == 1
+    assert sample(metrics, "bybit_dcp_reassert_failures_total", product="DERIVATIVES") == 1
+    assert sample(metrics, "bybit_dcp_api_errors_total", endpoint="set_dcp", code="10005") == 1
+    assert any(r.levelno == logging.ERROR and r.code == "10005" for r in caplog.records)
+    assert sim.account(KEY).api_secret not in caplog.text
+
+
+async def test_product_not_enabled_is_reported_and_backed_off(sim, session, caplog):
+    """OPTIONS is not enabled on the account (Bybit answers 10001). Two hours of 30 s polls on a
+    scaled clock: the first poll tries, later attempts come ever further apart."""
+    caplog.set_level(logging.INFO, logger="exporter.reassert")
+    clock = FakeClock()
+    metrics = real_metrics({"OPTIONS": 10})
+    rest = rest_client(sim, session, metrics)
+    enforcer = Enforcer(ACCOUNT, {"OPTIONS": 10}, "enforce", rest, metrics, settle_seconds=10, clock=clock, sleep=clock.sleep)
+    start, attempt_times = clock.t, []
+    for _ in range(240):
+        enforcer.observe(await rest.query_dcp_info())
+        await settled(enforcer)
+        if len(set_requests(sim)) > len(attempt_times):
+            attempt_times.append(clock.t - start)
+        clock.t += 30
+    await enforcer.aclose()
+    calls = set_requests(sim)
+    assert len(calls) == len(attempt_times)
+    assert all(c["ret_code"] == 10001 for c in calls)
+    assert attempt_times[0] == 0
+    gaps = [b - a for a, b in zip(attempt_times, attempt_times[1:])]
+    assert gaps == sorted(gaps) and gaps[-1] >= 1800
+    assert 5 <= len(calls) <= 12  # not 240
+    assert sample(metrics, "bybit_dcp_reassert_failures_total", product="OPTIONS") == len(calls)
+    assert sample(metrics, "bybit_dcp_window_drift", product="OPTIONS") == 1
+    assert not enforcer.blocked
+    reported = [r for r in caplog.records if r.getMessage() == "DCP window drift: product not enabled"]
+    assert len(reported) == 1 and reported[0].reported == "not listed"
+
+
+async def test_two_replicas_with_one_desired_state_do_not_fight(sim, session):
+    desired = {"SPOT": 10}
+    replicas = []
+    for _ in range(2):
+        metrics = real_metrics(desired)
+        rest = rest_client(sim, session, metrics)
+        enforcer = Enforcer(ACCOUNT, desired, "enforce", rest, metrics, settle_seconds=0.2)
+        replicas.append((metrics, Poller(rest, enforcer, 0.1)))
+    a, b = replicas[0][1], replicas[1][1]
+    async with a, b:
+        await a.polls_more(2)
+        sim.set_dcp(KEY, "SPOT", 45)
+        in_sync = lambda: all(sample(m, "bybit_dcp_window_drift", product="SPOT") == 0 for m, _ in replicas)
+        await a.until(lambda: sim.account(KEY).set_dcp_calls and in_sync(), 3)
+        await a.polls_more(10)
+    calls = sim.account(KEY).set_dcp_calls
+    assert 1 <= len(calls) <= 2 and set(calls) == {("SPOT", 10)}  # at most one each, same value
+    assert sim.account(KEY).dcp["SPOT"] == 10
