@@ -262,7 +262,7 @@ class Enforcer:
         self._metrics.reassert_blocked.labels(self.account).set(1)
         log.error(
             "re-assertion stopped for this account: Bybit refused the key (invalid key, signature or "
-            "missing permission); fix the API key or its permissions, then restart or reload the configuration",
+            "missing permission); fix the API key or its permissions, then restart the exporter",
             extra={"account": self.account, "code": code},
         )
 
