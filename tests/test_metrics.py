@@ -1,0 +1,114 @@
+"""The metric contract: every name dashboards and alerts rely on exists, with its type and
+labels, exported from the start, and the exposition passes ``promtool check metrics``."""
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.metrics import CATEGORIES, PRODUCTS, Metrics
+
+# The contract (README's metric table): renaming any of these breaks dashboards and alerts.
+CONTRACT = {
+    "bybit_dcp_up": ("gauge", {"account"}),
+    "bybit_dcp_enabled": ("gauge", {"account", "product"}),
+    "bybit_dcp_window_seconds": ("gauge", {"account", "product"}),
+    "bybit_dcp_desired_window_seconds": ("gauge", {"account", "product"}),
+    "bybit_dcp_window_drift": ("gauge", {"account", "product"}),
+    "bybit_dcp_last_poll_success_timestamp_seconds": ("gauge", {"account"}),
+    "bybit_dcp_api_requests": ("counter", {"account", "endpoint"}),
+    "bybit_dcp_api_errors": ("counter", {"account", "endpoint", "code"}),
+    "bybit_dcp_api_request_duration_seconds": ("histogram", {"account", "endpoint"}),
+    "bybit_dcp_api_rate_limit_remaining": ("gauge", {"account", "endpoint"}),
+    "bybit_dcp_clock_skew_seconds": ("gauge", {"account"}),
+    "bybit_dcp_ws_connected": ("gauge", {"account"}),
+    "bybit_dcp_ws_reconnects": ("counter", {"account", "reason"}),
+    "bybit_dcp_ws_ping_rtt_seconds": ("histogram", {"account"}),
+    "bybit_dcp_ws_last_pong_timestamp_seconds": ("gauge", {"account"}),
+    "bybit_dcp_ws_ping_gap_seconds": ("gauge", {"account"}),
+    "bybit_dcp_ws_heartbeat_gap_seconds": ("histogram", {"account"}),
+    "bybit_dcp_ws_pong_timeouts": ("counter", {"account"}),
+    "bybit_dcp_ws_dcp_subscribed": ("gauge", {"account", "product"}),
+    "bybit_dcp_ws_invalid_messages": ("counter", {"account"}),
+    "bybit_dcp_cancelled_orders": ("counter", {"account", "category"}),
+    "bybit_dcp_triggers": ("counter", {"account", "product"}),
+    "bybit_dcp_last_trigger_timestamp_seconds": ("gauge", {"account", "product"}),
+    "bybit_dcp_reassert_attempts": ("counter", {"account", "product"}),
+    "bybit_dcp_reassert_failures": ("counter", {"account", "product"}),
+    "bybit_dcp_account_info": ("gauge", {"account", "environment", "mode"}),
+    "bybit_dcp_exporter_build_info": ("gauge", {"version"}),
+}
+
+
+def populated() -> Metrics:
+    """A registry with one account and a value in every family, as after some running."""
+    metrics = Metrics(clock=lambda: 1_000.0)
+    metrics.add_account("desk-a", environment="mainnet", mode="guardian", desired_windows={"SPOT": 10},
+                        ping_interval=20, pong_timeout=10, poll_interval=30)
+    metrics.ping_gap.set_source("desk-a", lambda: 990.0)
+    metrics.window.labels("desk-a", "SPOT").set(10)
+    metrics.last_poll_success.labels("desk-a").set(990)
+    metrics.api_errors.labels("desk-a", "query_dcp_info", "10004").inc()
+    metrics.api_duration.labels("desk-a", "query_dcp_info").observe(0.05)
+    metrics.rate_limit_remaining.labels("desk-a", "query_dcp_info").set(4)
+    metrics.rate_limit.labels("desk-a", "query_dcp_info").set(5)
+    metrics.clock_skew.labels("desk-a").set(0.2)
+    metrics.ws_last_pong.labels("desk-a").set(990)
+    metrics.last_trigger.labels("desk-a", "SPOT").set(900)
+    metrics.reassert_last_success.labels("desk-a", "SPOT").set(800)
+    return metrics
+
+
+def families(metrics: Metrics) -> dict:
+    text = generate_latest(metrics.registry).decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_every_contract_metric_is_exposed_with_its_type_and_labels():
+    exposed = families(populated())
+    for name, (kind, labels) in CONTRACT.items():
+        assert name in exposed, f"{name} is missing"
+        family = exposed[name]
+        assert family.type == kind, f"{name} is a {family.type}, the contract says {kind}"
+        sample_labels = {k for s in family.samples for k in s.labels if k not in ("le", "quantile")}
+        assert sample_labels == labels, f"{name} has labels {sample_labels}, the contract says {labels}"
+
+
+def test_series_known_in_advance_start_at_zero():
+    metrics = Metrics()
+    metrics.add_account("desk-b", environment="testnet", mode="observer")
+    exposed = families(metrics)
+
+    def values(name: str, label: str) -> dict:
+        return {s.labels[label]: s.value for s in exposed[name].samples
+                if s.labels.get("account") == "desk-b" and label in s.labels and s.name.endswith(("_total", name))}
+
+    assert values("bybit_dcp_enabled", "product") == {p: 0.0 for p in PRODUCTS}
+    assert values("bybit_dcp_triggers", "product") == {p: 0.0 for p in PRODUCTS}
+    assert values("bybit_dcp_cancelled_orders", "category") == {c: 0.0 for c in CATEGORIES}
+    assert values("bybit_dcp_window_drift", "product") == {p: 0.0 for p in PRODUCTS}
+    assert values("bybit_dcp_ws_dcp_subscribed", "product") == {p: 0.0 for p in PRODUCTS}
+    up = [s.value for s in exposed["bybit_dcp_up"].samples if s.labels["account"] == "desk-b"]
+    assert up == [0.0]
+
+
+def test_ping_gap_is_computed_at_scrape_time():
+    now = [1_000.0]
+    metrics = Metrics(clock=lambda: now[0])
+    metrics.ping_gap.set_source("desk-a", lambda: 990.0)
+    gap = lambda: families(metrics)["bybit_dcp_ws_ping_gap_seconds"].samples[0].value  # noqa: E731
+    assert gap() == 10.0
+    now[0] = 1_025.0
+    assert gap() == 35.0
+
+
+def test_exposition_is_clean_under_promtool_check_metrics():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: install Debian's prometheus package (apt-get install prometheus)")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=generate_latest(populated().registry), capture_output=True, timeout=60
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), (result.stdout + result.stderr).decode()
