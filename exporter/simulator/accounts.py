@@ -9,6 +9,18 @@ from typing import Any
 
 DEFAULT_DCP = {"DERIVATIVES": 10, "SPOT": 10}
 ACTIVE_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered", "Created"})
+# What clients did is recorded for tests to assert on; a simulator left running for days
+# (a demo, a drill) keeps only the newest records.
+RECORD_LIMIT = 10_000
+
+
+class Records(list):
+    """A list (so tests compare it with plain lists) that keeps only the newest records."""
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if len(self) > 2 * RECORD_LIMIT:
+            del self[: len(self) - RECORD_LIMIT]  # trimmed in halves: amortised O(1)
 
 
 def new_secret() -> str:
@@ -29,10 +41,10 @@ class SimAccount:
     name: str = ""
     dcp: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DCP))
     orders: dict[str, dict] = field(default_factory=dict)
-    ws_frames: list[tuple[str, dict]] = field(default_factory=list)
-    rest_calls: list[dict] = field(default_factory=list)
-    set_dcp_calls: list[tuple[str, int]] = field(default_factory=list)
-    triggers: list[dict] = field(default_factory=list)
+    ws_frames: Records[tuple[str, dict]] = field(default_factory=Records)
+    rest_calls: Records[dict] = field(default_factory=Records)
+    set_dcp_calls: Records[tuple[str, int]] = field(default_factory=Records)
+    triggers: Records[dict] = field(default_factory=Records)
     # (effective_at, product, window) set through REST, waiting for the settle delay
     pending_dcp: list[tuple[float, str, int]] = field(default_factory=list)
     _topics: set[str] = field(default_factory=set)
