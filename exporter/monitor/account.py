@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ..bybit.errors import AuthError, BybitError, RateLimited
+from ..bybit.errors import AUTH_CODES, AuthError, BybitError, RateLimited
 from ..bybit.models import DcpSetting
 from ..bybit.rest import RestClient
 from ..config import AccountConfig, Config
@@ -37,7 +37,8 @@ BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
 RESTART_BACKOFF_MIN = 1.0
 RESTART_BACKOFF_MAX = 60.0
-CREDENTIAL_CODES = frozenset({"10003", "10004", "10005"})  # not 10010: an IP can come back
+# A failed poll blocks re-assertion on these; not on 10010 (unmatched IP), which can come back.
+CREDENTIAL_CODES = AUTH_CODES - {"10010"}
 
 
 def stream_topics(account: AccountConfig) -> tuple[str, ...]:
