@@ -2,8 +2,9 @@
 
 No credentials and nothing leaves the machine: the simulator listens on 127.0.0.1 on a
 free port, holds one account with resting orders, varies pong latency, drops the
-connection now and then and fires DCP every few minutes; one observer account named
-``demo`` watches it with short intervals so every metric has live data within a minute.
+connection now and then, changes a window behind the exporter's back and fires DCP every
+few minutes; one observer account named ``demo`` watches it with short intervals and
+re-asserts its desired windows, so every metric has live data within a minute.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def demo_config(*, listen_address: str, telemetry_path: str, log_level: str, log
         pong_timeout=2.5,
         poll_interval=10.0,
         desired_windows={"DERIVATIVES": 10, "SPOT": 10},
-        reassert="dry-run",
+        # The scenario changes the SPOT window now and then; enforce puts it back.
+        reassert="enforce",
+        settle_seconds=10.0,
     )
     return Config(
         accounts=[account],

@@ -1,8 +1,10 @@
 """A scripted day in the life of a trading account, for ``--demo`` and drills.
 
 Keeps resting orders on the book, varies the pong latency, drops the account's connections
-now and then, and every few minutes plays a trading bot that holds the only protected
-(``dcp.*``) connection and then disappears, so DCP fires and cancels the resting orders.
+now and then, changes the SPOT window behind the client's back now and then (a "manual
+change" for drift and re-assertion to notice), and every few minutes plays a trading bot
+that holds the only protected (``dcp.*``) connection and then disappears, so DCP fires and
+cancels the resting orders.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .server import Simulator
 log = logging.getLogger("exporter.simulator.scenario")
 
 ORDER_CATEGORIES = ("linear", "spot")
+DRIFT_PRODUCT = "SPOT"
+DRIFT_WINDOW = 30
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:
@@ -71,20 +75,24 @@ async def run_demo_scenario(
     api_key: str,
     *,
     stop: asyncio.Event,
-    rng: random.Random = random.Random(),
+    rng: random.Random | None = None,
     orders_per_category: int = 3,
     first_trigger_after: float = 30.0,
     trigger_every: float = 180.0,
     latency_every: float = 15.0,
     reconnect_every: float = 120.0,
+    first_drift_after: float = 50.0,
+    drift_every: float = 240.0,
     step: float = 1.0,
 ) -> None:
     """Run until ``stop`` is set. Every wait is bounded and wakes up on ``stop``."""
+    rng = rng if rng is not None else random.Random()
     loop = asyncio.get_running_loop()
     start = loop.time()
     next_trigger = start + first_trigger_after
     next_latency = start
     next_reconnect = start + reconnect_every
+    next_drift = start + first_drift_after
     top_up_orders(sim, api_key, orders_per_category, rng)
     while not stop.is_set():
         now = loop.time()
@@ -95,6 +103,11 @@ async def run_demo_scenario(
             log.info("scenario: closing the account's connections")
             sim.close_connections(api_key, code=1001, reason="scenario: server restart")
             next_reconnect = now + reconnect_every * rng.uniform(0.8, 1.2)
+        if now >= next_drift:
+            next_drift = now + drift_every
+            if DRIFT_PRODUCT in sim.account(api_key).dcp:
+                log.info("scenario: %s window changed to %d s behind the client's back", DRIFT_PRODUCT, DRIFT_WINDOW)
+                sim.set_dcp(api_key, DRIFT_PRODUCT, DRIFT_WINDOW)
         if now >= next_trigger:
             next_trigger = now + trigger_every
             top_up_orders(sim, api_key, orders_per_category, rng)

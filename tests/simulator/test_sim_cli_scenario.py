@@ -102,10 +102,12 @@ async def test_demo_scenario_triggers_dcp_and_replaces_orders():
         stop_event = asyncio.Event()
         task = asyncio.create_task(
             run_demo_scenario(sim, "demo", stop=stop_event, rng=random.Random(7), first_trigger_after=0.2,
-                              trigger_every=60, latency_every=0.2, reconnect_every=60, step=0.05)
+                              trigger_every=60, latency_every=0.2, reconnect_every=60, first_drift_after=0.1,
+                              step=0.05)
         )
-        await wait_for(lambda: acct.triggers, timeout=10)
-        assert {t["product"] for t in acct.triggers} == {"DERIVATIVES", "SPOT"}
+        await wait_for(lambda: acct.dcp.get("SPOT") == 30, timeout=5)  # the scripted manual change
+        # SPOT now has the drifted 30 s window (1.5 s here), so it fires after DERIVATIVES.
+        await wait_for(lambda: {t["product"] for t in acct.triggers} == {"DERIVATIVES", "SPOT"}, timeout=10)
         assert all(t["order_ids"] for t in acct.triggers)
         push = await observer.recv_until(lambda f: any(o["cancelType"] == "CancelByDCP" for o in f["data"]), timeout=5)
         assert push["topic"] == "order"
