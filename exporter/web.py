@@ -6,6 +6,7 @@ value the metrics do not; every value on it is HTML-escaped.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,11 @@ def make_app(
 
     async def telemetry(request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(metrics.registry)
+        # Rendering is CPU-bound (about 1 s for 1,000 accounts, see benchmarks/bench_fleet.py).
+        # In a worker thread the interpreter hands the event loop a turn every few ms, so
+        # pings and pongs keep their timing while Prometheus scrapes. The registry's
+        # metrics are thread-safe; nothing else runs off the loop.
+        body = await asyncio.to_thread(encoder, metrics.registry)
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(request: web.Request) -> web.Response:
