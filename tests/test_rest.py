@@ -8,8 +8,6 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
@@ -75,14 +73,8 @@ async def test_server_time_and_skew(sim, session):
     assert 2.5 < sample(m, "bybit_dcp_clock_skew_seconds", account="acct") < 3.5
 
 
-async def test_rsa_signing():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+async def test_rsa_signing(rsa_pem_pair):
+    private_pem, public_pem = rsa_pem_pair()
     # The session closes before the server (else the server waits for its keep-alive connections).
     async with Simulator() as sim, aiohttp.ClientSession() as session:
         sim.add_account("rsa-key", rsa_public_key_pem=public_pem)

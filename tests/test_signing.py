@@ -4,9 +4,6 @@ import base64
 import hashlib
 import hmac
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from exporter.bybit import signing
 from exporter.secrets import Secret
 
@@ -32,14 +29,8 @@ def test_ws_auth_args_sign_get_realtime_plus_expiry():
     assert signature == hmac.new(b"SECRET", b"GET/realtime1700000000000", hashlib.sha256).hexdigest()
 
 
-def test_rsa_signature_is_base64_pkcs1v15_and_verifies():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+def test_rsa_signature_is_base64_pkcs1v15_and_verifies(rsa_pem_pair):
+    pem, public = rsa_pem_pair()
     headers = signing.sign_rest("KEY", Secret(pem), 1, "a=b", 5000)
     base64.b64decode(headers.signature, validate=True)
     assert signing.verify_rsa(public, "1KEY5000a=b", headers.signature)

@@ -11,8 +11,6 @@ import time
 import urllib.request
 import json
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exporter.simulator import Simulator
 from exporter.simulator.cli import main
@@ -82,9 +80,8 @@ def test_cli_demo_account_prints_credentials():
     assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
 
 
-def test_cli_accounts_file_with_rsa(tmp_path):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "pub.pem").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+def test_cli_accounts_file_with_rsa(tmp_path, rsa_pem_pair):
+    (tmp_path / "pub.pem").write_text(rsa_pem_pair()[1])
     (tmp_path / "accounts.yaml").write_text(
         "- {api_key: A, api_secret: sa, name: desk-a, dcp: {DERIVATIVES: 20}}\n"
         "- {api_key: B, rsa_public_key_file: pub.pem, name: desk-b, dcp: {}}\n"

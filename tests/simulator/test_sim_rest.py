@@ -5,8 +5,6 @@ import time
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
 
@@ -114,15 +112,12 @@ async def test_timestamp_outside_recv_window_gives_10002(sim, offset_ms):
             assert ok["retCode"] == 0
 
 
-async def test_rsa_account_signed_by_pybit_is_accepted(sim):
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+async def test_rsa_account_signed_by_pybit_is_accepted(sim, rsa_pem_pair):
+    private_pem, public_pem = rsa_pem_pair()
     sim.add_account("rsa-key", rsa_public_key_pem=public_pem)
     body = await call(pybit_session(sim, "rsa-key", private_pem, rsa_authentication=True).query_dcp_info)
     assert body["retCode"] == 0
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    other_pem = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    other_pem, _ = rsa_pem_pair()
     with pytest.raises(InvalidRequestError) as exc:
         await call(pybit_session(sim, "rsa-key", other_pem, rsa_authentication=True).query_dcp_info)
     assert exc.value.status_code == 10004

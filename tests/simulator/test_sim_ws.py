@@ -95,12 +95,11 @@ async def test_other_accounts_orders_are_not_pushed(sim):
 
 
 async def test_max_active_time_query_parameter_sets_the_idle_cutoff(sim):
-    async with websockets.connect(sim.ws_url + "?max_active_time=45s") as ws:
-        await wait_for(lambda: sim._conns)
-        assert [c.idle_cutoff for c in sim._conns.values()] == [45.0]
-    async with websockets.connect(sim.ws_url) as ws:
-        await wait_for(lambda: sim._conns)
-        assert [c.idle_cutoff for c in sim._conns.values()] == [600.0]
+    async with websockets.connect(sim.ws_url + "?max_active_time=45s"):
+        await wait_for(lambda: [c.idle_cutoff for c in sim._conns.values()] == [45.0])
+    await wait_for(lambda: not sim._conns)
+    async with websockets.connect(sim.ws_url):
+        await wait_for(lambda: [c.idle_cutoff for c in sim._conns.values()] == [600.0])
 
 
 async def test_faults_pong_latency_drop_stall_close_malformed(sim):
