@@ -25,6 +25,7 @@ from exporter.monitor.account import Exporter, stream_topics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
+from helpers import eventually
 
 KEY = "acct-test-key"
 TIME_SCALE = 0.02  # Bybit's default 10 s window lasts 0.2 s
@@ -86,20 +87,6 @@ async def running(*accounts: AccountConfig):
         await session.close()
         await exporter.stop()
         await runner.cleanup()
-
-
-async def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ import yaml
 
 from exporter.simulator import Simulator
 from exporter.simulator.scenario import protected_session
+from helpers import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
@@ -90,14 +91,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 async def _poll(check, *, timeout: float, interval: float = 0.1, what: str):
     """Await ``check()`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(interval)
+    return await eventually(check, timeout, interval, what)
 
 
 class Stack:

@@ -20,6 +20,7 @@ from exporter.bybit.stream import (
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
+from helpers import eventually
 
 KEY = "streamkey01"
 SECRET = "streamsecret-do-not-log-0123456789"
@@ -85,12 +86,7 @@ def sample(metrics, name, **labels):
 
 
 async def until(cond, timeout=8.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    await eventually(cond, timeout, 0.01, what)
 
 
 @pytest.fixture

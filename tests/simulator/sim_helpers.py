@@ -10,20 +10,14 @@ import aiohttp
 import websockets
 
 from exporter.bybit import signing
+from helpers import eventually
 
 KEY, SECRET = "test-key", "test-secret"
 
 
 async def wait_for(cond, timeout: float = 5.0, interval: float = 0.01):
     """Poll ``cond()`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
+    return await eventually(cond, timeout, interval)
 
 
 class WsClient:
