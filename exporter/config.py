@@ -29,7 +29,7 @@ MIN_SETTLE_SECONDS = 10.0  # Bybit: "query or set again after 10 seconds"
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9842"
 DEFAULT_TELEMETRY_PATH = "/metrics"
 
-# Bybit's public endpoints (PROTOCOL.md). Regional hosts: set rest_url / ws_url.
+# Bybit's public endpoints (from Bybit's V5 documentation). Regional hosts: set rest_url / ws_url.
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "mainnet": ("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
     "testnet": ("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),

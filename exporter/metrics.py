@@ -21,7 +21,7 @@ from . import __version__
 
 PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
 CATEGORIES = ("spot", "linear", "inverse", "option")
-# Bybit's category -> DCP product (PROTOCOL.md: inferred from the names).
+# Bybit's category -> DCP product (inferred from the names; Bybit does not state it).
 CATEGORY_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}
 PRODUCT_TOPIC = {"DERIVATIVES": "dcp.future", "SPOT": "dcp.spot", "OPTIONS": "dcp.option"}
 # Known REST endpoints, labelled by a short stable name rather than the URL path.

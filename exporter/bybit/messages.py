@@ -6,7 +6,7 @@ raises: anything it cannot make sense of becomes :class:`Invalid` with a short, 
 produce the frames the exporter sends (``auth``, ``subscribe``, ``ping``), each with a
 ``req_id`` so acknowledgements and pongs can be matched to their requests.
 
-Shapes (PROTOCOL.md):
+Shapes (from Bybit's V5 websocket documentation):
   auth ack       {"success":true,"ret_msg":"","op":"auth","conn_id":"..."}
   subscribe ack  {"success":true,"ret_msg":"","op":"subscribe","conn_id":"...","req_id":"..."}
   pong           {"req_id":"...","op":"pong","args":["1675418560633"],"conn_id":"..."}
@@ -25,29 +25,25 @@ ORDER_TOPIC_PREFIX = "order"
 
 
 @dataclass(frozen=True)
-class AuthAck:
+class Ack:
+    """Bybit's answer to a request op; the subclasses say which op it answers."""
+
     success: bool
     ret_msg: str = ""
     conn_id: str | None = None
     req_id: str | None = None
 
 
-@dataclass(frozen=True)
-class SubscribeAck:
+class AuthAck(Ack):
+    """Acknowledgement of ``auth``."""
+
+
+class SubscribeAck(Ack):
     """Acknowledgement of a ``subscribe`` request; Bybit answers a whole request at once."""
 
-    success: bool
-    ret_msg: str = ""
-    conn_id: str | None = None
-    req_id: str | None = None
 
-
-@dataclass(frozen=True)
-class UnsubscribeAck:
-    success: bool
-    ret_msg: str = ""
-    conn_id: str | None = None
-    req_id: str | None = None
+class UnsubscribeAck(Ack):
+    """Acknowledgement of ``unsubscribe``."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Private-stream shapes over real sockets with the websockets client library (PROTOCOL.md)."""
+"""Private-stream shapes over real sockets with the websockets client library, as Bybit documents them."""
 
 import time
 
