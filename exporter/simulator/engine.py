@@ -95,15 +95,20 @@ class DcpEngine:
             key = (conn.account, product)
             if key in self._timers:
                 continue  # the timer keeps counting from the first disconnection
-            if self._alive_protected(conn.account, product):
+            if self._alive_protected(conn.account, product, at):
                 continue
             window = self._window_of(conn.account, product, at)
             if window is None:
                 continue  # DCP off for this product: never triggers
             self._timers[key] = _Timer(started=at, deadline=at + window)
 
-    def _alive_protected(self, account: str, product: str) -> bool:
-        return any(c.account == account and product in c.products for c in self._conns.values())
+    def _alive_protected(self, account: str, product: str, at: float) -> bool:
+        """A protected connection still alive at ``at``: one already silent past its idle
+        cut-off but not yet expired does not count."""
+        return any(
+            c.account == account and product in c.products and c.last_activity + c.idle_cutoff > at
+            for c in self._conns.values()
+        )
 
     # --- time -----------------------------------------------------------------------
     def idle_deadline(self, conn_id: str) -> float | None:

@@ -127,3 +127,27 @@ def test_timer_counts_from_the_first_disconnection_when_a_newcomer_never_pings()
     engine.subscribe("c2", "DERIVATIVES", 1.0)
     engine.close("c2", now=5.0)
     assert engine.timer("a", "DERIVATIVES") == (0.0, 10.0)
+
+
+def test_connections_expiring_in_one_tick_start_the_timer_at_the_last_death():
+    # c1 (opened first) dies at 40, c2 at 30; both are found dead by the same tick
+    engine, _ = make()
+    protected(engine, "c1", now=10.0, cutoff=30.0)
+    protected(engine, "c2", now=0.0, cutoff=30.0)
+    dead, fired = engine.tick(45.0)
+    assert sorted(dead) == ["c1", "c2"] and fired == []
+    assert engine.timer("a", "DERIVATIVES") == (40.0, 50.0)
+    assert engine.tick(49.0) == ([], [])
+    assert engine.tick(50.0) == ([], [Trigger("a", "DERIVATIVES", 50.0)])
+
+
+def test_a_connection_silent_past_its_cutoff_does_not_protect_before_it_is_expired():
+    engine, _ = make()
+    protected(engine, "c1", now=0.0, cutoff=30.0)  # silent: dead from 30 on
+    protected(engine, "c2", now=90.0)
+    engine.close("c2", now=100.0)
+    assert engine.timer("a", "DERIVATIVES") == (100.0, 110.0)
+    dead, fired = engine.tick(101.0)
+    assert dead == ["c1"] and fired == []
+    assert engine.timer("a", "DERIVATIVES") == (100.0, 110.0)
+    assert engine.tick(110.0) == ([], [Trigger("a", "DERIVATIVES", 110.0)])
