@@ -219,3 +219,34 @@ async def test_timeout_and_network_errors():
             await c.query_dcp_info()
     assert exc.value.code == "network"
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="network") == 1
+
+
+async def test_non_utf8_error_page_is_a_counted_error():
+    async def undecodable(request):
+        return web.Response(body=b"\xff\xfe<html>bad gateway \xe9</html>", status=502, content_type="text/html")
+
+    async def undecodable_ok(request):
+        return web.Response(body=b"\xff\xfe\x00", status=200, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/v5/account/query-dcp-info", undecodable)
+    app.router.add_get("/v5/market/time", undecodable_ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            m = Metrics()
+            c = client(session, f"http://127.0.0.1:{port}", m)
+            with pytest.raises(BybitError) as exc:
+                await c.query_dcp_info()
+            assert exc.value.code == "502"
+            with pytest.raises(TransportError) as exc:
+                await c.server_time()
+            assert exc.value.code == "network"
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="502") == 1
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="network") == 1
+    finally:
+        await runner.cleanup()

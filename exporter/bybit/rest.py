@@ -187,7 +187,7 @@ class RestClient:
                 timeout=self._timeout,
             ) as resp:
                 status = resp.status
-                text = await resp.text()
+                raw = await resp.read()
                 resp_headers = resp.headers
         except asyncio.TimeoutError:
             self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
@@ -203,8 +203,9 @@ class RestClient:
 
         data: Any = None
         try:
-            data = json.loads(text) if text else None
-        except ValueError:
+            # Bytes, not text: an error page in another encoding is "not JSON", not a crash.
+            data = json.loads(raw) if raw else None
+        except ValueError:  # UnicodeDecodeError included
             data = None
         if isinstance(data, dict) and isinstance(data.get("time"), (int, float)):
             self._update_skew(data["time"] / 1000.0, t0, t1)
