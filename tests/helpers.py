@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 
 
@@ -22,3 +23,15 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02, w
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+# ------------------------------------------------------------------ processes
+
+def exporter_env(**overrides: str) -> dict[str, str]:
+    """The environment for an exporter subprocess: this one without any BYBIT_* variable, plus ``overrides``.
+
+    A developer's shell may export BYBIT_API_SECRET_FILE, BYBIT_MODE and so on; they must not leak in.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
+    env.update(overrides)
+    return env

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import socket
@@ -31,7 +30,7 @@ import yaml
 
 from exporter.simulator import Simulator
 from exporter.simulator.scenario import protected_session
-from helpers import eventually
+from helpers import eventually, exporter_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
@@ -134,18 +133,18 @@ async def stack(tmp_path):
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
     try:
         exporter_port = _free_port()
-        env = {
-            **os.environ,
-            "BYBIT_API_KEY": API_KEY,
-            "BYBIT_API_SECRET": API_SECRET,
-            "BYBIT_ACCOUNT": ACCOUNT,
-            "BYBIT_REST_URL": sim.rest_url,
-            "BYBIT_WS_URL": sim.ws_url,
-            "BYBIT_PING_INTERVAL": "1",
-            "BYBIT_PONG_TIMEOUT": "0.5",
-            "BYBIT_POLL_INTERVAL": "1",
-            "BYBIT_DESIRED_WINDOWS": "DERIVATIVES=10,SPOT=10",
-        }
+        # Only the variables below: none of the developer's BYBIT_* settings (a secret file, a mode).
+        env = exporter_env(
+            BYBIT_API_KEY=API_KEY,
+            BYBIT_API_SECRET=API_SECRET,
+            BYBIT_ACCOUNT=ACCOUNT,
+            BYBIT_REST_URL=sim.rest_url,
+            BYBIT_WS_URL=sim.ws_url,
+            BYBIT_PING_INTERVAL="1",
+            BYBIT_PONG_TIMEOUT="0.5",
+            BYBIT_POLL_INTERVAL="1",
+            BYBIT_DESIRED_WINDOWS="DERIVATIVES=10,SPOT=10",
+        )
         exporter_log = open(tmp_path / "exporter.log", "wb")
         procs.append(subprocess.Popen(
             [sys.executable, "-c", "import sys; from exporter.cli import main; sys.exit(main())",
