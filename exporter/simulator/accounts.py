@@ -12,6 +12,8 @@ ACTIVE_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered", "Created"}
 # What clients did is recorded for tests to assert on; a simulator left running for days
 # (a demo, a drill) keeps only the newest records.
 RECORD_LIMIT = 10_000
+# Cancelled orders are listed for 24 hours only; older ones are dropped.
+CANCELLED_LISTED_MS = 24 * 3600 * 1000
 
 
 class Records(list):
@@ -138,8 +140,16 @@ class SimAccount:
             "createdTime": created,
             "updatedTime": created,
         }
+        self._drop_unlisted(now)
         self.orders[order["orderId"]] = order
         return order
+
+    def _drop_unlisted(self, now: float) -> None:
+        """Forget cancelled orders no list shows any more, so a long run does not grow forever."""
+        cutoff = int(now * 1000) - CANCELLED_LISTED_MS
+        gone = [i for i, o in self.orders.items() if o["orderStatus"] == "Cancelled" and int(o["updatedTime"]) < cutoff]
+        for order_id in gone:
+            del self.orders[order_id]
 
     def active_orders(self, categories: tuple[str, ...] | None = None) -> list[dict]:
         return [

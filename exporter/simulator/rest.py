@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ..bybit import signing
-from .accounts import SimAccount
+from .accounts import CANCELLED_LISTED_MS, SimAccount
 
 PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
 CATEGORIES = ("spot", "linear", "inverse", "option")
@@ -192,13 +192,13 @@ def order_history(acct: SimAccount, params: dict[str, str], now: float) -> dict:
         start = end - 7 * 24 * 3600 * 1000
     if end - start > 7 * 24 * 3600 * 1000:
         raise ApiError(10001, "params error: the time range must not exceed 7 days")
-    day_ago = int(now * 1000) - 24 * 3600 * 1000
+    listed_since = int(now * 1000) - CANCELLED_LISTED_MS
     orders = [
         o
         for o in acct.orders.values()
         if o["category"] == category
         and start <= int(o["updatedTime"]) <= end
-        and not (o["orderStatus"] == "Cancelled" and int(o["updatedTime"]) < day_ago)
+        and not (o["orderStatus"] == "Cancelled" and int(o["updatedTime"]) < listed_since)
     ]
     orders = filter_orders(orders, params)
     orders.sort(key=lambda o: (int(o["updatedTime"]), int(o["createdTime"])), reverse=True)
