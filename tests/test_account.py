@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from exporter.bybit.signing import ws_auth_args
 from exporter.config import AccountConfig, Config
 from exporter.metrics import Metrics
-from exporter.monitor.account import Exporter, stream_topics
+from exporter.monitor.account import RESTART_BACKOFF_MAX, Exporter, restart_delay, stream_topics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
@@ -45,6 +45,15 @@ def account(sim: Simulator, key: str = KEY, name: str = "a", **overrides) -> Acc
     )
     settings.update(overrides)
     return AccountConfig(**settings)
+
+
+def test_restart_delay_is_capped_for_any_failure_count():
+    import random
+
+    rng = random.Random(3)
+    assert 0.5 <= restart_delay(1, rng) <= 1.0
+    for failures in (7, 1025, 10_000, 10**9):  # 2.0 ** 1024 would overflow a float
+        assert 0.5 * RESTART_BACKOFF_MAX <= restart_delay(failures, rng) <= RESTART_BACKOFF_MAX
 
 
 @dataclass

@@ -3,7 +3,7 @@
 One :class:`PrivateStream` per account. The decisions live in sans-I/O pieces:
 frame parsing in :mod:`exporter.bybit.messages`, ping/pong bookkeeping in
 :class:`exporter.monitor.heartbeat.Heartbeat`, reconnect delays in :func:`backoff_delay`
-and :func:`auth_backoff_delay`, and the per-host connection budget in
+and :func:`equal_jitter_delay`, and the per-host connection budget in
 :class:`ConnectionBudget`. This module only moves frames and sleeps.
 
 Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
@@ -76,17 +76,27 @@ class StreamConfig:
 # ---- sans-I/O reconnect policy -----------------------------------------------------------
 
 
+def jitter_ceiling(attempt: int, base: float, cap: float) -> float:
+    """``min(cap, base * 2**attempt)``; the exponent is capped so a huge attempt count cannot overflow."""
+    return min(cap, base * (2 ** min(max(attempt, 0), 62)))
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
-    ceiling = min(cap, base * (2 ** min(attempt, 62)))
-    return rng.uniform(0.0, ceiling)
+    return rng.uniform(0.0, jitter_ceiling(attempt, base, cap))
 
 
-def auth_backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Auth failures wait at least half the exponential step: retrying a refused key
-    quickly only adds load and log noise, and credentials rarely fix themselves."""
-    ceiling = min(cap, base * (2 ** min(attempt, 62)))
+def equal_jitter_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Equal jitter: uniform in [ceiling / 2, ceiling], ceiling = min(cap, base * 2**attempt).
+
+    Used where retrying quickly only adds load: auth failures (credentials rarely fix
+    themselves) and restarts of a crashed supervisor part.
+    """
+    ceiling = jitter_ceiling(attempt, base, cap)
     return rng.uniform(0.5 * ceiling, ceiling)
+
+
+auth_backoff_delay = equal_jitter_delay
 
 
 class ConnectionBudget:
@@ -187,7 +197,7 @@ class PrivateStream:
                 self.last_reason = reason
                 self.metrics.ws_reconnects.labels(self.account, reason).inc()
                 if reason == "auth_failed":
-                    delay = auth_backoff_delay(
+                    delay = equal_jitter_delay(
                         self.auth_attempt, self.config.auth_backoff_base, self.config.auth_backoff_cap, self.rng
                     )
                     self.auth_attempt += 1

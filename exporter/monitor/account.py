@@ -27,6 +27,7 @@ import aiohttp
 from ..bybit.errors import AUTH_CODES, AuthError, BybitError, RateLimited
 from ..bybit.models import DcpSetting
 from ..bybit.rest import RestClient
+from ..bybit.stream import equal_jitter_delay
 from ..config import AccountConfig, Config
 from ..metrics import CATEGORIES, PRODUCT_TOPIC, PRODUCTS, Metrics
 
@@ -39,6 +40,11 @@ RESTART_BACKOFF_MIN = 1.0
 RESTART_BACKOFF_MAX = 60.0
 # A failed poll blocks re-assertion on these; not on 10010 (unmatched IP), which can come back.
 CREDENTIAL_CODES = AUTH_CODES - {"10010"}
+
+
+def restart_delay(failures: int, rng: random.Random) -> float:
+    """Wait before restarting a failed part: equal jitter, doubling from 1 s up to 60 s."""
+    return equal_jitter_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, rng)
 
 
 def stream_topics(account: AccountConfig) -> tuple[str, ...]:
@@ -176,8 +182,7 @@ class AccountSupervisor:
             if time.monotonic() - started > RESTART_BACKOFF_MAX:
                 failures = 0  # it ran well for a while: start the backoff afresh
             failures += 1
-            delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_MIN * 2 ** (failures - 1))
-            delay *= 0.5 + self.rng.random() / 2
+            delay = restart_delay(failures, self.rng)
             log.error(
                 f"{part} {'failed' if crashed else 'stopped unexpectedly'}; restarting",
                 extra={"account": self.name, "part": part, "restart_in_seconds": round(delay, 2)},
