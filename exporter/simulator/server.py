@@ -94,6 +94,8 @@ class Simulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> "Simulator":
         if not _is_loopback(host):
             raise ValueError(f"the simulator only listens on loopback, not {host!r}")
+        if host == "localhost":  # one address: "localhost" may bind ::1 and 127.0.0.1 on two ports
+            host = "127.0.0.1"
         self._wake = asyncio.Event()
         app = web.Application()
         app.router.add_get("/v5/market/time", self._h_time)

@@ -5,6 +5,7 @@ import time
 import aiohttp
 import websockets
 
+from exporter.simulator import Simulator
 from sim_helpers import KEY, SECRET
 from sim_helpers import WsClient, signed_get, wait_for
 
@@ -102,3 +103,16 @@ async def test_start_refuses_non_loopback():
     else:
         await sim.stop()
         raise AssertionError("listened on a non-loopback address")
+
+
+async def test_localhost_listens_on_one_address_and_port():
+    sim_ = Simulator()
+    await sim_.start("localhost", 0)
+    try:
+        bound = {s.getsockname()[:2] for site in sim_._runner.sites for s in site._server.sockets}
+        assert bound == {("127.0.0.1", sim_.port)} and sim_.host == "127.0.0.1"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(sim_.rest_url + "/v5/market/time") as resp:
+                assert resp.status == 200
+    finally:
+        await sim_.stop()
