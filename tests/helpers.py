@@ -7,6 +7,8 @@ import inspect
 import os
 import time
 
+from prometheus_client.parser import text_string_to_metric_families
+
 
 async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
     """Poll ``predicate`` (sync or async) until it is truthy and return its value.
@@ -35,3 +37,17 @@ def exporter_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
     env.update(overrides)
     return env
+
+
+# ------------------------------------------------------------------ /metrics
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a /metrics exposition, keyed by (sample name, frozenset of its label items).
+
+    Look a series up by its full label set: ``values[("bybit_dcp_up", frozenset({"account": "a"}.items()))]``.
+    """
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -30,7 +30,7 @@ import yaml
 
 from exporter.simulator import Simulator
 from exporter.simulator.scenario import protected_session
-from helpers import eventually, exporter_env
+from helpers import eventually, exporter_env, parse_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
@@ -98,14 +98,10 @@ class Stack:
         self.sim, self.http, self.exporter_url, self.prom_url, self.logs = sim, http, exporter_url, prom_url, logs
 
     async def exporter_value(self, name: str, **labels: str) -> float | None:
+        """The exporter's sample ``name`` with exactly the labels account=ACCOUNT plus ``labels``."""
         async with self.http.get(f"{self.exporter_url}/metrics") as resp:
             text = await resp.text()
-        want = {"account": ACCOUNT, **labels}
-        for line in text.splitlines():
-            m = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-            if m and all(f'{k}="{v}"' in m.group(1) for k, v in want.items()):
-                return float(m.group(2))
-        return None
+        return parse_metrics(text).get((name, frozenset({"account": ACCOUNT, **labels}.items())))
 
     async def api(self, path: str, **params) -> dict:
         async with self.http.get(f"{self.prom_url}/api/v1/{path}", params=params) as resp:
