@@ -11,6 +11,7 @@ checked against Bybit's own SDK (pybit) so a shared mistake cannot hide.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -37,13 +38,20 @@ def ws_auth_payload(expires_ms: int) -> str:
     return f"GET/realtime{expires_ms}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _rsa_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """Parse a PEM key once (tens of ms each time); a failure raises and is not cached."""
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the PEM key is not an RSA private key")
+    return key
+
+
 def sign(secret: Secret | str, message: str) -> str:
     """Sign ``message`` with an HMAC secret (hex) or an RSA private key (base64)."""
     raw = secret.reveal() if isinstance(secret, Secret) else secret
     if is_rsa_key(raw):
-        key = serialization.load_pem_private_key(raw.encode(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("the PEM key is not an RSA private key")
+        key = _rsa_private_key(raw)
         signature = key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())
         return base64.b64encode(signature).decode()
     return hmac.new(raw.encode(), message.encode(), hashlib.sha256).hexdigest()
