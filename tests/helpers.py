@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -29,6 +34,13 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02, w
 
 # ------------------------------------------------------------------ processes
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def exporter_env(**overrides: str) -> dict[str, str]:
     """The environment for an exporter subprocess: this one without any BYBIT_* variable, plus ``overrides``.
 
@@ -37,6 +49,26 @@ def exporter_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
     env.update(overrides)
     return env
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    """Send ``sig`` to ``proc`` if it still runs, wait up to ``timeout`` s, kill it after that; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return proc.returncode
+
+
+def require_binary(name: str) -> str:
+    """The path of ``name`` on PATH (promtool, prometheus); fails the test, not skips it, when absent."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found on PATH: install Debian's prometheus package (apt-get install prometheus)")
+    return path
 
 
 # ------------------------------------------------------------------ /metrics

@@ -8,12 +8,13 @@ description), point at its runbook entry, avoid paging on a blip (explicit `for`
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
@@ -34,13 +35,6 @@ def _groups() -> list[dict]:
 ALERTS = [r for g in _groups() for r in g["rules"] if "alert" in r]
 RECORDS = [r for g in _groups() for r in g["rules"] if "record" in r]
 ALERT_IDS = [a["alert"] for a in ALERTS]
-
-
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found on PATH: install Debian's prometheus package (apt-get install prometheus)")
-    return path
 
 
 def _github_anchor(heading: str) -> str:
@@ -78,14 +72,14 @@ def test_rule_files_exist():
 
 def test_promtool_check_rules():
     result = subprocess.run(
-        [_promtool(), "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True, cwd=ROOT
+        [require_binary("promtool"), "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_unit_tests():
     result = subprocess.run(
-        [_promtool(), "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True, cwd=ROOT
+        [require_binary("promtool"), "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,14 +1,13 @@
 """The metric contract: every name dashboards and alerts rely on exists, with its type and
 labels, exported from the start, and the exposition passes ``promtool check metrics``."""
 
-import shutil
 import subprocess
 
-import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import CATEGORIES, PRODUCTS, Metrics
+from helpers import require_binary
 
 # The contract (README's metric table): renaming any of these breaks dashboards and alerts.
 CONTRACT = {
@@ -105,9 +104,7 @@ def test_ping_gap_is_computed_at_scrape_time():
 
 
 def test_exposition_is_clean_under_promtool_check_metrics():
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: install Debian's prometheus package (apt-get install prometheus)")
+    promtool = require_binary("promtool")
     result = subprocess.run(
         [promtool, "check", "metrics"], input=generate_latest(populated().registry), capture_output=True, timeout=60
     )

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +28,7 @@ import yaml
 
 from exporter.simulator import Simulator
 from exporter.simulator.scenario import protected_session
-from helpers import eventually, exporter_env, parse_metrics
+from helpers import eventually, exporter_env, free_port, parse_metrics, require_binary, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
@@ -50,19 +48,6 @@ pytestmark = pytest.mark.timeout(180)
 
 # ------------------------------------------------------------------ plumbing
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        pytest.fail("prometheus not found on PATH: install Debian's prometheus package (apt-get install prometheus)")
-    return path
-
-
 def _shortened_rules(tmp: Path) -> list[Path]:
     """Copies of the rule files with every non-zero `for` set to FOR_IN_TESTS."""
     out = []
@@ -76,16 +61,6 @@ def _shortened_rules(tmp: Path) -> list[Path]:
         target.write_text(yaml.safe_dump(doc, sort_keys=False))
         out.append(target)
     return out
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 async def _poll(check, *, timeout: float, interval: float = 0.1, what: str):
@@ -121,14 +96,14 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path):
-    prometheus = _prometheus_binary()
+    prometheus = require_binary("prometheus")
     sim = Simulator(time_scale=0.1, settle_delay=0.0)
     await sim.start(host="127.0.0.1", port=0)
     sim.add_account(API_KEY, API_SECRET, name=ACCOUNT)  # DERIVATIVES and SPOT on, 10 s windows
     procs: list[subprocess.Popen] = []
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
     try:
-        exporter_port = _free_port()
+        exporter_port = free_port()
         # Only the variables below: none of the developer's BYBIT_* settings (a secret file, a mode).
         env = exporter_env(
             BYBIT_API_KEY=API_KEY,
@@ -157,7 +132,7 @@ async def stack(tmp_path):
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
         }
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom_port = _free_port()
+        prom_port = free_port()
         prom_log = open(tmp_path / "prometheus.log", "wb")
         procs.append(subprocess.Popen(
             [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
@@ -188,7 +163,7 @@ async def stack(tmp_path):
     finally:
         await http.close()
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process(proc)
         await sim.stop()
 
 
