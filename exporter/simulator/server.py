@@ -27,6 +27,7 @@ log = logging.getLogger("exporter.simulator")
 
 DCP_PATHS = ("/v5/account/query-dcp-info", "/v5/order/disconnected-cancel-all")
 CONTROL_PREFIX = "/__sim__"
+CLOSE_WAIT = 2.0  # seconds stop() gives the clients to answer the close handshake
 CONTROL_METHODS = (
     "set_pong_latency",
     "drop_pongs",
@@ -46,6 +47,7 @@ class _Conn:
     conn_id: str
     ws: web.WebSocketResponse
     idle_cutoff: float
+    transport: asyncio.BaseTransport | None = None
     api_key: str | None = None
     topics: set[str] = field(default_factory=set)
     stalled: bool = False
@@ -121,11 +123,23 @@ class Simulator:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for conn in list(self._conns.values()):
-            await self._safe_close(conn, 1001, "server shutting down")
+        # All connections at once under one bounded wait: a client that stopped reading must
+        # not hold up the others, nor stop() for ever.
+        closing = [asyncio.ensure_future(self._safe_close(c, 1001, "server shutting down")) for c in self._conns.values()]
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=CLOSE_WAIT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*closing, return_exceptions=True)
+            for conn in list(self._conns.values()):
+                if conn.transport is not None:
+                    conn.transport.abort()  # whatever it still had to send is dropped
+        while self._tasks:  # handlers may have spawned more while the sockets closed
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
@@ -379,7 +393,7 @@ class Simulator:
         await ws.prepare(request)
         max_active = frames.parse_max_active_time(request.query.get("max_active_time"))
         cutoff = self.idle_cutoff if self.idle_cutoff is not None else (max_active or frames.DEFAULT_MAX_ACTIVE)
-        conn = _Conn(frames.new_conn_id(), ws, cutoff)
+        conn = _Conn(frames.new_conn_id(), ws, cutoff, transport=request.transport)
         self._conns[conn.conn_id] = conn
         try:
             async for msg in ws:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import time
 
 import aiohttp
@@ -80,3 +82,27 @@ async def signed_post(session: aiohttp.ClientSession, base: str, path: str, key:
     headers["Content-Type"] = "application/json"
     async with session.post(f"{base}{path}", data=raw, headers=headers) as resp:
         return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+def _client_frame(text: str) -> bytes:
+    data = text.encode()
+    n = len(data)
+    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    return head + b"\0\0\0\0" + data  # a zero mask leaves the payload as it is
+
+
+async def silent_client(host: str, port: int, key: str, secret: str) -> asyncio.StreamWriter:
+    """A raw websocket client that authenticates and then never reads again."""
+    reader, writer = await asyncio.open_connection(host, port)
+    nonce = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET /v5/private HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    args = signing.ws_auth_args(key, secret, int(time.time() * 1000) + 10_000)
+    writer.write(_client_frame(json.dumps({"req_id": "auth", "op": "auth", "args": args})))
+    await writer.drain()
+    await asyncio.wait_for(reader.read(2), 5)  # the answer has begun: authenticated
+    writer.transport.pause_reading()
+    return writer

@@ -1,5 +1,6 @@
 """The HTTP control surface under /__sim__: every fault reachable with a JSON POST."""
 
+import asyncio
 import time
 
 import aiohttp
@@ -7,7 +8,7 @@ import websockets
 
 from exporter.simulator import Simulator
 from sim_helpers import KEY, SECRET
-from sim_helpers import WsClient, signed_get, wait_for
+from sim_helpers import WsClient, signed_get, silent_client, wait_for
 
 
 async def post(http, sim, name, body=None):
@@ -116,3 +117,23 @@ async def test_localhost_listens_on_one_address_and_port():
                 assert resp.status == 200
     finally:
         await sim_.stop()
+
+
+async def test_stop_with_clients_that_never_read_finishes_within_a_bound():
+    sim_ = Simulator()
+    sim_.add_account(KEY, SECRET)
+    await sim_.start()
+    clients = [await silent_client(sim_.host, sim_.port, KEY, SECRET) for _ in range(4)]
+    try:
+        await wait_for(lambda: len(sim_.connections(KEY)) == 4)
+        for _ in range(300):  # far more than the socket buffers hold: the server's sends back up
+            sim_.send_malformed(KEY, "x" * (1 << 16))
+        transports = [conn.transport for conn in sim_._conns.values()]
+        await wait_for(lambda: all(t.get_write_buffer_size() > (1 << 20) for t in transports))
+        started = time.monotonic()
+        await asyncio.wait_for(sim_.stop(), 10)
+        assert time.monotonic() - started < 2.0 + 2.0
+        assert not sim_._tasks
+    finally:
+        for c in clients:
+            c.transport.abort()
