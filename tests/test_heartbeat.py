@@ -100,6 +100,21 @@ def test_clock_skew_from_server_ms():
     assert hb.last_skew == res.skew
 
 
+def test_wall_time_only_for_last_pong_and_skew():
+    hb = Heartbeat(20, 10)
+    hb.on_connected(5.0)  # monotonic seconds
+    hb.on_ping_sent("p1", 5.0)
+    # the wall clock reads 1000.2 at the pong; Bybit is 2.5 s ahead of the round trip's midpoint
+    res = hb.on_pong("p1", 5.2, server_ms=int((1000.1 + 2.5) * 1000), wall=1000.2)
+    assert res.rtt == pytest.approx(0.2) and res.skew == pytest.approx(2.5, abs=0.002)
+    assert hb.last_pong == 1000.2
+    hb.on_ping_sent("p2", 25.0)
+    # the wall clock is stepped back an hour: the gap between pongs still comes from the monotonic clock
+    res = hb.on_pong("p2", 25.1, wall=1000.3 - 3600)
+    assert res.rtt == pytest.approx(0.1) and res.gap == pytest.approx(19.9)
+    assert hb.last_pong == 1000.3 - 3600
+
+
 def test_rejects_nonsense_settings():
     with pytest.raises(ValueError):
         Heartbeat(0, 10)

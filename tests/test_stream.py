@@ -160,6 +160,20 @@ async def test_auth_subscribe_ping_then_connected_with_rtt(sim):
     assert h.value("bybit_dcp_ws_connected") == 0  # cancelled: down
 
 
+async def test_wall_clock_step_does_not_stall_the_heartbeat(sim):
+    offset = [0.0]
+    h = Harness(sim.ws_url, ping_interval=0.15)
+    h.stream.clock = lambda: time.time() + offset[0]
+    async with h:
+        await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.rtt_count() >= 1, what="first pong")
+        offset[0] = -3600.0  # the wall clock is stepped back an hour
+        seen = h.rtt_count()
+        await until(lambda: h.rtt_count() >= seen + 3, what="pings on schedule after the step")
+        assert not h.reconnects("pong_timeout")
+        assert 0 < h.value("bybit_dcp_ws_ping_rtt_seconds_sum") / h.rtt_count() < 0.05
+        assert abs(h.value("bybit_dcp_ws_last_pong_timestamp_seconds") - (time.time() - 3600)) < 1.0
+
+
 async def test_pong_latency_shows_in_rtt_histogram(sim):
     sim.set_pong_latency(KEY, 0.05)
     async with Harness(sim.ws_url, ping_interval=0.15) as h:

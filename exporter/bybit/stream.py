@@ -144,6 +144,7 @@ class PrivateStream:
         on_orders: OrdersCallback,
         on_reconnected: ReconnectedCallback | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         budget: ConnectionBudget | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -153,7 +154,8 @@ class PrivateStream:
         self.metrics = metrics
         self.on_orders = on_orders
         self.on_reconnected = on_reconnected
-        self.clock = clock
+        self.clock = clock  # wall time: last-pong gauge, ping-gap source, auth expiry, downtime
+        self.monotonic = monotonic  # heartbeat scheduling, pong timeouts and RTT
         self.rng = rng if rng is not None else random.Random()
         self.budget = budget if budget is not None else DEFAULT_BUDGET
         self._sleep = sleep
@@ -289,7 +291,7 @@ class PrivateStream:
         self._set_up()
         hb = self.heartbeat
         while True:
-            now = self.clock()
+            now = self.monotonic()
             if hb.timed_out(now):
                 self.metrics.ws_pong_timeouts.labels(self.account).inc()
                 log.warning(
@@ -300,7 +302,7 @@ class PrivateStream:
             if hb.ping_due(now):
                 req = self._req_ids.next("ping")
                 await ws.send(msg.ping_frame(req))
-                hb.on_ping_sent(req, self.clock())
+                hb.on_ping_sent(req, self.monotonic())
                 continue
             deadline = hb.deadline()
             timeout = None if deadline is None else max(0.0, deadline - now)
@@ -308,7 +310,7 @@ class PrivateStream:
                 raw = await asyncio.wait_for(ws.recv(), timeout)
             except TimeoutError:
                 continue
-            await self._handle(msg.parse_frame(raw), self.clock())
+            await self._handle(msg.parse_frame(raw))
 
     async def _await_ack(self, ws, kind: type, req_id: str):
         """Wait for the ack of ``req_id``; other frames are handled (or counted) meanwhile."""
@@ -329,13 +331,14 @@ class PrivateStream:
             frame = msg.parse_frame(raw)
             if isinstance(frame, kind) and frame.req_id in (None, req_id):
                 return frame
-            await self._handle(frame, self.clock())
+            await self._handle(frame)
 
-    async def _handle(self, frame: msg.Frame, now: float) -> None:
+    async def _handle(self, frame: msg.Frame) -> None:
+        now = self.clock()
         if self._connected:
             self._last_frame_at = now
         if isinstance(frame, msg.Pong):
-            res = self.heartbeat.on_pong(frame.req_id, now, frame.server_ms)
+            res = self.heartbeat.on_pong(frame.req_id, self.monotonic(), frame.server_ms, wall=now)
             if res.rtt is not None:
                 self.metrics.ws_rtt.labels(self.account).observe(res.rtt)
                 self._session_pong = True
@@ -374,7 +377,7 @@ class PrivateStream:
         now = self.clock()
         self._connected = True
         self._last_frame_at = now
-        self.heartbeat.on_connected(now)
+        self.heartbeat.on_connected(self.monotonic())
         self.metrics.ws_connected.labels(self.account).set(1)
         for product in self._dcp_products:
             self.metrics.ws_dcp_subscribed.labels(self.account, product).set(1)

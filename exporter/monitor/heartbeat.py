@@ -4,6 +4,11 @@ The stream tells a :class:`Heartbeat` what happened (connected, ping sent, pong 
 disconnected) and asks it what to do next (when the next ping is due, whether a pong is
 overdue). Every method takes ``now`` so tests drive it with plain numbers.
 
+``now`` is a monotonic clock: scheduling, timeouts, RTT and the gap between pongs must
+not jump when the wall clock is stepped. :meth:`on_pong` also takes the wall time
+(``wall``, default ``now``) for the two things that are wall-clock by nature: the time of
+the last pong (a unix-time gauge) and the clock-skew estimate.
+
 Why the pieces exist:
 - RTT is measured per ``req_id``: a pong answers one particular ping, so a late pong for
   an older ping never produces a bogus short RTT.
@@ -35,7 +40,8 @@ class Heartbeat:
             raise ValueError("ping_interval and pong_timeout must be positive")
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
-        self.last_pong: float | None = None  # survives reconnects on purpose
+        self.last_pong: float | None = None  # wall time; survives reconnects on purpose
+        self._last_pong_at: float | None = None  # the same moment on the monotonic clock
         self.last_skew: float | None = None
         self._outstanding: dict[str, float] = {}  # req_id -> sent at; insertion order = send order
         self._next_ping: float | None = None  # None while disconnected
@@ -71,7 +77,10 @@ class Heartbeat:
 
     # ---- pongs
 
-    def on_pong(self, req_id: str | None, now: float, server_ms: int | None = None) -> PongResult:
+    def on_pong(
+        self, req_id: str | None, now: float, server_ms: int | None = None, *, wall: float | None = None
+    ) -> PongResult:
+        wall = now if wall is None else wall
         sent = self._outstanding.pop(req_id, None) if req_id is not None else None
         rtt: float | None = None
         skew: float | None = None
@@ -83,10 +92,12 @@ class Heartbeat:
                 if at <= sent:
                     del self._outstanding[older]
             if server_ms is not None:
-                skew = server_ms / 1000.0 - (sent + now) / 2.0
+                # Server time minus the local (wall) midpoint of the round trip.
+                skew = server_ms / 1000.0 - (wall - (now - sent) / 2.0)
                 self.last_skew = skew
-        gap = None if self.last_pong is None else max(0.0, now - self.last_pong)
-        self.last_pong = now
+        gap = None if self._last_pong_at is None else max(0.0, now - self._last_pong_at)
+        self.last_pong = wall
+        self._last_pong_at = now
         return PongResult(rtt=rtt, gap=gap, skew=skew, matched=sent is not None)
 
     # ---- timeouts
@@ -107,7 +118,7 @@ class Heartbeat:
         return min(candidates) if candidates else None
 
     def gap(self, now: float) -> float | None:
-        """Seconds since the last pong (what the ping-gap gauge shows at scrape time)."""
+        """Seconds since the last pong (what the ping-gap gauge shows at scrape time); ``now`` is wall time."""
         return None if self.last_pong is None else max(0.0, now - self.last_pong)
 
     def _oldest_outstanding(self) -> float | None:
