@@ -423,8 +423,7 @@ class Simulator:
             return
         op, req_id = frame.get("op"), frame.get("req_id")
         if op == "ping":
-            self._engine.ping(conn.conn_id, now)
-            self._poke()
+            self._engine.ping(conn.conn_id, now)  # deadlines only move later: no need to wake the ticker
             await self._pong(conn, req_id)
         elif op == "auth":
             await self._auth(conn, frame, now)
@@ -497,7 +496,6 @@ class Simulator:
             acct.note_topic(topic)
             if topic in TOPIC_PRODUCT:
                 self._engine.subscribe(conn.conn_id, TOPIC_PRODUCT[topic], now)
-        self._poke()
         await self._send(conn, frames.op_result("subscribe", conn.conn_id, req_id))
 
     async def _unsubscribe(self, conn: _Conn, frame: dict, now: float) -> None:
