@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD_PATH = ROOT / "dashboards" / "bybit-dcp.json"
 
 
 async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
@@ -83,3 +90,27 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+# ------------------------------------------------------------------ alert rules and the dashboard
+
+def rule_files() -> list[Path]:
+    """alerts/*.rules.yml, sorted."""
+    return sorted((ROOT / "alerts").glob("*.rules.yml"))
+
+
+def rule_groups() -> list[dict]:
+    """The rule groups of every rule file, in file order."""
+    return [group for path in rule_files() for group in yaml.safe_load(path.read_text())["groups"]]
+
+
+def load_dashboard() -> dict:
+    """dashboards/bybit-dcp.json, parsed."""
+    return json.loads(DASHBOARD_PATH.read_text())
+
+
+def iter_panels(dashboard: dict) -> Iterator[dict]:
+    """Every panel, rows included, each followed by the panels nested in it (a collapsed row's)."""
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])

@@ -14,26 +14,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import require_binary
+from helpers import require_binary, rule_files, rule_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
-RULE_FILES = sorted(ALERTS_DIR.glob("*.rules.yml"))
+RULE_FILES = rule_files()
 RULE_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yml"))
 RUNBOOK = ALERTS_DIR / "runbook.md"
 RUNBOOK_BASE = "https://github.com/bybit-dcp-exporter/bybit-dcp-exporter/blob/main/alerts/runbook.md#"
 RUNBOOK_PARTS = ("**Meaning.**", "**Impact on trading.**", "**Confirm.**", "**Act.**", "**Escalate.**")
 
 
-def _groups() -> list[dict]:
-    groups: list[dict] = []
-    for path in RULE_FILES:
-        groups.extend(yaml.safe_load(path.read_text())["groups"])
-    return groups
-
-
-ALERTS = [r for g in _groups() for r in g["rules"] if "alert" in r]
-RECORDS = [r for g in _groups() for r in g["rules"] if "record" in r]
+ALERTS = [r for g in rule_groups() for r in g["rules"] if "alert" in r]
+RECORDS = [r for g in rule_groups() for r in g["rules"] if "record" in r]
 ALERT_IDS = [a["alert"] for a in ALERTS]
 
 

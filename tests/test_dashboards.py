@@ -8,7 +8,6 @@ leaving an empty panel or an alert that can never fire. No network.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import Metrics
+from helpers import iter_panels, load_dashboard, rule_groups
 
 ROOT = Path(__file__).resolve().parent.parent
-DASHBOARD_PATH = ROOT / "dashboards" / "bybit-dcp.json"
-RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
 PROVISIONING = ROOT / "dashboards" / "provisioning"
 DATASOURCE_REF = "${datasource}"
 # Series Prometheus itself adds to every target.
@@ -30,21 +28,8 @@ PROMETHEUS_METRICS = {"up"}
 
 # ------------------------------------------------------------------ helpers
 
-def load_dashboard() -> dict:
-    return json.loads(DASHBOARD_PATH.read_text())
-
-
-def all_panels(dashboard: dict) -> list[dict]:
-    """Every panel, including those nested in collapsed rows."""
-    panels = []
-    for panel in dashboard["panels"]:
-        panels.append(panel)
-        panels.extend(panel.get("panels", []))
-    return panels
-
-
 def content_panels(dashboard: dict) -> list[dict]:
-    return [p for p in all_panels(dashboard) if p["type"] != "row"]
+    return [p for p in iter_panels(dashboard) if p["type"] != "row"]
 
 
 def dashboard_exprs(dashboard: dict) -> list[str]:
@@ -54,7 +39,7 @@ def dashboard_exprs(dashboard: dict) -> list[str]:
 
 
 def rules() -> list[dict]:
-    return [r for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    return [r for g in rule_groups() for r in g["rules"]]
 
 
 def recording_rule_names() -> set[str]:
@@ -149,12 +134,12 @@ def test_dashboard_identity():
 
 
 def test_panel_ids_unique():
-    ids = [p["id"] for p in all_panels(DASHBOARD)]
+    ids = [p["id"] for p in iter_panels(DASHBOARD)]
     assert len(ids) == len(set(ids))
 
 
 def test_panels_fit_the_grid():
-    for panel in all_panels(DASHBOARD):
+    for panel in iter_panels(DASHBOARD):
         pos = panel["gridPos"]
         assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
 
@@ -261,7 +246,7 @@ def test_runbook_names_real_panels():
     text = re.sub(r"`[^`]*`", "", text)  # code spans (dcp.*) are not emphasis
     text = re.sub(r"\*\*[^*\n]+\*\*", "", text)  # bold is not a panel name
     named = set(re.findall(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])", text))
-    titles = {p["title"] for p in all_panels(DASHBOARD)} | {DASHBOARD["title"]}
+    titles = {p["title"] for p in iter_panels(DASHBOARD)} | {DASHBOARD["title"]}
     prometheus_ui = {"Status → Targets", "Status → Configuration"}
     assert named, "the runbook names no panel"
     unknown = named - titles - prometheus_ui

@@ -15,7 +15,6 @@ All processes started here are terminated when the test ends.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import subprocess
 import sys
@@ -28,11 +27,19 @@ import yaml
 
 from exporter.simulator import Simulator
 from exporter.simulator.scenario import protected_session
-from helpers import eventually, exporter_env, free_port, parse_metrics, require_binary, stop_process
+from helpers import (
+    eventually,
+    exporter_env,
+    free_port,
+    iter_panels,
+    load_dashboard,
+    parse_metrics,
+    require_binary,
+    rule_files,
+    stop_process,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RULE_FILES = sorted((ROOT / "alerts").glob("*.rules.yml"))
-DASHBOARD = json.loads((ROOT / "dashboards" / "bybit-dcp.json").read_text())
+DASHBOARD = load_dashboard()
 
 API_KEY = "e2e-test-key-0001"
 API_SECRET = "e2e-test-secret-0001"
@@ -51,7 +58,7 @@ pytestmark = pytest.mark.timeout(180)
 def _shortened_rules(tmp: Path) -> list[Path]:
     """Copies of the rule files with every non-zero `for` set to FOR_IN_TESTS."""
     out = []
-    for path in RULE_FILES:
+    for path in rule_files():
         doc = yaml.safe_load(path.read_text())
         for group in doc["groups"]:
             for rule in group["rules"]:
@@ -246,10 +253,9 @@ def _fill_variables(expr: str) -> str:
 
 def _panel_targets() -> list[tuple[str, dict]]:
     out = []
-    for panel in DASHBOARD["panels"]:
-        for sub in [panel, *panel.get("panels", [])]:
-            for target in sub.get("targets", []):
-                out.append((f'{sub["title"]} [{target["refId"]}]', target))
+    for panel in iter_panels(DASHBOARD):
+        for target in panel.get("targets", []):
+            out.append((f'{panel["title"]} [{target["refId"]}]', target))
     for annotation in DASHBOARD["annotations"]["list"]:
         if annotation.get("expr"):
             out.append((f'annotation {annotation["name"]}', {"expr": annotation["expr"], "instant": False}))
