@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
 TOPIC_PRODUCT = {"dcp.spot": "SPOT", "dcp.future": "DERIVATIVES", "dcp.option": "OPTIONS"}
-CATEGORY_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}
 PRODUCT_CATEGORIES = {
     "SPOT": ("spot",),
     "DERIVATIVES": ("linear", "inverse"),
@@ -111,10 +110,6 @@ class DcpEngine:
         )
 
     # --- time -----------------------------------------------------------------------
-    def idle_deadline(self, conn_id: str) -> float | None:
-        conn = self._conns.get(conn_id)
-        return None if conn is None else conn.last_activity + conn.idle_cutoff
-
     def expire_idle(self, now: float) -> list[str]:
         """Connections silent past their idle cut-off: they are dead from the moment the
         cut-off passed. Returns their ids so the shell can close the sockets."""
@@ -148,10 +143,3 @@ class DcpEngine:
     def timer(self, account: str, product: str) -> tuple[float, float] | None:
         t = self._timers.get((account, product))
         return None if t is None else (t.started, t.deadline)
-
-    def protected_connections(self, account: str, product: str) -> list[str]:
-        return [cid for cid, c in self._conns.items() if c.account == account and product in c.products]
-
-    def forget_account_timers(self, account: str) -> None:
-        for key in [k for k in self._timers if k[0] == account]:
-            del self._timers[key]

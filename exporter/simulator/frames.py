@@ -15,11 +15,10 @@ KNOWN_TOPICS = frozenset(ORDER_TOPICS) | frozenset(TOPIC_PRODUCT)
 DEFAULT_MAX_ACTIVE = 600.0
 
 
-def new_conn_id(rng: random.Random | None = None) -> str:
+def new_conn_id() -> str:
     """Looks like Bybit's ``cejreaspqfh3sjdnldmg-p``."""
-    r = rng or random
-    body = "".join(r.choice(string.ascii_lowercase + string.digits) for _ in range(20))
-    return f"{body}-{r.choice(string.ascii_lowercase)}{r.choice(string.digits)}"
+    body = "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(20))
+    return f"{body}-{random.choice(string.ascii_lowercase)}{random.choice(string.digits)}"
 
 
 def with_req_id(frame: dict, req_id) -> dict:
@@ -48,11 +47,11 @@ def pong(conn_id: str, now: float, req_id=None) -> dict:
     return frame
 
 
-def order_push(topic: str, orders: list[dict], now: float | None = None) -> dict:
+def order_push(topic: str, orders: list[dict]) -> dict:
     return {
         "id": f"{uuid.uuid4().hex[:20]}",
         "topic": topic,
-        "creationTime": int((time.time() if now is None else now) * 1000),
+        "creationTime": int(time.time() * 1000),
         "data": [dict(o) for o in orders],
     }
 

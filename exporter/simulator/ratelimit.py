@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PERIOD = 1.0  # seconds
+
 
 @dataclass
 class LimitState:
@@ -26,10 +28,9 @@ class LimitState:
 
 
 class RateLimiter:
-    def __init__(self, limits: dict[str, int], default: int, period: float = 1.0) -> None:
+    def __init__(self, limits: dict[str, int], default: int) -> None:
         self.limits = dict(limits)
         self.default = default
-        self.period = period
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
 
     def limit_for(self, path: str) -> int:
@@ -39,10 +40,10 @@ class RateLimiter:
         """Count one request; ``allowed`` is False once the window's budget is spent."""
         limit = self.limit_for(path)
         start, used = self._windows.get((key, path), (now, 0))
-        if now >= start + self.period:
+        if now >= start + PERIOD:
             start, used = now, 0
         allowed = used < limit
         if allowed:
             used += 1
         self._windows[(key, path)] = (start, used)
-        return LimitState(limit, max(limit - used, 0), int((start + self.period) * 1000), allowed)
+        return LimitState(limit, max(limit - used, 0), int((start + PERIOD) * 1000), allowed)

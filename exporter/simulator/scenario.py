@@ -36,18 +36,15 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-def top_up_orders(sim: Simulator, api_key: str, per_category: int, rng: random.Random) -> int:
+def top_up_orders(sim: Simulator, api_key: str, per_category: int, rng: random.Random) -> None:
     """Place resting limit orders until each category has ``per_category`` of them."""
     acct = sim.account(api_key)
-    placed = 0
     for category in ORDER_CATEGORIES:
         missing = per_category - len(acct.active_orders((category,)))
         for _ in range(max(missing, 0)):
             side = rng.choice(("Buy", "Sell"))
             price = 60000 + rng.randint(-3000, 3000) if side == "Buy" else 70000 + rng.randint(-3000, 3000)
             sim.place_order(api_key, category=category, symbol="BTCUSDT", side=side, qty="0.01", price=str(price))
-            placed += 1
-    return placed
 
 
 async def protected_session(sim: Simulator, api_key: str, topics=("dcp.future", "dcp.spot"), hold: float = 1.0) -> bool:

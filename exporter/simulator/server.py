@@ -193,10 +193,6 @@ class Simulator:
     def account(self, api_key: str) -> SimAccount:
         return self._accounts[api_key]
 
-    @property
-    def accounts(self) -> list[SimAccount]:
-        return list(self._accounts.values())
-
     def place_order(
         self, api_key: str, *, category: str, symbol: str = "BTCUSDT", side: str = "Buy", qty: str = "0.01", price: str = "10000"
     ) -> dict:
