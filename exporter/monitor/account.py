@@ -38,8 +38,6 @@ BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
 RESTART_BACKOFF_MIN = 1.0
 RESTART_BACKOFF_MAX = 60.0
-# A failed poll blocks re-assertion on these; not on 10010 (unmatched IP), which can come back.
-CREDENTIAL_CODES = AUTH_CODES - {"10010"}
 
 
 def restart_delay(failures: int, rng: random.Random) -> float:
@@ -245,9 +243,10 @@ class AccountSupervisor:
             extra={"account": self.name, "code": exc.code, "error": exc.message, **({"hint": hint} if hint else {})},
         )
         self.last_poll_error = exc.code
-        # The key, its signature or its permission was refused: a set would be too. Stop
-        # re-asserting until the configuration (and so the process) changes.
-        if self.enforcer is not None and exc.code in CREDENTIAL_CODES and not self.enforcer.blocked:
+        # The key, its signature, its permission or its IP was refused: a set would be too.
+        # Stop re-asserting until the configuration (and so the process) changes; the same
+        # codes stop it when a set itself is refused.
+        if self.enforcer is not None and exc.code in AUTH_CODES:
             self.enforcer.observe_auth_failure(exc.code)
 
     # ------------------------------------------------------------------ orders and backfill

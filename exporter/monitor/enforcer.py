@@ -261,8 +261,9 @@ class Enforcer:
         self._block_announced = True
         self._metrics.reassert_blocked.labels(self.account).set(1)
         log.error(
-            "re-assertion stopped for this account: Bybit refused the key (invalid key, signature or "
-            "missing permission); fix the API key or its permissions, then restart the exporter",
+            "re-assertion stopped for this account: Bybit refused the key (invalid key, signature, "
+            "missing permission or IP not whitelisted); fix the API key, its permissions or its IP "
+            "whitelist, then restart the exporter",
             extra={"account": self.account, "code": code},
         )
 
