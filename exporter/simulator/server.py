@@ -606,8 +606,7 @@ class Simulator:
         def handler(acct: SimAccount, params, body, now):
             product, window = R.parse_set_dcp(body if body is not None else {})
             acct.apply_due_settings(now)
-            enabled = product in acct.dcp or any(p[1] == product for p in acct.pending_dcp)
-            if not enabled:
+            if product not in acct.dcp:  # a pending window implies the product is enabled
                 raise ApiError(10001, f"DCP is not enabled for product {product}; contact your account manager")
             acct.request_window(product, window, now, self.settle_delay * self.time_scale)
             self._poke()
