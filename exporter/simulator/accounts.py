@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engine import PRODUCTS
+
 DEFAULT_DCP = {"DERIVATIVES": 10, "SPOT": 10}
 ACTIVE_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered", "Created"})
 # What clients did is recorded for tests to assert on; a simulator left running for days
@@ -82,7 +84,7 @@ class SimAccount:
         self.apply_due_settings(now)
         return [
             {"product": p, "dcpStatus": "ON", "timeWindow": str(w)}
-            for p, w in sorted(self.dcp.items(), key=lambda kv: ("SPOT", "DERIVATIVES", "OPTIONS").index(kv[0]))
+            for p, w in sorted(self.dcp.items(), key=lambda kv: PRODUCTS.index(kv[0]))
         ]
 
     # --- orders -----------------------------------------------------------------------

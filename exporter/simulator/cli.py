@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .accounts import new_secret
 from .server import Simulator, _is_loopback
 
 EXIT_USAGE = 2
@@ -107,7 +108,7 @@ def make_simulator(args: argparse.Namespace, out=sys.stdout) -> Simulator:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not specs:
-        key, secret = "demo-" + secrets.token_hex(6), secrets.token_hex(18)
+        key, secret = "demo-" + secrets.token_hex(6), new_secret()
         sim.add_account(key, secret, name="demo")
         print(f"demo account: api_key={key} api_secret={secret}", file=out, flush=True)
     return sim

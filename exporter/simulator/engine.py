@@ -20,6 +20,7 @@ PRODUCT_CATEGORIES = {
     "DERIVATIVES": ("linear", "inverse"),
     "OPTIONS": ("option",),
 }
+CATEGORIES = tuple(c for p in PRODUCTS for c in PRODUCT_CATEGORIES[p])
 
 
 @dataclass

@@ -8,9 +8,9 @@ import string
 import time
 import uuid
 
-from .engine import TOPIC_PRODUCT
+from .engine import CATEGORIES, TOPIC_PRODUCT
 
-ORDER_TOPICS = ("order", "order.spot", "order.linear", "order.inverse", "order.option")
+ORDER_TOPICS = ("order",) + tuple(f"order.{c}" for c in CATEGORIES)
 KNOWN_TOPICS = frozenset(ORDER_TOPICS) | frozenset(TOPIC_PRODUCT)
 DEFAULT_MAX_ACTIVE = 600.0
 

@@ -9,9 +9,7 @@ from typing import Any
 
 from ..bybit import signing
 from .accounts import CANCELLED_LISTED_MS, SimAccount
-
-PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
-CATEGORIES = ("spot", "linear", "inverse", "option")
+from .engine import CATEGORIES, PRODUCTS
 
 MESSAGES = {
     10001: "params error",

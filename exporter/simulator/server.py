@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from . import frames
-from .accounts import SimAccount, new_secret
-from .engine import PRODUCT_CATEGORIES, PRODUCTS, TOPIC_PRODUCT, DcpEngine, Trigger
+from .accounts import DEFAULT_DCP, SimAccount, new_secret
+from .engine import CATEGORIES, PRODUCT_CATEGORIES, PRODUCTS, TOPIC_PRODUCT, DcpEngine, Trigger
 from .ratelimit import RateLimiter
 from .rest import ApiError
 from . import rest as R
@@ -180,7 +180,7 @@ class Simulator:
         if api_key in self._accounts:
             raise ValueError(f"account {api_key!r} already exists")
         if dcp is None:
-            dcp = {"DERIVATIVES": 10, "SPOT": 10}
+            dcp = DEFAULT_DCP
         for product, window in dcp.items():
             if product not in PRODUCTS or not isinstance(window, int) or not 3 <= window <= 300:
                 raise ValueError(f"bad DCP setting {product}={window!r}: products {PRODUCTS}, windows 3..300")
@@ -197,7 +197,7 @@ class Simulator:
         self, api_key: str, *, category: str, symbol: str = "BTCUSDT", side: str = "Buy", qty: str = "0.01", price: str = "10000"
     ) -> dict:
         """A resting limit order (status New), pushed to the account's order subscribers."""
-        if category not in R.CATEGORIES:
+        if category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}")
         order = self.account(api_key).new_order(
             time.time(), category=category, symbol=symbol, side=side, qty=str(qty), price=str(price)
