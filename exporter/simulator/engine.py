@@ -21,6 +21,12 @@ PRODUCT_CATEGORIES = {
     "OPTIONS": ("option",),
 }
 CATEGORIES = tuple(c for p in PRODUCTS for c in PRODUCT_CATEGORIES[p])
+MIN_WINDOW, MAX_WINDOW = 3, 300
+
+
+def valid_window(window) -> bool:
+    """A DCP window Bybit accepts: a whole number of seconds in [3, 300] (not a bool)."""
+    return isinstance(window, int) and not isinstance(window, bool) and MIN_WINDOW <= window <= MAX_WINDOW
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..bybit import signing
 from .accounts import CANCELLED_LISTED_MS, SimAccount
-from .engine import CATEGORIES, PRODUCTS
+from .engine import CATEGORIES, PRODUCTS, valid_window
 
 MESSAGES = {
     10001: "params error",
@@ -106,7 +106,7 @@ def parse_set_dcp(body: Any) -> tuple[str, int]:
     window = body.get("timeWindow")
     if isinstance(window, bool) or not isinstance(window, int):
         raise ApiError(10001, "params error: timeWindow must be an integer")
-    if not 3 <= window <= 300:
+    if not valid_window(window):
         raise ApiError(10001, "params error: timeWindow must be in [3, 300]")
     return product, window
 

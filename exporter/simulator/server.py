@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from . import frames
 from .accounts import DEFAULT_DCP, SimAccount, new_secret
-from .engine import CATEGORIES, PRODUCT_CATEGORIES, PRODUCTS, TOPIC_PRODUCT, DcpEngine, Trigger
+from .engine import CATEGORIES, PRODUCT_CATEGORIES, PRODUCTS, TOPIC_PRODUCT, DcpEngine, Trigger, valid_window
 from .ratelimit import RateLimiter
 from .rest import ApiError
 from . import rest as R
@@ -182,7 +182,7 @@ class Simulator:
         if dcp is None:
             dcp = DEFAULT_DCP
         for product, window in dcp.items():
-            if product not in PRODUCTS or not isinstance(window, int) or not 3 <= window <= 300:
+            if product not in PRODUCTS or not valid_window(window):
                 raise ValueError(f"bad DCP setting {product}={window!r}: products {PRODUCTS}, windows 3..300")
         if rsa_public_key_pem is None and api_secret is None:
             api_secret = new_secret()
@@ -264,7 +264,7 @@ class Simulator:
         if window is None:
             acct.dcp.pop(product, None)
         else:
-            if not isinstance(window, int) or not 3 <= window <= 300:
+            if not valid_window(window):
                 raise ValueError("window must be an integer in [3, 300]")
             acct.dcp[product] = window
 

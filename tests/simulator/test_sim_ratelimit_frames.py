@@ -2,7 +2,7 @@
 
 import pytest
 
-from exporter.simulator import frames
+from exporter.simulator import Simulator, frames
 from exporter.simulator.rest import ApiError, parse_set_dcp
 from exporter.simulator.ratelimit import RateLimiter
 
@@ -62,3 +62,15 @@ def test_set_dcp_params_refused_with_10001(body):
     with pytest.raises(ApiError) as exc:
         parse_set_dcp(body)
     assert exc.value.code == 10001
+
+
+@pytest.mark.parametrize("window", [True, False, 2, 301, 10.0, "10"])
+def test_windows_outside_bybits_range_are_refused_everywhere(window):
+    sim = Simulator()
+    with pytest.raises(ValueError):
+        sim.add_account("k", "s", dcp={"SPOT": window})
+    sim.add_account("k", "s")
+    with pytest.raises(ValueError):
+        sim.set_dcp("k", "SPOT", window)
+    with pytest.raises(ApiError):
+        parse_set_dcp({"timeWindow": window})
