@@ -14,7 +14,6 @@ All processes started here are terminated when the test ends.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
@@ -68,11 +67,6 @@ def _shortened_rules(tmp: Path) -> list[Path]:
         target.write_text(yaml.safe_dump(doc, sort_keys=False))
         out.append(target)
     return out
-
-
-async def _poll(check, *, timeout: float, interval: float = 0.1, what: str):
-    """Await ``check()`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    return await eventually(check, timeout, interval, what)
 
 
 class Stack:
@@ -157,7 +151,7 @@ async def stack(tmp_path):
             except aiohttp.ClientError:
                 return False
 
-        await _poll(exporter_ready, timeout=30, what="the exporter's stream to connect")
+        await eventually(exporter_ready, timeout=30, interval=0.1, what="the exporter's stream to connect")
 
         async def scraped():
             try:
@@ -165,7 +159,7 @@ async def stack(tmp_path):
             except aiohttp.ClientError:
                 return False
 
-        await _poll(scraped, timeout=30, what="Prometheus to scrape the exporter")
+        await eventually(scraped, timeout=30, interval=0.1, what="Prometheus to scrape the exporter")
         yield stk
     finally:
         await http.close()
@@ -191,7 +185,7 @@ async def test_dcp_trigger_fires_the_alert_within_two_evaluations(stack):
         return await stack.exporter_value("bybit_dcp_triggers_total", product="DERIVATIVES") == 1.0
 
     # The simulator fires 1 s (10 s x 0.1) after the bot vanished; the exporter sees the pushes.
-    await _poll(counted, timeout=15, what="the exporter to count the DERIVATIVES trigger")
+    await eventually(counted, timeout=15, interval=0.1, what="the exporter to count the DERIVATIVES trigger")
     exposed_at = time.monotonic()
 
     async def firing():
@@ -200,7 +194,7 @@ async def test_dcp_trigger_fires_the_alert_within_two_evaluations(stack):
 
     # for: 0m as shipped; one interval for the scrape to store it, one for the rule to see it,
     # plus 1 s of slack for process scheduling on a busy machine.
-    (alert,) = await _poll(firing, timeout=2 * INTERVAL + 1.0, interval=0.05, what="BybitDcpTriggered to fire")
+    (alert,) = await eventually(firing, timeout=2 * INTERVAL + 1.0, interval=0.05, what="BybitDcpTriggered to fire")
     assert time.monotonic() - exposed_at <= 2 * INTERVAL + 1.0
     assert alert["labels"]["severity"] == "critical"
     assert alert["labels"]["job"] == JOB
@@ -231,14 +225,14 @@ async def test_silent_stall_makes_heartbeat_alert_pending_then_firing(stack):
 
     # Overdue reaches half the 10 s window 6 s after the last pong (1 s ping interval), then
     # the shortened `for`: pending, then firing.
-    await _poll(firing, timeout=40, interval=0.1, what="BybitDcpHeartbeatGapHigh to fire during the stall")
+    await eventually(firing, timeout=40, interval=0.1, what="BybitDcpHeartbeatGapHigh to fire during the stall")
     assert states[:2] == ["pending", "firing"], states
 
     async def critical():
         alerts = await stack.alerts("BybitDcpHeartbeatGapCritical", account=ACCOUNT, product="DERIVATIVES")
         return [a for a in alerts if a["state"] == "firing"]
 
-    (alert,) = await _poll(critical, timeout=20, what="BybitDcpHeartbeatGapCritical to fire")
+    (alert,) = await eventually(critical, timeout=20, interval=0.1, what="BybitDcpHeartbeatGapCritical to fire")
     assert alert["labels"]["severity"] == "critical"
     assert "heartbeat of account desk is overdue" in alert["annotations"]["description"]
 
@@ -279,21 +273,33 @@ async def test_every_dashboard_query_returns_data(stack):
             and await stack.exporter_value("bybit_dcp_ws_connected") == 1.0
         )
 
-    await _poll(events_seen, timeout=30, what="trigger, reconnect and API errors to show on /metrics")
-    # Let Prometheus scrape the last of them and evaluate the recording rules on it.
-    await asyncio.sleep(3 * INTERVAL)
-    end = time.time()
+    await eventually(events_seen, timeout=30, interval=0.1,
+                     what="trigger, reconnect and API errors to show on /metrics")
 
-    empty = []
-    for title, target in _panel_targets():
-        expr = _fill_variables(target["expr"])
-        if target.get("instant"):
-            result = await stack.query(expr)
-        else:
-            data = await stack.api("query_range", query=expr, start=f"{started - 5:.3f}", end=f"{end:.3f}", step="1")
-            result = data["result"]
-        if not result:
-            empty.append(f"{title}: {expr}")
+    # Prometheus has yet to scrape the last of them and evaluate the recording rules on it: run
+    # every query, up to the time of each try, until all have data or `patience` runs out; then
+    # report the ones still empty.
+    patience = 15 * INTERVAL
+    give_up_at = time.monotonic() + patience
+    empty: list[str] = []
+
+    async def every_query_has_data_or_patience_is_out() -> bool:
+        end = time.time()
+        empty.clear()
+        for title, target in _panel_targets():
+            expr = _fill_variables(target["expr"])
+            if target.get("instant"):
+                result = await stack.query(expr)
+            else:
+                data = await stack.api("query_range", query=expr, start=f"{started - 5:.3f}", end=f"{end:.3f}",
+                                       step="1")
+                result = data["result"]
+            if not result:
+                empty.append(f"{title}: {expr}")
+        return not empty or time.monotonic() >= give_up_at
+
+    await eventually(every_query_has_data_or_patience_is_out, timeout=patience + 10, interval=INTERVAL / 2,
+                     what="the dashboard queries to run")
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
 
     # The template variables: label_values(<series>, <label>) is Grafana's; ask Prometheus the same.
