@@ -43,6 +43,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def rtt_total(metrics: Metrics, suffix: str) -> float:
+    """The ping-RTT histogram's ``suffix`` sample (``_count`` or ``_sum``) summed over every account."""
+    return sum(
+        s.value for f in metrics.registry.collect() if f.name == "bybit_dcp_ws_ping_rtt_seconds"
+        for s in f.samples if s.name.endswith(suffix)
+    )
+
+
 async def run(accounts: int, ping_interval: float, seconds: float) -> None:
     stream.DEFAULT_BUDGET = stream.ConnectionBudget(limit=accounts * 10 + 2, burst=accounts * 10 + 1)
     async with Simulator() as sim:
@@ -69,23 +77,14 @@ async def run(accounts: int, ping_interval: float, seconds: float) -> None:
                 await asyncio.sleep(0.05)
             connected_after = time.perf_counter() - started
 
-            def pings() -> float:
-                return sum(
-                    s.value for f in metrics.registry.collect() if f.name == "bybit_dcp_ws_ping_rtt_seconds"
-                    for s in f.samples if s.name.endswith("_count")
-                )
-
             await asyncio.sleep(2 * ping_interval)  # let the first pings settle
-            cpu0, wall0, pings0 = cpu_seconds(), time.perf_counter(), pings()
+            cpu0, wall0, pings0 = cpu_seconds(), time.perf_counter(), rtt_total(metrics, "_count")
             await asyncio.sleep(seconds)
-            cpu1, wall1, pings1 = cpu_seconds(), time.perf_counter(), pings()
+            cpu1, wall1, pings1 = cpu_seconds(), time.perf_counter(), rtt_total(metrics, "_count")
 
             scrapes, stalls, body = await scrape_with_loop_probe(metrics, exporter)
             inline_stalls = await inline_render_stalls(metrics)
-            rtt_sum = sum(
-                s.value for f in metrics.registry.collect() if f.name == "bybit_dcp_ws_ping_rtt_seconds"
-                for s in f.samples if s.name.endswith("_sum")
-            )
+            rtt_sum = rtt_total(metrics, "_sum")
             cpu_per_s = (cpu1 - cpu0) / (wall1 - wall0)
             answered = pings1 - pings0
             print(f"accounts                   {accounts}")
@@ -142,7 +141,7 @@ async def scrape_with_loop_probe(metrics: Metrics, exporter: Exporter, rounds: i
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     scrapes, stalls, body = [], [], b""
     try:
         async with aiohttp.ClientSession() as session:
