@@ -27,14 +27,6 @@ def with_req_id(frame: dict, req_id) -> dict:
     return frame
 
 
-def auth_ok(conn_id: str, req_id=None) -> dict:
-    return with_req_id({"success": True, "ret_msg": "", "op": "auth", "conn_id": conn_id}, req_id)
-
-
-def auth_failed(conn_id: str, message: str, req_id=None) -> dict:
-    return with_req_id({"success": False, "ret_msg": message, "op": "auth", "conn_id": conn_id}, req_id)
-
-
 def op_result(op: str, conn_id: str, req_id=None, *, ok: bool = True, message: str = "") -> dict:
     return with_req_id({"success": ok, "ret_msg": message, "op": op, "conn_id": conn_id}, req_id)
 

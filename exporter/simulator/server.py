@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
+from ..bybit import signing
 from . import frames
 from .accounts import DEFAULT_DCP, SimAccount, new_secret
 from .engine import CATEGORIES, PRODUCT_CATEGORIES, PRODUCTS, TOPIC_PRODUCT, DcpEngine, Trigger, valid_window
@@ -446,31 +447,35 @@ class Simulator:
             await self._send(conn, frames.pong(conn.conn_id, time.time(), req_id))
 
     async def _auth(self, conn: _Conn, frame: dict, now: float) -> None:
-        req_id, args = frame.get("req_id"), frame.get("args")
+        req_id = frame.get("req_id")
+        error = self._auth_error(conn, frame.get("args"), now)
+        if error is not None:
+            await self._send(conn, frames.op_result("auth", conn.conn_id, req_id, ok=False, message=error))
+            return
+        api_key = frame["args"][0]
+        conn.api_key = api_key
+        self._accounts[api_key].ws_frames.append((conn.conn_id, frame))
+        self._engine.open(conn.conn_id, api_key, now, conn.idle_cutoff)
+        self._poke()
+        await self._send(conn, frames.op_result("auth", conn.conn_id, req_id))
+
+    def _auth_error(self, conn: _Conn, args, now: float) -> str | None:
+        """Bybit's message for a refused ``auth`` (args ``[api_key, expires_ms, signature]``), or None."""
         if conn.api_key is not None:
-            await self._send(conn, frames.auth_failed(conn.conn_id, "Request not authorized: already authenticated", req_id))
-            return
+            return "Request not authorized: already authenticated"
         if not (isinstance(args, list) and len(args) == 3 and isinstance(args[0], str) and isinstance(args[2], str)):
-            await self._send(conn, frames.auth_failed(conn.conn_id, "Params Error", req_id))
-            return
+            return "Params Error"
         api_key, expires, signature = args
         try:
             expires_ms = int(expires)
         except (TypeError, ValueError):
-            await self._send(conn, frames.auth_failed(conn.conn_id, "Params Error", req_id))
-            return
+            return "Params Error"
         if expires_ms <= int(now * 1000):
-            await self._send(conn, frames.auth_failed(conn.conn_id, "Params Error", req_id))
-            return
+            return "Params Error"
         acct = self._accounts.get(api_key)
-        if acct is None or not R.verify(acct, f"GET/realtime{expires}", signature):
-            await self._send(conn, frames.auth_failed(conn.conn_id, "Request not authorized", req_id))
-            return
-        conn.api_key = api_key
-        acct.ws_frames.append((conn.conn_id, frame))
-        self._engine.open(conn.conn_id, api_key, now, conn.idle_cutoff)
-        self._poke()
-        await self._send(conn, frames.auth_ok(conn.conn_id, req_id))
+        if acct is None or not R.verify(acct, signing.ws_auth_payload(expires_ms), signature):
+            return "Request not authorized"
+        return None
 
     async def _subscribe(self, conn: _Conn, frame: dict, now: float) -> None:
         req_id, args = frame.get("req_id"), frame.get("args")
