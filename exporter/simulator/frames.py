@@ -52,16 +52,21 @@ def topic_wants(topic: str, category: str) -> bool:
     return topic == "order" or topic == f"order.{category}"
 
 
-def check_topics(args) -> str | None:
-    """Return Bybit's error message for a bad subscribe request, or None if it is fine."""
+def check_topics(args, held=()) -> str | None:
+    """Return Bybit's error message for a bad subscribe request on a connection that already
+    holds the topics ``held``, or None if it is fine. ``order`` and ``order.<category>`` do not
+    mix, neither in one request nor across requests."""
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
         return "error:args must be a non-empty list of topics"
     for topic in args:
         if topic not in KNOWN_TOPICS:
             return f"error:handler not found,topic:{topic}"
-    orders = [t for t in args if t.startswith("order")]
+    orders = [t for t in args if t in ORDER_TOPICS]
     if "order" in orders and len(orders) > 1:
         return "error:order and order.<category> cannot be subscribed in one request"
+    existing = [t for t in held if t in ORDER_TOPICS]
+    if orders and existing and "order" in orders + existing and set(orders) != set(existing):
+        return "error:order and order.<category> cannot be subscribed together"
     return None
 
 

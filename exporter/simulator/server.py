@@ -208,7 +208,12 @@ class Simulator:
 
     def connections(self, api_key: str | None = None) -> list[str]:
         """Ids of live (authenticated, if api_key given) connections."""
-        return [c.conn_id for c in self._conns.values() if api_key is None or c.api_key == api_key]
+        conns = self._conns.values() if api_key is None else self._conns_of(api_key)
+        return [c.conn_id for c in conns]
+
+    def _conns_of(self, api_key: str | None) -> list[_Conn]:
+        """The live connections authenticated with ``api_key`` (None: not yet authenticated)."""
+        return [c for c in self._conns.values() if c.api_key == api_key]
 
     # --- fault injection ----------------------------------------------------------------
     def set_pong_latency(self, api_key: str, seconds: float) -> None:
@@ -227,13 +232,12 @@ class Simulator:
         answered nor count as heartbeats, and nothing is pushed. The sockets stay open.
         Connections opened later are not affected."""
         self.account(api_key)
-        for conn in self._conns.values():
-            if conn.api_key == api_key:
-                conn.stalled = stalled
+        for conn in self._conns_of(api_key):
+            conn.stalled = stalled
 
     def close_connections(self, api_key: str, code: int = 1000, reason: str = "") -> int:
         self.account(api_key)
-        conns = [c for c in self._conns.values() if c.api_key == api_key]
+        conns = self._conns_of(api_key)
         for conn in conns:
             self._spawn(self._safe_close(conn, code, reason))
         return len(conns)
@@ -248,7 +252,7 @@ class Simulator:
 
     def send_malformed(self, api_key: str, text: str) -> int:
         self.account(api_key)
-        conns = [c for c in self._conns.values() if c.api_key == api_key]
+        conns = self._conns_of(api_key)
         for conn in conns:
             self._spawn(self._send_raw(conn, text))
         return len(conns)
@@ -299,8 +303,7 @@ class Simulator:
                     "subscribed_topics": sorted(acct.subscribed_topics()),
                     "connections": [
                         {"conn_id": c.conn_id, "topics": sorted(c.topics), "stalled": c.stalled}
-                        for c in self._conns.values()
-                        if c.api_key == acct.api_key
+                        for c in self._conns_of(acct.api_key)
                     ],
                     "timers": {
                         p: {"started": t[0], "deadline": t[1]}
@@ -320,7 +323,7 @@ class Simulator:
             "idle_cutoff": self.idle_cutoff,
             "accounts": accounts,
             "forced_errors": {p: {"ret_code": c, "count": n} for p, (c, n) in self._forced.items()},
-            "unauthenticated_connections": len([c for c in self._conns.values() if c.api_key is None]),
+            "unauthenticated_connections": len(self._conns_of(None)),
         }
 
     # --- DCP engine driving -------------------------------------------------------------
@@ -374,11 +377,11 @@ class Simulator:
             self._push_orders(trig.account, cancelled)
 
     def _push_orders(self, api_key: str, orders: list[dict]) -> None:
-        for conn in list(self._conns.values()):
-            if conn.api_key != api_key or conn.stalled:
+        for conn in self._conns_of(api_key):
+            if conn.stalled:
                 continue
             for topic in conn.topics:
-                if not topic.startswith("order"):
+                if topic not in frames.ORDER_TOPICS:
                     continue
                 wanted = [o for o in orders if frames.topic_wants(topic, o["category"])]
                 if wanted:
@@ -482,12 +485,7 @@ class Simulator:
         if conn.api_key is None:
             await self._send(conn, frames.op_result("subscribe", conn.conn_id, req_id, ok=False, message="Request not authorized"))
             return
-        error = frames.check_topics(args)
-        if error is None:
-            new_order = [t for t in args if t.startswith("order")]
-            existing = [t for t in conn.topics if t.startswith("order")]
-            if new_order and existing and ("order" in new_order + existing) and set(new_order) != set(existing):
-                error = "error:order and order.<category> cannot be subscribed together"
+        error = frames.check_topics(args, conn.topics)
         if error is not None:
             await self._send(conn, frames.op_result("subscribe", conn.conn_id, req_id, ok=False, message=error))
             return

@@ -74,3 +74,19 @@ def test_windows_outside_bybits_range_are_refused_everywhere(window):
         sim.set_dcp("k", "SPOT", window)
     with pytest.raises(ApiError):
         parse_set_dcp({"timeWindow": window})
+
+
+@pytest.mark.parametrize(
+    "held,args,error",
+    [
+        ({"order"}, ["order"], None),
+        ({"order.spot", "dcp.spot"}, ["order.spot"], None),
+        ({"order.spot"}, ["order.linear"], None),
+        ({"dcp.spot"}, ["order"], None),
+        ({"order"}, ["order.spot"], "error:order and order.<category> cannot be subscribed together"),
+        ({"order.spot"}, ["order"], "error:order and order.<category> cannot be subscribed together"),
+        ({"order"}, ["order", "order.spot"], "error:order and order.<category> cannot be subscribed in one request"),
+    ],
+)
+def test_topic_checks_against_the_topics_a_connection_holds(held, args, error):
+    assert frames.check_topics(args, held) == error
