@@ -6,6 +6,7 @@ product's window starts; a new protected connection that sends a heartbeat ``pin
 runs out resets it; otherwise the product's active orders are cancelled (a *trigger*).
 
 "Dead" is closed, or silent (no client frame) for longer than the connection's idle cut-off.
+Unsubscribing a product's ``dcp.*`` topic counts, for that product, as dying.
 The engine only decides *when*; the server shell does the cancelling and pushing.
 """
 
@@ -91,6 +92,17 @@ class DcpEngine:
         for product in conn.products:
             self._timers.pop((conn.account, product), None)
 
+    def unsubscribe(self, conn_id: str, product: str, now: float) -> None:
+        """The connection unsubscribed ``dcp.<product>``: it no longer protects the product,
+        which for that product is the same as the connection dying."""
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            return
+        conn.last_activity = now
+        if product in conn.products:
+            conn.products.discard(product)
+            self._lost(conn.account, product, now)
+
     def close(self, conn_id: str, now: float) -> None:
         conn = self._conns.pop(conn_id, None)
         if conn is not None:
@@ -98,15 +110,20 @@ class DcpEngine:
 
     def _on_death(self, conn: _Conn, at: float) -> None:
         for product in conn.products:
-            key = (conn.account, product)
-            if key in self._timers:
-                continue  # the timer keeps counting from the first disconnection
-            if self._alive_protected(conn.account, product, at):
-                continue
-            window = self._window_of(conn.account, product, at)
-            if window is None:
-                continue  # DCP off for this product: never triggers
-            self._timers[key] = _Timer(started=at, deadline=at + window)
+            self._lost(conn.account, product, at)
+
+    def _lost(self, account: str, product: str, at: float) -> None:
+        """A protected connection of ``product`` went away at ``at``: if it was the last one
+        alive, the product's timer starts."""
+        key = (account, product)
+        if key in self._timers:
+            return  # the timer keeps counting from the first disconnection
+        if self._alive_protected(account, product, at):
+            return
+        window = self._window_of(account, product, at)
+        if window is None:
+            return  # DCP off for this product: never triggers
+        self._timers[key] = _Timer(started=at, deadline=at + window)
 
     def _alive_protected(self, account: str, product: str, at: float) -> bool:
         """A protected connection still alive at ``at``: one already silent past its idle

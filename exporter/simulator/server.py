@@ -503,7 +503,12 @@ class Simulator:
             await self._send(conn, frames.op_result("unsubscribe", conn.conn_id, req_id, ok=False, message="Params Error"))
             return
         for topic in args:
+            if not isinstance(topic, str) or topic not in conn.topics:
+                continue
             conn.topics.discard(topic)
+            if topic in TOPIC_PRODUCT:  # no longer a protected connection of that product
+                self._engine.unsubscribe(conn.conn_id, TOPIC_PRODUCT[topic], now)
+                self._poke()
         await self._send(conn, frames.op_result("unsubscribe", conn.conn_id, req_id))
 
     async def _send(self, conn: _Conn, frame: dict) -> None:

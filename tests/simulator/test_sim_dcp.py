@@ -145,3 +145,16 @@ async def test_a_trigger_with_no_open_orders_cancels_nothing(sim):
     await bot.close()
     (trigger,) = await wait_for(lambda: sim.account(KEY).triggers, timeout=3)
     assert trigger["order_ids"] == []
+
+
+async def test_unsubscribing_dcp_stops_protecting_and_the_window_runs(sim):
+    orders = [sim.place_order(KEY, category="linear")]
+    bot = await WsClient.connect(sim.ws_url, KEY, SECRET, ["dcp.future", "order"], ping=True)
+    ack = await bot.request({"req_id": "unsub", "op": "unsubscribe", "args": ["dcp.future"]})
+    assert ack["success"] is True
+    started, _ = await wait_for(lambda: sim.dcp_timer(KEY, "DERIVATIVES"), timeout=2)
+    push = await bot.recv_until(lambda f: f.get("topic") == "order", timeout=WINDOW + 2)
+    assert time.time() - started >= WINDOW - 0.05
+    assert [o["cancelType"] for o in push["data"]] == ["CancelByDCP"]
+    assert statuses(sim, orders) == ["Cancelled"]
+    await bot.close()

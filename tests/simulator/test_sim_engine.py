@@ -151,3 +151,19 @@ def test_a_connection_silent_past_its_cutoff_does_not_protect_before_it_is_expir
     assert dead == ["c1"] and fired == []
     assert engine.timer("a", "DERIVATIVES") == (100.0, 110.0)
     assert engine.tick(110.0) == ([], [Trigger("a", "DERIVATIVES", 110.0)])
+
+
+def test_unsubscribing_the_last_protected_subscription_is_a_death_for_that_product():
+    engine, _ = make()
+    protected(engine, "c1", product="DERIVATIVES")
+    engine.subscribe("c1", "SPOT", 0.0)
+    protected(engine, "c2", product="SPOT")
+    engine.unsubscribe("c1", "SPOT", now=3.0)  # c2 still protects SPOT
+    assert engine.timer("a", "SPOT") is None
+    engine.unsubscribe("c1", "DERIVATIVES", now=5.0)  # the only DERIVATIVES protection
+    assert engine.timer("a", "DERIVATIVES") == (5.0, 15.0)
+    engine.close("c1", now=7.0)  # no longer protecting anything: changes nothing
+    assert engine.timer("a", "DERIVATIVES") == (5.0, 15.0) and engine.timer("a", "SPOT") is None
+    assert engine.due(15.0) == [Trigger("a", "DERIVATIVES", 15.0)]
+    engine.unsubscribe("c2", "DERIVATIVES", now=20.0)  # never subscribed: nothing happens
+    assert engine.timer("a", "DERIVATIVES") is None
