@@ -217,6 +217,20 @@ async def test_server_close_is_counted_as_closed_and_resubscribes(sim):
         assert sim.account(KEY).subscribed_topics() == {"order"}
 
 
+async def test_cancel_right_after_a_reconnect_stops_the_stream(sim):
+    reconnected = asyncio.Event()
+    h = Harness(sim.ws_url)
+    h.stream.on_reconnected = lambda down, up: reconnected.set()
+    task = asyncio.create_task(h.stream.run())
+    await until(lambda: h.value("bybit_dcp_ws_connected") == 1, what="connected")
+    assert sim.close_connections(KEY, 1000, "bye") == 1
+    await asyncio.wait_for(reconnected.wait(), 8.0)
+    # Cancelled just as the first ping of the new connection is answered: run() must end.
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5.0)
+    assert done == {task} and task.cancelled()
+
+
 async def test_malformed_frames_counted_logged_once_and_connection_stays_up(sim, caplog):
     caplog.set_level(logging.WARNING, logger="exporter.stream")
     async with Harness(sim.ws_url) as h:

@@ -307,7 +307,10 @@ class PrivateStream:
             deadline = hb.deadline()
             timeout = None if deadline is None else max(0.0, deadline - now)
             try:
-                raw = await asyncio.wait_for(ws.recv(), timeout)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # arrives together with a frame, and the stream would then never stop.
+                async with asyncio.timeout(timeout):
+                    raw = await ws.recv()
             except TimeoutError:
                 continue
             await self._handle(msg.parse_frame(raw))
@@ -325,7 +328,8 @@ class PrivateStream:
                 )
                 raise _Reconnect("error")
             try:
-                raw = await asyncio.wait_for(ws.recv(), remaining)
+                async with asyncio.timeout(remaining):
+                    raw = await ws.recv()
             except TimeoutError:
                 continue
             frame = msg.parse_frame(raw)
