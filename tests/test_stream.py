@@ -231,6 +231,28 @@ async def test_cancel_right_after_a_reconnect_stops_the_stream(sim):
     assert done == {task} and task.cancelled()
 
 
+async def test_cancelled_stream_waits_for_its_reconnect_callback(sim):
+    started, finished = asyncio.Event(), []
+
+    async def slow_backfill(down, up):
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            finished.append((down, up))
+
+    h = Harness(sim.ws_url)
+    h.stream.on_reconnected = slow_backfill
+    task = asyncio.create_task(h.stream.run())
+    await until(lambda: h.value("bybit_dcp_ws_connected") == 1, what="connected")
+    assert sim.close_connections(KEY, 1000, "bye") == 1
+    await asyncio.wait_for(started.wait(), 8.0)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5.0)
+    assert done == {task}
+    assert len(finished) == 1  # the callback was cancelled and had finished before run() returned
+
+
 async def test_malformed_frames_counted_logged_once_and_connection_stays_up(sim, caplog):
     caplog.set_level(logging.WARNING, logger="exporter.stream")
     async with Harness(sim.ws_url) as h:

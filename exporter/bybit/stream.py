@@ -213,8 +213,11 @@ class PrivateStream:
                 await self._sleep(delay)
         finally:
             self._set_down()
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
+            # Wait for them: nothing started by this stream outlives it.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # ---- one connection
 
@@ -412,7 +415,7 @@ class PrivateStream:
             except Exception:
                 log.exception("on_reconnected callback failed", extra={"account": self.account})
 
-        task = asyncio.get_running_loop().create_task(call())
+        task = asyncio.get_running_loop().create_task(call(), name=f"{self.account}:on_reconnected")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

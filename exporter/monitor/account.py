@@ -124,7 +124,7 @@ class AccountSupervisor:
             ),
             metrics,
             on_orders=self._on_orders,
-            on_reconnected=self._on_reconnected,
+            on_reconnected=self.backfill,  # the stream runs it in a task of its own
             clock=clock,
             rng=self.rng,
         )
@@ -133,7 +133,6 @@ class AccountSupervisor:
         self.last_poll_error: str | None = None
         self.backfills = 0
         self._backfill_lock = asyncio.Lock()
-        self._background: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ running
 
@@ -156,9 +155,9 @@ class AccountSupervisor:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks + list(self._background):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, *self._background, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.enforcer is not None:
                 try:
                     await self.enforcer.aclose()
@@ -267,13 +266,6 @@ class AccountSupervisor:
                 "source": source,
             },
         )
-
-    def _on_reconnected(self, down_since: float, up_at: float) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self.backfill(down_since, up_at), name=f"{self.name}:backfill"
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def backfill(self, down_since: float, up_at: float) -> int:
         """Read order history for the time the stream was down; return the orders fed to the tracker."""
