@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
+SET_DCP_METHOD = "POST"
+SET_DCP_PATH = "/v5/order/disconnected-cancel-all"
+
+
+def set_dcp_request(product: str, window: int) -> tuple[str, str, str]:
+    """The request that sets a DCP window: method, path and the exact JSON body sent.
+
+    ``product`` defaults to OPTIONS on Bybit, so it is always named.
+    """
+    body = json.dumps({"product": product, "timeWindow": int(window)}, separators=(",", ":"))
+    return SET_DCP_METHOD, SET_DCP_PATH, body
 
 
 @dataclass(frozen=True)

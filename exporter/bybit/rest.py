@@ -21,14 +21,13 @@ import aiohttp
 from ..metrics import Metrics
 from ..secrets import Secret
 from .errors import BybitError, RateLimited, TimestampError, TransportError, error_for
-from .models import DcpSetting, parse_dcp_info
+from .models import DcpSetting, parse_dcp_info, set_dcp_request
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
 
 log = logging.getLogger(__name__)
 
 SERVER_TIME = "/v5/market/time"
 QUERY_DCP_INFO = "/v5/account/query-dcp-info"
-SET_DCP = "/v5/order/disconnected-cancel-all"
 ORDER_HISTORY = "/v5/order/history"
 
 # Without a reset header: Bybit bans an IP for 10 minutes after HTTP 403; 10006 is per second.
@@ -91,7 +90,8 @@ class RestClient:
 
     async def set_dcp(self, product: str, window: int) -> None:
         """Set the DCP window; ``product`` is always sent (Bybit would default to OPTIONS)."""
-        await self._call("set_dcp", "POST", SET_DCP, body={"product": product, "timeWindow": int(window)})
+        method, path, body = set_dcp_request(product, window)
+        await self._call("set_dcp", method, path, body=body)
 
     async def order_history(
         self, category: str, start_ms: int, end_ms: int, cursor: str | None = None, limit: int = 50
@@ -129,9 +129,10 @@ class RestClient:
         path: str,
         *,
         params: dict[str, Any] | None = None,
-        body: dict[str, Any] | None = None,
+        body: str | None = None,
         signed: bool = True,
     ) -> dict:
+        """``body`` is the exact JSON text to send (it is also what gets signed)."""
         try:
             return await self._request(endpoint, method, path, params=params, body=body, signed=signed)
         except TimestampError:
@@ -156,7 +157,7 @@ class RestClient:
         path: str,
         *,
         params: dict[str, Any] | None,
-        body: dict[str, Any] | None,
+        body: str | None,
         signed: bool,
     ) -> dict:
         until = self.blocked_until(endpoint)
@@ -164,7 +165,7 @@ class RestClient:
             raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
 
         query = urlencode(params or {})
-        payload = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        payload = body if body is not None else ""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if signed:
             ts = int((self._clock() + self.time_offset) * 1000)

@@ -23,31 +23,20 @@ steps back cannot shorten a settle period or a backoff.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from ..bybit.errors import AUTH_CODES
 from ..bybit.models import DcpSetting
+from ..bybit.models import set_dcp_request as set_request
 
 MIN_WINDOW = 3
 MAX_WINDOW = 300
 POLICIES = ("off", "dry-run", "enforce")
 DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
-SET_METHOD = "POST"
-SET_PATH = "/v5/order/disconnected-cancel-all"
 
 Policy = Literal["off", "dry-run", "enforce"]
-
-
-def set_request(product: str, window: int) -> tuple[str, str, str]:
-    """The request that sets a window: method, path and JSON body (product always named).
-
-    ``product`` defaults to OPTIONS on Bybit, so it is always sent.
-    """
-    body = json.dumps({"product": product, "timeWindow": int(window)}, separators=(",", ":"))
-    return SET_METHOD, SET_PATH, body
 
 
 def valid_window(window: object) -> bool:
