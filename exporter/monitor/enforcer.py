@@ -28,6 +28,7 @@ from .reassert import (
     Set,
     Verified,
     VerifyFailed,
+    reported_window,
     set_request,
 )
 
@@ -71,15 +72,6 @@ class Enforcer:
         self._tasks: dict[str, asyncio.Task] = {}
         self._logged: dict[str, Drift] = {}
         self._block_announced = False
-        metrics.reassert_blocked.labels(account).set(0)
-        for product, window in self.core.desired.items():
-            metrics.desired_window.labels(account, product).set(window)
-            metrics.reassert_attempts.labels(account, product)
-            metrics.reassert_failures.labels(account, product)
-
-    @property
-    def policy(self) -> str:
-        return self.core.policy
 
     @property
     def blocked(self) -> bool:
@@ -135,7 +127,7 @@ class Enforcer:
                         "account": self.account,
                         "product": event.product,
                         "drift": event.drift.kind,
-                        "reported": _window_text(_reported(event.drift)),
+                        "reported": _window_text(reported_window(event.drift)),
                         "failures": event.failures,
                         "retry_in_seconds": round(event.retry_at - self._clock(), 1),
                         "result": "verify_failed",
@@ -267,6 +259,3 @@ class Enforcer:
             extra={"account": self.account, "code": code},
         )
 
-
-def _reported(drift: Drift) -> int | None:
-    return drift.reported if isinstance(drift, DifferentWindow) else None
