@@ -17,15 +17,18 @@ from typing import Any
 
 import yaml
 
+from .bybit.models import MAX_WINDOW, MIN_WINDOW, PRODUCTS
 from .secrets import Secret
 
-PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
 MODES = ("observer", "guardian")
 REASSERT_POLICIES = ("off", "dry-run", "enforce")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
-WINDOW_MIN, WINDOW_MAX = 3, 300  # Bybit's documented range for timeWindow
 MIN_SETTLE_SECONDS = 10.0  # Bybit: "query or set again after 10 seconds"
+DEFAULT_PING_INTERVAL = 20.0  # Bybit recommends a ping every 20 s
+DEFAULT_PONG_TIMEOUT = 10.0
+DEFAULT_POLL_INTERVAL = 30.0
+DEFAULT_SETTLE_SECONDS = MIN_SETTLE_SECONDS
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9842"
 DEFAULT_TELEMETRY_PATH = "/metrics"
 
@@ -84,12 +87,12 @@ class AccountConfig:
     ws_url: str = ENVIRONMENTS["mainnet"][1]
     mode: str = "observer"
     guardian_products: tuple[str, ...] = ()
-    ping_interval: float = 20.0
-    pong_timeout: float = 10.0
-    poll_interval: float = 30.0
+    ping_interval: float = DEFAULT_PING_INTERVAL
+    pong_timeout: float = DEFAULT_PONG_TIMEOUT
+    poll_interval: float = DEFAULT_POLL_INTERVAL
     desired_windows: dict[str, int] = field(default_factory=dict)
     reassert: str = "off"
-    settle_seconds: float = 10.0
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
     max_active_time: float | None = None
 
     @property
@@ -349,13 +352,13 @@ def _account(
         )
 
     # timings
-    ping_interval = _seconds(raw, "ping_interval", 20.0, path, errors, low=0.0, high=300.0)
-    pong_timeout = _seconds(raw, "pong_timeout", 10.0, path, errors, low=0.0, high=300.0)
+    ping_interval = _seconds(raw, "ping_interval", DEFAULT_PING_INTERVAL, path, errors, low=0.0, high=300.0)
+    pong_timeout = _seconds(raw, "pong_timeout", DEFAULT_PONG_TIMEOUT, path, errors, low=0.0, high=300.0)
     if ping_interval is not None and pong_timeout is not None and pong_timeout >= ping_interval:
         errors.append(
             f"{path('pong_timeout')}: {pong_timeout:g} s must be shorter than ping_interval ({ping_interval:g} s)"
         )
-    poll_interval = _seconds(raw, "poll_interval", 30.0, path, errors, low=0.0, high=3600.0)
+    poll_interval = _seconds(raw, "poll_interval", DEFAULT_POLL_INTERVAL, path, errors, low=0.0, high=3600.0)
     max_active_time = None
     if raw.get("max_active_time") is not None:
         max_active_time = _seconds(raw, "max_active_time", None, path, errors, low=30.0, high=600.0, inclusive=True)
@@ -378,7 +381,7 @@ def _account(
         allow_short = False
     settle_low = 0.0 if allow_short else MIN_SETTLE_SECONDS
     # Below Bybit's 10 s only with an explicit opt-in (tests and drills against the simulator).
-    settle = _seconds(raw, "settle_seconds", 10.0, path, errors, low=settle_low, high=3600.0, inclusive=not allow_short)
+    settle = _seconds(raw, "settle_seconds", DEFAULT_SETTLE_SECONDS, path, errors, low=settle_low, high=3600.0, inclusive=not allow_short)
 
     if len(errors) > before:
         return None
@@ -551,9 +554,9 @@ def _desired_windows(value: Any, where: str, errors: list[str]) -> dict[str, int
         if product not in PRODUCTS:
             errors.append(f"{where}.{product}: unknown product; use {', '.join(PRODUCTS)}")
             continue
-        if isinstance(window, bool) or not isinstance(window, int) or not WINDOW_MIN <= window <= WINDOW_MAX:
+        if isinstance(window, bool) or not isinstance(window, int) or not MIN_WINDOW <= window <= MAX_WINDOW:
             errors.append(
-                f"{where}.{product}: {window!r} must be a whole number of seconds in [{WINDOW_MIN}, {WINDOW_MAX}] (Bybit's range)"
+                f"{where}.{product}: {window!r} must be a whole number of seconds in [{MIN_WINDOW}, {MAX_WINDOW}] (Bybit's range)"
             )
             continue
         windows[product] = window

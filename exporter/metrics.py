@@ -18,8 +18,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .bybit.models import PRODUCTS
 
-PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
 CATEGORIES = ("spot", "linear", "inverse", "option")
 # Bybit's category -> DCP product (inferred from the names; Bybit does not state it).
 CATEGORY_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}

@@ -16,7 +16,8 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from . import __version__
-from .metrics import PRODUCTS, Metrics
+from .bybit.models import PRODUCTS
+from .metrics import Metrics
 
 NAME = "bybit-dcp-exporter"
 

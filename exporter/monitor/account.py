@@ -25,11 +25,11 @@ from collections.abc import Callable
 import aiohttp
 
 from ..bybit.errors import AUTH_CODES, AuthError, BybitError, RateLimited
-from ..bybit.models import DcpSetting
+from ..bybit.models import PRODUCTS, DcpSetting
 from ..bybit.rest import RestClient
 from ..bybit.stream import equal_jitter_delay
 from ..config import AccountConfig, Config
-from ..metrics import CATEGORIES, PRODUCT_TOPIC, PRODUCTS, Metrics
+from ..metrics import CATEGORIES, PRODUCT_TOPIC, Metrics
 
 log = logging.getLogger(__name__)
 

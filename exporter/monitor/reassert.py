@@ -28,11 +28,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from ..bybit.errors import AUTH_CODES
-from ..bybit.models import DcpSetting
+from ..bybit.models import MAX_WINDOW, MIN_WINDOW, DcpSetting
 from ..bybit.models import set_dcp_request as set_request
 
-MIN_WINDOW = 3
-MAX_WINDOW = 300
 POLICIES = ("off", "dry-run", "enforce")
 DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
 
