@@ -210,25 +210,10 @@ def _accounts_from_env(env: Mapping[str, str], errors: list[str]) -> list[Accoun
     else:
         errors.append("BYBIT_API_SECRET: not set; set BYBIT_API_SECRET or BYBIT_API_SECRET_FILE (a file holding the secret)")
         return []
-    simple = {
-        "BYBIT_ENV": "environment",
-        "BYBIT_REST_URL": "rest_url",
-        "BYBIT_WS_URL": "ws_url",
-        "BYBIT_MODE": "mode",
-        "BYBIT_REASSERT": "reassert",
-    }
-    for var, key in simple.items():
-        if env.get(var):
+    for key, var in _ENV_FIELD_NAMES.items():
+        if key in _ENV_TEXT_FIELDS and env.get(var):
             raw[key] = env[var].strip()
-    numbers = {
-        "BYBIT_PING_INTERVAL": "ping_interval",
-        "BYBIT_PONG_TIMEOUT": "pong_timeout",
-        "BYBIT_POLL_INTERVAL": "poll_interval",
-        "BYBIT_SETTLE_SECONDS": "settle_seconds",
-        "BYBIT_MAX_ACTIVE_TIME": "max_active_time",
-    }
-    for var, key in numbers.items():
-        if env.get(var):
+        elif key in _ENV_SECONDS_FIELDS and env.get(var):
             try:
                 raw[key] = float(env[var])
             except ValueError:
@@ -359,9 +344,7 @@ def _account(
             f"{path('pong_timeout')}: {pong_timeout:g} s must be shorter than ping_interval ({ping_interval:g} s)"
         )
     poll_interval = _seconds(raw, "poll_interval", DEFAULT_POLL_INTERVAL, path, errors, low=0.0, high=3600.0)
-    max_active_time = None
-    if raw.get("max_active_time") is not None:
-        max_active_time = _seconds(raw, "max_active_time", None, path, errors, low=30.0, high=600.0, inclusive=True)
+    max_active_time = _seconds(raw, "max_active_time", None, path, errors, low=30.0, high=600.0, inclusive=True)
 
     # desired state and re-assertion
     desired = _desired_windows(raw.get("desired_windows"), path("desired_windows"), errors)
@@ -405,6 +388,7 @@ def _account(
     )
 
 
+# The one table of account settings <-> BYBIT_* variables (quick start and its messages).
 _ENV_FIELD_NAMES = {
     "name": "BYBIT_ACCOUNT",
     "api_key": "BYBIT_API_KEY",
@@ -423,6 +407,10 @@ _ENV_FIELD_NAMES = {
     "reassert": "BYBIT_REASSERT",
     "settle_seconds": "BYBIT_SETTLE_SECONDS",
 }
+# Settings read from their variable as they are, and as a number of seconds; the others
+# (credentials, lists, windows) are read by _accounts_from_env itself.
+_ENV_TEXT_FIELDS = ("environment", "rest_url", "ws_url", "mode", "reassert")
+_ENV_SECONDS_FIELDS = ("ping_interval", "pong_timeout", "poll_interval", "settle_seconds", "max_active_time")
 
 
 def _api_key(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[str]) -> str | None:
