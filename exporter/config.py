@@ -146,15 +146,39 @@ def load_config(
     """Build the configuration from ``config_file`` (YAML) or, without one, the environment."""
     env = os.environ if env is None else env
     errors: list[str] = []
-    errors += _check_flags(listen_address, telemetry_path, log_level, log_format)
     if config_file:
         accounts = _accounts_from_file(config_file, env, errors)
     else:
         accounts = _accounts_from_env(env, errors)
-    if errors:
-        raise ConfigError(errors)
+    return build_config(
+        accounts,
+        listen_address=listen_address,
+        telemetry_path=telemetry_path,
+        log_level=log_level,
+        log_format=log_format,
+        errors=errors,
+    )
+
+
+def build_config(
+    accounts: list[AccountConfig],
+    *,
+    listen_address: str,
+    telemetry_path: str,
+    log_level: str,
+    log_format: str,
+    errors: list[str] | tuple[str, ...] = (),
+) -> Config:
+    """Check the flags and assemble the configuration.
+
+    Raises :class:`ConfigError` with the flags' problems followed by ``errors`` (problems
+    already found in the accounts), so every problem is reported at once.
+    """
+    problems = _check_flags(listen_address, telemetry_path, log_level, log_format) + list(errors)
+    if problems:
+        raise ConfigError(problems)
     return Config(
-        accounts=accounts,
+        accounts=list(accounts),
         listen_address=listen_address,
         telemetry_path=telemetry_path,
         log_level=log_level.lower(),

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import secrets
 
-from .config import AccountConfig, Config, ConfigError, _check_flags, parse_listen_address
+from .config import AccountConfig, Config, build_config, parse_listen_address
 from .secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -27,9 +26,6 @@ DEMO_IDLE_CUTOFF = 30.0
 
 def demo_config(*, listen_address: str, telemetry_path: str, log_level: str, log_format: str) -> Config:
     """The demo's configuration; its URLs are filled in once the simulator has a port."""
-    errors = _check_flags(listen_address, telemetry_path, log_level, log_format)
-    if errors:
-        raise ConfigError(errors)
     account = AccountConfig(
         name=DEMO_ACCOUNT,
         api_key=DEMO_API_KEY,
@@ -46,20 +42,15 @@ def demo_config(*, listen_address: str, telemetry_path: str, log_level: str, log
         reassert="enforce",
         settle_seconds=10.0,
     )
-    return Config(
-        accounts=[account],
-        listen_address=listen_address,
-        telemetry_path=telemetry_path,
-        log_level=log_level.lower(),
-        log_format=log_format.lower(),
+    return build_config(
+        [account], listen_address=listen_address, telemetry_path=telemetry_path, log_level=log_level, log_format=log_format
     )
 
 
 class DemoEnvironment:
     """Owns the in-process simulator and the scenario task for the demo's lifetime."""
 
-    def __init__(self, *, rng: random.Random | None = None) -> None:
-        self._rng = rng or random.Random()
+    def __init__(self) -> None:
         self._stop = asyncio.Event()
         self._sim = None
         self._scenario: asyncio.Task | None = None
@@ -74,12 +65,13 @@ class DemoEnvironment:
         await sim.start(host="127.0.0.1", port=0)
         self._sim = sim
         self._scenario = asyncio.create_task(
-            run_demo_scenario(sim, account.api_key, stop=self._stop, rng=self._rng), name="demo-scenario"
+            run_demo_scenario(sim, account.api_key, stop=self._stop), name="demo-scenario"
         )
         self._scenario.add_done_callback(self._scenario_done)
         account = dataclasses.replace(account, rest_url=sim.rest_url, ws_url=sim.ws_url)
         host, port = parse_listen_address(config.listen_address)
-        web = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        web = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         log.info(
             "demo: simulated Bybit running; the exporter watches its account 'demo'",
             extra={
@@ -100,7 +92,7 @@ class DemoEnvironment:
         if self._scenario is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._scenario), timeout=5.0)
-            except (asyncio.TimeoutError, Exception):
+            except Exception:  # TimeoutError included
                 self._scenario.cancel()
                 await asyncio.gather(self._scenario, return_exceptions=True)
         if self._sim is not None:
