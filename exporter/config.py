@@ -103,10 +103,6 @@ class AccountConfig:
         sep = "&" if "?" in self.ws_url else "?"
         return f"{self.ws_url}{sep}max_active_time={int(self.max_active_time)}s"
 
-    @property
-    def masked_key(self) -> str:
-        return mask_key(self.api_key)
-
 
 @dataclass(frozen=True)
 class Config:

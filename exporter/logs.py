@@ -77,21 +77,15 @@ class SecretFilter(logging.Filter):
     """Replaces secret values and API keys' middles in a record's message, args, extras and traceback."""
 
     def __init__(self, secrets: Iterable[str] = (), api_keys: Iterable[str] = ()) -> None:
-        super().__init__()
-        self._replacements: list[tuple[str, str]] = []
-        self.update(secrets, api_keys)
-
-    def update(self, secrets: Iterable[str] = (), api_keys: Iterable[str] = ()) -> None:
         from .config import mask_key
 
+        super().__init__()
         pairs = {s: MASK for s in secrets if s and len(s) >= 4}
         for key in api_keys:
             if key and len(key) >= 4:
                 pairs.setdefault(key, mask_key(key))
         # Longest first so a secret containing a key is masked whole.
-        merged = dict(self._replacements)
-        merged.update(pairs)
-        self._replacements = sorted(merged.items(), key=lambda kv: -len(kv[0]))
+        self._replacements: list[tuple[str, str]] = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
         # PEM keys: also mask each body line, in case one is logged line by line.
         for value in list(pairs):
             if "-----BEGIN" in value:

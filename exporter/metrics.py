@@ -53,9 +53,6 @@ class PingGapCollector(Collector):
     def set_source(self, account: str, last_pong: GapSource) -> None:
         self._sources[account] = last_pong
 
-    def remove(self, account: str) -> None:
-        self._sources.pop(account, None)
-
     def describe(self) -> Iterable[GaugeMetricFamily]:
         yield GaugeMetricFamily("bybit_dcp_ws_ping_gap_seconds", _PING_GAP_HELP, labels=["account"])
 

@@ -60,8 +60,6 @@ class RestClient:
         self._clock = clock
         # Added to the local clock when signing; set by a resync after 10002.
         self.time_offset = 0.0
-        # Last estimate of Bybit time minus local time, from any response.
-        self.clock_skew: float | None = None
         self._blocked_until: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public calls
@@ -231,7 +229,6 @@ class RestClient:
         self._count_error(endpoint, code)
         error = error_for(code, message, endpoint, reset_at)
         if isinstance(error, RateLimited):
-            error.reset_at = reset_at
             if reset_at is not None:
                 self._blocked_until[endpoint] = reset_at
             log.warning(
@@ -244,8 +241,8 @@ class RestClient:
         self._metrics.api_errors.labels(self.account, endpoint, code).inc()
 
     def _update_skew(self, server_time: float, t0: float, t1: float) -> None:
-        self.clock_skew = server_time - (t0 + t1) / 2
-        self._metrics.clock_skew.labels(self.account).set(self.clock_skew)
+        # Bybit time minus local time, against the midpoint of the request.
+        self._metrics.clock_skew.labels(self.account).set(server_time - (t0 + t1) / 2)
 
     def _rate_limit_headers(self, endpoint: str, headers) -> float | None:
         """Record X-Bapi-Limit / -Status; return the reset time (unix s) when given."""

@@ -173,7 +173,6 @@ class PrivateStream:
         self._tasks: set[asyncio.Task] = set()
         self.attempt = 0  # consecutive unhealthy connections (drives the backoff)
         self.auth_attempt = 0  # consecutive auth failures
-        self.last_reason: str | None = None
 
     # ---- public
 
@@ -196,7 +195,6 @@ class PrivateStream:
         try:
             while True:
                 reason = await self._one_connection()
-                self.last_reason = reason
                 self.metrics.ws_reconnects.labels(self.account, reason).inc()
                 if reason == "auth_failed":
                     delay = equal_jitter_delay(

@@ -356,11 +356,6 @@ class Exporter:
         except Exception:  # noqa: BLE001 - one account never stops another
             log.exception("account supervisor stopped", extra={"account": supervisor.name})
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(
-            asyncio.gather(*(s.first_poll_attempted.wait() for s in self.supervisors.values())), timeout
-        )
-
     async def stop(self) -> None:
         for task in self._tasks.values():
             task.cancel()
