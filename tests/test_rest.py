@@ -11,7 +11,7 @@ from aiohttp import web
 
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
-from exporter.bybit.rest import RestClient
+from exporter.bybit.rest import HostBans, RestClient
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
@@ -37,9 +37,10 @@ async def session():
         yield s
 
 
-def client(session, base_url, metrics, *, secret=SECRET, key=KEY, **kw) -> RestClient:
+def client(session, base_url, metrics, *, secret=SECRET, key=KEY, account="acct", **kw) -> RestClient:
+    kw.setdefault("host_bans", HostBans())  # a 403 in one test must not ban the host for the next
     return RestClient(
-        session, account="acct", base_url=base_url, api_key=key, api_secret=Secret(secret), metrics=metrics, **kw
+        session, account=account, base_url=base_url, api_key=key, api_secret=Secret(secret), metrics=metrics, **kw
     )
 
 
@@ -145,6 +146,34 @@ async def test_http_403_backs_off(sim, session):
     with pytest.raises(RateLimited):
         await c.query_dcp_info()
     assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 1
+
+
+async def test_http_403_bans_the_host_for_every_endpoint_and_client(sim, session):
+    m = Metrics()
+    now = [time.time()]
+    bans = HostBans()
+    c = client(session, sim.rest_url, m, clock=lambda: now[0], host_bans=bans)
+    other = client(session, sim.rest_url, m, account="other", clock=lambda: now[0], host_bans=bans)
+    elsewhere = client(session, sim.rest_url.replace("127.0.0.1", "localhost"), m, account="elsewhere",
+                       clock=lambda: now[0], host_bans=bans)
+    sim.force_error("/v5/account/query-dcp-info", 403, count=1)
+    with pytest.raises(RateLimited) as first:
+        await c.query_dcp_info()
+    calls = len(sim.account(KEY).rest_calls)
+    # Another endpoint of the same client, and another client on the same host: refused locally.
+    for call in (lambda: c.set_dcp("SPOT", 11), other.query_dcp_info, lambda: other.order_history("linear", 0, 1)):
+        with pytest.raises(RateLimited) as exc:
+            await call()
+        assert exc.value.code == "403" and exc.value.reset_at == first.value.reset_at
+    assert len(sim.account(KEY).rest_calls) == calls
+    assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="set_dcp") is None  # never sent
+    assert sample(m, "bybit_dcp_api_requests_total", account="other", endpoint="query_dcp_info") is None
+    # Another host is not banned.
+    assert "SPOT" in await elsewhere.query_dcp_info()
+    # After the ban: calls go out again.
+    now[0] = first.value.reset_at + 0.01
+    await c.set_dcp("SPOT", 11)
+    assert "SPOT" in await other.query_dcp_info()
 
 
 async def test_order_history_pages_carry_category(sim, session):

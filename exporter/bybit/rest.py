@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
@@ -35,6 +35,28 @@ IP_BAN_SECONDS = 600.0
 RATE_LIMIT_FALLBACK_SECONDS = 1.0
 
 
+class HostBans:
+    """Until when each host is off limits after an HTTP 403, shared by every client of the process.
+
+    A 403 is Bybit banning this IP, not one endpoint or one key: every account and every
+    endpoint on that host waits (as :class:`exporter.bybit.stream.ConnectionBudget` is
+    shared by every stream).
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def ban(self, host: str, until: float) -> None:
+        self._until[host] = max(until, self._until.get(host, until))
+
+    def until(self, host: str, now: float) -> float | None:
+        until = self._until.get(host)
+        return until if until is not None and until > now else None
+
+
+DEFAULT_HOST_BANS = HostBans()
+
+
 class RestClient:
     def __init__(
         self,
@@ -48,10 +70,13 @@ class RestClient:
         recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        host_bans: HostBans | None = None,
     ) -> None:
         self._session = session
         self.account = account
         self._base_url = base_url.rstrip("/")
+        self._host = urlsplit(self._base_url).netloc or self._base_url
+        self._host_bans = host_bans if host_bans is not None else DEFAULT_HOST_BANS
         self._api_key = api_key
         self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
         self._metrics = metrics
@@ -117,6 +142,7 @@ class RestClient:
     # ------------------------------------------------------------------ machinery
 
     def blocked_until(self, endpoint: str) -> float | None:
+        """The end of a rate limit on ``endpoint`` (an IP ban is kept in ``host_bans``), or None."""
         until = self._blocked_until.get(endpoint)
         return until if until is not None and until > self._clock() else None
 
@@ -158,6 +184,9 @@ class RestClient:
         body: str | None,
         signed: bool,
     ) -> dict:
+        ban = self._host_bans.until(self._host, self._clock())
+        if ban is not None:
+            raise RateLimited("403", "IP banned by Bybit: waiting for the ban to end", endpoint, reset_at=ban)
         until = self.blocked_until(endpoint)
         if until is not None:
             raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
@@ -210,8 +239,11 @@ class RestClient:
             self._update_skew(data["time"] / 1000.0, t0, t1)
 
         if status == 403:
-            # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply.
-            return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", self._clock() + IP_BAN_SECONDS)
+            # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply, and
+            # every endpoint and account on this host waits.
+            ban_until = self._clock() + IP_BAN_SECONDS
+            self._host_bans.ban(self._host, ban_until)
+            return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", ban_until)
         if status != 200:
             message = data.get("retMsg", "") if isinstance(data, dict) else ""
             return self._fail(endpoint, str(status), message or f"HTTP {status}", reset_at)
@@ -229,10 +261,11 @@ class RestClient:
         self._count_error(endpoint, code)
         error = error_for(code, message, endpoint, reset_at)
         if isinstance(error, RateLimited):
-            if reset_at is not None:
+            if reset_at is not None and code != "403":  # a 403 is recorded for the whole host
                 self._blocked_until[endpoint] = reset_at
             log.warning(
-                "rate limited by Bybit; pausing this endpoint",
+                "IP banned by Bybit; pausing every call to this host" if code == "403"
+                else "rate limited by Bybit; pausing this endpoint",
                 extra={"account": self.account, "endpoint": endpoint, "code": code, "reset_at": reset_at},
             )
         raise error
