@@ -1,7 +1,8 @@
 """Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo`` and ``simulate``.
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or a valid ``--check-config``,
-2 for a bad command line or configuration (the message names the field).
+1 when it cannot listen on the web address, 2 for a bad command line or configuration
+(the message names the field).
 """
 
 from __future__ import annotations

@@ -119,6 +119,18 @@ def test_check_config_from_environment():
 # ---------------------------------------------------------------- the exporter as a process
 
 
+def test_address_in_use_exits_1():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET": SECRET, "BYBIT_REST_URL": "http://127.0.0.1:9",
+               "BYBIT_WS_URL": "ws://127.0.0.1:9/v5/private"}
+        result = run_cli("--web.listen-address", f"127.0.0.1:{port}", env=env)
+    assert result.returncode == 1
+    assert "cannot listen on the web address" in result.stderr and SECRET not in result.stderr
+
+
 def scrape(text: str) -> dict[tuple[str, frozenset], float]:
     return {
         (s.name, frozenset(s.labels.items())): s.value
