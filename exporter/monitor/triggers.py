@@ -18,7 +18,7 @@ paths feed :meth:`TriggerTracker.observe`, which
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -103,9 +103,11 @@ class TriggerTracker:
             if order_id in self._seen:
                 continue
             self._remember(order_id, now)
-            self.metrics.cancelled_orders.labels(self.account, category).inc()
             t = _updated_seconds(order)
             fresh.append((product, now if t is None else t, order_id, category))
+        cancelled = Counter(category for _, _, _, category in fresh)
+        for category, n in cancelled.items():
+            self.metrics.cancelled_orders.labels(self.account, category).inc(n)
 
         # Oldest first, so the grouping of one batch does not depend on its order.
         fresh.sort(key=lambda item: (item[0], item[1]))
