@@ -30,8 +30,9 @@ DRIFT_WINDOW = 30
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
     try:
-        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(max(seconds, 0.0)):  # cancel-safe, unlike wait_for on 3.11
+            await stop.wait()
+    except TimeoutError:
         return False
     return True
 

@@ -345,9 +345,12 @@ class Simulator:
             deadlines += [p[0] for a in self._accounts.values() for p in a.pending_dcp]
             wait = min([d - time.time() for d in deadlines] + [1.0])
             self._wake.clear()
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancel that arrives as
+            # the event is set, and stop() would wait for this loop forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(max(wait, 0.001)):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
     def _tick(self) -> None:
