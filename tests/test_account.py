@@ -5,7 +5,6 @@ Everything runs over loopback with short intervals; waits poll a condition with 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from exporter.bybit.signing import ws_auth_args
@@ -25,7 +23,7 @@ from exporter.monitor.account import RESTART_BACKOFF_MAX, Exporter, restart_dela
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
-from helpers import eventually
+from helpers import eventually, parse_metrics
 
 KEY = "acct-test-key"
 TIME_SCALE = 0.02  # Bybit's default 10 s window lasts 0.2 s
@@ -66,12 +64,7 @@ class Running:
     async def scrape(self) -> dict[tuple[str, frozenset], float]:
         async with self.session.get(self.base_url + "/metrics") as resp:
             assert resp.status == 200
-            text = await resp.text()
-        return {
-            (s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+            return parse_metrics(await resp.text())
 
     async def value(self, name: str, **labels) -> float | None:
         return (await self.scrape()).get((name, frozenset(labels.items())))
@@ -302,7 +295,9 @@ async def test_enforce_restores_a_changed_window(sim):
 async def test_dry_run_reports_drift_and_sends_nothing(sim):
     async with running(account(sim, desired_windows={"SPOT": 20}, reassert="dry-run")) as r:
         await eventually(lambda: r.local("bybit_dcp_window_drift", account="a", product="SPOT") == 1)
-        await asyncio.sleep(0.7)  # two more polls
+        polls = lambda: r.local("bybit_dcp_api_requests_total", account="a", endpoint="query_dcp_info")  # noqa: E731
+        seen = polls()
+        await eventually(lambda: polls() >= seen + 2, timeout=5, what="two more polls")
         assert sim.account(KEY).set_dcp_calls == []
         assert [c for c in sim.account(KEY).rest_calls if c["method"] == "POST"] == []
 

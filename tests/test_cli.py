@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import signal
 import socket
 import subprocess
@@ -11,25 +11,17 @@ import time
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from exporter import __version__
+from helpers import exporter_env, free_port, parse_metrics
 
 SECRET = "cli-secret-value-123456"
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
-    clean.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "exporter.cli", *args], capture_output=True, text=True, env=clean, timeout=timeout
+        [sys.executable, "-m", "exporter.cli", *args],
+        capture_output=True, text=True, env=exporter_env(**(env or {})), timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, timeout: float, predicate=lambda body: True) -> str:
@@ -131,23 +123,13 @@ def test_address_in_use_exits_1():
     assert "cannot listen on the web address" in result.stderr and SECRET not in result.stderr
 
 
-def scrape(text: str) -> dict[tuple[str, frozenset], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def start_exporter(*args: str, env: dict) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
-    clean.update(env)
     return subprocess.Popen(
         [sys.executable, "-m", "exporter.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean,
+        env=exporter_env(**env),
     )
 
 
@@ -161,12 +143,6 @@ def stop_exporter(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 1
         _, err = proc.communicate()
         raise AssertionError(f"exporter did not stop within {timeout} s:\n{err[-3000:]}")
     return proc.returncode, err
-
-
-async def in_thread(fn, *args, **kw):
-    import asyncio
-
-    return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -190,16 +166,16 @@ async def test_signal_shuts_down_cleanly(sig):
             },
         )
         try:
-            body = await in_thread(
+            body = await asyncio.to_thread(
                 wait_for,
                 f"http://127.0.0.1:{port}/metrics",
                 20,
-                lambda b: scrape(b).get(("bybit_dcp_ws_connected", frozenset({"account": "default"}.items()))) == 1,
+                lambda b: parse_metrics(b).get(("bybit_dcp_ws_connected", frozenset({"account": "default"}.items()))) == 1,
             )
-            assert scrape(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 1
-            await in_thread(wait_for, f"http://127.0.0.1:{port}/readyz", 5)
+            assert parse_metrics(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 1
+            await asyncio.to_thread(wait_for, f"http://127.0.0.1:{port}/readyz", 5)
         finally:
-            code, err = await in_thread(stop_exporter, proc, sig)
+            code, err = await asyncio.to_thread(stop_exporter, proc, sig)
         assert code == 0, err[-3000:]
         assert "shutting down" in err
         assert acct.api_secret not in err
@@ -234,14 +210,14 @@ async def test_wrong_secret_process_keeps_serving_and_never_logs_the_secret():
         )
         key = ("bybit_dcp_api_errors_total", frozenset({"account": "default", "endpoint": "query_dcp_info", "code": "10004"}.items()))
         try:
-            body = await in_thread(
-                wait_for, f"http://127.0.0.1:{port}/metrics", 20, lambda b: scrape(b).get(key, 0) >= 2
+            body = await asyncio.to_thread(
+                wait_for, f"http://127.0.0.1:{port}/metrics", 20, lambda b: parse_metrics(b).get(key, 0) >= 2
             )
-            assert scrape(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 0
-            page = await in_thread(wait_for, f"http://127.0.0.1:{port}/", 5)
+            assert parse_metrics(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 0
+            page = await asyncio.to_thread(wait_for, f"http://127.0.0.1:{port}/", 5)
             assert wrong not in body and wrong not in page
         finally:
-            code, err = await in_thread(stop_exporter, proc)
+            code, err = await asyncio.to_thread(stop_exporter, proc)
         assert code == 0, err[-3000:]
         lines = err.strip().splitlines()
         assert any('"level": "debug"' in line for line in lines)  # debug really was on
@@ -257,10 +233,10 @@ def test_demo_serves_live_metrics():
         body = wait_for(
             f"http://127.0.0.1:{port}/metrics",
             30,
-            lambda b: scrape(b).get(("bybit_dcp_ws_ping_rtt_seconds_count", frozenset({"account": "demo"}.items())), 0) > 0
-            and scrape(b).get(("bybit_dcp_up", frozenset({"account": "demo"}.items()))) == 1,
+            lambda b: parse_metrics(b).get(("bybit_dcp_ws_ping_rtt_seconds_count", frozenset({"account": "demo"}.items())), 0) > 0
+            and parse_metrics(b).get(("bybit_dcp_up", frozenset({"account": "demo"}.items()))) == 1,
         )
-        s = scrape(body)
+        s = parse_metrics(body)
         assert s[("bybit_dcp_ws_connected", frozenset({"account": "demo"}.items()))] == 1
         assert s[("bybit_dcp_window_seconds", frozenset({"account": "demo", "product": "DERIVATIVES"}.items()))] == 10
         assert s[("bybit_dcp_desired_window_seconds", frozenset({"account": "demo", "product": "SPOT"}.items()))] == 10

@@ -5,7 +5,6 @@ import json
 import logging
 import random
 import re
-import socket
 import time
 
 import pytest
@@ -20,7 +19,7 @@ from exporter.bybit.stream import (
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
-from helpers import eventually
+from helpers import eventually, free_port
 
 KEY = "streamkey01"
 SECRET = "streamsecret-do-not-log-0123456789"
@@ -315,9 +314,7 @@ async def test_subscribe_failure_reconnects_with_reason(sim):
 
 
 async def test_unreachable_endpoint_counts_errors_and_ping_gap_grows_from_start():
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     async with Harness(f"ws://127.0.0.1:{port}/v5/private") as h:
         await until(lambda: h.reconnects("error") >= 2, what="connection errors")
         gap = h.value("bybit_dcp_ws_ping_gap_seconds")
@@ -327,9 +324,7 @@ async def test_unreachable_endpoint_counts_errors_and_ping_gap_grows_from_start(
 
 async def test_reconnects_wait_for_the_shared_connection_budget():
     """Failing connections never loop faster than the per-host budget allows."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     slept: list[float] = []
 
     async def fake_sleep(seconds):

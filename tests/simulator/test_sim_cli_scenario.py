@@ -4,7 +4,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ import json
 from exporter.simulator import Simulator
 from exporter.simulator.cli import main
 from exporter.simulator.scenario import run_demo_scenario
+from helpers import free_port
 from sim_helpers import WsClient, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str) -> dict:
@@ -52,7 +46,12 @@ def start(args: list[str]) -> tuple[subprocess.Popen, int]:
 
 def stop(proc: subprocess.Popen) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=10)
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never leave a simulator running behind a failed test
+        proc.communicate()
+        raise AssertionError("the simulator did not stop within 10 s of SIGTERM") from None
     return proc.returncode, out
 
 
