@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,3 +24,10 @@ def new_rsa_pem_pair() -> tuple[str, str]:
 def rsa_pem_pair() -> Callable[[], tuple[str, str]]:
     """Factory for RSA key pairs: ``private_pem, public_pem = rsa_pem_pair()``."""
     return new_rsa_pem_pair
+
+
+@pytest.fixture
+async def session():
+    """One aiohttp client session for a test, closed after it (as the exporter uses one per process)."""
+    async with aiohttp.ClientSession() as s:
+        yield s

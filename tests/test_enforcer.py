@@ -219,12 +219,6 @@ async def sim():
         yield s
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics) -> RestClient:
     acct = sim.account(KEY)
     return RestClient(

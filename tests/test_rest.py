@@ -31,12 +31,6 @@ async def sim():
         yield s
 
 
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def client(session, base_url, metrics, *, secret=SECRET, key=KEY, account="acct", **kw) -> RestClient:
     kw.setdefault("host_bans", HostBans())  # a 403 in one test must not ban the host for the next
     return RestClient(
