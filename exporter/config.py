@@ -17,14 +17,12 @@ from typing import Any
 
 import yaml
 
-from .bybit.models import MAX_WINDOW, MIN_WINDOW, PRODUCTS
-from .secrets import Secret
+from .dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, PRODUCTS, REASSERT_POLICIES, valid_window
+from .secrets import Secret, is_pem
 
 MODES = ("observer", "guardian")
-REASSERT_POLICIES = ("off", "dry-run", "enforce")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
-MIN_SETTLE_SECONDS = 10.0  # Bybit: "query or set again after 10 seconds"
 DEFAULT_PING_INTERVAL = 20.0  # Bybit recommends a ping every 20 s
 DEFAULT_PONG_TIMEOUT = 10.0
 DEFAULT_POLL_INTERVAL = 30.0
@@ -118,13 +116,6 @@ class Config:
 
     def api_keys(self) -> list[str]:
         return [a.api_key for a in self.accounts if a.api_key]
-
-
-def mask_key(api_key: str) -> str:
-    """An API key with its middle hidden: enough to tell keys apart in a log, not to use one."""
-    if len(api_key) <= 6:
-        return "***"
-    return f"{api_key[:3]}***{api_key[-2:]}"
 
 
 # --------------------------------------------------------------------------- loading
@@ -499,7 +490,7 @@ def _api_secret(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[
     if not value:
         errors.append(f"{path(ref)}: {target!r} is empty")
         return None
-    if ref == "rsa_private_key_file" and "-----BEGIN" not in value:
+    if ref == "rsa_private_key_file" and not is_pem(value):
         errors.append(f"{path(ref)}: {target!r} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
         return None
     return Secret(value)
@@ -562,7 +553,7 @@ def _desired_windows(value: Any, where: str, errors: list[str]) -> dict[str, int
         if product not in PRODUCTS:
             errors.append(f"{where}.{product}: unknown product; use {', '.join(PRODUCTS)}")
             continue
-        if isinstance(window, bool) or not isinstance(window, int) or not MIN_WINDOW <= window <= MAX_WINDOW:
+        if not valid_window(window):
             errors.append(
                 f"{where}.{product}: {window!r} must be a whole number of seconds in [{MIN_WINDOW}, {MAX_WINDOW}] (Bybit's range)"
             )

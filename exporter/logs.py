@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterable
 
-from .secrets import MASK
+from .secrets import MASK, is_pem, mask_key
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -77,8 +77,6 @@ class SecretFilter(logging.Filter):
     """Replaces secret values and API keys' middles in a record's message, args, extras and traceback."""
 
     def __init__(self, secrets: Iterable[str] = (), api_keys: Iterable[str] = ()) -> None:
-        from .config import mask_key
-
         super().__init__()
         pairs = {s: MASK for s in secrets if s and len(s) >= 4}
         for key in api_keys:
@@ -88,7 +86,7 @@ class SecretFilter(logging.Filter):
         self._replacements: list[tuple[str, str]] = sorted(pairs.items(), key=lambda kv: -len(kv[0]))
         # PEM keys: also mask each body line, in case one is logged line by line.
         for value in list(pairs):
-            if "-----BEGIN" in value:
+            if is_pem(value):
                 for line in value.splitlines():
                     line = line.strip()
                     if len(line) >= 16 and not line.startswith("-----"):

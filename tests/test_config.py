@@ -10,10 +10,9 @@ from exporter.config import (
     ENVIRONMENTS,
     ConfigError,
     load_config,
-    mask_key,
     parse_listen_address,
 )
-from exporter.secrets import Secret
+from exporter.secrets import Secret, mask_key
 
 SECRET = "s3cr3t-value-never-shown"
 
