@@ -6,4 +6,4 @@ Loopback only. See docs/simulator.md.
 from .accounts import SimAccount
 from .server import Simulator
 
-__all__ = ["Simulator", "SimAccount"]
+__all__ = ["SimAccount", "Simulator"]

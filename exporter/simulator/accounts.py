@@ -1,12 +1,16 @@
-"""Simulated Bybit accounts: credentials, DCP settings, orders and what clients did (no I/O)."""
+"""Simulated Bybit accounts: credentials, DCP settings, orders and what clients did.
+
+Pure: no I/O, no clock, no randomness; the caller passes ``now`` and new order ids in.
+"""
 
 from __future__ import annotations
 
-import secrets as _secrets
+import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from . import signatures
 from .engine import PRODUCTS
 
 DEFAULT_DCP = {"DERIVATIVES": 10, "SPOT": 10}
@@ -18,17 +22,21 @@ RECORD_LIMIT = 10_000
 CANCELLED_LISTED_MS = 24 * 3600 * 1000
 
 
-class Records(list):
+T = TypeVar("T")
+
+
+class Records(list[T]):
     """A list (so tests compare it with plain lists) that keeps only the newest records."""
 
-    def append(self, item: Any) -> None:
+    def append(self, item: T) -> None:
         super().append(item)
         if len(self) > 2 * RECORD_LIMIT:
             del self[: len(self) - RECORD_LIMIT]  # trimmed in halves: amortised O(1)
 
 
-def new_secret() -> str:
-    return _secrets.token_hex(18)
+def new_order_id(rng: random.Random) -> str:
+    """A UUID, as Bybit's order ids are, drawn from ``rng``."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def ms(t: float) -> str:
@@ -55,6 +63,15 @@ class SimAccount:
 
     def __repr__(self) -> str:  # never show the secret
         return f"SimAccount(api_key={self.api_key!r}, name={self.name!r}, dcp={self.dcp!r})"
+
+    def verifies(self, message: str, signature: str) -> bool:
+        """True if ``signature`` signs ``message`` with this account's key: hex HMAC for a
+        secret, base64 RSA-SHA256 for an account registered with a public key."""
+        if self.rsa_public_key_pem:
+            return signatures.verify_rsa_base64(self.rsa_public_key_pem, message, signature)
+        if self.api_secret is None:
+            return False
+        return signatures.verify_hmac_hex(self.api_secret, message, signature)
 
     def subscribed_topics(self) -> set[str]:
         """Every topic ever successfully subscribed on this account's connections."""
@@ -92,6 +109,7 @@ class SimAccount:
         self,
         now: float,
         *,
+        order_id: str,
         category: str,
         symbol: str,
         side: str,
@@ -104,7 +122,7 @@ class SimAccount:
         created = ms(now)
         order: dict[str, Any] = {
             "category": category,
-            "orderId": str(uuid.uuid4()),
+            "orderId": order_id,
             "orderLinkId": order_link_id,
             "blockTradeId": "",
             "symbol": symbol,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from .accounts import new_secret
-from .server import Simulator, _is_loopback
+from .server import Simulator, is_loopback
+from .signatures import new_api_secret
 
 EXIT_USAGE = 2
 
@@ -29,7 +29,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep:
         raise UsageError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     host = host.strip("[]")
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise UsageError(f"--listen {value!r}: the simulator only listens on loopback (127.0.0.1, ::1, localhost)")
     try:
         port_n = int(port)
@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-secret", help="HMAC secret of that account")
     p.add_argument("--accounts", metavar="FILE", help="YAML list of accounts")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply DCP timers by this (default 1)")
-    p.add_argument("--idle-cutoff", type=float, default=None, help="seconds of client silence that count as a dead connection")
+    p.add_argument(
+        "--idle-cutoff", type=float, default=None, help="seconds of client silence that count as a dead connection"
+    )
     p.add_argument("--settle-delay", type=float, default=0.0, help="seconds before a newly set window takes effect")
     return p
 
@@ -108,7 +110,7 @@ def make_simulator(args: argparse.Namespace, out=sys.stdout) -> Simulator:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not specs:
-        key, secret = "demo-" + secrets.token_hex(6), new_secret()
+        key, secret = "demo-" + secrets.token_hex(6), new_api_secret()
         sim.add_account(key, secret, name="demo")
         print(f"demo account: api_key={key} api_secret={secret}", file=out, flush=True)
     return sim

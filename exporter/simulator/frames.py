@@ -1,24 +1,30 @@
-"""Private-websocket frames in Bybit's shapes, and topic validation (pure functions)."""
+"""Private-websocket frames in Bybit's shapes, and topic validation.
+
+Pure functions: the caller passes the time (``now``) and the random source (``rng``) in.
+"""
 
 from __future__ import annotations
 
 import random
 import re
 import string
-import time
-import uuid
 
 from .engine import CATEGORIES, TOPIC_PRODUCT
 
-ORDER_TOPICS = ("order",) + tuple(f"order.{c}" for c in CATEGORIES)
+ORDER_TOPICS = ("order", *(f"order.{c}" for c in CATEGORIES))
 KNOWN_TOPICS = frozenset(ORDER_TOPICS) | frozenset(TOPIC_PRODUCT)
 DEFAULT_MAX_ACTIVE = 600.0
 
 
-def new_conn_id() -> str:
+def new_conn_id(rng: random.Random) -> str:
     """Looks like Bybit's ``cejreaspqfh3sjdnldmg-p``."""
-    body = "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(20))
-    return f"{body}-{random.choice(string.ascii_lowercase)}{random.choice(string.digits)}"
+    body = "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(20))
+    return f"{body}-{rng.choice(string.ascii_lowercase)}{rng.choice(string.digits)}"
+
+
+def new_push_id(rng: random.Random) -> str:
+    """20 hex digits, like the ``id`` of Bybit's pushes."""
+    return f"{rng.getrandbits(80):020x}"
 
 
 def with_req_id(frame: dict, req_id) -> dict:
@@ -39,11 +45,11 @@ def pong(conn_id: str, now: float, req_id=None) -> dict:
     return frame
 
 
-def order_push(topic: str, orders: list[dict]) -> dict:
+def order_push(topic: str, orders: list[dict], *, now: float, push_id: str) -> dict:
     return {
-        "id": f"{uuid.uuid4().hex[:20]}",
+        "id": push_id,
         "topic": topic,
-        "creationTime": int(time.time() * 1000),
+        "creationTime": int(now * 1000),
         "data": [dict(o) for o in orders],
     }
 

@@ -1,15 +1,17 @@
-"""Bybit V5 REST shapes and request checks for the simulator (pure functions, no sockets)."""
+"""Bybit V5 REST shapes and request checks for the simulator.
+
+Pure functions: no sockets and no clock; the caller passes ``now`` in.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
-from ..bybit import signing
 from .accounts import CANCELLED_LISTED_MS, SimAccount
 from .engine import CATEGORIES, PRODUCTS, valid_window
+from .signatures import DEFAULT_RECV_WINDOW_MS, rest_string_to_sign
 
 MESSAGES = {
     10001: "params error",
@@ -33,17 +35,17 @@ class ApiError(Exception):
         super().__init__(f"{code} {self.message}")
 
 
-def envelope(result: Any = None, *, code: int = 0, msg: str = "OK", now: float | None = None, with_result: bool = True) -> dict:
+def envelope(result: Any = None, *, now: float, code: int = 0, msg: str = "OK", with_result: bool = True) -> dict:
     """Bybit's response envelope; ``with_result=False`` for endpoints documented without one."""
     body: dict[str, Any] = {"retCode": code, "retMsg": msg}
     if with_result:
         body["result"] = {} if result is None else result
     body["retExtInfo"] = {}
-    body["time"] = int((time.time() if now is None else now) * 1000)
+    body["time"] = int(now * 1000)
     return body
 
 
-def error_body(err: ApiError, now: float | None = None) -> dict:
+def error_body(err: ApiError, now: float) -> dict:
     return envelope({}, code=err.code, msg=err.message, now=now)
 
 
@@ -60,7 +62,7 @@ def check_timestamp(ts_header: str | None, recv_header: str | None, now: float) 
     except ValueError:
         raise ApiError(10002, "invalid request, please check your timestamp") from None
     try:
-        recv = int(recv_header) if recv_header else signing.DEFAULT_RECV_WINDOW_MS
+        recv = int(recv_header) if recv_header else DEFAULT_RECV_WINDOW_MS
     except ValueError:
         raise ApiError(10001, "recv_window is invalid") from None
     server_ms = int(now * 1000)
@@ -76,21 +78,9 @@ def check_timestamp(ts_header: str | None, recv_header: str | None, now: float) 
 def check_signature(acct: SimAccount, ts: int, recv: int, payload: str, signature: str | None) -> None:
     if not signature:
         raise ApiError(10004, "error sign! missing signature")
-    message = signing.rest_payload(ts, acct.api_key, recv, payload)
-    if not verify(acct, message, signature):
+    message = rest_string_to_sign(ts, acct.api_key, recv, payload)
+    if not acct.verifies(message, signature):
         raise ApiError(10004, f"error sign! origin_string[{message}]")
-
-
-def verify(acct: SimAccount, message: str, signature: str) -> bool:
-    """HMAC (hex) for secret keys, RSA-SHA256 (base64) for accounts registered with a public key."""
-    if acct.rsa_public_key_pem:
-        return signing.verify_rsa(acct.rsa_public_key_pem, message, signature)
-    if acct.api_secret is None:
-        return False
-    try:
-        return signing.verify_hmac(acct.api_secret, message, signature)
-    except (TypeError, ValueError):
-        return False
 
 
 # --- parameters ---------------------------------------------------------------------------

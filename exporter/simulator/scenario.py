@@ -13,28 +13,18 @@ import asyncio
 import json
 import logging
 import random
-import time
 
 import websockets
 
-from ..bybit import signing
+from .clock import wait_event
 from .server import Simulator
+from .signatures import ws_auth_args
 
 log = logging.getLogger("exporter.simulator.scenario")
 
 ORDER_CATEGORIES = ("linear", "spot")
 DRIFT_PRODUCT = "SPOT"
 DRIFT_WINDOW = 30
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
-    try:
-        async with asyncio.timeout(max(seconds, 0.0)):  # cancel-safe, unlike wait_for on 3.11
-            await stop.wait()
-    except TimeoutError:
-        return False
-    return True
 
 
 def top_up_orders(sim: Simulator, api_key: str, per_category: int, rng: random.Random) -> None:
@@ -57,14 +47,15 @@ async def protected_session(sim: Simulator, api_key: str, topics=("dcp.future", 
     if not acct.api_secret:
         return False
     async with websockets.connect(sim.ws_url, open_timeout=5, close_timeout=2) as ws:
-        expires = int(time.time() * 1000) + 10_000
-        await ws.send(json.dumps({"req_id": "bot-auth", "op": "auth", "args": signing.ws_auth_args(api_key, acct.api_secret, expires)}))
+        expires = int(sim.clock.time() * 1000) + 10_000
+        auth = {"req_id": "bot-auth", "op": "auth", "args": ws_auth_args(api_key, acct.api_secret, expires)}
+        await ws.send(json.dumps(auth))
         await asyncio.wait_for(ws.recv(), 5)
         await ws.send(json.dumps({"req_id": "bot-sub", "op": "subscribe", "args": list(topics)}))
         await asyncio.wait_for(ws.recv(), 5)
         await ws.send(json.dumps({"req_id": "bot-ping", "op": "ping"}))
         await asyncio.wait_for(ws.recv(), 5)
-        await asyncio.sleep(hold)
+        await sim.clock.sleep(hold)
     return True
 
 
@@ -83,17 +74,18 @@ async def run_demo_scenario(
     drift_every: float = 240.0,
     step: float = 1.0,
 ) -> None:
-    """Run until ``stop`` is set. Every wait is bounded and wakes up on ``stop``."""
+    """Run until ``stop`` is set. Every wait is bounded and wakes up on ``stop``; the pace is
+    kept by the simulator's clock."""
     rng = rng if rng is not None else random.Random()
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    clock = sim.clock
+    start = clock.time()
     next_trigger = start + first_trigger_after
     next_latency = start
     next_reconnect = start + reconnect_every
     next_drift = start + first_drift_after
     top_up_orders(sim, api_key, orders_per_category, rng)
     while not stop.is_set():
-        now = loop.time()
+        now = clock.time()
         if now >= next_latency:
             sim.set_pong_latency(api_key, rng.uniform(0.005, 0.120))
             next_latency = now + latency_every
@@ -112,16 +104,16 @@ async def run_demo_scenario(
             before = len(sim.account(api_key).triggers)
             try:
                 driven = await protected_session(sim, api_key)
-            except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
                 log.warning("scenario: the protected session failed: %s", exc)
                 driven = False
             if driven:
                 window = max(sim.account(api_key).dcp.values(), default=10) * sim.time_scale
-                deadline = loop.time() + window + 5.0
-                while len(sim.account(api_key).triggers) == before and loop.time() < deadline:
-                    if await _wait(stop, 0.2):
+                deadline = clock.time() + window + 5.0
+                while len(sim.account(api_key).triggers) == before and clock.time() < deadline:
+                    if await wait_event(clock, stop, 0.2):
                         return
                 log.info("scenario: DCP trigger done; placing new orders")
         top_up_orders(sim, api_key, orders_per_category, rng)
-        if await _wait(stop, step):
+        if await wait_event(clock, stop, step):
             return

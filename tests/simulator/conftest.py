@@ -1,10 +1,9 @@
 """Fixtures for the simulator's own tests: a started simulator on loopback with fast DCP timers."""
 
 import pytest
+from sim_helpers import KEY, SECRET
 
 from exporter.simulator import Simulator
-
-from sim_helpers import KEY, SECRET
 
 
 @pytest.fixture

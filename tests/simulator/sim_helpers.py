@@ -10,9 +10,9 @@ import time
 
 import aiohttp
 import websockets
+from helpers import eventually
 
 from exporter.bybit import signing
-from helpers import eventually
 
 KEY, SECRET = "test-key", "test-secret"
 
@@ -29,11 +29,19 @@ class WsClient:
         self.ws = ws
 
     @classmethod
-    async def connect(cls, url: str, key: str | None = None, secret: str | None = None, topics=(), *, ping: bool = False):
+    async def connect(
+        cls, url: str, key: str | None = None, secret: str | None = None, topics=(), *, ping: bool = False
+    ):
         ws = await websockets.connect(url, open_timeout=5, close_timeout=1, ping_interval=None)
         client = cls(ws)
         if key is not None:
-            ack = await client.request({"req_id": "auth", "op": "auth", "args": signing.ws_auth_args(key, secret, int(time.time() * 1000) + 10_000)})
+            ack = await client.request(
+                {
+                    "req_id": "auth",
+                    "op": "auth",
+                    "args": signing.ws_auth_args(key, secret, int(time.time() * 1000) + 10_000),
+                }
+            )
             assert ack["success"] is True, ack
         if topics:
             ack = await client.request({"req_id": "sub", "op": "subscribe", "args": list(topics)})
@@ -67,7 +75,17 @@ class WsClient:
         await self.ws.close()
 
 
-async def signed_get(session: aiohttp.ClientSession, base: str, path: str, key: str, secret: str, query: str = "", *, ts_ms: int | None = None, recv: int = 5000):
+async def signed_get(
+    session: aiohttp.ClientSession,
+    base: str,
+    path: str,
+    key: str,
+    secret: str,
+    query: str = "",
+    *,
+    ts_ms: int | None = None,
+    recv: int = 5000,
+):
     ts = int(time.time() * 1000) if ts_ms is None else ts_ms
     headers = signing.sign_rest(key, secret, ts, query, recv).as_dict()
     url = f"{base}{path}" + (f"?{query}" if query else "")
@@ -75,7 +93,17 @@ async def signed_get(session: aiohttp.ClientSession, base: str, path: str, key: 
         return resp.status, dict(resp.headers), await resp.json(content_type=None)
 
 
-async def signed_post(session: aiohttp.ClientSession, base: str, path: str, key: str, secret: str, body: dict, *, ts_ms: int | None = None, recv: int = 5000):
+async def signed_post(
+    session: aiohttp.ClientSession,
+    base: str,
+    path: str,
+    key: str,
+    secret: str,
+    body: dict,
+    *,
+    ts_ms: int | None = None,
+    recv: int = 5000,
+):
     ts = int(time.time() * 1000) if ts_ms is None else ts_ms
     raw = json.dumps(body)
     headers = signing.sign_rest(key, secret, ts, raw, recv).as_dict()

@@ -1,5 +1,7 @@
 """What the simulator records for tests stays bounded when it runs for days (demo, drills)."""
 
+import random
+
 from exporter.simulator import accounts
 from exporter.simulator.accounts import RECORD_LIMIT, Records
 
@@ -23,9 +25,18 @@ def test_account_records_are_bounded_lists():
 def test_cancelled_orders_no_list_shows_are_dropped_when_new_orders_come():
     day = accounts.CANCELLED_LISTED_MS / 1000
     account = accounts.SimAccount(api_key="k", api_secret="s")
+    rng = random.Random(1)
 
     def order(now):
-        return account.new_order(now, category="linear", symbol="BTCUSDT", side="Buy", qty="1", price="1")
+        return account.new_order(
+            now,
+            order_id=accounts.new_order_id(rng),
+            category="linear",
+            symbol="BTCUSDT",
+            side="Buy",
+            qty="1",
+            price="1",
+        )
 
     old, recent = order(0.0), order(0.0)
     account.cancel_by_dcp(("linear",), now=10.0)  # both cancelled at 10 s

@@ -1,6 +1,7 @@
 """The `simulate` command as a real process, and the demo scenario in-process."""
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -8,14 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-import json
 
+from helpers import free_port
+from sim_helpers import WsClient, wait_for
 
 from exporter.simulator import Simulator
 from exporter.simulator.cli import main
 from exporter.simulator.scenario import run_demo_scenario
-from helpers import free_port
-from sim_helpers import WsClient, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,7 +29,10 @@ def start(args: list[str]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter.simulator.cli", "--listen", f"127.0.0.1:{port}", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -38,7 +41,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, int]:
             return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read())
+                raise AssertionError(proc.stderr.read()) from None
             time.sleep(0.05)
     proc.kill()
     raise AssertionError("simulator did not start")
@@ -73,7 +76,7 @@ def test_cli_with_credentials_and_sigterm():
 def test_cli_demo_account_prints_credentials():
     proc, port = start([])
     state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
-    code, out = stop(proc)
+    _, out = stop(proc)
     (acct,) = state["accounts"]
     assert f"api_key={acct['api_key']}" in out and "api_secret=" in out
     assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
@@ -97,9 +100,18 @@ async def test_demo_scenario_triggers_dcp_and_replaces_orders():
         observer = await WsClient.connect(sim.ws_url, "demo", "secret", ["order"])
         stop_event = asyncio.Event()
         task = asyncio.create_task(
-            run_demo_scenario(sim, "demo", stop=stop_event, rng=random.Random(7), first_trigger_after=0.2,
-                              trigger_every=60, latency_every=0.2, reconnect_every=60, first_drift_after=0.1,
-                              step=0.05)
+            run_demo_scenario(
+                sim,
+                "demo",
+                stop=stop_event,
+                rng=random.Random(7),
+                first_trigger_after=0.2,
+                trigger_every=60,
+                latency_every=0.2,
+                reconnect_every=60,
+                first_drift_after=0.1,
+                step=0.05,
+            )
         )
         await wait_for(lambda: acct.dcp.get("SPOT") == 30, timeout=5)  # the scripted manual change
         # SPOT now has the drifted 30 s window (1.5 s here), so it fires after DERIVATIVES.
@@ -107,7 +119,9 @@ async def test_demo_scenario_triggers_dcp_and_replaces_orders():
         assert all(t["order_ids"] for t in acct.triggers)
         push = await observer.recv_until(lambda f: any(o["cancelType"] == "CancelByDCP" for o in f["data"]), timeout=5)
         assert push["topic"] == "order"
-        await wait_for(lambda: len(acct.active_orders(("linear",))) == 3 and len(acct.active_orders(("spot",))) == 3, timeout=5)
+        await wait_for(
+            lambda: len(acct.active_orders(("linear",))) == 3 and len(acct.active_orders(("spot",))) == 3, timeout=5
+        )
         assert {"dcp.future", "dcp.spot"} <= acct.subscribed_topics()
         stop_event.set()
         await asyncio.wait_for(task, timeout=3)

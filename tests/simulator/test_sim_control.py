@@ -5,10 +5,9 @@ import time
 
 import aiohttp
 import websockets
+from sim_helpers import KEY, SECRET, WsClient, signed_get, silent_client, wait_for
 
 from exporter.simulator import Simulator
-from sim_helpers import KEY, SECRET
-from sim_helpers import WsClient, signed_get, silent_client, wait_for
 
 
 async def post(http, sim, name, body=None):
@@ -40,7 +39,9 @@ async def test_control_calls_drive_the_faults(sim):
         assert (await c.recv())["data"][0]["orderId"] == body["result"]["orderId"]
 
         assert (await post(http, sim, "set_dcp", {"api_key": KEY, "product": "SPOT", "window": 42}))[0] == 200
-        assert (await post(http, sim, "set_dcp", {"api_key": KEY, "product": "DERIVATIVES", "window_or_None": None}))[0] == 200
+        assert (await post(http, sim, "set_dcp", {"api_key": KEY, "product": "DERIVATIVES", "window_or_None": None}))[
+            0
+        ] == 200
         assert sim.account(KEY).dcp == {"SPOT": 42}
 
         await post(http, sim, "force_error", {"path": "/v5/account/query-dcp-info", "ret_code": 10016, "count": 1})
@@ -94,8 +95,6 @@ async def test_control_errors(sim):
 
 
 async def test_start_refuses_non_loopback():
-    from exporter.simulator import Simulator
-
     sim = Simulator()
     try:
         await sim.start("0.0.0.0", 0)
@@ -110,7 +109,7 @@ async def test_localhost_listens_on_one_address_and_port():
     sim_ = Simulator()
     await sim_.start("localhost", 0)
     try:
-        bound = {s.getsockname()[:2] for site in sim_._runner.sites for s in site._server.sockets}
+        bound = set(sim_.listening_addresses())
         assert bound == {("127.0.0.1", sim_.port)} and sim_.host == "127.0.0.1"
         async with aiohttp.ClientSession() as http:
             async with http.get(sim_.rest_url + "/v5/market/time") as resp:
@@ -128,12 +127,11 @@ async def test_stop_with_clients_that_never_read_finishes_within_a_bound():
         await wait_for(lambda: len(sim_.connections(KEY)) == 4)
         for _ in range(300):  # far more than the socket buffers hold: the server's sends back up
             sim_.send_malformed(KEY, "x" * (1 << 16))
-        transports = [conn.transport for conn in sim_._conns.values()]
-        await wait_for(lambda: all(t.get_write_buffer_size() > (1 << 20) for t in transports))
+        await wait_for(lambda: all(c.write_buffer_bytes > (1 << 20) for c in sim_.connection_info()))
         started = time.monotonic()
         await asyncio.wait_for(sim_.stop(), 10)
         assert time.monotonic() - started < 2.0 + 2.0
-        assert not sim_._tasks
+        assert sim_.background_tasks() == 0
     finally:
         for c in clients:
             c.transport.abort()

@@ -3,9 +3,10 @@
 import asyncio
 import time
 
+from sim_helpers import KEY, SECRET, WsClient, wait_for
+
 from exporter.simulator import Simulator
-from sim_helpers import KEY, SECRET
-from sim_helpers import WsClient, wait_for
+from exporter.simulator.rest import order_history
 
 WINDOW = 10 * 0.05  # the default 10 s window in wall seconds
 
@@ -47,8 +48,6 @@ async def test_a_only_protected_connection_closes_orders_cancelled_after_window_
     (trigger,) = sim.account(KEY).triggers
     assert trigger["product"] == "DERIVATIVES" and sorted(trigger["order_ids"]) == sorted(o["orderId"] for o in linear)
     # kept in history with the cancel type
-    from exporter.simulator.rest import order_history
-
     hist = order_history(sim.account(KEY), {"category": "linear"}, time.time())["list"]
     assert hist[0]["cancelType"] == "CancelByDCP" and hist[0]["orderStatus"] == "Cancelled"
     await observer.close()

@@ -3,8 +3,8 @@
 import pytest
 
 from exporter.simulator import Simulator, frames
-from exporter.simulator.rest import ApiError, parse_set_dcp
 from exporter.simulator.ratelimit import RateLimiter
+from exporter.simulator.rest import ApiError, parse_set_dcp
 
 
 def test_rate_limiter_budget_per_key_and_path_and_reset():
@@ -33,13 +33,30 @@ def test_topic_checks(args, error):
     assert frames.check_topics(args) == error
 
 
-@pytest.mark.parametrize("value,seconds", [("30s", 30.0), ("600s", 600.0), ("1m", 60.0), ("10m", 600.0), ("29s", None), ("601s", None), ("x", None), (None, None)])
+@pytest.mark.parametrize(
+    "value,seconds",
+    [
+        ("30s", 30.0),
+        ("600s", 600.0),
+        ("1m", 60.0),
+        ("10m", 600.0),
+        ("29s", None),
+        ("601s", None),
+        ("x", None),
+        (None, None),
+    ],
+)
 def test_max_active_time(value, seconds):
     assert frames.parse_max_active_time(value) == seconds
 
 
 def test_pong_shape():
-    assert frames.pong("c-1", 1675418560.633, "r1") == {"req_id": "r1", "op": "pong", "args": ["1675418560633"], "conn_id": "c-1"}
+    assert frames.pong("c-1", 1675418560.633, "r1") == {
+        "req_id": "r1",
+        "op": "pong",
+        "args": ["1675418560633"],
+        "conn_id": "c-1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -56,7 +73,15 @@ def test_set_dcp_params_ok(body, expected):
 
 @pytest.mark.parametrize(
     "body",
-    [{"timeWindow": 2}, {"timeWindow": 301}, {"timeWindow": "10"}, {"timeWindow": 10.5}, {"timeWindow": True}, {}, {"product": "FUTURES", "timeWindow": 10}],
+    [
+        {"timeWindow": 2},
+        {"timeWindow": 301},
+        {"timeWindow": "10"},
+        {"timeWindow": 10.5},
+        {"timeWindow": True},
+        {},
+        {"product": "FUTURES", "timeWindow": 10},
+    ],
 )
 def test_set_dcp_params_refused_with_10001(body):
     with pytest.raises(ApiError) as exc:

@@ -7,9 +7,9 @@ import aiohttp
 import pytest
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 from pybit.unified_trading import HTTP
+from sim_helpers import KEY, SECRET, signed_get, signed_post, wait_for
 
-from sim_helpers import KEY, SECRET
-from sim_helpers import signed_get, signed_post, wait_for
+from exporter.simulator import Simulator
 
 LIMIT_HEADERS = ("X-Bapi-Limit", "X-Bapi-Limit-Status", "X-Bapi-Limit-Reset-Timestamp")
 
@@ -18,6 +18,11 @@ def pybit_session(sim, key=KEY, secret=SECRET, **kw) -> HTTP:
     session = HTTP(testnet=True, api_key=key, api_secret=secret, max_retries=1, retry_delay=0, **kw)
     session.endpoint = sim.rest_url
     return session
+
+
+async def past_millisecond(ms: int) -> None:
+    """Wait until the wall clock is past ``ms``, so the next order gets a later timestamp."""
+    await wait_for(lambda: int(time.time() * 1000) > ms, interval=0.001)
 
 
 async def call(fn, **kw):
@@ -78,11 +83,18 @@ async def test_setting_a_product_not_enabled_is_refused(sim):
     assert "OPTIONS" not in sim.account(KEY).dcp and sim.account(KEY).set_dcp_calls == []
 
 
-@pytest.mark.parametrize("body", [{"product": "SPOT", "timeWindow": 2}, {"product": "SPOT", "timeWindow": 301},
-                                  {"product": "SPOT", "timeWindow": "10"}, {"product": "FUTURES", "timeWindow": 10}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"product": "SPOT", "timeWindow": 2},
+        {"product": "SPOT", "timeWindow": 301},
+        {"product": "SPOT", "timeWindow": "10"},
+        {"product": "FUTURES", "timeWindow": 10},
+    ],
+)
 async def test_bad_set_dcp_params_give_10001(sim, body):
     async with aiohttp.ClientSession() as http:
-        status, headers, resp = await signed_post(http, sim.rest_url, "/v5/order/disconnected-cancel-all", KEY, SECRET, body)
+        status, _, resp = await signed_post(http, sim.rest_url, "/v5/order/disconnected-cancel-all", KEY, SECRET, body)
     assert status == 200 and resp["retCode"] == 10001 and resp["result"] == {}
     assert sim.account(KEY).dcp["SPOT"] == 10
 
@@ -104,11 +116,21 @@ async def test_unknown_key_gives_10003(sim):
 async def test_timestamp_outside_recv_window_gives_10002(sim, offset_ms):
     async with aiohttp.ClientSession() as http:
         ts = int(time.time() * 1000) + offset_ms
-        status, _, body = await signed_get(http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET, ts_ms=ts, recv=5000)
+        _, _, body = await signed_get(
+            http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET, ts_ms=ts, recv=5000
+        )
         assert body["retCode"] == 10002
         # a wider receive window accepts the same late timestamp (only for the past side)
         if offset_ms < 0:
-            _, _, ok = await signed_get(http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET, ts_ms=int(time.time() * 1000) + offset_ms, recv=20_000)
+            _, _, ok = await signed_get(
+                http,
+                sim.rest_url,
+                "/v5/account/query-dcp-info",
+                KEY,
+                SECRET,
+                ts_ms=int(time.time() * 1000) + offset_ms,
+                recv=20_000,
+            )
             assert ok["retCode"] == 0
 
 
@@ -135,7 +157,9 @@ async def test_rate_limit_5_per_second_on_dcp_endpoints_with_headers(sim):
         reset_ms = int(results[-1][1]["X-Bapi-Limit-Reset-Timestamp"])
         assert time.time() * 1000 < reset_ms <= time.time() * 1000 + 1000
         # the other DCP endpoint has its own budget; after the reset the budget is back
-        status, headers, body = await signed_post(http, sim.rest_url, "/v5/order/disconnected-cancel-all", KEY, SECRET, {"product": "SPOT", "timeWindow": 12})
+        status, headers, body = await signed_post(
+            http, sim.rest_url, "/v5/order/disconnected-cancel-all", KEY, SECRET, {"product": "SPOT", "timeWindow": 12}
+        )
         assert body["retCode"] == 0 and headers["X-Bapi-Limit-Status"] == "4"
         await wait_for(lambda: time.time() * 1000 >= reset_ms, timeout=2)
         _, _, again = await signed_get(http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET)
@@ -144,7 +168,16 @@ async def test_rate_limit_5_per_second_on_dcp_endpoints_with_headers(sim):
 
 async def test_orders_create_realtime_and_history_with_pybit(sim):
     s = pybit_session(sim)
-    created = await call(s.place_order, category="linear", symbol="BTCUSDT", side="Buy", orderType="Limit", qty="0.01", price="50000", orderLinkId="mine-1")
+    created = await call(
+        s.place_order,
+        category="linear",
+        symbol="BTCUSDT",
+        side="Buy",
+        orderType="Limit",
+        qty="0.01",
+        price="50000",
+        orderLinkId="mine-1",
+    )
     assert created["retCode"] == 0 and created["result"]["orderLinkId"] == "mine-1"
     order_id = created["result"]["orderId"]
     assert sim.account(KEY).orders[order_id]["orderStatus"] == "New"
@@ -164,8 +197,9 @@ async def test_orders_create_realtime_and_history_with_pybit(sim):
 async def test_history_pagination_newest_first_time_bounds_and_params(sim):
     ids = []
     for i in range(7):
-        ids.append(sim.place_order(KEY, category="linear", price=str(10000 + i))["orderId"])
-        await asyncio.sleep(0.002)  # distinct ms timestamps
+        order = sim.place_order(KEY, category="linear", price=str(10000 + i))
+        ids.append(order["orderId"])
+        await past_millisecond(int(order["updatedTime"]))  # distinct ms timestamps
     sim.place_order(KEY, category="spot")
     s = pybit_session(sim)
     seen, cursor = [], None
@@ -191,8 +225,6 @@ async def test_history_pagination_newest_first_time_bounds_and_params(sim):
 
 
 async def test_settle_delay_makes_a_new_window_take_effect_later():
-    from exporter.simulator import Simulator
-
     async with Simulator(time_scale=0.05, settle_delay=10) as sim:  # 0.5 s
         sim.add_account(KEY, SECRET)
         s = pybit_session(sim)

@@ -3,15 +3,16 @@
 import time
 
 import websockets
+from sim_helpers import KEY, SECRET, WsClient, wait_for
 
 from exporter.bybit import signing
-from sim_helpers import KEY, SECRET
-from sim_helpers import WsClient, wait_for
 
 
 async def test_auth_success_shape(sim):
     c = await WsClient.connect(sim.ws_url)
-    ack = await c.request({"req_id": "a1", "op": "auth", "args": signing.ws_auth_args(KEY, SECRET, int(time.time() * 1000) + 5000)})
+    ack = await c.request(
+        {"req_id": "a1", "op": "auth", "args": signing.ws_auth_args(KEY, SECRET, int(time.time() * 1000) + 5000)}
+    )
     assert set(ack) == {"success", "ret_msg", "op", "conn_id", "req_id"}
     assert ack["success"] is True and ack["ret_msg"] == "" and ack["op"] == "auth" and ack["req_id"] == "a1"
     assert isinstance(ack["conn_id"], str) and ack["conn_id"]
@@ -22,9 +23,13 @@ async def test_auth_failures(sim):
     c = await WsClient.connect(sim.ws_url)
     expired = await c.request({"op": "auth", "args": signing.ws_auth_args(KEY, SECRET, int(time.time() * 1000) - 1)})
     assert expired == {"success": False, "ret_msg": "Params Error", "op": "auth", "conn_id": expired["conn_id"]}
-    bad_sig = await c.request({"op": "auth", "args": signing.ws_auth_args(KEY, "wrong", int(time.time() * 1000) + 5000)})
+    bad_sig = await c.request(
+        {"op": "auth", "args": signing.ws_auth_args(KEY, "wrong", int(time.time() * 1000) + 5000)}
+    )
     assert bad_sig["success"] is False and bad_sig["ret_msg"] == "Request not authorized" and bad_sig["op"] == "auth"
-    unknown = await c.request({"op": "auth", "args": signing.ws_auth_args("nobody", SECRET, int(time.time() * 1000) + 5000)})
+    unknown = await c.request(
+        {"op": "auth", "args": signing.ws_auth_args("nobody", SECRET, int(time.time() * 1000) + 5000)}
+    )
     assert unknown["success"] is False and unknown["ret_msg"] == "Request not authorized"
     malformed = await c.request({"op": "auth", "args": [KEY]})
     assert malformed["success"] is False and malformed["ret_msg"] == "Params Error"
@@ -47,7 +52,13 @@ async def test_subscribe_ack_and_unknown_topic_error(sim):
     ack = await c.request({"req_id": "s1", "op": "subscribe", "args": ["order", "dcp.future"]})
     assert ack == {"success": True, "ret_msg": "", "op": "subscribe", "conn_id": ack["conn_id"], "req_id": "s1"}
     bad = await c.request({"req_id": "s2", "op": "subscribe", "args": ["dcp.futures"]})
-    assert bad == {"success": False, "ret_msg": "error:handler not found,topic:dcp.futures", "op": "subscribe", "conn_id": ack["conn_id"], "req_id": "s2"}
+    assert bad == {
+        "success": False,
+        "ret_msg": "error:handler not found,topic:dcp.futures",
+        "op": "subscribe",
+        "conn_id": ack["conn_id"],
+        "req_id": "s2",
+    }
     assert sim.account(KEY).subscribed_topics() == {"order", "dcp.future"}
     frames_sent = [f for _, f in sim.account(KEY).ws_frames]
     assert {"req_id": "s2", "op": "subscribe", "args": ["dcp.futures"]} in frames_sent
@@ -75,7 +86,18 @@ async def test_order_pushes_by_topic(sim):
     assert push["topic"] == "order" and isinstance(push["creationTime"], int)
     order = push["data"][0]
     assert order["orderId"] == linear["orderId"] and order["category"] == "linear"
-    for field in ("orderLinkId", "symbol", "side", "orderStatus", "cancelType", "rejectReason", "updatedTime", "createdTime", "price", "qty"):
+    for field in (
+        "orderLinkId",
+        "symbol",
+        "side",
+        "orderStatus",
+        "cancelType",
+        "rejectReason",
+        "updatedTime",
+        "createdTime",
+        "price",
+        "qty",
+    ):
         assert field in order
     assert order["orderStatus"] == "New" and order["symbol"] == "ETHUSDT"
     assert (await everything.recv())["data"][0]["orderId"] == spot["orderId"]
@@ -96,10 +118,10 @@ async def test_other_accounts_orders_are_not_pushed(sim):
 
 async def test_max_active_time_query_parameter_sets_the_idle_cutoff(sim):
     async with websockets.connect(sim.ws_url + "?max_active_time=45s"):
-        await wait_for(lambda: [c.idle_cutoff for c in sim._conns.values()] == [45.0])
-    await wait_for(lambda: not sim._conns)
+        await wait_for(lambda: [c.idle_cutoff for c in sim.connection_info()] == [45.0])
+    await wait_for(lambda: not sim.connection_info())
     async with websockets.connect(sim.ws_url):
-        await wait_for(lambda: [c.idle_cutoff for c in sim._conns.values()] == [600.0])
+        await wait_for(lambda: [c.idle_cutoff for c in sim.connection_info()] == [600.0])
 
 
 async def test_faults_pong_latency_drop_stall_close_malformed(sim):
