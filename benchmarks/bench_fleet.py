@@ -1,7 +1,7 @@
 """One exporter process watching a fleet of accounts on the simulator, over loopback.
 
 The design target is one asyncio process for 1,000 accounts. This starts the simulator
-and an Exporter (both in this one process, so the figures include the simulator's own
+and a Fleet (both in this one process, so the figures include the simulator's own
 work: an upper bound for the exporter), N observer accounts with a fast heartbeat, and
 measures over a steady-state window:
 
@@ -12,7 +12,8 @@ measures over a steady-state window:
   scrape is served (a stall delays pongs, so it would show up as heartbeat RTT).
 
 The per-host connection budget (Bybit: 500 new connections per 5 minutes) is lifted for
-the run: it is Bybit's limit, not the simulator's, and would only make the benchmark wait.
+the run (the fleet is given a larger one): it is Bybit's limit, not the simulator's, and
+would only make the benchmark wait.
 
     python3 benchmarks/bench_fleet.py [--accounts 200] [--ping-interval 1] [--seconds 20]
 """
@@ -29,10 +30,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from exporter.bybit import stream
+from exporter.bybit.pacing import ConnectionBudget, Pacing
 from exporter.config import AccountConfig, Config
 from exporter.metrics import Metrics
-from exporter.monitor.account import Exporter
+from exporter.monitor.fleet import Fleet
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
@@ -52,7 +53,7 @@ def rtt_total(metrics: Metrics, suffix: str) -> float:
 
 
 async def run(accounts: int, ping_interval: float, seconds: float) -> None:
-    stream.DEFAULT_BUDGET = stream.ConnectionBudget(limit=accounts * 10 + 2, burst=accounts * 10 + 1)
+    pacing = Pacing(budget=ConnectionBudget(limit=accounts * 10 + 2, burst=accounts * 10 + 1))
     async with Simulator() as sim:
         configs = []
         for i in range(accounts):
@@ -66,7 +67,7 @@ async def run(accounts: int, ping_interval: float, seconds: float) -> None:
                 )
             )
         metrics = Metrics()
-        exporter = Exporter(Config(accounts=configs), metrics)
+        exporter = Fleet(Config(accounts=configs), metrics, pacing=pacing)
         started = time.perf_counter()
         await exporter.start()
         try:
@@ -135,7 +136,7 @@ async def inline_render_stalls(metrics: Metrics, rounds: int = 5) -> list[float]
     return [await loop_stall_during(render) for _ in range(rounds)]
 
 
-async def scrape_with_loop_probe(metrics: Metrics, exporter: Exporter, rounds: int = 5):
+async def scrape_with_loop_probe(metrics: Metrics, exporter: Fleet, rounds: int = 5):
     """Scrape /metrics over loopback while a probe task measures how late the loop runs it."""
     runner = web.AppRunner(make_app(metrics, exporter))
     await runner.setup()

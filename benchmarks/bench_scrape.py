@@ -14,7 +14,8 @@ import time
 
 from prometheus_client import generate_latest
 
-from exporter.metrics import CATEGORIES, PRODUCTS, Metrics
+from exporter.dcp import CATEGORIES, PRODUCTS
+from exporter.metrics import Metrics
 
 
 def build(accounts: int) -> Metrics:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 
-from exporter.metrics import Metrics
-from exporter.monitor.triggers import CANCEL_BY_DCP, TriggerTracker
+from exporter.dcp import CANCEL_BY_DCP
+from exporter.monitor.triggers import TriggerTracker
 
 CATEGORIES = ("linear", "inverse", "spot", "option")
 
@@ -41,6 +41,9 @@ def rate(fn, orders: list[dict], rounds: int = 5) -> float:
     return len(orders) / best
 
 
+NOW = 1_700_000_060.0
+
+
 def main() -> None:
     n = 50_000
     orders = burst(n, 1_700_000_000_000)
@@ -49,15 +52,18 @@ def main() -> None:
         sum(1 for o in batch if o.get("cancelType") == CANCEL_BY_DCP)
 
     def fresh(batch: list[dict]) -> None:
-        TriggerTracker("bench", Metrics()).observe(batch)
+        TriggerTracker().observe(batch, NOW)
 
-    replay_tracker = TriggerTracker("bench", Metrics())
-    replay_tracker.observe(orders)
+    replay_tracker = TriggerTracker()
+    replay_tracker.observe(orders, NOW)
+
+    def replay(batch: list[dict]) -> None:
+        replay_tracker.observe(batch, NOW)
 
     base = rate(baseline, orders)
     print(f"{'case':<34} {'orders/s':>12} {'x slower':>11}")
     for name, fn in (("baseline (filter only)", baseline), ("fresh burst (count + dedup)", fresh),
-                     ("replayed burst (all duplicates)", replay_tracker.observe)):
+                     ("replayed burst (all duplicates)", replay)):
         r = rate(fn, orders)
         print(f"{name:<34} {r:>12,.0f} {base / r:>11.1f}")
 

@@ -13,7 +13,10 @@ import logging
 import signal
 import sys
 
+from aiohttp import web
+
 from . import __version__
+from .clock import SYSTEM_CLOCK
 from .config import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
@@ -22,6 +25,10 @@ from .config import (
     load_config,
     parse_listen_address,
 )
+from .logs import setup_logging
+from .metrics import Metrics
+from .monitor.fleet import Fleet
+from .web import make_app
 
 log = logging.getLogger("exporter")
 
@@ -67,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "simulate":
+        # The simulator's modules (here and for --demo) load only when asked for: a
+        # production exporter watching many accounts never carries them.
         from .simulator.cli import main as simulate_main
 
         return simulate_main(argv[1:])
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             if args.config_file:
                 raise ConfigError(["--demo: runs its own simulated account; do not combine it with --config.file"])
-            from .demo import demo_config
+            from .demo import demo_config  # only when asked for (see above)
 
             config = demo_config(**flags)  # validated like any other configuration
         else:
@@ -95,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         names = ", ".join(f"{a.name} ({a.environment}, {a.mode})" for a in config.accounts)
         print(f"{PROG}: configuration OK: {len(config.accounts)} account(s): {names}")
         return 0
-
-    from .logs import setup_logging
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
     try:
@@ -117,7 +124,7 @@ async def serve(config: Config, *, demo: bool = False) -> int:
 
     demo_env = None
     if demo:
-        from .demo import DemoEnvironment
+        from .demo import DemoEnvironment  # only when asked for (see main)
 
         demo_env = DemoEnvironment()
         config = await demo_env.start(config)
@@ -129,16 +136,12 @@ async def serve(config: Config, *, demo: bool = False) -> int:
 
 
 async def run_exporter(config: Config, stop: asyncio.Event) -> int:
-    from aiohttp import web
-
-    from .metrics import Metrics
-    from .monitor.account import Exporter
-    from .web import make_app
-
-    metrics = Metrics()
-    exporter = Exporter(config, metrics)
+    clock = SYSTEM_CLOCK
+    metrics = Metrics(clock=clock.time)
+    fleet = Fleet(config, metrics, clock=clock)
     host, port = parse_listen_address(config.listen_address)
-    runner = web.AppRunner(make_app(metrics, exporter, telemetry_path=config.telemetry_path), access_log=None)
+    app = make_app(metrics, fleet, telemetry_path=config.telemetry_path, clock=clock.time)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -152,12 +155,12 @@ async def run_exporter(config: Config, stop: asyncio.Event) -> int:
         "listening",
         extra={"address": bound or config.listen_address, "telemetry_path": config.telemetry_path, "version": __version__},
     )
-    await exporter.start()
+    await fleet.start()
     try:
         await stop.wait()
         log.info("shutting down")
     finally:
-        await exporter.stop()
+        await fleet.stop()
         await runner.cleanup()
     return 0
 

@@ -16,6 +16,8 @@ import secrets
 
 from .config import AccountConfig, Config, build_config, parse_listen_address
 from .secrets import Secret
+from .simulator import Simulator
+from .simulator.scenario import run_demo_scenario
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,10 @@ class DemoEnvironment:
 
     def __init__(self) -> None:
         self._stop = asyncio.Event()
-        self._sim = None
-        self._scenario: asyncio.Task | None = None
+        self._sim: Simulator | None = None
+        self._scenario: asyncio.Task[None] | None = None
 
     async def start(self, config: Config) -> Config:
-        from .simulator import Simulator
-        from .simulator.scenario import run_demo_scenario
-
         account = config.accounts[0]
         sim = Simulator(time_scale=1.0, idle_cutoff=DEMO_IDLE_CUTOFF)
         sim.add_account(account.api_key, account.api_secret.reveal(), name=account.name)
@@ -83,7 +82,7 @@ class DemoEnvironment:
         return dataclasses.replace(config, accounts=[account])
 
     @staticmethod
-    def _scenario_done(task: asyncio.Task) -> None:
+    def _scenario_done(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("demo scenario stopped", exc_info=task.exception())
 

@@ -11,19 +11,15 @@ Values that depend on "now" (the ping gap) are computed at scrape time by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .bybit.models import PRODUCTS
+from .dcp import CATEGORIES, PRODUCTS
 
-CATEGORIES = ("spot", "linear", "inverse", "option")
-# Bybit's category -> DCP product (inferred from the names; Bybit does not state it).
-CATEGORY_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}
-PRODUCT_TOPIC = {"DERIVATIVES": "dcp.future", "SPOT": "dcp.spot", "OPTIONS": "dcp.option"}
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
 ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
 RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed")
@@ -35,7 +31,7 @@ RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 
 HEARTBEAT_GAP_BUCKETS = (1, 2.5, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
 API_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-GapSource = Callable[[], "float | None"]
+GapSource = Callable[[], float | None]
 
 
 class PingGapCollector(Collector):
@@ -74,125 +70,134 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        a, ap, ac, ae = ["account"], ["account", "product"], ["account", "category"], ["account", "endpoint"]
+        reg = self.registry
+        by_account = ["account"]
+        by_product = ["account", "product"]
+        by_category = ["account", "category"]
+        by_endpoint = ["account", "endpoint"]
 
         # DCP configuration, from GET /v5/account/query-dcp-info
-        self.up = Gauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", a, registry=r)
-        self.enabled = Gauge("bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", ap, registry=r)
-        self.window = Gauge("bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", ap, registry=r)
+        self.up = Gauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", by_account, registry=reg)
+        self.enabled = Gauge("bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", by_product, registry=reg)
+        self.window = Gauge("bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", by_product, registry=reg)
         self.desired_window = Gauge(
-            "bybit_dcp_desired_window_seconds", "DCP window the configuration asks for.", ap, registry=r
+            "bybit_dcp_desired_window_seconds", "DCP window the configuration asks for.", by_product, registry=reg
         )
         self.drift = Gauge(
             "bybit_dcp_window_drift",
             "1 if a desired window is set and Bybit reports another window or none.",
-            ap,
-            registry=r,
+            by_product,
+            registry=reg,
         )
         self.last_poll_success = Gauge(
-            "bybit_dcp_last_poll_success_timestamp_seconds", "Unix time of the last good DCP-config poll.", a, registry=r
+            "bybit_dcp_last_poll_success_timestamp_seconds", "Unix time of the last good DCP-config poll.", by_account, registry=reg
         )
         self.poll_interval = Gauge(
-            "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", a, registry=r
+            "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", by_account, registry=reg
         )
 
         # REST API
-        self.api_requests = Counter("bybit_dcp_api_requests", "REST calls made.", ae, registry=r)
+        self.api_requests = Counter("bybit_dcp_api_requests", "REST calls made.", by_endpoint, registry=reg)
         self.api_errors = Counter(
             "bybit_dcp_api_errors",
             "Failed REST calls; code is Bybit's retCode, an HTTP status, 'timeout' or 'network'.",
-            ae + ["code"],
-            registry=r,
+            by_endpoint + ["code"],
+            registry=reg,
         )
         self.api_duration = Histogram(
-            "bybit_dcp_api_request_duration_seconds", "REST call latency.", ae, buckets=API_DURATION_BUCKETS, registry=r
+            "bybit_dcp_api_request_duration_seconds", "REST call latency.", by_endpoint, buckets=API_DURATION_BUCKETS, registry=reg
         )
         self.rate_limit_remaining = Gauge(
-            "bybit_dcp_api_rate_limit_remaining", "Requests left in the window, from X-Bapi-Limit-Status.", ae, registry=r
+            "bybit_dcp_api_rate_limit_remaining", "Requests left in the window, from X-Bapi-Limit-Status.", by_endpoint, registry=reg
         )
         self.rate_limit = Gauge(
-            "bybit_dcp_api_rate_limit", "Requests allowed per window, from X-Bapi-Limit.", ae, registry=r
+            "bybit_dcp_api_rate_limit", "Requests allowed per window, from X-Bapi-Limit.", by_endpoint, registry=reg
         )
-        self.clock_skew = Gauge("bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", a, registry=r)
+        self.clock_skew = Gauge("bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", by_account, registry=reg)
 
         # Private websocket stream
         self.ws_connected = Gauge(
-            "bybit_dcp_ws_connected", "1 while the private stream is authenticated and subscribed.", a, registry=r
+            "bybit_dcp_ws_connected", "1 while the private stream is authenticated and subscribed.", by_account, registry=reg
         )
         self.ws_reconnects = Counter(
-            "bybit_dcp_ws_reconnects", "Private-stream reconnects by reason.", ["account", "reason"], registry=r
+            "bybit_dcp_ws_reconnects", "Private-stream reconnects by reason.", ["account", "reason"], registry=reg
         )
         self.ws_rtt = Histogram(
-            "bybit_dcp_ws_ping_rtt_seconds", "JSON ping to pong round-trip time.", a, buckets=RTT_BUCKETS, registry=r
+            "bybit_dcp_ws_ping_rtt_seconds", "JSON ping to pong round-trip time.", by_account, buckets=RTT_BUCKETS, registry=reg
         )
         self.ws_last_pong = Gauge(
-            "bybit_dcp_ws_last_pong_timestamp_seconds", "Unix time of the last pong.", a, registry=r
+            "bybit_dcp_ws_last_pong_timestamp_seconds", "Unix time of the last pong.", by_account, registry=reg
         )
         self.ws_heartbeat_gap = Histogram(
             "bybit_dcp_ws_heartbeat_gap_seconds",
             "Each gap between consecutive pongs, across reconnects.",
-            a,
+            by_account,
             buckets=HEARTBEAT_GAP_BUCKETS,
-            registry=r,
+            registry=reg,
         )
         self.ws_pong_timeouts = Counter(
-            "bybit_dcp_ws_pong_timeouts", "Pings that got no pong in time.", a, registry=r
+            "bybit_dcp_ws_pong_timeouts", "Pings that got no pong in time.", by_account, registry=reg
         )
         self.ws_dcp_subscribed = Gauge(
             "bybit_dcp_ws_dcp_subscribed",
             "1 while this exporter's connection holds an acknowledged dcp.* subscription (guardian mode).",
-            ap,
-            registry=r,
+            by_product,
+            registry=reg,
         )
         self.ws_invalid_messages = Counter(
-            "bybit_dcp_ws_invalid_messages", "Frames that could not be understood.", a, registry=r
+            "bybit_dcp_ws_invalid_messages", "Frames that could not be understood.", by_account, registry=reg
         )
         self.ws_ping_interval = Gauge(
-            "bybit_dcp_ws_ping_interval_seconds", "Configured heartbeat (JSON ping) interval.", a, registry=r
+            "bybit_dcp_ws_ping_interval_seconds", "Configured heartbeat (JSON ping) interval.", by_account, registry=reg
         )
         self.ws_pong_timeout = Gauge(
-            "bybit_dcp_ws_pong_timeout_seconds", "Configured wait for a pong before reconnecting.", a, registry=r
+            "bybit_dcp_ws_pong_timeout_seconds", "Configured wait for a pong before reconnecting.", by_account, registry=reg
         )
         self.ping_gap = PingGapCollector(clock)
-        r.register(self.ping_gap)
+        reg.register(self.ping_gap)
 
         # DCP triggers
         self.cancelled_orders = Counter(
-            "bybit_dcp_cancelled_orders", "Orders cancelled with cancelType CancelByDCP, each order once.", ac, registry=r
+            "bybit_dcp_cancelled_orders", "Orders cancelled with cancelType CancelByDCP, each order once.", by_category, registry=reg
         )
         self.triggers = Counter(
-            "bybit_dcp_triggers", "DCP trigger events (a burst of CancelByDCP cancels is one).", ap, registry=r
+            "bybit_dcp_triggers", "DCP trigger events (a burst of CancelByDCP cancels is one).", by_product, registry=reg
+        )
+        self.ignored_cancels = Counter(
+            "bybit_dcp_ignored_cancels",
+            "CancelByDCP orders that could not be counted: no orderId, or a category Bybit does not document.",
+            by_account,
+            registry=reg,
         )
         self.last_trigger = Gauge(
-            "bybit_dcp_last_trigger_timestamp_seconds", "Unix time of the last DCP trigger.", ap, registry=r
+            "bybit_dcp_last_trigger_timestamp_seconds", "Unix time of the last DCP trigger.", by_product, registry=reg
         )
 
         # Re-assertion of the desired window
         self.reassert_attempts = Counter(
-            "bybit_dcp_reassert_attempts", "DCP window re-assertions sent.", ap, registry=r
+            "bybit_dcp_reassert_attempts", "DCP window re-assertions sent.", by_product, registry=reg
         )
         self.reassert_failures = Counter(
-            "bybit_dcp_reassert_failures", "DCP window re-assertions that failed.", ap, registry=r
+            "bybit_dcp_reassert_failures", "DCP window re-assertions that failed.", by_product, registry=reg
         )
         self.reassert_last_success = Gauge(
             "bybit_dcp_reassert_last_success_timestamp_seconds",
             "Unix time of the last verified re-assertion.",
-            ap,
-            registry=r,
+            by_product,
+            registry=reg,
         )
         self.reassert_blocked = Gauge(
             "bybit_dcp_reassert_blocked",
             "1 while re-assertion is stopped for the account (credential or permission error) until config changes.",
-            a,
-            registry=r,
+            by_account,
+            registry=reg,
         )
 
         # Identity
         self.account_info = Gauge(
-            "bybit_dcp_account_info", "Always 1; the account's environment and mode.", ["account", "environment", "mode"], registry=r
+            "bybit_dcp_account_info", "Always 1; the account's environment and mode.", ["account", "environment", "mode"], registry=reg
         )
-        self.build_info = Gauge("bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=r)
+        self.build_info = Gauge("bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=reg)
         self.build_info.labels(__version__).set(1)
 
     def add_account(
@@ -201,7 +206,7 @@ class Metrics:
         *,
         environment: str,
         mode: str,
-        desired_windows: dict[str, int] | None = None,
+        desired_windows: Mapping[str, int] | None = None,
         ping_interval: float | None = None,
         pong_timeout: float | None = None,
         poll_interval: float | None = None,
@@ -228,6 +233,7 @@ class Metrics:
             self.ws_reconnects.labels(account, reason)
         self.ws_pong_timeouts.labels(account)
         self.ws_invalid_messages.labels(account)
+        self.ignored_cancels.labels(account)
         self.ws_rtt.labels(account)
         self.ws_heartbeat_gap.labels(account)
         if ping_interval is not None:

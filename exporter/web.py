@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from . import __version__
-from .bybit.models import PRODUCTS
+from .dcp import PRODUCTS
 from .metrics import Metrics
 
 NAME = "bybit-dcp-exporter"

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.clock import Clock
+
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_PATH = ROOT / "dashboards" / "bybit-dcp.json"
 
@@ -37,6 +39,16 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02, w
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+class ShiftedClock(Clock):
+    """The real clock, but wall time comes from ``wall()``: a skewed, stepped or frozen system clock."""
+
+    def __init__(self, wall) -> None:
+        self._wall = wall
+
+    def time(self) -> float:
+        return self._wall()
 
 
 # ------------------------------------------------------------------ processes

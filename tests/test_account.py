@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from websockets.asyncio.client import connect
 from exporter.bybit.signing import ws_auth_args
 from exporter.config import AccountConfig, Config
 from exporter.metrics import Metrics
-from exporter.monitor.account import RESTART_BACKOFF_MAX, Exporter, restart_delay, stream_topics
+from exporter.bybit.pacing import RESTART_BACKOFF_MAX, restart_delay
+from exporter.monitor.account import AccountSupervisor, stream_topics
+from exporter.monitor.fleet import Fleet
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
@@ -46,8 +49,6 @@ def account(sim: Simulator, key: str = KEY, name: str = "a", **overrides) -> Acc
 
 
 def test_restart_delay_is_capped_for_any_failure_count():
-    import random
-
     rng = random.Random(3)
     assert 0.5 <= restart_delay(1, rng) <= 1.0
     for failures in (7, 1025, 10_000, 10**9):  # 2.0 ** 1024 would overflow a float
@@ -56,7 +57,7 @@ def test_restart_delay_is_capped_for_any_failure_count():
 
 @dataclass
 class Running:
-    exporter: Exporter
+    fleet: Fleet
     metrics: Metrics
     base_url: str
     session: aiohttp.ClientSession
@@ -76,18 +77,18 @@ class Running:
 @asynccontextmanager
 async def running(*accounts: AccountConfig):
     metrics = Metrics()
-    exporter = Exporter(Config(accounts=list(accounts)), metrics)
-    runner = web.AppRunner(make_app(metrics, exporter))
+    fleet = Fleet(Config(accounts=list(accounts)), metrics)
+    runner = web.AppRunner(make_app(metrics, fleet))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     session = aiohttp.ClientSession()
-    await exporter.start()
+    await fleet.start()
     try:
-        yield Running(exporter, metrics, base, session)
+        yield Running(fleet, metrics, base, session)
     finally:
         await session.close()
-        await exporter.stop()
+        await fleet.stop()
         await runner.cleanup()
 
 
@@ -126,10 +127,10 @@ def subscribe_topics(sim: Simulator, key: str) -> list[str]:
 
 async def test_metrics_present_after_start(sim):
     async with running(account(sim, desired_windows={"DERIVATIVES": 10}, reassert="dry-run")) as r:
-        assert not r.exporter.ready
+        assert not r.fleet.ready
         async with r.session.get(r.base_url + "/readyz") as resp:
             assert resp.status in (200, 503)
-        await eventually(lambda: r.exporter.ready, what="first poll")
+        await eventually(lambda: r.fleet.ready, what="first poll")
         async with r.session.get(r.base_url + "/readyz") as resp:
             assert resp.status == 200
         await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1, what="stream up")
@@ -187,9 +188,9 @@ async def test_live_dcp_trigger_counted_exactly(sim):
         )
         await eventually(lambda: r.local("bybit_dcp_cancelled_orders_total", account="a", category="inverse") == 1)
         # A reconnect and its backfill re-read the same orders: still counted once.
-        backfills = r.exporter.supervisors["a"].backfills
+        backfills = r.fleet.supervisors["a"].backfills
         sim.close_connections(KEY)
-        await eventually(lambda: r.exporter.supervisors["a"].backfills > backfills, timeout=10, what="a backfill")
+        await eventually(lambda: r.fleet.supervisors["a"].backfills > backfills, timeout=10, what="a backfill")
         s = await r.scrape()
         assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "linear"}.items()))] == 3
         assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "inverse"}.items()))] == 1
@@ -204,7 +205,7 @@ async def test_live_dcp_trigger_counted_exactly(sim):
 async def test_trigger_while_our_stream_was_down_is_backfilled_once(sim):
     # A slow heartbeat so the stall is noticed only after the trigger has fired.
     async with running(account(sim, ping_interval=2.0, pong_timeout=1.0)) as r:
-        sup = r.exporter.supervisors["a"]
+        sup = r.fleet.supervisors["a"]
         await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1)
         for _ in range(4):
             sim.place_order(KEY, category="linear")
@@ -264,12 +265,12 @@ async def test_wrong_secret_is_visible_and_harmless_to_other_accounts(sim, caplo
         )
         await eventually(lambda: r.local("bybit_dcp_up", account="good") == 1)
         await eventually(lambda: r.local("bybit_dcp_ws_reconnects_total", account="bad", reason="auth_failed"), what="ws auth failure")
-        assert r.exporter.ready
+        assert r.fleet.ready
         s = await r.scrape()
         assert s[("bybit_dcp_up", frozenset({"account": "bad"}.items()))] == 0
         assert s[("bybit_dcp_ws_connected", frozenset({"account": "bad"}.items()))] == 0
         await eventually(lambda: r.local("bybit_dcp_ws_connected", account="good") == 1)
-        assert all(not t.done() for t in r.exporter._tasks.values())
+        assert all(not t.done() for t in r.fleet._tasks.values())
     assert any("10004" in (getattr(rec, "code", "") or "") for rec in caplog.records)
     for rec in caplog.records:
         text = rec.getMessage() + " " + " ".join(str(v) for v in vars(rec).values())
@@ -304,7 +305,7 @@ async def test_dry_run_reports_drift_and_sends_nothing(sim):
 
 async def test_failed_part_restarts(sim, monkeypatch):
     async with running(account(sim)) as r:
-        sup = r.exporter.supervisors["a"]
+        sup = r.fleet.supervisors["a"]
         await eventually(lambda: r.local("bybit_dcp_up", account="a") == 1)
         real = sup.rest.query_dcp_info
         failures = []
@@ -331,7 +332,7 @@ async def test_refused_key_on_poll_blocks_reassertion(sim):
     )
     async with running(config) as r:
         await eventually(lambda: r.local("bybit_dcp_reassert_blocked", account="a") == 1, what="blocked")
-        assert r.exporter.supervisors["a"].enforcer.blocked
+        assert r.fleet.supervisors["a"].enforcer.blocked
         assert sim.account(KEY).set_dcp_calls == []
 
 
@@ -340,13 +341,11 @@ async def test_unmatched_ip_on_poll_blocks_reassertion_like_a_set_would(sim):
     config = account(sim, desired_windows={"SPOT": 10}, reassert="enforce", settle_seconds=0.2)
     async with running(config) as r:
         await eventually(lambda: r.local("bybit_dcp_reassert_blocked", account="a") == 1, what="blocked")
-        assert r.exporter.supervisors["a"].enforcer.core.blocked_code == "10010"
+        assert r.fleet.supervisors["a"].enforcer.core.blocked_code == "10010"
         assert sim.account(KEY).set_dcp_calls == []
 
 
 async def test_backfill_pages_are_bounded_and_range_clamped(sim, caplog):
-    from exporter.monitor.account import AccountSupervisor
-
     t0 = time.time()
     for _ in range(120):
         sim.place_order(KEY, category="linear")

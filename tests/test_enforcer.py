@@ -14,6 +14,7 @@ import pytest
 from exporter.bybit.errors import AuthError, ParamError, error_for
 from exporter.bybit.models import DcpSetting
 from exporter.bybit.rest import RestClient
+from exporter.clock import Clock
 from exporter.metrics import Metrics
 from exporter.monitor.enforcer import Enforcer
 from exporter.secrets import Secret
@@ -23,11 +24,16 @@ SET_PATH = "/v5/order/disconnected-cancel-all"
 ACCOUNT = "desk-a"
 
 
-class FakeClock:
+class FakeClock(Clock):
+    """Time stands still until a test moves ``t`` or the enforcer sleeps (which moves it at once)."""
+
     def __init__(self, t: float = 1_000_000.0) -> None:
         self.t = t
 
-    def __call__(self) -> float:
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
@@ -79,7 +85,7 @@ async def settled(enforcer: Enforcer, timeout: float = 5.0) -> None:
 def make(policy: str, desired: dict[str, int], bybit: FakeBybit, clock: FakeClock, **kw) -> tuple[Enforcer, Metrics]:
     metrics = Metrics()
     metrics.add_account(ACCOUNT, environment="mainnet", mode="observer", desired_windows=desired)
-    enforcer = Enforcer(ACCOUNT, desired, policy, bybit, metrics, settle_seconds=10, clock=clock, sleep=clock.sleep, **kw)
+    enforcer = Enforcer(ACCOUNT, desired, policy, bybit, metrics, settle_seconds=10, clock=clock, **kw)
     return enforcer, metrics
 
 
@@ -367,7 +373,7 @@ async def test_product_not_enabled_is_reported_and_backed_off(sim, session, capl
     clock = FakeClock()
     metrics = real_metrics({"OPTIONS": 10})
     rest = rest_client(sim, session, metrics)
-    enforcer = Enforcer(ACCOUNT, {"OPTIONS": 10}, "enforce", rest, metrics, settle_seconds=10, clock=clock, sleep=clock.sleep)
+    enforcer = Enforcer(ACCOUNT, {"OPTIONS": 10}, "enforce", rest, metrics, settle_seconds=10, clock=clock)
     start, attempt_times = clock.t, []
     for _ in range(240):
         enforcer.observe(await rest.query_dcp_info())

@@ -6,7 +6,8 @@ import subprocess
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import CATEGORIES, PRODUCTS, Metrics
+from exporter.dcp import CATEGORIES, PRODUCTS
+from exporter.metrics import Metrics
 from helpers import require_binary
 
 # The contract (README's metric table): renaming any of these breaks dashboards and alerts.

@@ -10,22 +10,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from exporter.bybit.models import PRODUCTS, DcpSetting
+from exporter.bybit.models import DcpSetting, set_dcp_request
+from exporter.dcp import MAX_WINDOW, MIN_WINDOW, PRODUCTS
 from exporter.monitor.reassert import (
-    MAX_WINDOW,
-    MIN_WINDOW,
     Blocked,
     DifferentWindow,
     DryRun,
     InSync,
     NotEnabled,
     Reasserter,
-    Set,
+    SetWindow,
     Verified,
     VerifyFailed,
     Wait,
     drift_of,
-    set_request,
 )
 
 
@@ -70,7 +68,7 @@ def test_bad_policy_and_settle_are_refused():
 
 
 def test_set_request_always_names_the_product():
-    assert set_request("DERIVATIVES", 15) == (
+    assert set_dcp_request("DERIVATIVES", 15) == (
         "POST",
         "/v5/order/disconnected-cancel-all",
         '{"product":"DERIVATIVES","timeWindow":15}',
@@ -83,7 +81,7 @@ def test_set_request_always_names_the_product():
 def test_enforce_sets_waits_settle_then_verifies():
     core = Reasserter({"DERIVATIVES": 10, "SPOT": 10}, "enforce", 10)
     d = core.decide(on(DERIVATIVES=30, SPOT=10), now=100)
-    assert d.actions == (Set("DERIVATIVES", 10, 30),)
+    assert d.actions == (SetWindow("DERIVATIVES", 10, 30),)
     assert d.drift["DERIVATIVES"] == DifferentWindow("DERIVATIVES", 30, 10)
     assert d.changed == {"DERIVATIVES", "SPOT"}
 
@@ -99,14 +97,14 @@ def test_enforce_sets_waits_settle_then_verifies():
     assert d.actions == ()
     assert core.failures("DERIVATIVES") == 0
     # the next drift is handled at once again
-    assert core.decide(on(DERIVATIVES=5, SPOT=10), now=111).sets() == [Set("DERIVATIVES", 10, 5)]
+    assert core.decide(on(DERIVATIVES=5, SPOT=10), now=111).sets() == [SetWindow("DERIVATIVES", 10, 5)]
 
 
 def test_no_set_when_bybit_already_reports_the_desired_window():
     """Two replicas with one desired state: the second sees the first's set and does nothing."""
     a = Reasserter({"SPOT": 10}, "enforce", 10)
     b = Reasserter({"SPOT": 10}, "enforce", 10)
-    assert a.decide(on(SPOT=20), now=0).sets() == [Set("SPOT", 10, 20)]
+    assert a.decide(on(SPOT=20), now=0).sets() == [SetWindow("SPOT", 10, 20)]
     a.record_result("SPOT", now=0.1)
     # Bybit now reports 10; b never sets
     for t in range(1, 100, 7):
@@ -124,7 +122,7 @@ def test_verification_failure_backs_off_exponentially_and_success_resets():
         if isinstance(action, Wait):
             now = action.until
             continue
-        assert isinstance(action, Set)
+        assert isinstance(action, SetWindow)
         core.record_result("SPOT", now=now)
         now += 10
         d = core.decide(on(SPOT=20), now=now)  # still 20 after settle: failed
@@ -148,7 +146,7 @@ def test_error_answer_backs_off():
     failed = core.record_result("SPOT", now=1, error_code="10016")
     assert failed.failures == 1 and failed.retry_at == 21 and not failed.blocked
     assert core.decide(on(SPOT=20), now=20).actions == (Wait("SPOT", "backoff", 21),)
-    assert core.decide(on(SPOT=20), now=21).sets() == [Set("SPOT", 10, 20)]
+    assert core.decide(on(SPOT=20), now=21).sets() == [SetWindow("SPOT", 10, 20)]
 
 
 def test_backoff_is_capped_at_thirty_minutes_by_default():
@@ -312,7 +310,7 @@ def test_safety_properties_hold_for_any_sequence(scenario):
                 if isinstance(action, DryRun):
                     assert policy == "dry-run"
                     assert action.new == desired[action.product]
-                if not isinstance(action, Set):
+                if not isinstance(action, SetWindow):
                     continue
                 assert policy == "enforce"  # nothing is sent in off or dry-run
                 assert not auth_failed  # nothing after an auth failure
@@ -396,7 +394,7 @@ class ReassertMachine(RuleBasedStateMachine):
         for action in decision.actions:
             assert action.product in self.desired
             assert self.policy != "off"
-            if isinstance(action, Set):
+            if isinstance(action, SetWindow):
                 assert self.policy == "enforce" and not self.auth_failed
                 assert action.window == self.desired[action.product] and MIN_WINDOW <= action.window <= MAX_WINDOW
                 got = settings_.get(action.product)

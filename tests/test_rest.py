@@ -11,10 +11,12 @@ from aiohttp import web
 
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
-from exporter.bybit.rest import HostBans, RestClient
+from exporter.bybit.pacing import HostBans
+from exporter.bybit.rest import RestClient
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
+from helpers import ShiftedClock
 
 KEY = "rest-test-key"
 SECRET = "rest-test-secret-0123456789"
@@ -62,7 +64,7 @@ async def test_query_set_and_counted(sim, session):
 async def test_server_time_and_skew(sim, session):
     m = Metrics()
     # Our clock is 3 s behind: Bybit time minus local time is about +3.
-    c = client(session, sim.rest_url, m, clock=lambda: time.time() - 3.0)
+    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: time.time() - 3.0))
     server = await c.server_time()
     assert abs(server - time.time()) < 0.5
     assert 2.5 < sample(m, "bybit_dcp_clock_skew_seconds", account="acct") < 3.5
@@ -93,7 +95,7 @@ async def test_wrong_secret_is_auth_error_10004_without_secret_in_text(sim, sess
 async def test_timestamp_error_resyncs_and_retries_once(sim, session):
     m = Metrics()
     # 30 s behind: far outside the 5 s receive window.
-    c = client(session, sim.rest_url, m, clock=lambda: time.time() - 30.0)
+    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: time.time() - 30.0))
     assert "SPOT" in await c.query_dcp_info()
     assert 29 < c.time_offset < 31
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10002") == 1
@@ -107,7 +109,7 @@ async def test_timestamp_error_resyncs_and_retries_once(sim, session):
 async def test_rate_limit_10006_blocks_endpoint_until_reset(sim, session):
     m = Metrics()
     now = [time.time()]
-    c = client(session, sim.rest_url, m, clock=lambda: now[0])
+    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
     sim.force_error("/v5/account/query-dcp-info", 10006, count=1)
     with pytest.raises(RateLimited) as exc:
         await c.query_dcp_info()
@@ -130,7 +132,7 @@ async def test_rate_limit_10006_blocks_endpoint_until_reset(sim, session):
 async def test_http_403_backs_off(sim, session):
     m = Metrics()
     now = [time.time()]
-    c = client(session, sim.rest_url, m, clock=lambda: now[0])
+    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
     sim.force_error("/v5/account/query-dcp-info", 403, count=1)
     with pytest.raises(RateLimited) as exc:
         await c.query_dcp_info()
@@ -146,10 +148,10 @@ async def test_http_403_bans_the_host_for_every_endpoint_and_client(sim, session
     m = Metrics()
     now = [time.time()]
     bans = HostBans()
-    c = client(session, sim.rest_url, m, clock=lambda: now[0], host_bans=bans)
-    other = client(session, sim.rest_url, m, account="other", clock=lambda: now[0], host_bans=bans)
+    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]), host_bans=bans)
+    other = client(session, sim.rest_url, m, account="other", clock=ShiftedClock(lambda: now[0]), host_bans=bans)
     elsewhere = client(session, sim.rest_url.replace("127.0.0.1", "localhost"), m, account="elsewhere",
-                       clock=lambda: now[0], host_bans=bans)
+                       clock=ShiftedClock(lambda: now[0]), host_bans=bans)
     sim.force_error("/v5/account/query-dcp-info", 403, count=1)
     with pytest.raises(RateLimited) as first:
         await c.query_dcp_info()

@@ -4,6 +4,11 @@ import base64
 import hashlib
 import hmac
 
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
 from exporter.bybit import signing
 from exporter.secrets import Secret
 
@@ -19,8 +24,7 @@ def test_rest_hmac_signature_is_hex_of_timestamp_key_window_payload():
         "X-BAPI-SIGN": expected,
         "X-BAPI-SIGN-TYPE": "2",
     }
-    assert signing.verify_hmac("SECRET", '1675852742375KEY5000{"timeWindow":40}', expected)
-    assert not signing.verify_hmac("WRONG", '1675852742375KEY5000{"timeWindow":40}', expected)
+    assert signing.sign_rest("KEY", Secret("WRONG"), 1675852742375, '{"timeWindow":40}', 5000).signature != expected
 
 
 def test_ws_auth_args_sign_get_realtime_plus_expiry():
@@ -32,9 +36,11 @@ def test_ws_auth_args_sign_get_realtime_plus_expiry():
 def test_rsa_signature_is_base64_pkcs1v15_and_verifies(rsa_pem_pair):
     pem, public = rsa_pem_pair()
     headers = signing.sign_rest("KEY", Secret(pem), 1, "a=b", 5000)
-    base64.b64decode(headers.signature, validate=True)
-    assert signing.verify_rsa(public, "1KEY5000a=b", headers.signature)
-    assert not signing.verify_rsa(public, "1KEY5000a=c", headers.signature)
+    signature = base64.b64decode(headers.signature, validate=True)
+    public_key = serialization.load_pem_public_key(public.encode())
+    public_key.verify(signature, b"1KEY5000a=b", padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(InvalidSignature):
+        public_key.verify(signature, b"1KEY5000a=c", padding.PKCS1v15(), hashes.SHA256())
 
 
 def test_secret_never_formats_its_value():

@@ -9,17 +9,13 @@ import time
 
 import pytest
 
-from exporter.bybit.stream import (
-    ConnectionBudget,
-    PrivateStream,
-    StreamConfig,
-    auth_backoff_delay,
-    backoff_delay,
-)
+from exporter.bybit.pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
+from exporter.bybit.stream import PrivateStream, StreamConfig
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
-from helpers import eventually, free_port
+from helpers import ShiftedClock, eventually, free_port
 
 KEY = "streamkey01"
 SECRET = "streamsecret-do-not-log-0123456789"
@@ -45,7 +41,7 @@ def test_auth_backoff_is_longer_and_never_near_zero():
     for attempt in range(8):
         ceiling = min(300.0, 10.0 * 2**attempt)
         for _ in range(100):
-            d = auth_backoff_delay(attempt, 10.0, 300.0, rng)
+            d = equal_jitter_delay(attempt, 10.0, 300.0, rng)
             assert 0.5 * ceiling <= d <= ceiling
 
 
@@ -96,7 +92,7 @@ async def sim():
 
 
 class Harness:
-    def __init__(self, url, topics=("order",), secret=SECRET, **cfg):
+    def __init__(self, url, topics=("order",), secret=SECRET, clock=SYSTEM_CLOCK, **cfg):
         self.metrics = Metrics()
         self.metrics.add_account(ACCOUNT, environment="test", mode="observer")
         self.orders: list[dict] = []
@@ -113,6 +109,7 @@ class Harness:
             on_reconnected=self._reconnected,
             rng=random.Random(3),
             budget=ConnectionBudget(),
+            clock=clock,
         )
         self.task: asyncio.Task | None = None
 
@@ -154,15 +151,15 @@ async def test_auth_subscribe_ping_then_connected_with_rtt(sim):
         assert 0 < h.value("bybit_dcp_ws_ping_rtt_seconds_sum") / h.rtt_count() < 0.05
         assert abs(h.value("bybit_dcp_ws_last_pong_timestamp_seconds") - time.time()) < 1.0
         assert 0 <= h.value("bybit_dcp_ws_ping_gap_seconds") < 1.0
-        assert h.stream.clock_skew is not None and abs(h.stream.clock_skew) < 0.1
+        skew = h.stream.heartbeat.last_skew
+        assert skew is not None and abs(skew) < 0.1
         assert h.value("bybit_dcp_ws_dcp_subscribed", product="DERIVATIVES") == 0
     assert h.value("bybit_dcp_ws_connected") == 0  # cancelled: down
 
 
 async def test_wall_clock_step_does_not_stall_the_heartbeat(sim):
     offset = [0.0]
-    h = Harness(sim.ws_url, ping_interval=0.15)
-    h.stream.clock = lambda: time.time() + offset[0]
+    h = Harness(sim.ws_url, ping_interval=0.15, clock=ShiftedClock(lambda: time.time() + offset[0]))
     async with h:
         await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.rtt_count() >= 1, what="first pong")
         offset[0] = -3600.0  # the wall clock is stepped back an hour
@@ -327,16 +324,19 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
     port = free_port()
     slept: list[float] = []
 
-    async def fake_sleep(seconds):
-        slept.append(seconds)
-        await asyncio.sleep(0)
+    class RecordingClock(Clock):
+        """Real time, but a sleep is only noted: the waits are the result, not something to sit out."""
+
+        async def sleep(self, seconds):
+            slept.append(seconds)
+            await asyncio.sleep(0)
 
     metrics = Metrics()
     metrics.add_account(ACCOUNT, environment="test", mode="observer")
     cfg = StreamConfig(f"ws://127.0.0.1:{port}/v5/private", KEY, Secret(SECRET), ("order",),
                        backoff_base=0.05, backoff_cap=0.2, handshake_timeout=2.0)
     stream = PrivateStream(ACCOUNT, cfg, metrics, on_orders=lambda orders: None, rng=random.Random(5),
-                           budget=ConnectionBudget(limit=11, period=10.0, burst=1), sleep=fake_sleep)
+                           budget=ConnectionBudget(limit=11, period=10.0, burst=1), clock=RecordingClock())
     task = asyncio.create_task(stream.run())
     await until(lambda: (sample(metrics, "bybit_dcp_ws_reconnects_total", reason="error") or 0) >= 5, what="5 errors")
     task.cancel()

@@ -1,4 +1,8 @@
-"""CancelByDCP -> cancelled orders and trigger bursts (no sockets, fake clock)."""
+"""CancelByDCP -> cancelled orders and trigger bursts (no sockets, fake clock).
+
+The tracker is pure; each test records its observations into metrics the way the
+account supervisor does (``record_triggers``) and asserts on the metrics.
+"""
 
 import random
 
@@ -7,6 +11,7 @@ from hypothesis import strategies as st
 
 from exporter.metrics import Metrics
 from exporter.monitor import triggers as tr
+from exporter.monitor.account import record_triggers
 from exporter.monitor.triggers import TriggerTracker
 
 T0 = 1_700_000_000.0
@@ -30,11 +35,31 @@ def order(oid, category="linear", at=T0, cancel="CancelByDCP"):
     }
 
 
+class Recorded:
+    """A tracker fed at the clock's time, its observations recorded as the supervisor does."""
+
+    def __init__(self, metrics, clock, **kw):
+        self.tracker = TriggerTracker(**kw)
+        self.metrics = metrics
+        self.clock = clock
+        self.ignored = 0
+
+    def observe(self, orders):
+        observation = self.tracker.observe(orders, self.clock())
+        record_triggers(self.metrics, "a", observation)
+        self.ignored += observation.ignored
+        return list(observation.events)
+
+    @property
+    def remembered(self):
+        return self.tracker.remembered
+
+
 def make(**kw):
     metrics = Metrics()
     metrics.add_account("a", environment="mainnet", mode="observer")
     clock = kw.pop("clock", Clock())
-    return metrics, TriggerTracker("a", metrics, clock=clock, **kw), clock
+    return metrics, Recorded(metrics, clock, **kw), clock
 
 
 def value(metrics, name, **labels):
@@ -137,6 +162,7 @@ def test_malformed_dcp_orders_are_ignored_not_fatal():
     ]
     events = t.observe(bad)
     assert t.ignored == 2
+    assert value(metrics, "bybit_dcp_ignored_cancels_total") == 2
     assert [e.order_ids for e in events] == [("y",)]
 
 

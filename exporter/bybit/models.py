@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-PRODUCTS = ("SPOT", "DERIVATIVES", "OPTIONS")
-MIN_WINDOW, MAX_WINDOW = 3, 300  # Bybit's documented range for timeWindow, seconds
 SET_DCP_METHOD = "POST"
 SET_DCP_PATH = "/v5/order/disconnected-cancel-all"
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..metrics import Metrics
 from ..secrets import Secret
-from .errors import BybitError, RateLimited, TimestampError, TransportError, error_for
+from .errors import RateLimited, TimestampError, TransportError, error_for
 from .models import DcpSetting, parse_dcp_info, set_dcp_request
+from .pacing import IP_BAN_SECONDS, HostBans
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
 
 log = logging.getLogger(__name__)
@@ -30,31 +31,8 @@ SERVER_TIME = "/v5/market/time"
 QUERY_DCP_INFO = "/v5/account/query-dcp-info"
 ORDER_HISTORY = "/v5/order/history"
 
-# Without a reset header: Bybit bans an IP for 10 minutes after HTTP 403; 10006 is per second.
-IP_BAN_SECONDS = 600.0
+# Without a reset header, 10006 is a per-second limit.
 RATE_LIMIT_FALLBACK_SECONDS = 1.0
-
-
-class HostBans:
-    """Until when each host is off limits after an HTTP 403, shared by every client of the process.
-
-    A 403 is Bybit banning this IP, not one endpoint or one key: every account and every
-    endpoint on that host waits (as :class:`exporter.bybit.stream.ConnectionBudget` is
-    shared by every stream).
-    """
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-
-    def ban(self, host: str, until: float) -> None:
-        self._until[host] = max(until, self._until.get(host, until))
-
-    def until(self, host: str, now: float) -> float | None:
-        until = self._until.get(host)
-        return until if until is not None and until > now else None
-
-
-DEFAULT_HOST_BANS = HostBans()
 
 
 class RestClient:
@@ -69,14 +47,15 @@ class RestClient:
         metrics: Metrics,
         recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
         timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         host_bans: HostBans | None = None,
     ) -> None:
         self._session = session
         self.account = account
         self._base_url = base_url.rstrip("/")
         self._host = urlsplit(self._base_url).netloc or self._base_url
-        self._host_bans = host_bans if host_bans is not None else DEFAULT_HOST_BANS
+        # A 403 bans this IP for every client: the fleet passes one record to all of them.
+        self._host_bans = host_bans if host_bans is not None else HostBans()
         self._api_key = api_key
         self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
         self._metrics = metrics
@@ -144,7 +123,7 @@ class RestClient:
     def blocked_until(self, endpoint: str) -> float | None:
         """The end of a rate limit on ``endpoint`` (an IP ban is kept in ``host_bans``), or None."""
         until = self._blocked_until.get(endpoint)
-        return until if until is not None and until > self._clock() else None
+        return until if until is not None and until > self._clock.time() else None
 
     async def _call(
         self,
@@ -165,9 +144,9 @@ class RestClient:
             return await self._request(endpoint, method, path, params=params, body=body, signed=signed)
 
     async def _resync(self) -> None:
-        t0 = self._clock()
+        t0 = self._clock.time()
         server = await self.server_time()
-        t1 = self._clock()
+        t1 = self._clock.time()
         self.time_offset = server - (t0 + t1) / 2
         log.warning(
             "local clock disagrees with Bybit; signing with a corrected time",
@@ -184,7 +163,7 @@ class RestClient:
         body: str | None,
         signed: bool,
     ) -> dict:
-        ban = self._host_bans.until(self._host, self._clock())
+        ban = self._host_bans.until(self._host, self._clock.time())
         if ban is not None:
             raise RateLimited("403", "IP banned by Bybit: waiting for the ban to end", endpoint, reset_at=ban)
         until = self.blocked_until(endpoint)
@@ -195,7 +174,7 @@ class RestClient:
         payload = body if body is not None else ""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if signed:
-            ts = int((self._clock() + self.time_offset) * 1000)
+            ts = int((self._clock.time() + self.time_offset) * 1000)
             signed_headers = sign_rest(
                 self._api_key, self._secret, ts, payload if method == "POST" else query, self._recv_window_ms
             )
@@ -204,8 +183,8 @@ class RestClient:
 
         labels = (self.account, endpoint)
         self._metrics.api_requests.labels(*labels).inc()
-        t0 = self._clock()
-        started = time.monotonic()
+        t0 = self._clock.time()
+        started = self._clock.monotonic()
         try:
             async with self._session.request(
                 method,
@@ -218,15 +197,15 @@ class RestClient:
                 raw = await resp.read()
                 resp_headers = resp.headers
         except asyncio.TimeoutError:
-            self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
+            self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
             self._count_error(endpoint, "timeout")
             raise TransportError("timeout", f"no answer within {self._timeout.total:g} s", endpoint) from None
         except (aiohttp.ClientError, OSError) as exc:
-            self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
+            self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
             self._count_error(endpoint, "network")
             raise TransportError("network", type(exc).__name__, endpoint) from None
-        t1 = self._clock()
-        self._metrics.api_duration.labels(*labels).observe(time.monotonic() - started)
+        t1 = self._clock.time()
+        self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
         reset_at = self._rate_limit_headers(endpoint, resp_headers)
 
         data: Any = None
@@ -241,7 +220,7 @@ class RestClient:
         if status == 403:
             # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply, and
             # every endpoint and account on this host waits.
-            ban_until = self._clock() + IP_BAN_SECONDS
+            ban_until = self._clock.time() + IP_BAN_SECONDS
             self._host_bans.ban(self._host, ban_until)
             return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", ban_until)
         if status != 200:
@@ -253,11 +232,11 @@ class RestClient:
         code = str(data.get("retCode"))
         if code != "0":
             if code == "10006":
-                reset_at = reset_at or self._clock() + RATE_LIMIT_FALLBACK_SECONDS
+                reset_at = reset_at or self._clock.time() + RATE_LIMIT_FALLBACK_SECONDS
             return self._fail(endpoint, code, str(data.get("retMsg", "")), reset_at)
         return data
 
-    def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None):
+    def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
         self._count_error(endpoint, code)
         error = error_for(code, message, endpoint, reset_at)
         if isinstance(error, RateLimited):
@@ -277,7 +256,7 @@ class RestClient:
         # Bybit time minus local time, against the midpoint of the request.
         self._metrics.clock_skew.labels(self.account).set(server_time - (t0 + t1) / 2)
 
-    def _rate_limit_headers(self, endpoint: str, headers) -> float | None:
+    def _rate_limit_headers(self, endpoint: str, headers: Mapping[str, str]) -> float | None:
         """Record X-Bapi-Limit / -Status; return the reset time (unix s) when given."""
         labels = (self.account, endpoint)
         for header, gauge in (("X-Bapi-Limit-Status", self._metrics.rate_limit_remaining), ("X-Bapi-Limit", self._metrics.rate_limit)):
@@ -295,5 +274,3 @@ class RestClient:
                 return None
         return None
 
-
-__all__ = ["RestClient", "BybitError"]

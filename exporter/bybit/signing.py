@@ -4,8 +4,8 @@ REST: sign ``timestamp + api_key + recv_window + payload`` where payload is the 
 string of a GET or the exact JSON body of a POST. HMAC keys give lowercase hex,
 RSA keys give base64 of RSA-SHA256 (PKCS#1 v1.5).
 Websocket auth: sign ``"GET/realtime" + expires_ms``.
-Both the exporter and the simulator use these functions; the simulator is also
-checked against Bybit's own SDK (pybit) so a shared mistake cannot hide.
+The simulator verifies signatures with code of its own (and is checked against Bybit's
+SDK, pybit), so a mistake here cannot hide behind the same mistake in the fake.
 """
 
 from __future__ import annotations
@@ -16,18 +16,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..secrets import Secret
+from ..secrets import Secret, is_pem
 
 DEFAULT_RECV_WINDOW_MS = 5000
-
-
-def is_rsa_key(secret: str) -> bool:
-    """An RSA private key is given in PEM form; anything else is an HMAC secret."""
-    return "-----BEGIN" in secret
 
 
 def rest_payload(timestamp_ms: int, api_key: str, recv_window_ms: int, payload: str) -> str:
@@ -50,26 +44,11 @@ def _rsa_private_key(pem: str) -> rsa.RSAPrivateKey:
 def sign(secret: Secret | str, message: str) -> str:
     """Sign ``message`` with an HMAC secret (hex) or an RSA private key (base64)."""
     raw = secret.reveal() if isinstance(secret, Secret) else secret
-    if is_rsa_key(raw):
+    if is_pem(raw):
         key = _rsa_private_key(raw)
         signature = key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())
         return base64.b64encode(signature).decode()
     return hmac.new(raw.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def verify_hmac(secret: str, message: str, signature: str) -> bool:
-    expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.lower())
-
-
-def verify_rsa(public_key_pem: str, message: str, signature: str) -> bool:
-    try:
-        key = serialization.load_pem_public_key(public_key_pem.encode())
-        assert isinstance(key, rsa.RSAPublicKey)
-        key.verify(base64.b64decode(signature), message.encode(), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError, TypeError, AssertionError):
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -102,6 +81,6 @@ def sign_rest(
     return SignedHeaders(api_key, timestamp_ms, recv_window_ms, sign(secret, message))
 
 
-def ws_auth_args(api_key: str, secret: Secret | str, expires_ms: int) -> list:
+def ws_auth_args(api_key: str, secret: Secret | str, expires_ms: int) -> list[str | int]:
     """The ``args`` of a websocket ``auth`` op: ``[api_key, expires_ms, signature]``."""
     return [api_key, expires_ms, sign(secret, ws_auth_payload(expires_ms))]

@@ -1,10 +1,9 @@
 """Bybit V5 private websocket: connect, auth, subscribe, JSON ping, reconnect (thin I/O shell).
 
 One :class:`PrivateStream` per account. The decisions live in sans-I/O pieces:
-frame parsing in :mod:`exporter.bybit.messages`, ping/pong bookkeeping in
-:class:`exporter.monitor.heartbeat.Heartbeat`, reconnect delays in :func:`backoff_delay`
-and :func:`equal_jitter_delay`, and the per-host connection budget in
-:class:`ConnectionBudget`. This module only moves frames and sleeps.
+frame parsing in :mod:`.messages`, ping/pong bookkeeping in :class:`.heartbeat.Heartbeat`,
+reconnect delays and the per-host connection budget in :mod:`.pacing`. This module only
+moves frames and waits, on the :class:`~exporter.clock.Clock` it is given.
 
 Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
 (signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
@@ -23,19 +22,21 @@ import asyncio
 import inspect
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 
-from ..metrics import PRODUCT_TOPIC, Metrics
-from ..monitor.heartbeat import Heartbeat
+from ..clock import SYSTEM_CLOCK, Clock
+from ..dcp import TOPIC_PRODUCT
+from ..metrics import Metrics
 from ..secrets import Secret
 from . import messages as msg
+from .heartbeat import Heartbeat
+from .pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
 from .signing import ws_auth_args
 
 log = logging.getLogger("exporter.stream")
@@ -45,10 +46,9 @@ log = logging.getLogger("exporter.stream")
 wire_log = logging.getLogger("exporter.stream.wire")
 wire_log.setLevel(logging.INFO)
 
-TOPIC_PRODUCT = {topic: product for product, topic in PRODUCT_TOPIC.items()}
-
-OrdersCallback = Callable[[list[dict]], "Awaitable[None] | None"]
-ReconnectedCallback = Callable[[float, float], "Awaitable[None] | None"]
+OrdersCallback = Callable[[list[dict]], Awaitable[object] | None]
+ReconnectedCallback = Callable[[float, float], Awaitable[object] | None]
+AckT = TypeVar("AckT", bound=msg.Ack)
 
 
 @dataclass(frozen=True)
@@ -73,58 +73,6 @@ class StreamConfig:
         return f"StreamConfig(url={self.url!r}, topics={self.topics!r})"
 
 
-# ---- sans-I/O reconnect policy -----------------------------------------------------------
-
-
-def jitter_ceiling(attempt: int, base: float, cap: float) -> float:
-    """``min(cap, base * 2**attempt)``; the exponent is capped so a huge attempt count cannot overflow."""
-    return min(cap, base * (2 ** min(max(attempt, 0), 62)))
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
-    return rng.uniform(0.0, jitter_ceiling(attempt, base, cap))
-
-
-def equal_jitter_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Equal jitter: uniform in [ceiling / 2, ceiling], ceiling = min(cap, base * 2**attempt).
-
-    Used where retrying quickly only adds load: auth failures (credentials rarely fix
-    themselves) and restarts of a crashed supervisor part.
-    """
-    ceiling = jitter_ceiling(attempt, base, cap)
-    return rng.uniform(0.5 * ceiling, ceiling)
-
-
-auth_backoff_delay = equal_jitter_delay
-
-
-class ConnectionBudget:
-    """A token bucket per host, shared by every stream of the process.
-
-    Bybit allows 500 new connections per 5 minutes per domain. With ``burst`` tokens and a
-    refill of ``(limit - burst) / period`` per second, no window of ``period`` seconds can
-    hold more than ``limit`` openings, however many accounts reconnect at once.
-    :meth:`reserve` takes a token now and says how long to wait before using it.
-    """
-
-    def __init__(self, limit: int = 500, period: float = 300.0, burst: int = 100) -> None:
-        if not 0 < burst < limit or period <= 0:
-            raise ValueError("need 0 < burst < limit and period > 0")
-        self.burst = float(burst)
-        self.rate = (limit - burst) / period
-        self._hosts: dict[str, tuple[float, float]] = {}  # host -> (tokens, at)
-
-    def reserve(self, host: str, now: float) -> float:
-        tokens, at = self._hosts.get(host, (self.burst, now))
-        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate) - 1.0
-        self._hosts[host] = (tokens, now)
-        return 0.0 if tokens >= 0 else -tokens / self.rate
-
-
-DEFAULT_BUDGET = ConnectionBudget()
-
-
 class _Reconnect(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -143,22 +91,21 @@ class PrivateStream:
         *,
         on_orders: OrdersCallback,
         on_reconnected: ReconnectedCallback | None = None,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         budget: ConnectionBudget | None = None,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.account = account
         self.config = config
         self.metrics = metrics
         self.on_orders = on_orders
         self.on_reconnected = on_reconnected
-        self.clock = clock  # wall time: last-pong gauge, ping-gap source, auth expiry, downtime
-        self.monotonic = monotonic  # heartbeat scheduling, pong timeouts and RTT
+        # Wall time for the last-pong gauge, the ping-gap source, auth expiry and downtime;
+        # monotonic time for heartbeat scheduling, pong timeouts and RTT.
+        self.clock = clock
         self.rng = rng if rng is not None else random.Random()
-        self.budget = budget if budget is not None else DEFAULT_BUDGET
-        self._sleep = sleep
+        # Shared by every stream of the process (the fleet passes one); a stream alone gets its own.
+        self.budget = budget if budget is not None else ConnectionBudget()
         self.heartbeat = Heartbeat(config.ping_interval, config.pong_timeout)
         self._req_ids = msg.ReqIds(f"{self.rng.getrandbits(32):08x}")
         self._host = urlsplit(config.url).hostname or config.url
@@ -180,17 +127,12 @@ class PrivateStream:
     def connected(self) -> bool:
         return self._connected
 
-    @property
-    def clock_skew(self) -> float | None:
-        """Bybit clock minus ours, from the last pong's ``args[0]`` (None before any)."""
-        return self.heartbeat.last_skew
-
     def last_pong_or_start(self) -> float | None:
         return self.heartbeat.last_pong if self.heartbeat.last_pong is not None else self._started_at
 
     async def run(self) -> None:
         """Connect and stay connected until cancelled. Never raises for network or protocol trouble."""
-        self._started_at = self.clock()
+        self._started_at = self.clock.time()
         self.metrics.ping_gap.set_source(self.account, self.last_pong_or_start)
         try:
             while True:
@@ -208,7 +150,7 @@ class PrivateStream:
                     "private stream reconnecting",
                     extra={"account": self.account, "reason": reason, "delay_seconds": round(delay, 3)},
                 )
-                await self._sleep(delay)
+                await self.clock.sleep(delay)
         finally:
             self._set_down()
             tasks = list(self._tasks)
@@ -220,13 +162,13 @@ class PrivateStream:
     # ---- one connection
 
     async def _one_connection(self) -> str:
-        wait = self.budget.reserve(self._host, time.monotonic())
+        wait = self.budget.reserve(self._host, self.clock.monotonic())
         if wait > 0:
             log.warning(
                 "connection budget for the host exhausted; waiting",
                 extra={"account": self.account, "host": self._host, "wait_seconds": round(wait, 1)},
             )
-            await self._sleep(wait)
+            await self.clock.sleep(wait)
         self._session_pong = False
         cfg = self.config
         try:
@@ -259,15 +201,15 @@ class PrivateStream:
         finally:
             if self._session_pong:
                 self.attempt = 0  # the connection was healthy: start the backoff afresh
-        return "closed"  # unreachable: _converse only ends by raising
+        raise AssertionError("_converse ends only by raising")
 
-    async def _converse(self, ws) -> None:
+    async def _converse(self, ws: ClientConnection) -> None:
         cfg = self.config
         # auth
         req = self._req_ids.next("auth")
         # Expiry is judged by Bybit's clock: if the last pong showed it ahead of ours, add that.
         ahead = max(0.0, self.heartbeat.last_skew or 0.0)
-        expires_ms = int((self.clock() + ahead + cfg.auth_expiry) * 1000)
+        expires_ms = int((self.clock.time() + ahead + cfg.auth_expiry) * 1000)
         await ws.send(msg.auth_frame(req, ws_auth_args(cfg.api_key, cfg.api_secret, expires_ms)))
         ack = await self._await_ack(ws, msg.AuthAck, req)
         if not ack.success:
@@ -292,7 +234,7 @@ class PrivateStream:
         self._set_up()
         hb = self.heartbeat
         while True:
-            now = self.monotonic()
+            now = self.clock.monotonic()
             if hb.timed_out(now):
                 self.metrics.ws_pong_timeouts.labels(self.account).inc()
                 log.warning(
@@ -303,25 +245,22 @@ class PrivateStream:
             if hb.ping_due(now):
                 req = self._req_ids.next("ping")
                 await ws.send(msg.ping_frame(req))
-                hb.on_ping_sent(req, self.monotonic())
+                hb.on_ping_sent(req, self.clock.monotonic())
                 continue
             deadline = hb.deadline()
             timeout = None if deadline is None else max(0.0, deadline - now)
             try:
-                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
-                # arrives together with a frame, and the stream would then never stop.
-                async with asyncio.timeout(timeout):
+                async with self.clock.timeout(timeout):
                     raw = await ws.recv()
             except TimeoutError:
                 continue
             await self._handle(msg.parse_frame(raw))
 
-    async def _await_ack(self, ws, kind: type, req_id: str):
+    async def _await_ack(self, ws: ClientConnection, kind: type[AckT], req_id: str) -> AckT:
         """Wait for the ack of ``req_id``; other frames are handled (or counted) meanwhile."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.handshake_timeout
+        deadline = self.clock.monotonic() + self.config.handshake_timeout
         while True:
-            remaining = deadline - loop.time()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 log.warning(
                     "no acknowledgement in time",
@@ -329,7 +268,7 @@ class PrivateStream:
                 )
                 raise _Reconnect("error")
             try:
-                async with asyncio.timeout(remaining):
+                async with self.clock.timeout(remaining):
                     raw = await ws.recv()
             except TimeoutError:
                 continue
@@ -339,11 +278,11 @@ class PrivateStream:
             await self._handle(frame)
 
     async def _handle(self, frame: msg.Frame) -> None:
-        now = self.clock()
+        now = self.clock.time()
         if self._connected:
             self._last_frame_at = now
         if isinstance(frame, msg.Pong):
-            res = self.heartbeat.on_pong(frame.req_id, self.monotonic(), frame.server_ms, wall=now)
+            res = self.heartbeat.on_pong(frame.req_id, self.clock.monotonic(), frame.server_ms, wall=now)
             if res.rtt is not None:
                 self.metrics.ws_rtt.labels(self.account).observe(res.rtt)
                 self._session_pong = True
@@ -379,10 +318,10 @@ class PrivateStream:
     # ---- state
 
     def _set_up(self) -> None:
-        now = self.clock()
+        now = self.clock.time()
         self._connected = True
         self._last_frame_at = now
-        self.heartbeat.on_connected(self.monotonic())
+        self.heartbeat.on_connected(self.clock.monotonic())
         self.metrics.ws_connected.labels(self.account).set(1)
         for product in self._dcp_products:
             self.metrics.ws_dcp_subscribed.labels(self.account, product).set(1)
@@ -395,7 +334,7 @@ class PrivateStream:
     def _set_down(self) -> None:
         if self._connected:
             # Anything pushed after the last frame we read may be lost: that is the gap.
-            self._down_since = self._last_frame_at if self._last_frame_at is not None else self.clock()
+            self._down_since = self._last_frame_at if self._last_frame_at is not None else self.clock.time()
         self._connected = False
         self.heartbeat.on_disconnected()
         self.metrics.ws_connected.labels(self.account).set(0)

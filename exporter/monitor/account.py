@@ -1,4 +1,4 @@
-"""One supervisor per account, and the :class:`Exporter` that runs them all in one loop.
+"""One supervisor per account: the parts of one account, wired together and kept running.
 
 An :class:`AccountSupervisor` wires the parts of one account together:
 
@@ -11,7 +11,8 @@ An :class:`AccountSupervisor` wires the parts of one account together:
   fed to the same tracker, which counts each order once.
 
 Each part is restarted with backoff if it fails; nothing an account does can stop
-another account's supervisor.
+another account's supervisor. The supervisor records what the pure pieces decide (trigger
+observations) in metrics and logs; time comes from the clock the fleet hands down.
 """
 
 from __future__ import annotations
@@ -19,47 +20,57 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
 from ..bybit.errors import AUTH_CODES, AuthError, BybitError, RateLimited
-from ..bybit.models import PRODUCTS, DcpSetting
+from ..bybit.models import DcpSetting
+from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, restart_delay
 from ..bybit.rest import RestClient
-from ..bybit.stream import equal_jitter_delay
-from ..config import AccountConfig, Config
-from ..metrics import CATEGORIES, PRODUCT_TOPIC, Metrics
+from ..bybit.stream import PrivateStream, StreamConfig
+from ..clock import SYSTEM_CLOCK, Clock
+from ..config import AccountConfig
+from ..dcp import CATEGORIES, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
+from ..metrics import Metrics
+from .enforcer import Enforcer
+from .triggers import Observation, TriggerEvent, TriggerTracker
 
 log = logging.getLogger(__name__)
 
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
-RESTART_BACKOFF_MIN = 1.0
-RESTART_BACKOFF_MAX = 60.0
-
-
-def restart_delay(failures: int, rng: random.Random) -> float:
-    """Wait before restarting a failed part: equal jitter, doubling from 1 s up to 60 s."""
-    return equal_jitter_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, rng)
 
 
 def stream_topics(account: AccountConfig) -> tuple[str, ...]:
     """``order`` always; ``dcp.*`` only for the products a guardian account protects."""
     if account.mode != "guardian":
-        return ("order",)
-    return ("order",) + tuple(PRODUCT_TOPIC[p] for p in account.guardian_products)
+        return (ORDER_TOPIC,)
+    return (ORDER_TOPIC, *(PRODUCT_TOPIC[p] for p in account.guardian_products))
 
 
-def apply_dcp_info(metrics: Metrics, account: str, reported: dict[str, DcpSetting]) -> None:
-    """Set the DCP-config gauges from one successful poll (pure apart from the metrics)."""
+def record_triggers(metrics: Metrics, account: str, observation: Observation) -> None:
+    """Put one :class:`Observation` of the trigger tracker into the account's metrics."""
+    for category, count in observation.cancelled.items():
+        metrics.cancelled_orders.labels(account, category).inc(count)
+    for event in observation.events:
+        if event.new:
+            metrics.triggers.labels(account, event.product).inc()
+    for product, at in observation.last_trigger.items():
+        metrics.last_trigger.labels(account, product).set(at)
+    if observation.ignored:
+        metrics.ignored_cancels.labels(account).inc(observation.ignored)
+
+
+def apply_dcp_info(metrics: Metrics, account: str, reported: Mapping[str, DcpSetting]) -> None:
+    """Set the DCP-config gauges from one successful poll."""
     for product in PRODUCTS:
         setting = reported.get(product)
         on = setting is not None and setting.on
         metrics.enabled.labels(account, product).set(1 if on else 0)
-        if on:
-            metrics.window.labels(account, product).set(setting.window)  # type: ignore[union-attr]
+        if setting is not None and on:
+            metrics.window.labels(account, product).set(setting.window)
         else:
             try:
                 metrics.window.remove(account, product)
@@ -74,14 +85,13 @@ class AccountSupervisor:
         metrics: Metrics,
         session: aiohttp.ClientSession,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
+        pacing: Pacing | None = None,
         rng: random.Random | None = None,
         backfill_margin: float = BACKFILL_MARGIN_SECONDS,
         backfill_max_pages: int = BACKFILL_MAX_PAGES,
     ) -> None:
-        from ..bybit.stream import PrivateStream, StreamConfig
-        from .triggers import TriggerTracker
-
+        pacing = pacing if pacing is not None else Pacing()
         self.config = config
         self.name = config.name
         self.metrics = metrics
@@ -97,12 +107,11 @@ class AccountSupervisor:
             api_secret=config.api_secret,
             metrics=metrics,
             clock=clock,
+            host_bans=pacing.host_bans,
         )
-        self.tracker = TriggerTracker(config.name, metrics, clock=clock)
-        self.enforcer = None
+        self.tracker = TriggerTracker()
+        self.enforcer: Enforcer | None = None
         if config.desired_windows:
-            from .enforcer import Enforcer
-
             self.enforcer = Enforcer(
                 config.name,
                 dict(config.desired_windows),
@@ -127,6 +136,7 @@ class AccountSupervisor:
             on_reconnected=self.backfill,  # the stream runs it in a task of its own
             clock=clock,
             rng=self.rng,
+            budget=pacing.budget,
         )
         self.first_poll_attempted = asyncio.Event()
         self.last_reported: dict[str, DcpSetting] | None = None
@@ -164,19 +174,19 @@ class AccountSupervisor:
                 except Exception:
                     log.exception("closing the re-assert enforcer failed", extra={"account": self.name})
 
-    async def _keep_running(self, part: str, factory: Callable[[], object]) -> None:
+    async def _keep_running(self, part: str, factory: Callable[[], Awaitable[object]]) -> None:
         """Run ``factory()`` forever: a crash or an unexpected return restarts it after backoff."""
         failures = 0
         while True:
-            started = time.monotonic()
+            started = self.clock.monotonic()
             crashed = False
             try:
-                await factory()  # type: ignore[misc]
+                await factory()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a part must never take the supervisor down
+            except Exception:  # a part must never take the supervisor down
                 crashed = True
-            if time.monotonic() - started > RESTART_BACKOFF_MAX:
+            if self.clock.monotonic() - started > RESTART_BACKOFF_MAX:
                 failures = 0  # it ran well for a while: start the backoff afresh
             failures += 1
             delay = restart_delay(failures, self.rng)
@@ -185,14 +195,14 @@ class AccountSupervisor:
                 extra={"account": self.name, "part": part, "restart_in_seconds": round(delay, 2)},
                 exc_info=crashed,
             )
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     # ------------------------------------------------------------------ DCP config poller
 
     async def _poll_loop(self) -> None:
         while True:
             await self.poll_once()
-            await asyncio.sleep(self.config.poll_interval)
+            await self.clock.sleep(self.config.poll_interval)
 
     async def poll_once(self) -> bool:
         """One DCP-config poll; True on success. Never raises for Bybit or network trouble."""
@@ -207,7 +217,7 @@ class AccountSupervisor:
         finally:
             self.first_poll_attempted.set()
         self.metrics.up.labels(self.name).set(1)
-        self.metrics.last_poll_success.labels(self.name).set(self.clock())
+        self.metrics.last_poll_success.labels(self.name).set(self.clock.time())
         apply_dcp_info(self.metrics, self.name, reported)
         if self.last_poll_error is not None or self.last_reported != reported:
             log.info(
@@ -223,7 +233,7 @@ class AccountSupervisor:
         if self.enforcer is not None:
             try:
                 self.enforcer.observe(reported)
-            except Exception:  # noqa: BLE001 - re-assertion trouble must not stop polling
+            except Exception:  # re-assertion trouble must not stop polling
                 log.exception("re-assert enforcer failed on a poll", extra={"account": self.name})
         return True
 
@@ -251,10 +261,16 @@ class AccountSupervisor:
     # ------------------------------------------------------------------ orders and backfill
 
     def _on_orders(self, orders: list[dict]) -> None:
-        for event in self.tracker.observe(orders):
-            self._log_trigger(event, source="stream")
+        self._observe(orders, source="stream")
 
-    def _log_trigger(self, event, *, source: str) -> None:
+    def _observe(self, orders: list[dict], *, source: str) -> None:
+        """Feed orders to the tracker; record and log what it saw."""
+        observation = self.tracker.observe(orders, self.clock.time())
+        record_triggers(self.metrics, self.name, observation)
+        for event in observation.events:
+            self._log_trigger(event, source=source)
+
+    def _log_trigger(self, event: TriggerEvent, *, source: str) -> None:
         log.warning(
             "DCP trigger: orders cancelled by Disconnection Protect" if event.new else "more orders of a DCP trigger",
             extra={
@@ -270,7 +286,7 @@ class AccountSupervisor:
     async def backfill(self, down_since: float, up_at: float) -> int:
         """Read order history for the time the stream was down; return the orders fed to the tracker."""
         async with self._backfill_lock:
-            end_ms = int((max(up_at, self.clock()) + 1.0) * 1000)
+            end_ms = int((max(up_at, self.clock.time()) + 1.0) * 1000)
             # Bybit keeps cancelled orders in history for 24 h (and refuses ranges over 7 days).
             start_ms = max(int((down_since - self.backfill_margin) * 1000), end_ms - HISTORY_KEPT_MS)
             fed = 0
@@ -286,8 +302,7 @@ class AccountSupervisor:
                         )
                         break
                     fed += len(orders)
-                    for event in self.tracker.observe(orders):
-                        self._log_trigger(event, source="history")
+                    self._observe(orders, source="history")
                     if not cursor:
                         break
                 else:
@@ -301,73 +316,3 @@ class AccountSupervisor:
                 extra={"account": self.name, "down_seconds": round(up_at - down_since, 1), "orders": fed},
             )
             return fed
-
-
-class Exporter:
-    """All accounts in one asyncio loop; ready once every account had its first poll attempt."""
-
-    def __init__(
-        self,
-        config: Config,
-        metrics: Metrics,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.metrics = metrics
-        self.clock = clock
-        self._session = session
-        self._own_session = session is None
-        self.supervisors: dict[str, AccountSupervisor] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.supervisors) and all(s.first_poll_attempted.is_set() for s in self.supervisors.values())
-
-    def account_names(self) -> list[str]:
-        return [a.name for a in self.config.accounts]
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100), headers={"User-Agent": "bybit-dcp-exporter"}
-            )
-        for account in self.config.accounts:
-            self.metrics.add_account(
-                account.name,
-                environment=account.environment,
-                mode=account.mode,
-                desired_windows=account.desired_windows,
-                ping_interval=account.ping_interval,
-                pong_timeout=account.pong_timeout,
-                poll_interval=account.poll_interval,
-            )
-            supervisor = AccountSupervisor(account, self.metrics, self._session, clock=self.clock)
-            self.supervisors[account.name] = supervisor
-            self._tasks[account.name] = asyncio.create_task(self._run(supervisor), name=f"account:{account.name}")
-
-    async def _run(self, supervisor: AccountSupervisor) -> None:
-        try:
-            await supervisor.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - one account never stops another
-            log.exception("account supervisor stopped", extra={"account": supervisor.name})
-
-    async def stop(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        self._tasks.clear()
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> "Exporter":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()

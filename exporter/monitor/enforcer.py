@@ -8,13 +8,14 @@ task per product, which sends the set, waits the settle time, and verifies by qu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 from ..bybit.errors import BybitError
-from ..bybit.models import DcpSetting
+from ..bybit.models import DcpSetting, set_dcp_request
+from ..clock import SYSTEM_CLOCK, Clock
 from ..metrics import Metrics
 from .reassert import (
     DEFAULT_MAX_BACKOFF,
@@ -25,11 +26,10 @@ from .reassert import (
     DryRun,
     NotEnabled,
     Reasserter,
-    Set,
+    SetWindow,
     Verified,
     VerifyFailed,
     reported_window,
-    set_request,
 )
 
 log = logging.getLogger("exporter.reassert")
@@ -59,8 +59,7 @@ class Enforcer:
         metrics: Metrics,
         *,
         settle_seconds: float = 10.0,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> None:
         self.account = account
@@ -68,7 +67,6 @@ class Enforcer:
         self._rest = rest
         self._metrics = metrics
         self._clock = clock
-        self._sleep = sleep
         self._tasks: dict[str, asyncio.Task] = {}
         self._logged: dict[str, Drift] = {}
         self._block_announced = False
@@ -86,7 +84,7 @@ class Enforcer:
 
     def observe(self, reported: Mapping[str, DcpSetting]) -> None:
         """After every successful poll: update drift, log changes, start sets (enforce)."""
-        self._apply(self.core.decide(reported, self._clock()))
+        self._apply(self.core.decide(reported, self._clock.time()))
 
     def observe_auth_failure(self, code: str | int = "10003") -> None:
         """The key itself was refused (e.g. on the poll): stop re-asserting for this account."""
@@ -109,7 +107,7 @@ class Enforcer:
                 self._log_drift(product, drift)
         for event in decision.events:
             if isinstance(event, Verified):
-                self._metrics.reassert_last_success.labels(self.account, event.product).set(self._clock())
+                self._metrics.reassert_last_success.labels(self.account, event.product).set(self._clock.time())
                 log.info(
                     "DCP window re-assertion verified",
                     extra={
@@ -129,13 +127,13 @@ class Enforcer:
                         "drift": event.drift.kind,
                         "reported": _window_text(reported_window(event.drift)),
                         "failures": event.failures,
-                        "retry_in_seconds": round(event.retry_at - self._clock(), 1),
+                        "retry_in_seconds": round(event.retry_at - self._clock.time(), 1),
                         "result": "verify_failed",
                     },
                 )
             self._cancel_stale(event.product)
         for action in decision.actions:
-            if isinstance(action, Set):
+            if isinstance(action, SetWindow):
                 self._start(action)
             elif isinstance(action, DryRun):
                 method, path, body = action.request()
@@ -181,13 +179,13 @@ class Enforcer:
             self._tasks.pop(product, None)
             task.cancel()
 
-    def _start(self, action: Set) -> None:
+    def _start(self, action: SetWindow) -> None:
         self._cancel_stale(action.product)
         task = asyncio.get_running_loop().create_task(
             self._enforce(action), name=f"reassert-{self.account}-{action.product}"
         )
         self._tasks[action.product] = task
-        task.add_done_callback(lambda t, p=action.product: self._done(p, t))
+        task.add_done_callback(functools.partial(self._done, action.product))
 
     def _done(self, product: str, task: asyncio.Task) -> None:
         if self._tasks.get(product) is task:
@@ -199,10 +197,10 @@ class Enforcer:
                 extra={"account": self.account, "product": product},
             )
 
-    async def _enforce(self, action: Set) -> None:
+    async def _enforce(self, action: SetWindow) -> None:
         """Set, record the answer, wait the settle time, verify by querying."""
         product = action.product
-        method, path, body = set_request(product, action.window)
+        method, path, body = set_dcp_request(product, action.window)
         audit = {
             "account": self.account,
             "product": product,
@@ -220,7 +218,7 @@ class Enforcer:
             code, message = exc.code, exc.message
         except Exception as exc:  # noqa: BLE001 - any failure of the call is a failed attempt
             code, message = "error", type(exc).__name__
-        failed = self.core.record_result(product, self._clock(), code)
+        failed = self.core.record_result(product, self._clock.time(), code)
         if code is None:
             log.info("DCP window set (audit)", extra=audit | {"result": "ok"})
         else:
@@ -228,13 +226,13 @@ class Enforcer:
             extra = audit | {"result": "error", "code": code, "error": message}
             if failed is not None:
                 extra["failures"] = failed.failures
-                extra["retry_in_seconds"] = round(failed.retry_at - self._clock(), 1)
+                extra["retry_in_seconds"] = round(failed.retry_at - self._clock.time(), 1)
             log.warning("DCP window set (audit)", extra=extra)
             if self.core.blocked:
                 self._announce_block(self.core.blocked_code or code)
             return
 
-        await self._sleep(self.core.settle)
+        await self._clock.sleep(self.core.settle)
         try:
             reported = await self._rest.query_dcp_info()
         except BybitError as exc:

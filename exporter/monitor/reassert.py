@@ -25,20 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Union
 
 from ..bybit.errors import AUTH_CODES
-from ..bybit.models import MAX_WINDOW, MIN_WINDOW, DcpSetting
-from ..bybit.models import set_dcp_request as set_request
+from ..bybit.models import DcpSetting, set_dcp_request
+from ..dcp import MAX_WINDOW, MIN_WINDOW, REASSERT_POLICIES, valid_window
 
-POLICIES = ("off", "dry-run", "enforce")
 DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
-
-Policy = Literal["off", "dry-run", "enforce"]
-
-
-def valid_window(window: object) -> bool:
-    return isinstance(window, int) and not isinstance(window, bool) and MIN_WINDOW <= window <= MAX_WINDOW
 
 
 # --- drift: what Bybit reports compared with what the desk decided -----------------
@@ -72,7 +64,7 @@ class NotEnabled:
     drifting: bool = field(default=True, init=False)
 
 
-Drift = Union[InSync, DifferentWindow, NotEnabled]
+Drift = InSync | DifferentWindow | NotEnabled
 
 
 def drift_of(product: str, desired: int, reported: Mapping[str, DcpSetting]) -> Drift:
@@ -99,7 +91,7 @@ def reported_window(drift: Drift) -> int | None:
 
 
 @dataclass(frozen=True)
-class Set:
+class SetWindow:
     """Send ``POST /v5/order/disconnected-cancel-all`` now, then report the result."""
 
     product: str
@@ -116,7 +108,7 @@ class DryRun:
     new: int
 
     def request(self) -> tuple[str, str, str]:
-        return set_request(self.product, self.new)
+        return set_dcp_request(self.product, self.new)
 
 
 @dataclass(frozen=True)
@@ -136,7 +128,7 @@ class Blocked:
     code: str
 
 
-Action = Union[Set, DryRun, Wait, Blocked]
+Action = SetWindow | DryRun | Wait | Blocked
 
 
 # --- events: outcomes of earlier sets, learnt from this observation ----------------
@@ -160,7 +152,7 @@ class VerifyFailed:
     retry_at: float
 
 
-Event = Union[Verified, VerifyFailed]
+Event = Verified | VerifyFailed
 
 
 @dataclass(frozen=True)
@@ -177,8 +169,8 @@ class Decision:
     actions: tuple[Action, ...]
     events: tuple[Event, ...]
 
-    def sets(self) -> list[Set]:
-        return [a for a in self.actions if isinstance(a, Set)]
+    def sets(self) -> list[SetWindow]:
+        return [a for a in self.actions if isinstance(a, SetWindow)]
 
 
 @dataclass(frozen=True)
@@ -195,10 +187,10 @@ class SetFailed:
 @dataclass
 class _Product:
     failures: int = 0
-    sent_at: float | None = None  # when the last Set was handed out
-    in_flight: bool = False  # a Set was handed out and its answer is not recorded yet
+    sent_at: float | None = None  # when the last SetWindow was handed out
+    in_flight: bool = False  # a SetWindow was handed out and its answer is not recorded yet
     verifying: bool = False  # the answer was ok; the next observation after settle verifies it
-    retry_at: float = float("-inf")  # no Set before this time
+    retry_at: float = float("-inf")  # no SetWindow before this time
     last_drift: Drift | None = None
     dry_run_logged: Drift | None = None
 
@@ -218,8 +210,8 @@ class Reasserter:
         *,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"reassert policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        if policy not in REASSERT_POLICIES:
+            raise ValueError(f"reassert policy must be one of {', '.join(REASSERT_POLICIES)}, not {policy!r}")
         for product, window in desired.items():
             if not valid_window(window):
                 raise ValueError(
@@ -317,11 +309,11 @@ class Reasserter:
             state.in_flight = True
             state.sent_at = now
             state.retry_at = now + self.settle
-            actions.append(Set(product, desired, reported_window(current)))
+            actions.append(SetWindow(product, desired, reported_window(current)))
         return Decision(drift, frozenset(changed), tuple(actions), tuple(events))
 
     def record_result(self, product: str, now: float, error_code: str | int | None = None) -> SetFailed | None:
-        """The answer to a Set: ``error_code`` None when Bybit accepted it, else its code.
+        """The answer to a SetWindow: ``error_code`` None when Bybit accepted it, else its code.
 
         An accepted set is verified by the first observation at least ``settle`` after it
         was sent. An error counts as a failure and backs off; an authentication or

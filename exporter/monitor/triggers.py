@@ -1,30 +1,29 @@
-"""DCP trigger detection from cancelled orders (sans-I/O, clock injected).
+"""DCP trigger detection from cancelled orders (sans-I/O: orders and ``now`` in, a result out).
 
 When DCP fires, Bybit cancels every active order of the product with
 ``cancelType: "CancelByDCP"``. The exporter sees those orders twice over: live on the
 ``order`` stream and, after its own stream was down, in order history (backfill). Both
 paths feed :meth:`TriggerTracker.observe`, which
 
-- counts each cancelled ``orderId`` once in ``bybit_dcp_cancelled_orders_total{category}``
-  (memory is bounded: at most ``max_remembered`` ids, each forgotten after 25 h, longer
-  than the 24 h for which Bybit returns cancelled orders in history);
+- counts each cancelled ``orderId`` once (memory is bounded: at most ``max_remembered``
+  ids, each forgotten after 25 h, longer than the 24 h for which Bybit returns cancelled
+  orders in history);
 - groups cancels of one product whose ``updatedTime`` lie within ``burst_window`` seconds
-  of each other into one burst = one ``bybit_dcp_triggers_total{product}`` increment, and
-  sets ``bybit_dcp_last_trigger_timestamp_seconds{product}`` to the burst's first
-  ``updatedTime``. Grouping uses Bybit's timestamps, not arrival time, so a late or
-  backfilled order joins the burst it belongs to instead of counting a second trigger.
+  of each other into one burst = one trigger, dated by the burst's first ``updatedTime``.
+  Grouping uses Bybit's timestamps, not arrival time, so a late or backfilled order joins
+  the burst it belongs to instead of counting a second trigger.
+
+The tracker touches no metric and no log: the supervisor records its :class:`Observation`.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..metrics import CATEGORY_PRODUCT, Metrics
+from ..dcp import CANCEL_BY_DCP, CATEGORY_PRODUCT
 
-CANCEL_BY_DCP = "CancelByDCP"
 RETENTION_SECONDS = 25 * 3600
 MAX_BURSTS_PER_PRODUCT = 1000
 
@@ -37,12 +36,21 @@ class TriggerEvent:
     joined a burst counted earlier (e.g. the rest of a burst arriving by backfill).
     """
 
-    account: str
     product: str
     started_at: float  # unix seconds: the burst's first updatedTime
     order_ids: tuple[str, ...]
     categories: tuple[str, ...]
     new: bool
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one batch of orders taught the tracker; empty when it held no new DCP cancel."""
+
+    cancelled: dict[str, int]  # category -> orders counted for the first time
+    events: tuple[TriggerEvent, ...]  # bursts touched, oldest first
+    last_trigger: dict[str, float]  # product -> its latest trigger's time, where that moved
+    ignored: int  # CancelByDCP orders without a usable orderId or category
 
 
 class _Burst:
@@ -65,31 +73,19 @@ def _updated_seconds(order: dict) -> float | None:
 
 
 class TriggerTracker:
-    def __init__(
-        self,
-        account: str,
-        metrics: Metrics,
-        *,
-        burst_window: float = 5.0,
-        max_remembered: int = 200_000,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, *, burst_window: float = 5.0, max_remembered: int = 200_000) -> None:
         if burst_window < 0 or max_remembered < 1:
             raise ValueError("burst_window must be >= 0 and max_remembered >= 1")
-        self.account = account
-        self.metrics = metrics
         self.burst_window = burst_window
         self.max_remembered = max_remembered
-        self.clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()  # orderId -> local time first seen
         self._bursts: dict[str, list[_Burst]] = {}
         self._last_trigger: dict[str, float] = {}
-        self.ignored = 0  # CancelByDCP orders without a usable orderId or category
 
-    def observe(self, orders: Iterable[dict]) -> list[TriggerEvent]:
-        """Count the ``CancelByDCP`` orders among ``orders``; return the bursts they touched."""
-        now = self.clock()
+    def observe(self, orders: Iterable[object], now: float) -> Observation:
+        """Count the ``CancelByDCP`` orders among ``orders`` seen at ``now`` (unix seconds)."""
         self._expire(now)
+        ignored = 0
         fresh: list[tuple[str, float, str, str]] = []  # (product, t, orderId, category)
         for order in orders:
             if not isinstance(order, dict) or order.get("cancelType") != CANCEL_BY_DCP:
@@ -97,8 +93,8 @@ class TriggerTracker:
             order_id = order.get("orderId")
             category = order.get("category")
             product = CATEGORY_PRODUCT.get(category) if isinstance(category, str) else None
-            if not isinstance(order_id, str) or not order_id or product is None:
-                self.ignored += 1
+            if not isinstance(order_id, str) or not order_id or product is None or not isinstance(category, str):
+                ignored += 1
                 continue
             if order_id in self._seen:
                 continue
@@ -106,8 +102,6 @@ class TriggerTracker:
             t = _updated_seconds(order)
             fresh.append((product, now if t is None else t, order_id, category))
         cancelled = Counter(category for _, _, _, category in fresh)
-        for category, n in cancelled.items():
-            self.metrics.cancelled_orders.labels(self.account, category).inc(n)
 
         # Oldest first, so the grouping of one batch does not depend on its order.
         fresh.sort(key=lambda item: (item[0], item[1]))
@@ -122,15 +116,14 @@ class TriggerTracker:
                 touched[key][4].append(category)
 
         events = []
+        last_trigger: dict[str, float] = {}
         for product, burst, new, ids, categories in touched.values():
-            if new:
-                self.metrics.triggers.labels(self.account, product).inc()
             if burst.start >= self._last_trigger.get(product, float("-inf")) or self._is_latest(product, burst):
                 self._last_trigger[product] = burst.start
-                self.metrics.last_trigger.labels(self.account, product).set(burst.start)
-            events.append(TriggerEvent(self.account, product, burst.start, tuple(ids), tuple(categories), new))
+                last_trigger[product] = burst.start
+            events.append(TriggerEvent(product, burst.start, tuple(ids), tuple(categories), new))
         events.sort(key=lambda e: e.started_at)
-        return events
+        return Observation(dict(cancelled), tuple(events), last_trigger, ignored)
 
     @property
     def remembered(self) -> int:

@@ -1,4 +1,4 @@
-"""Heartbeat bookkeeping for the private stream (sans-I/O, clock injected by the caller).
+"""Heartbeat bookkeeping for the private stream (sans-I/O: the stream passes ``now`` in).
 
 The stream tells a :class:`Heartbeat` what happened (connected, ping sent, pong received,
 disconnected) and asks it what to do next (when the next ping is due, whether a pong is
@@ -116,10 +116,6 @@ class Heartbeat:
         if oldest is not None:
             candidates.append(oldest + self.pong_timeout)
         return min(candidates) if candidates else None
-
-    def gap(self, now: float) -> float | None:
-        """Seconds since the last pong (what the ping-gap gauge shows at scrape time); ``now`` is wall time."""
-        return None if self.last_pong is None else max(0.0, now - self.last_pong)
 
     def _oldest_outstanding(self) -> float | None:
         return min(self._outstanding.values()) if self._outstanding else None
