@@ -1,5 +1,11 @@
 """Typed, validated configuration from the environment (one account) or a YAML file (many).
 
+One table, :data:`SETTINGS`, describes every account setting: its YAML key, the check that
+validates and converts its value, its default, and the ``BYBIT_*`` variable that sets it in
+the quick start with the way that variable's text is read. Both sources go through the same
+per-setting checks, then the rules that relate settings to each other, so a setting is added
+by adding one row.
+
 Secrets are never written inline: a YAML account names an environment variable
 (``api_secret_env``) or a file (``api_secret_file``, ``rsa_private_key_file``). Validation
 collects every problem, names each by its field path (``accounts[1].desired_windows.SPOT``)
@@ -8,12 +14,13 @@ with the fix, and never repeats a secret value.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 import yaml
 
@@ -29,6 +36,7 @@ DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_SETTLE_SECONDS = MIN_SETTLE_SECONDS
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9842"
 DEFAULT_TELEMETRY_PATH = "/metrics"
+QUICK_START_ACCOUNT_NAME = "default"  # the quick start's account when BYBIT_ACCOUNT is not set
 
 # Bybit's public endpoints (from Bybit's V5 documentation). Regional hosts: set rest_url / ws_url.
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
@@ -42,29 +50,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONVENTIONAL_ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 
-ACCOUNT_FIELDS = (
-    "name",
-    "api_key",
-    "api_key_env",
-    "api_secret_env",
-    "api_secret_file",
-    "rsa_private_key_file",
-    "environment",
-    "rest_url",
-    "ws_url",
-    "mode",
-    "guardian_products",
-    "ping_interval",
-    "pong_timeout",
-    "poll_interval",
-    "max_active_time",
-    "desired_windows",
-    "reassert",
-    "settle_seconds",
-    "allow_short_settle",
-)
 # Keys people are likely to try that would put a secret in the file.
 INLINE_SECRET_FIELDS = ("api_secret", "secret", "rsa_private_key", "private_key", "api_secret_value")
+# The settings that reference the secret; an account sets exactly one.
+SECRET_REFERENCES = ("api_secret_env", "api_secret_file", "rsa_private_key_file")
 
 
 class ConfigError(Exception):
@@ -116,6 +105,301 @@ class Config:
 
     def api_keys(self) -> list[str]:
         return [a.api_key for a in self.accounts if a.api_key]
+
+
+# --------------------------------------------------------------------------- checks of one setting
+
+
+class Report(Protocol):
+    """Where a check or an environment reader puts a problem; ``at`` narrows the path to one entry."""
+
+    def __call__(self, problem: str, *, at: object = None) -> None: ...
+
+
+# A setting's value as given (never None: a null value counts as not given) -> its checked,
+# converted value; None after reporting why it cannot be used. Collections keep their valid part.
+Check: TypeAlias = Callable[[Any, Report], Any]
+
+_API_KEY_MISSING = "missing; give the account's API key (or api_key_env)"
+
+
+def _account_name(value: Any, report: Report) -> str | None:
+    """The name labels every metric, so it must be short and label-safe; required, so None is "missing"."""
+    if isinstance(value, str) and _NAME_RE.match(value):
+        return value
+    report(
+        f"{'missing' if value is None else repr(value)}; give a name of letters, digits, '_', '.' or '-' "
+        "(up to 63 characters, starting with a letter or digit): it labels every metric"
+    )
+    return None
+
+
+def _api_key_text(value: Any, report: Report) -> str | None:
+    """The key as text: YAML reads an all-digit key as a number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    report(_API_KEY_MISSING)
+    return None
+
+
+@dataclass(frozen=True)
+class VariableName:
+    """The name of an environment variable; what it holds is read by the rule that needs it."""
+
+    problem: str
+
+    def __call__(self, value: Any, report: Report) -> str | None:
+        if isinstance(value, str) and _ENV_NAME_RE.match(value):
+            return value
+        report(self.problem)
+        return None
+
+
+def _file_path(value: Any, report: Report) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    report("must be a file path")
+    return None
+
+
+def _environment(value: Any, report: Report) -> str | None:
+    if isinstance(value, str) and value in ENVIRONMENTS:
+        return value
+    report(f"{value!r} is not one of {', '.join(ENVIRONMENTS)}; for another host set rest_url and ws_url")
+    return None
+
+
+def _rest_url(value: Any, report: Report) -> str | None:
+    """Without a trailing '/', so request paths can be appended as they are."""
+    if isinstance(value, str) and re.match(r"^https?://[^\s/]+", value):
+        return value.rstrip("/")
+    report(f"{value!r} is not an http(s) URL like https://api.bybit.com")
+    return None
+
+
+def _ws_url(value: Any, report: Report) -> str | None:
+    if isinstance(value, str) and re.match(r"^wss?://[^\s/]+", value):
+        return value
+    report(f"{value!r} is not a ws(s) URL like wss://stream.bybit.com/v5/private")
+    return None
+
+
+def _mode(value: Any, report: Report) -> str | None:
+    if value in MODES:
+        return str(value)
+    report(f"{value!r} is not 'observer' (default, safe) or 'guardian'")
+    return None
+
+
+def _products(value: Any, report: Report) -> tuple[str, ...]:
+    """DCP products, each once; a single product may be written without a list."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        report(f"must be a list of products ({', '.join(PRODUCTS)})")
+        return ()
+    products: list[str] = []
+    for item in value:
+        if item not in PRODUCTS:
+            report(f"{item!r} is not one of {', '.join(PRODUCTS)}")
+        elif item not in products:
+            products.append(item)
+    return tuple(products)
+
+
+def _desired_windows(value: Any, report: Report) -> dict[str, int]:
+    """Product -> window; each entry is judged (and named in its problem) on its own."""
+    if not isinstance(value, dict):
+        report("must map products to seconds, e.g. {DERIVATIVES: 10, SPOT: 10}")
+        return {}
+    windows: dict[str, int] = {}
+    for product, window in value.items():
+        if product not in PRODUCTS:
+            report(f"unknown product; use {', '.join(PRODUCTS)}", at=product)
+        elif not valid_window(window):
+            report(
+                f"{window!r} must be a whole number of seconds in [{MIN_WINDOW}, {MAX_WINDOW}] (Bybit's range)",
+                at=product,
+            )
+        else:
+            windows[product] = window
+    return windows
+
+
+def _reassert_policy(value: Any, report: Report) -> str | None:
+    if value is False:  # YAML 1.1 reads a bare `off` as false
+        return "off"
+    if value in REASSERT_POLICIES:
+        return str(value)
+    report(f"{value!r} is not one of {', '.join(REASSERT_POLICIES)}")
+    return None
+
+
+def _true_or_false(value: Any, report: Report) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    report("must be true or false")
+    return None
+
+
+def _number_of_seconds(value: Any, report: Report) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        report(f"{value!r} is not a number of seconds")
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Seconds:
+    """A duration: ``low < value <= high`` (``low <= value`` when inclusive); ``why`` explains the bounds."""
+
+    low: float
+    high: float
+    inclusive: bool = False
+    why: str = ""
+
+    def __call__(self, value: Any, report: Report) -> float | None:
+        seconds = _number_of_seconds(value, report)
+        if seconds is None:
+            return None
+        too_low = seconds < self.low if self.inclusive else seconds <= self.low
+        if too_low or seconds > self.high:
+            bound = f"at least {self.low:g}" if self.inclusive else f"more than {self.low:g}"
+            report(f"{seconds:g} must be {bound} and at most {self.high:g} seconds{self.why}")
+            return None
+        return seconds
+
+
+_SETTLE_WHY = f" (Bybit asks to wait {MIN_SETTLE_SECONDS:g} s before checking a new setting)"
+# settle_seconds' range depends on allow_short_settle, so it is applied by a rule after the per-setting pass.
+_SETTLE_RANGE = Seconds(MIN_SETTLE_SECONDS, 3600.0, inclusive=True, why=_SETTLE_WHY)
+_SHORT_SETTLE_RANGE = Seconds(0.0, 3600.0, why=_SETTLE_WHY)
+
+
+# --------------------------------------------------------------------------- reading BYBIT_* text
+
+# (the variable's non-empty text, the variable's name, report) -> the setting's value as YAML would
+# give it, for the setting's check to judge; None after reporting why the text cannot be read.
+EnvReader: TypeAlias = Callable[[str, str, Report], Any]
+
+
+def _verbatim(text: str, variable: str, report: Report) -> str:
+    """Names, keys and paths are taken as written: a stray space is reported, not silently dropped."""
+    return text
+
+
+def _stripped(text: str, variable: str, report: Report) -> str:
+    """Choice words and URLs, where surrounding spaces from a shell or .env file are noise."""
+    return text.strip()
+
+
+def _seconds_text(text: str, variable: str, report: Report) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        report(f"{text!r} is not a number of seconds")
+        return None
+
+
+def _comma_list(text: str, variable: str, report: Report) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _product_seconds_list(text: str, variable: str, report: Report) -> dict[str, Any]:
+    """``DERIVATIVES=10,SPOT=10``; whole numbers become ints so the window check judges them as in YAML."""
+    windows: dict[str, Any] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        product, sep, value = item.partition("=")
+        value = value.strip()
+        if not sep:
+            report(f"{item.strip()!r} is not PRODUCT=SECONDS (e.g. DERIVATIVES=10,SPOT=10)")
+            continue
+        windows[product.strip()] = int(value) if re.fullmatch(r"-?\d+", value) else value
+    return windows
+
+
+def _this_variable(text: str, variable: str, report: Report) -> str:
+    """The variable holds the secret itself, so the setting (a variable's name) names this variable."""
+    return variable
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One account setting: the YAML key, its check and default, and its quick-start variable."""
+
+    name: str
+    check: Check
+    default: Any = None  # the value when not given; None: none, or derived by a rule
+    required: bool = False  # when not given, the check sees None and says what is missing
+    env: str | None = None  # the BYBIT_* variable that sets it without a YAML file
+    read_env: EnvReader = _verbatim
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", _account_name, required=True, env="BYBIT_ACCOUNT"),
+    Setting("api_key", _api_key_text, env="BYBIT_API_KEY"),
+    Setting("api_key_env", VariableName("must be the name of an environment variable")),
+    Setting(
+        "api_secret_env",
+        VariableName("must be the name of an environment variable, not the secret itself"),
+        env="BYBIT_API_SECRET",
+        read_env=_this_variable,
+    ),
+    Setting("api_secret_file", _file_path, env="BYBIT_API_SECRET_FILE"),
+    Setting("rsa_private_key_file", _file_path),
+    Setting("environment", _environment, default="mainnet", env="BYBIT_ENV", read_env=_stripped),
+    Setting("rest_url", _rest_url, env="BYBIT_REST_URL", read_env=_stripped),
+    Setting("ws_url", _ws_url, env="BYBIT_WS_URL", read_env=_stripped),
+    Setting("mode", _mode, default="observer", env="BYBIT_MODE", read_env=_stripped),
+    Setting("guardian_products", _products, default=(), env="BYBIT_GUARDIAN_PRODUCTS", read_env=_comma_list),
+    Setting(
+        "ping_interval",
+        Seconds(0.0, 300.0),
+        default=DEFAULT_PING_INTERVAL,
+        env="BYBIT_PING_INTERVAL",
+        read_env=_seconds_text,
+    ),
+    Setting(
+        "pong_timeout",
+        Seconds(0.0, 300.0),
+        default=DEFAULT_PONG_TIMEOUT,
+        env="BYBIT_PONG_TIMEOUT",
+        read_env=_seconds_text,
+    ),
+    Setting(
+        "poll_interval",
+        Seconds(0.0, 3600.0),
+        default=DEFAULT_POLL_INTERVAL,
+        env="BYBIT_POLL_INTERVAL",
+        read_env=_seconds_text,
+    ),
+    Setting(
+        "max_active_time",
+        Seconds(30.0, 600.0, inclusive=True),
+        env="BYBIT_MAX_ACTIVE_TIME",
+        read_env=_seconds_text,
+    ),
+    Setting(
+        "desired_windows", _desired_windows, default={}, env="BYBIT_DESIRED_WINDOWS", read_env=_product_seconds_list
+    ),
+    Setting("reassert", _reassert_policy, default="off", env="BYBIT_REASSERT", read_env=_stripped),
+    Setting(
+        "settle_seconds",
+        _number_of_seconds,  # its range: _settle_seconds_in_range
+        default=DEFAULT_SETTLE_SECONDS,
+        env="BYBIT_SETTLE_SECONDS",
+        read_env=_seconds_text,
+    ),
+    Setting("allow_short_settle", _true_or_false, default=False),
+)
+_SETTING_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 # --------------------------------------------------------------------------- loading
@@ -203,50 +487,36 @@ def _check_flags(listen_address: str, telemetry_path: str, log_level: str, log_f
 
 
 def _accounts_from_env(env: Mapping[str, str], errors: list[str]) -> list[AccountConfig]:
-    """The quick start: one account from ``BYBIT_*`` variables."""
+    """The quick start: one account from the ``BYBIT_*`` variables of the table, each read as its row says."""
+    problem = _quick_start_credentials_problem(env)
+    if problem:
+        errors.append(problem)
+        return []
+    raw: dict[str, Any] = {"name": QUICK_START_ACCOUNT_NAME}
+    for setting in SETTINGS:
+        if setting.env and env.get(setting.env):
+            raw[setting.name] = setting.read_env(env[setting.env], setting.env, _reporter(setting.env, errors))
+    account = _account(raw, _env_path, env, errors)
+    return [account] if account else []
+
+
+def _quick_start_credentials_problem(env: Mapping[str, str]) -> str | None:
+    """A missing key or secret in the quick start: say which variables to set, or where else to start."""
     if not env.get("BYBIT_API_KEY"):
-        errors.append(
+        return (
             "BYBIT_API_KEY: not set; set BYBIT_API_KEY and BYBIT_API_SECRET (or BYBIT_API_SECRET_FILE), "
             "or pass --config.file for a YAML file with accounts (or --demo to try the exporter without credentials)"
         )
-        return []
-    raw: dict[str, Any] = {"name": env.get("BYBIT_ACCOUNT", "default"), "api_key": env["BYBIT_API_KEY"]}
     if env.get("BYBIT_API_SECRET") and env.get("BYBIT_API_SECRET_FILE"):
-        errors.append("BYBIT_API_SECRET_FILE: set either BYBIT_API_SECRET or BYBIT_API_SECRET_FILE, not both")
-        return []
-    if env.get("BYBIT_API_SECRET"):
-        raw["api_secret_env"] = "BYBIT_API_SECRET"
-    elif env.get("BYBIT_API_SECRET_FILE"):
-        raw["api_secret_file"] = env["BYBIT_API_SECRET_FILE"]
-    else:
-        errors.append("BYBIT_API_SECRET: not set; set BYBIT_API_SECRET or BYBIT_API_SECRET_FILE (a file holding the secret)")
-        return []
-    for key, var in _ENV_FIELD_NAMES.items():
-        if key in _ENV_TEXT_FIELDS and env.get(var):
-            raw[key] = env[var].strip()
-        elif key in _ENV_SECONDS_FIELDS and env.get(var):
-            try:
-                raw[key] = float(env[var])
-            except ValueError:
-                errors.append(f"{var}: {env[var]!r} is not a number of seconds")
-    if env.get("BYBIT_GUARDIAN_PRODUCTS"):
-        raw["guardian_products"] = [p.strip() for p in env["BYBIT_GUARDIAN_PRODUCTS"].split(",") if p.strip()]
-    if env.get("BYBIT_DESIRED_WINDOWS"):
-        windows: dict[str, Any] = {}
-        for item in env["BYBIT_DESIRED_WINDOWS"].split(","):
-            if not item.strip():
-                continue
-            product, sep, value = item.partition("=")
-            value = value.strip()
-            if not sep:
-                errors.append(
-                    f"BYBIT_DESIRED_WINDOWS: {item.strip()!r} is not PRODUCT=SECONDS (e.g. DERIVATIVES=10,SPOT=10)"
-                )
-                continue
-            windows[product.strip()] = int(value) if re.fullmatch(r"-?\d+", value) else value
-        raw["desired_windows"] = windows
-    account = _account(raw, "environment", env, errors, env_names=True)
-    return [account] if account else []
+        return "BYBIT_API_SECRET_FILE: set either BYBIT_API_SECRET or BYBIT_API_SECRET_FILE, not both"
+    if not env.get("BYBIT_API_SECRET") and not env.get("BYBIT_API_SECRET_FILE"):
+        return "BYBIT_API_SECRET: not set; set BYBIT_API_SECRET or BYBIT_API_SECRET_FILE (a file holding the secret)"
+    return None
+
+
+def _env_path(name: str) -> str:
+    """Quick-start problems name the variable to fix."""
+    return _SETTING_BY_NAME[name].env or name
 
 
 def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) -> list[AccountConfig]:
@@ -269,7 +539,10 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
             errors.append(f"{key}: unknown top-level key; the file holds 'accounts' (web and log settings are flags)")
     raw_accounts = data.get("accounts")
     if not isinstance(raw_accounts, list) or not raw_accounts:
-        errors.append("accounts: must be a non-empty list of accounts (each with name, api_key and api_secret_env or api_secret_file)")
+        errors.append(
+            "accounts: must be a non-empty list of accounts (each with name, api_key and api_secret_env or "
+            "api_secret_file)"
+        )
         return []
     accounts: list[AccountConfig] = []
     seen: dict[str, int] = {}
@@ -278,322 +551,247 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
         if not isinstance(raw, dict):
             errors.append(f"{where}: must be a mapping of settings")
             continue
-        account = _account(raw, where, env, errors)
+        account = _account(raw, _yaml_paths(where), env, errors)
         if account is None:
             continue
         if account.name in seen:
-            errors.append(f"{where}.name: {account.name!r} is already used by accounts[{seen[account.name]}]; names must be unique")
+            errors.append(
+                f"{where}.name: {account.name!r} is already used by accounts[{seen[account.name]}]; names must be unique"
+            )
             continue
         seen[account.name] = i
         accounts.append(account)
     return accounts
 
 
+def _yaml_paths(where: str) -> Callable[[str], str]:
+    """Problems in a YAML account name its field path: ``accounts[1].desired_windows``."""
+    return lambda name: f"{where}.{name}"
+
+
+def _reporter(where: str, errors: list[str]) -> Report:
+    def report(problem: str, *, at: object = None) -> None:
+        errors.append(f"{where}{'' if at is None else f'.{at}'}: {problem}")
+
+    return report
+
+
 # --------------------------------------------------------------------------- one account
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """One account after the per-setting pass, for the rules that relate settings to each other."""
+
+    values: dict[str, Any]  # each setting: its checked value, its default when not given, None if its check failed
+    given: frozenset[Any]  # the keys the account sets (to a value other than null)
+    path: Callable[[str], str]
+    errors: list[str]
+
+    def reporter(self, name: str) -> Report:
+        return _reporter(self.path(name), self.errors)
+
+    def report(self, name: str, problem: str) -> None:
+        self.reporter(name)(problem)
+
+    def failed(self, name: str) -> bool:
+        return name in self.given and self.values[name] is None
+
+
 def _account(
-    raw: dict[str, Any], where: str, env: Mapping[str, str], errors: list[str], *, env_names: bool = False
+    raw: Mapping[Any, Any], path: Callable[[str], str], env: Mapping[str, str], errors: list[str]
 ) -> AccountConfig | None:
-    """Validate one account's raw settings; append problems to ``errors``."""
+    """Validate one account's raw settings; append every problem to ``errors``."""
     before = len(errors)
+    _refuse_unknown_keys(raw, path, errors)
+    checked = _check_each_setting(raw, path, errors)
+    api_key = _resolve_api_key(checked, env)
+    api_secret = _resolve_api_secret(checked, env)
+    endpoints = _resolve_endpoints(checked)
+    _guardian_products_match_mode(checked)
+    _pong_before_next_ping(checked)
+    _enforce_needs_desired_windows(checked)
+    settle_seconds = _settle_seconds_in_range(checked)
+    if len(errors) > before:
+        return None
+    # Every check and rule reports when it yields None, so with no problems all are set.
+    assert api_key is not None and api_secret is not None and endpoints is not None and settle_seconds is not None
+    values = checked.values
+    environment, rest_url, ws_url = endpoints
+    return AccountConfig(
+        name=values["name"],
+        api_key=api_key,
+        api_secret=api_secret,
+        environment=environment,
+        rest_url=rest_url,
+        ws_url=ws_url,
+        mode=values["mode"],
+        guardian_products=values["guardian_products"],
+        ping_interval=values["ping_interval"],
+        pong_timeout=values["pong_timeout"],
+        poll_interval=values["poll_interval"],
+        desired_windows=dict(values["desired_windows"]),  # not the table's shared default
+        reassert=values["reassert"],
+        settle_seconds=settle_seconds,
+        max_active_time=values["max_active_time"],
+    )
 
-    def path(key: str) -> str:
-        if env_names:
-            return _ENV_FIELD_NAMES.get(key, key)
-        return f"{where}.{key}"
 
+def _refuse_unknown_keys(raw: Mapping[Any, Any], path: Callable[[str], str], errors: list[str]) -> None:
+    """Only the table's settings exist; an inline secret is refused without its value, a typo gets a hint."""
     for key in raw:
         if key in INLINE_SECRET_FIELDS:
             errors.append(
                 f"{path(key)}: secrets are never written inline; use api_secret_env (the name of an environment "
                 "variable holding the secret) or api_secret_file (a file holding it), or rsa_private_key_file"
             )
-        elif key not in ACCOUNT_FIELDS:
-            hint = _did_you_mean(str(key), ACCOUNT_FIELDS)
-            errors.append(f"{path(str(key))}: unknown setting{hint}")
+        elif key not in _SETTING_BY_NAME:
+            errors.append(f"{path(str(key))}: unknown setting{_did_you_mean(str(key), _SETTING_BY_NAME)}")
 
-    # name
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        errors.append(
-            f"{path('name')}: {'missing' if name is None else repr(name)}; give a name of letters, digits, '_', '.' or '-' "
-            "(up to 63 characters, starting with a letter or digit): it labels every metric"
-        )
-        name = None
 
-    # api key (an identifier, not a secret, but kept out of logs anyway)
-    api_key = _api_key(raw, path, env, errors)
+def _did_you_mean(key: str, options: Iterable[str]) -> str:
+    names = list(options)
+    close = difflib.get_close_matches(key, names, n=1)
+    return f"; did you mean {close[0]}?" if close else f"; known settings: {', '.join(names)}"
 
-    # secret: exactly one reference
-    api_secret = _api_secret(raw, path, env, errors)
 
-    # endpoints
-    environment, rest_url, ws_url = _endpoints(raw, path, errors)
+def _check_each_setting(raw: Mapping[Any, Any], path: Callable[[str], str], errors: list[str]) -> _Checked:
+    """Each setting on its own, by its row's check; a null value counts as not given."""
+    given = frozenset(key for key, value in raw.items() if value is not None)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in given or setting.required:
+            values[setting.name] = setting.check(raw.get(setting.name), _reporter(path(setting.name), errors))
+        else:
+            values[setting.name] = setting.default
+    return _Checked(values, given, path, errors)
 
-    # mode and products to protect
-    mode = raw.get("mode", "observer")
-    if mode not in MODES:
-        errors.append(f"{path('mode')}: {mode!r} is not 'observer' (default, safe) or 'guardian'")
-        mode = "observer"
-    guardian_products = _products(raw.get("guardian_products"), path("guardian_products"), errors)
-    if mode == "guardian" and not guardian_products:
-        errors.append(
-            f"{path('guardian_products')}: guardian mode needs the products to protect, e.g. [DERIVATIVES]"
-        )
-    if mode == "observer" and guardian_products:
-        errors.append(
-            f"{path('guardian_products')}: only used in guardian mode; set mode: guardian or remove it "
-            "(an observer never subscribes dcp.*)"
-        )
 
-    # timings
-    ping_interval = _seconds(raw, "ping_interval", DEFAULT_PING_INTERVAL, path, errors, low=0.0, high=300.0)
-    pong_timeout = _seconds(raw, "pong_timeout", DEFAULT_PONG_TIMEOUT, path, errors, low=0.0, high=300.0)
-    if ping_interval is not None and pong_timeout is not None and pong_timeout >= ping_interval:
-        errors.append(
-            f"{path('pong_timeout')}: {pong_timeout:g} s must be shorter than ping_interval ({ping_interval:g} s)"
-        )
-    poll_interval = _seconds(raw, "poll_interval", DEFAULT_POLL_INTERVAL, path, errors, low=0.0, high=3600.0)
-    max_active_time = _seconds(raw, "max_active_time", None, path, errors, low=30.0, high=600.0, inclusive=True)
+# --------------------------------------------------------------------------- rules across settings
 
-    # desired state and re-assertion
-    desired = _desired_windows(raw.get("desired_windows"), path("desired_windows"), errors)
-    reassert = raw.get("reassert", "off")
-    if reassert is False:  # YAML 1.1 reads a bare `off` as false
-        reassert = "off"
-    if reassert not in REASSERT_POLICIES:
-        errors.append(f"{path('reassert')}: {reassert!r} is not one of off, dry-run, enforce")
-        reassert = "off"
-    if reassert == "enforce" and not desired:
-        errors.append(
-            f"{path('reassert')}: enforce needs desired_windows (e.g. DERIVATIVES: 10); set them or use dry-run/off"
-        )
-    allow_short = raw.get("allow_short_settle", False)
-    if not isinstance(allow_short, bool):
-        errors.append(f"{path('allow_short_settle')}: must be true or false")
-        allow_short = False
-    settle_low = 0.0 if allow_short else MIN_SETTLE_SECONDS
-    # Below Bybit's 10 s only with an explicit opt-in (tests and drills against the simulator).
-    settle = _seconds(raw, "settle_seconds", DEFAULT_SETTLE_SECONDS, path, errors, low=settle_low, high=3600.0, inclusive=not allow_short)
 
-    if len(errors) > before:
+def _resolve_api_key(checked: _Checked, env: Mapping[str, str]) -> str | None:
+    """Exactly one of api_key and api_key_env (the name of a variable holding the key)."""
+    if "api_key" in checked.given and "api_key_env" in checked.given:
+        checked.report("api_key_env", "set either api_key or api_key_env, not both")
         return None
-    assert name and api_key and api_secret and environment and rest_url and ws_url
-    return AccountConfig(
-        name=name,
-        api_key=api_key,
-        api_secret=api_secret,
-        environment=environment,
-        rest_url=rest_url,
-        ws_url=ws_url,
-        mode=mode,
-        guardian_products=guardian_products if mode == "guardian" else (),
-        ping_interval=ping_interval,  # type: ignore[arg-type]
-        pong_timeout=pong_timeout,  # type: ignore[arg-type]
-        poll_interval=poll_interval,  # type: ignore[arg-type]
-        desired_windows=desired,
-        reassert=reassert,
-        settle_seconds=settle,  # type: ignore[arg-type]
-        max_active_time=max_active_time,
-    )
-
-
-# The one table of account settings <-> BYBIT_* variables (quick start and its messages).
-_ENV_FIELD_NAMES = {
-    "name": "BYBIT_ACCOUNT",
-    "api_key": "BYBIT_API_KEY",
-    "api_secret_env": "BYBIT_API_SECRET",
-    "api_secret_file": "BYBIT_API_SECRET_FILE",
-    "environment": "BYBIT_ENV",
-    "rest_url": "BYBIT_REST_URL",
-    "ws_url": "BYBIT_WS_URL",
-    "mode": "BYBIT_MODE",
-    "guardian_products": "BYBIT_GUARDIAN_PRODUCTS",
-    "ping_interval": "BYBIT_PING_INTERVAL",
-    "pong_timeout": "BYBIT_PONG_TIMEOUT",
-    "poll_interval": "BYBIT_POLL_INTERVAL",
-    "max_active_time": "BYBIT_MAX_ACTIVE_TIME",
-    "desired_windows": "BYBIT_DESIRED_WINDOWS",
-    "reassert": "BYBIT_REASSERT",
-    "settle_seconds": "BYBIT_SETTLE_SECONDS",
-}
-# Settings read from their variable as they are, and as a number of seconds; the others
-# (credentials, lists, windows) are read by _accounts_from_env itself.
-_ENV_TEXT_FIELDS = ("environment", "rest_url", "ws_url", "mode", "reassert")
-_ENV_SECONDS_FIELDS = ("ping_interval", "pong_timeout", "poll_interval", "settle_seconds", "max_active_time")
-
-
-def _api_key(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[str]) -> str | None:
-    if "api_key" in raw and "api_key_env" in raw:
-        errors.append(f"{path('api_key_env')}: set either api_key or api_key_env, not both")
+    if "api_key_env" not in checked.given:
+        if "api_key" not in checked.given:
+            checked.report("api_key", _API_KEY_MISSING)
+        return checked.values["api_key"]
+    variable = checked.values["api_key_env"]
+    if variable is None:
         return None
-    if "api_key_env" in raw:
-        var = raw["api_key_env"]
-        if not isinstance(var, str) or not _ENV_NAME_RE.match(var):
-            errors.append(f"{path('api_key_env')}: must be the name of an environment variable")
-            return None
-        if not env.get(var):
-            errors.append(f"{path('api_key_env')}: environment variable {var} is not set or empty; export it")
-            return None
-        return env[var].strip()
-    key = raw.get("api_key")
-    if isinstance(key, int) and not isinstance(key, bool):  # YAML reads an all-digit key as a number
-        key = str(key)
-    if not isinstance(key, str) or not key.strip():
-        errors.append(f"{path('api_key')}: missing; give the account's API key (or api_key_env)")
+    key = env.get(variable, "").strip()
+    if not key:
+        checked.report("api_key_env", f"environment variable {variable} is not set or empty; export it")
         return None
-    return key.strip()
+    return key
 
 
-def _api_secret(raw: dict[str, Any], path, env: Mapping[str, str], errors: list[str]) -> Secret | None:
-    refs = [k for k in ("api_secret_env", "api_secret_file", "rsa_private_key_file") if k in raw]
-    if any(k in raw for k in INLINE_SECRET_FIELDS):
-        return None  # already reported, without the value
-    if not refs:
-        errors.append(
-            f"{path('api_secret_env')}: missing; reference the secret with api_secret_env (an environment variable), "
-            "api_secret_file (a file) or rsa_private_key_file (an RSA private key in PEM)"
+def _resolve_api_secret(checked: _Checked, env: Mapping[str, str]) -> Secret | None:
+    """Exactly one secret reference, then the secret it points to."""
+    if any(key in checked.given for key in INLINE_SECRET_FIELDS):
+        return None  # refused with the unknown keys, without repeating the value
+    references = [name for name in SECRET_REFERENCES if name in checked.given]
+    if not references:
+        checked.report(
+            "api_secret_env",
+            "missing; reference the secret with api_secret_env (an environment variable), "
+            "api_secret_file (a file) or rsa_private_key_file (an RSA private key in PEM)",
         )
         return None
-    if len(refs) > 1:
-        errors.append(f"{path(refs[1])}: set only one of {', '.join(refs)}")
+    if len(references) > 1:
+        checked.report(references[1], f"set only one of {', '.join(references)}")
         return None
-    ref = refs[0]
-    target = raw[ref]
-    if ref == "api_secret_env":
-        if not isinstance(target, str) or not _ENV_NAME_RE.match(target):
-            errors.append(f"{path(ref)}: must be the name of an environment variable, not the secret itself")
-            return None
-        value = env.get(target, "")
-        if not value.strip():
-            if _CONVENTIONAL_ENV_NAME_RE.match(target):
-                errors.append(f"{path(ref)}: environment variable {target} is not set or empty; export it")
-            else:  # possibly the secret itself pasted here: do not repeat it
-                errors.append(
-                    f"{path(ref)}: the environment variable it names is not set (name not shown, in case it is the "
-                    "secret itself); give the NAME of a variable, e.g. DESK_A_SECRET, and export it"
-                )
-            return None
-        return Secret(value.strip())
-    if not isinstance(target, str) or not target:
-        errors.append(f"{path(ref)}: must be a file path")
+    (reference,) = references
+    target = checked.values[reference]
+    if target is None:
         return None
+    if reference == "api_secret_env":
+        return _secret_from_variable(checked, target, env)
+    return _secret_from_file(checked, reference, target)
+
+
+def _secret_from_variable(checked: _Checked, variable: str, env: Mapping[str, str]) -> Secret | None:
+    value = env.get(variable, "").strip()
+    if value:
+        return Secret(value)
+    if _CONVENTIONAL_ENV_NAME_RE.match(variable):
+        checked.report("api_secret_env", f"environment variable {variable} is not set or empty; export it")
+    else:  # possibly the secret itself pasted here: do not repeat it
+        checked.report(
+            "api_secret_env",
+            "the environment variable it names is not set (name not shown, in case it is the secret itself); "
+            "give the NAME of a variable, e.g. DESK_A_SECRET, and export it",
+        )
+    return None
+
+
+def _secret_from_file(checked: _Checked, reference: str, file_path: str) -> Secret | None:
     try:
-        with open(target, encoding="utf-8") as fh:
+        with open(file_path, encoding="utf-8") as fh:
             value = fh.read().strip()
     except OSError as exc:
         # A bare word (no '/' or '.') may be a secret pasted by mistake: do not repeat it.
-        shown = repr(target) if ("/" in target or "." in target) else "the file (name not shown)"
-        errors.append(f"{path(ref)}: cannot read {shown}: {exc.strerror or type(exc).__name__}; give a file path")
+        shown = repr(file_path) if ("/" in file_path or "." in file_path) else "the file (name not shown)"
+        checked.report(reference, f"cannot read {shown}: {exc.strerror or type(exc).__name__}; give a file path")
         return None
     if not value:
-        errors.append(f"{path(ref)}: {target!r} is empty")
+        checked.report(reference, f"{file_path!r} is empty")
         return None
-    if ref == "rsa_private_key_file" and not is_pem(value):
-        errors.append(f"{path(ref)}: {target!r} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+    if reference == "rsa_private_key_file" and not is_pem(value):
+        checked.report(reference, f"{file_path!r} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
         return None
     return Secret(value)
 
 
-def _endpoints(raw: dict[str, Any], path, errors: list[str]) -> tuple[str | None, str | None, str | None]:
-    environment = raw.get("environment")
-    rest_url, ws_url = raw.get("rest_url"), raw.get("ws_url")
-    if environment is not None and environment not in ENVIRONMENTS:
-        errors.append(f"{path('environment')}: {environment!r} is not one of {', '.join(ENVIRONMENTS)}; "
-                      "for another host set rest_url and ws_url")
-        return None, None, None
-    if environment is None and (rest_url or ws_url):
-        environment = CUSTOM_ENVIRONMENT
-        if not (rest_url and ws_url):
-            missing = "ws_url" if rest_url else "rest_url"
-            errors.append(f"{path(missing)}: set both rest_url and ws_url (or an environment) for a custom endpoint")
-            return None, None, None
-    environment = environment or "mainnet"
-    default_rest, default_ws = ENVIRONMENTS.get(environment, (None, None))
-    rest_url = rest_url or default_rest
-    ws_url = ws_url or default_ws
-    ok = True
-    if not isinstance(rest_url, str) or not re.match(r"^https?://[^\s/]+", rest_url):
-        errors.append(f"{path('rest_url')}: {rest_url!r} is not an http(s) URL like https://api.bybit.com")
-        ok = False
-    if not isinstance(ws_url, str) or not re.match(r"^wss?://[^\s/]+", ws_url):
-        errors.append(f"{path('ws_url')}: {ws_url!r} is not a ws(s) URL like wss://stream.bybit.com/v5/private")
-        ok = False
-    if not ok:
-        return None, None, None
-    return environment, rest_url.rstrip("/"), ws_url
-
-
-def _products(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        errors.append(f"{where}: must be a list of products ({', '.join(PRODUCTS)})")
-        return ()
-    products = []
-    for item in value:
-        if item not in PRODUCTS:
-            errors.append(f"{where}: {item!r} is not one of {', '.join(PRODUCTS)}")
-        elif item not in products:
-            products.append(item)
-    return tuple(products)
-
-
-def _desired_windows(value: Any, where: str, errors: list[str]) -> dict[str, int]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        errors.append(f"{where}: must map products to seconds, e.g. {{DERIVATIVES: 10, SPOT: 10}}")
-        return {}
-    windows: dict[str, int] = {}
-    for product, window in value.items():
-        if product not in PRODUCTS:
-            errors.append(f"{where}.{product}: unknown product; use {', '.join(PRODUCTS)}")
-            continue
-        if not valid_window(window):
-            errors.append(
-                f"{where}.{product}: {window!r} must be a whole number of seconds in [{MIN_WINDOW}, {MAX_WINDOW}] (Bybit's range)"
-            )
-            continue
-        windows[product] = window
-    return windows
-
-
-def _seconds(
-    raw: dict[str, Any],
-    key: str,
-    default: float | None,
-    path,
-    errors: list[str],
-    *,
-    low: float,
-    high: float,
-    inclusive: bool = False,
-) -> float | None:
-    """A positive duration in seconds: ``low < value <= high`` (``low <= value`` when inclusive)."""
-    value = raw.get(key, default)
-    if value is None:
+def _resolve_endpoints(checked: _Checked) -> tuple[str, str, str] | None:
+    """(environment, rest_url, ws_url): Bybit's URLs for the environment unless overridden; without an
+    environment, both URLs make a custom endpoint."""
+    urls_given = [name for name in ("rest_url", "ws_url") if name in checked.given]
+    if "environment" not in checked.given and len(urls_given) == 1:
+        missing = "ws_url" if urls_given == ["rest_url"] else "rest_url"
+        checked.report(missing, "set both rest_url and ws_url (or an environment) for a custom endpoint")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        errors.append(f"{path(key)}: {value!r} is not a number of seconds")
+    if any(checked.failed(name) for name in ("environment", "rest_url", "ws_url")):
         return None
-    value = float(value)
-    too_low = value < low if inclusive else value <= low
-    if too_low or value > high:
-        bound = f"at least {low:g}" if inclusive else f"more than {low:g}"
-        extra = ""
-        if key == "settle_seconds":
-            extra = " (Bybit asks to wait 10 s before checking a new setting)"
-        errors.append(f"{path(key)}: {value:g} must be {bound} and at most {high:g} seconds{extra}")
+    values = checked.values
+    if "environment" not in checked.given and urls_given:
+        return CUSTOM_ENVIRONMENT, values["rest_url"], values["ws_url"]
+    default_rest, default_ws = ENVIRONMENTS[values["environment"]]
+    return values["environment"], values["rest_url"] or default_rest, values["ws_url"] or default_ws
+
+
+def _guardian_products_match_mode(checked: _Checked) -> None:
+    """A guardian subscribes the dcp.* topics of its products, so needs some; any other mode subscribes none."""
+    mode, products = checked.values["mode"], checked.values["guardian_products"]
+    if mode == "guardian" and not products:
+        checked.report("guardian_products", "guardian mode needs the products to protect, e.g. [DERIVATIVES]")
+    elif mode != "guardian" and products:  # an invalid mode counts as the safe observer
+        checked.report(
+            "guardian_products",
+            "only used in guardian mode; set mode: guardian or remove it (an observer never subscribes dcp.*)",
+        )
+
+
+def _pong_before_next_ping(checked: _Checked) -> None:
+    """A pong that may arrive after the next ping cannot tell which ping it answers."""
+    ping, pong = checked.values["ping_interval"], checked.values["pong_timeout"]
+    if ping is not None and pong is not None and pong >= ping:
+        checked.report("pong_timeout", f"{pong:g} s must be shorter than ping_interval ({ping:g} s)")
+
+
+def _enforce_needs_desired_windows(checked: _Checked) -> None:
+    """Enforcing puts the desired windows back, so there must be some."""
+    if checked.values["reassert"] == "enforce" and not checked.values["desired_windows"]:
+        checked.report("reassert", "enforce needs desired_windows (e.g. DERIVATIVES: 10); set them or use dry-run/off")
+
+
+def _settle_seconds_in_range(checked: _Checked) -> float | None:
+    """At least Bybit's 10 s, unless allow_short_settle opts in (tests and drills against the simulator)."""
+    settle_seconds = checked.values["settle_seconds"]
+    if settle_seconds is None:
         return None
-    return value
-
-
-def _did_you_mean(key: str, options: tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, options, n=1)
-    return f"; did you mean {close[0]}?" if close else f"; known settings: {', '.join(options)}"
+    settle_range = _SHORT_SETTLE_RANGE if checked.values["allow_short_settle"] else _SETTLE_RANGE
+    return settle_range(settle_seconds, checked.reporter("settle_seconds"))
