@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.config import (
     ENVIRONMENTS,
+    QUICK_START_ACCOUNT_NAME,
+    SETTINGS,
+    AccountConfig,
     ConfigError,
     load_config,
     parse_listen_address,
@@ -295,3 +302,167 @@ def test_secret_pasted_into_api_secret_file_is_not_repeated(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(path, env={})
     assert pasted not in str(exc.value) and "accounts[0].api_secret_file: cannot read" in str(exc.value)
+
+
+# ------------------------------------------------------------------ the table of settings drives all three uses
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def env_name(setting_name: str) -> str:
+    variable = BY_NAME[setting_name].env
+    assert variable, f"{setting_name} has no BYBIT_* variable"
+    return variable
+
+
+# For each setting the quick start reads: (its variable's text, other settings it needs as text,
+# the AccountConfig attribute it lands in, the expected value). "{secret_file}" is a file of SECRET.
+ENV_SAMPLES: dict[str, tuple[str, dict[str, str], str, object]] = {
+    "name": ("desk-z", {}, "name", "desk-z"),
+    "api_key": ("KEY-FROM-ENV", {}, "api_key", "KEY-FROM-ENV"),
+    "api_secret_env": ("another-secret", {}, "api_secret", Secret("another-secret")),
+    "api_secret_file": ("{secret_file}", {}, "api_secret", Secret(SECRET)),
+    "environment": ("testnet", {}, "rest_url", ENVIRONMENTS["testnet"][0]),
+    "rest_url": ("https://api.bybit.kz", {"environment": "demo"}, "rest_url", "https://api.bybit.kz"),
+    "ws_url": (
+        "wss://stream.bybit.kz/v5/private",
+        {"environment": "demo"},
+        "ws_url",
+        "wss://stream.bybit.kz/v5/private",
+    ),
+    "mode": ("guardian", {"guardian_products": "SPOT"}, "mode", "guardian"),
+    "guardian_products": ("SPOT, OPTIONS", {"mode": "guardian"}, "guardian_products", ("SPOT", "OPTIONS")),
+    "ping_interval": ("25", {}, "ping_interval", 25.0),
+    "pong_timeout": ("5", {}, "pong_timeout", 5.0),
+    "poll_interval": ("60", {}, "poll_interval", 60.0),
+    "max_active_time": ("120", {}, "max_active_time", 120.0),
+    "desired_windows": ("SPOT=20", {}, "desired_windows", {"SPOT": 20}),
+    "reassert": ("dry-run", {}, "reassert", "dry-run"),
+    "settle_seconds": ("12.5", {}, "settle_seconds", 12.5),
+}
+
+
+def test_every_setting_with_a_variable_has_a_sample():
+    assert set(ENV_SAMPLES) == {setting.name for setting in SETTINGS if setting.env}
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.env], ids=lambda s: s.env)
+def test_each_variable_sets_its_setting(setting, tmp_path):
+    text, companions, attribute, expected = ENV_SAMPLES[setting.name]
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    env = {env_name("api_key"): "key123456", env_name("api_secret_env"): SECRET}
+    if setting.name == "api_secret_file":
+        del env[env_name("api_secret_env")]
+    env |= {env_name(name): value for name, value in companions.items()}
+    env[setting.env] = text.format(secret_file=secret_file)
+    (account,) = load_config(env=env).accounts
+    assert getattr(account, attribute) == expected
+
+
+# Credentials are free text: any value is a valid key or secret.
+FREE_TEXT = {"api_key", "api_secret_env"}
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.env and s.name not in FREE_TEXT], ids=lambda s: s.env)
+def test_a_bad_variable_is_named_in_its_problem(setting):
+    env = {env_name("api_key"): "key123456", env_name("api_secret_env"): SECRET, setting.env: "not a value!"}
+    if setting.name == "api_secret_file":
+        del env[env_name("api_secret_env")]
+    with pytest.raises(ConfigError) as exc:
+        load_config(env=env)
+    assert any(e.startswith(f"{setting.env}:") or e.startswith(f"{setting.env}.") for e in errors_of(exc)), exc.value
+
+
+def yaml_account(tmp_path, **settings) -> str:
+    account = {"name": "a", "api_key": "KKKKKKKK", "api_secret_env": "S"} | settings
+    return write(tmp_path, yaml.safe_dump({"accounts": [account]}))
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_each_yaml_setting_is_known_and_checked_by_its_row(setting, tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(yaml_account(tmp_path, **{setting.name: ["not", "a", "value"]}), env={"S": SECRET})
+    errors = errors_of(exc)
+    assert not any("unknown setting" in e for e in errors), errors
+    assert any(e.startswith(f"accounts[0].{setting.name}:") for e in errors), errors
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_a_misspelt_setting_is_refused_with_a_hint(setting, tmp_path):
+    typo = setting.name + "x"
+    with pytest.raises(ConfigError) as exc:
+        load_config(yaml_account(tmp_path, **{typo: 1}), env={"S": SECRET})
+    assert errors_of(exc) == [f"accounts[0].{typo}: unknown setting; did you mean {setting.name}?"]
+
+
+def test_an_unlike_setting_is_refused_with_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(yaml_account(tmp_path, zzz=1), env={"S": SECRET})
+    (message,) = errors_of(exc)
+    assert message == f"accounts[0].zzz: unknown setting; known settings: {', '.join(BY_NAME)}"
+
+
+def test_table_defaults_are_the_account_defaults():
+    account_defaults = {
+        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        for f in dataclasses.fields(AccountConfig)
+    }
+    shared = [s for s in SETTINGS if s.name in account_defaults and s.default is not None]
+    assert {s.name for s in shared} >= {"environment", "mode", "ping_interval", "reassert", "settle_seconds"}
+    for setting in shared:
+        assert setting.default == account_defaults[setting.name], setting.name
+
+
+def readme_table(header: str) -> list[tuple[list[str], str]]:
+    """The rows of the README table under ``header``: (the names in the first cell, the default cell)."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = lines.index(header) + 2  # past the header and the |---| line
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        first, default, *_ = (cell.strip() for cell in line.strip("|").split("|"))
+        rows.append((re.findall(r"`([^`]+)`", first), default))
+    return rows
+
+
+def shown(value: object) -> str:
+    """A default as the README writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def check_readme_defaults(rows, setting_of, *, quick_start: bool) -> None:
+    """A blank default cell means none; a `literal` one is the table's default as written."""
+    for names, default in rows:
+        for name in names:
+            setting = setting_of(name)
+            literal = re.fullmatch(r"`([^`]+)`", default)
+            if default == "":
+                assert not setting.required and setting.default in (None, (), {}), name
+            elif literal:
+                if quick_start and setting.name == "name":
+                    assert literal[1] == QUICK_START_ACCOUNT_NAME, name
+                else:
+                    assert literal[1] == shown(setting.default), name
+
+
+def test_readme_lists_every_variable_of_the_table():
+    rows = readme_table("| variable | default | meaning |")
+    assert sorted(n for names, _ in rows for n in names) == sorted(s.env for s in SETTINGS if s.env)
+    by_env = {s.env: s for s in SETTINGS if s.env}
+    check_readme_defaults(rows, by_env.__getitem__, quick_start=True)
+
+
+def test_readme_lists_every_setting_of_the_table():
+    rows = readme_table("| field | default | meaning |")
+    assert sorted(n for names, _ in rows for n in names) == sorted(BY_NAME)
+    assert {n for names, default in rows if default == "(required)" for n in names} == {
+        s.name for s in SETTINGS if s.required
+    }
+    check_readme_defaults(rows, BY_NAME.__getitem__, quick_start=False)
