@@ -17,7 +17,7 @@ from .core import SimCore
 from .engine import TOPIC_PRODUCT
 from .signatures import ws_auth_string
 
-WS_SEND_TIMEOUT = 2.0  # seconds aiohttp gives a close handshake
+CLOSE_TIMEOUT = 2.0  # seconds aiohttp waits for the client to answer a close
 MAX_FRAME_BYTES = 1 << 20
 
 
@@ -70,7 +70,7 @@ class PrivateStream:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         core = self._core
-        ws = web.WebSocketResponse(timeout=WS_SEND_TIMEOUT, autoping=True, heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
+        ws = web.WebSocketResponse(timeout=CLOSE_TIMEOUT, autoping=True, heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         max_active = frames.parse_max_active_time(request.query.get("max_active_time"))
         cutoff = core.idle_cutoff if core.idle_cutoff is not None else (max_active or frames.DEFAULT_MAX_ACTIVE)
