@@ -47,8 +47,11 @@ def cpu_seconds() -> float:
 def rtt_total(metrics: Metrics, suffix: str) -> float:
     """The ping-RTT histogram's ``suffix`` sample (``_count`` or ``_sum``) summed over every account."""
     return sum(
-        s.value for f in metrics.registry.collect() if f.name == "bybit_dcp_ws_ping_rtt_seconds"
-        for s in f.samples if s.name.endswith(suffix)
+        s.value
+        for f in metrics.registry.collect()
+        if f.name == "bybit_dcp_ws_ping_rtt_seconds"
+        for s in f.samples
+        if s.name.endswith(suffix)
     )
 
 
@@ -61,9 +64,15 @@ async def run(accounts: int, ping_interval: float, seconds: float) -> None:
             sim.add_account(key, f"bench-secret-{i:04d}", name=f"acct-{i:04d}")
             configs.append(
                 AccountConfig(
-                    name=f"acct-{i:04d}", api_key=key, api_secret=Secret(f"bench-secret-{i:04d}"),
-                    environment="simulator", rest_url=sim.rest_url, ws_url=sim.ws_url,
-                    ping_interval=ping_interval, pong_timeout=ping_interval * 0.9, poll_interval=30.0,
+                    name=f"acct-{i:04d}",
+                    api_key=key,
+                    api_secret=Secret(f"bench-secret-{i:04d}"),
+                    environment="simulator",
+                    rest_url=sim.rest_url,
+                    ws_url=sim.ws_url,
+                    ping_interval=ping_interval,
+                    pong_timeout=ping_interval * 0.9,
+                    poll_interval=30.0,
                 )
             )
         metrics = Metrics()
@@ -91,17 +100,25 @@ async def run(accounts: int, ping_interval: float, seconds: float) -> None:
             print(f"accounts                   {accounts}")
             print(f"ping interval              {ping_interval:g} s")
             print(f"all streams connected in   {connected_after:.2f} s")
-            print(f"pings answered             {answered:.0f} in {wall1 - wall0:.1f} s "
-                  f"({answered / accounts / (wall1 - wall0) * ping_interval:.2f} per account per interval)")
+            print(
+                f"pings answered             {answered:.0f} in {wall1 - wall0:.1f} s "
+                f"({answered / accounts / (wall1 - wall0) * ping_interval:.2f} per account per interval)"
+            )
             print(f"CPU per wall second        {cpu_per_s:.3f} (simulator included)")
             print(f"CPU per 1,000 pings        {(cpu1 - cpu0) / max(answered, 1) * 1000:.3f} s")
             print(f"mean ping RTT              {rtt_sum / max(pings1, 1) * 1000:.2f} ms")
             print(f"/metrics scrape (median)   {statistics.median(scrapes) * 1000:.1f} ms, {len(body)} bytes")
-            print(f"event-loop stall in scrape {statistics.median(stalls) * 1000:.1f} ms median, {max(stalls) * 1000:.1f} ms max")
-            print(f"  baseline: render on loop {statistics.median(inline_stalls) * 1000:.1f} ms median "
-                  f"({statistics.median(inline_stalls) / max(statistics.median(stalls), 1e-6):.0f}x the served scrape's stall)")
-            print(f"extrapolated to 1,000 accounts at a 20 s ping: "
-                  f"{cpu_per_s * (1000 / accounts) * (ping_interval / 20):.3f} CPU")
+            print(
+                f"event-loop stall in scrape {statistics.median(stalls) * 1000:.1f} ms median, {max(stalls) * 1000:.1f} ms max"
+            )
+            print(
+                f"  baseline: render on loop {statistics.median(inline_stalls) * 1000:.1f} ms median "
+                f"({statistics.median(inline_stalls) / max(statistics.median(stalls), 1e-6):.0f}x the served scrape's stall)"
+            )
+            print(
+                f"extrapolated to 1,000 accounts at a 20 s ping: "
+                f"{cpu_per_s * (1000 / accounts) * (ping_interval / 20):.3f} CPU"
+            )
         finally:
             await exporter.stop()
 

@@ -24,8 +24,13 @@ def build(accounts: int) -> Metrics:
     for i in range(accounts):
         name = f"acct-{i:04d}"
         metrics.add_account(
-            name, environment="mainnet", mode="observer", desired_windows={"DERIVATIVES": 10, "SPOT": 10},
-            ping_interval=20, pong_timeout=10, poll_interval=30,
+            name,
+            environment="mainnet",
+            mode="observer",
+            desired_windows={"DERIVATIVES": 10, "SPOT": 10},
+            ping_interval=20,
+            pong_timeout=10,
+            poll_interval=30,
         )
         metrics.ping_gap.set_source(name, lambda now=now: now - 3.0)
         for product in PRODUCTS[:2]:

@@ -62,8 +62,11 @@ def main() -> None:
 
     base = rate(baseline, orders)
     print(f"{'case':<34} {'orders/s':>12} {'x slower':>11}")
-    for name, fn in (("baseline (filter only)", baseline), ("fresh burst (count + dedup)", fresh),
-                     ("replayed burst (all duplicates)", replay)):
+    for name, fn in (
+        ("baseline (filter only)", baseline),
+        ("fresh burst (count + dedup)", fresh),
+        ("replayed burst (all duplicates)", replay),
+    ):
         r = rate(fn, orders)
         print(f"{name:<34} {r:>12,.0f} {base / r:>11.1f}")
 

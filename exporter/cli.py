@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
 
     listen = args.listen_address or (DEMO_LISTEN_ADDRESS if args.demo else DEFAULT_LISTEN_ADDRESS)
-    flags = dict(listen_address=listen, telemetry_path=args.telemetry_path, log_level=args.log_level, log_format=args.log_format)
+    flags = dict(
+        listen_address=listen, telemetry_path=args.telemetry_path, log_level=args.log_level, log_format=args.log_format
+    )
     try:
         if args.demo:
             if args.config_file:
@@ -153,7 +155,11 @@ async def run_exporter(config: Config, stop: asyncio.Event) -> int:
     bound = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple))
     log.info(
         "listening",
-        extra={"address": bound or config.listen_address, "telemetry_path": config.telemetry_path, "version": __version__},
+        extra={
+            "address": bound or config.listen_address,
+            "telemetry_path": config.telemetry_path,
+            "version": __version__,
+        },
     )
     await fleet.start()
     try:

@@ -1,4 +1,4 @@
-"""Bybit's Disconnection Protect facts, in one place: the bottom floor of the exporter.
+"""Bybit's Disconnection Protect facts in one place, as pure data: the bottom floor of the exporter.
 
 Everything here is data or a pure check, and this module imports nothing of the project.
 Sources are Bybit's V5 documentation; where a fact is our own reading it says so.

@@ -45,7 +45,11 @@ def demo_config(*, listen_address: str, telemetry_path: str, log_level: str, log
         settle_seconds=10.0,
     )
     return build_config(
-        [account], listen_address=listen_address, telemetry_path=telemetry_path, log_level=log_level, log_format=log_format
+        [account],
+        listen_address=listen_address,
+        telemetry_path=telemetry_path,
+        log_level=log_level,
+        log_format=log_format,
     )
 
 

@@ -79,7 +79,9 @@ class Metrics:
         # DCP configuration, from GET /v5/account/query-dcp-info
         self.up = Gauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", by_account, registry=reg)
         self.enabled = Gauge("bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", by_product, registry=reg)
-        self.window = Gauge("bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", by_product, registry=reg)
+        self.window = Gauge(
+            "bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", by_product, registry=reg
+        )
         self.desired_window = Gauge(
             "bybit_dcp_desired_window_seconds", "DCP window the configuration asks for.", by_product, registry=reg
         )
@@ -90,7 +92,10 @@ class Metrics:
             registry=reg,
         )
         self.last_poll_success = Gauge(
-            "bybit_dcp_last_poll_success_timestamp_seconds", "Unix time of the last good DCP-config poll.", by_account, registry=reg
+            "bybit_dcp_last_poll_success_timestamp_seconds",
+            "Unix time of the last good DCP-config poll.",
+            by_account,
+            registry=reg,
         )
         self.poll_interval = Gauge(
             "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", by_account, registry=reg
@@ -105,25 +110,41 @@ class Metrics:
             registry=reg,
         )
         self.api_duration = Histogram(
-            "bybit_dcp_api_request_duration_seconds", "REST call latency.", by_endpoint, buckets=API_DURATION_BUCKETS, registry=reg
+            "bybit_dcp_api_request_duration_seconds",
+            "REST call latency.",
+            by_endpoint,
+            buckets=API_DURATION_BUCKETS,
+            registry=reg,
         )
         self.rate_limit_remaining = Gauge(
-            "bybit_dcp_api_rate_limit_remaining", "Requests left in the window, from X-Bapi-Limit-Status.", by_endpoint, registry=reg
+            "bybit_dcp_api_rate_limit_remaining",
+            "Requests left in the window, from X-Bapi-Limit-Status.",
+            by_endpoint,
+            registry=reg,
         )
         self.rate_limit = Gauge(
             "bybit_dcp_api_rate_limit", "Requests allowed per window, from X-Bapi-Limit.", by_endpoint, registry=reg
         )
-        self.clock_skew = Gauge("bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", by_account, registry=reg)
+        self.clock_skew = Gauge(
+            "bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", by_account, registry=reg
+        )
 
         # Private websocket stream
         self.ws_connected = Gauge(
-            "bybit_dcp_ws_connected", "1 while the private stream is authenticated and subscribed.", by_account, registry=reg
+            "bybit_dcp_ws_connected",
+            "1 while the private stream is authenticated and subscribed.",
+            by_account,
+            registry=reg,
         )
         self.ws_reconnects = Counter(
             "bybit_dcp_ws_reconnects", "Private-stream reconnects by reason.", ["account", "reason"], registry=reg
         )
         self.ws_rtt = Histogram(
-            "bybit_dcp_ws_ping_rtt_seconds", "JSON ping to pong round-trip time.", by_account, buckets=RTT_BUCKETS, registry=reg
+            "bybit_dcp_ws_ping_rtt_seconds",
+            "JSON ping to pong round-trip time.",
+            by_account,
+            buckets=RTT_BUCKETS,
+            registry=reg,
         )
         self.ws_last_pong = Gauge(
             "bybit_dcp_ws_last_pong_timestamp_seconds", "Unix time of the last pong.", by_account, registry=reg
@@ -151,17 +172,26 @@ class Metrics:
             "bybit_dcp_ws_ping_interval_seconds", "Configured heartbeat (JSON ping) interval.", by_account, registry=reg
         )
         self.ws_pong_timeout = Gauge(
-            "bybit_dcp_ws_pong_timeout_seconds", "Configured wait for a pong before reconnecting.", by_account, registry=reg
+            "bybit_dcp_ws_pong_timeout_seconds",
+            "Configured wait for a pong before reconnecting.",
+            by_account,
+            registry=reg,
         )
         self.ping_gap = PingGapCollector(clock)
         reg.register(self.ping_gap)
 
         # DCP triggers
         self.cancelled_orders = Counter(
-            "bybit_dcp_cancelled_orders", "Orders cancelled with cancelType CancelByDCP, each order once.", by_category, registry=reg
+            "bybit_dcp_cancelled_orders",
+            "Orders cancelled with cancelType CancelByDCP, each order once.",
+            by_category,
+            registry=reg,
         )
         self.triggers = Counter(
-            "bybit_dcp_triggers", "DCP trigger events (a burst of CancelByDCP cancels is one).", by_product, registry=reg
+            "bybit_dcp_triggers",
+            "DCP trigger events (a burst of CancelByDCP cancels is one).",
+            by_product,
+            registry=reg,
         )
         self.ignored_cancels = Counter(
             "bybit_dcp_ignored_cancels",
@@ -195,9 +225,14 @@ class Metrics:
 
         # Identity
         self.account_info = Gauge(
-            "bybit_dcp_account_info", "Always 1; the account's environment and mode.", ["account", "environment", "mode"], registry=reg
+            "bybit_dcp_account_info",
+            "Always 1; the account's environment and mode.",
+            ["account", "environment", "mode"],
+            registry=reg,
         )
-        self.build_info = Gauge("bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=reg)
+        self.build_info = Gauge(
+            "bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=reg
+        )
         self.build_info.labels(__version__).set(1)
 
     def add_account(

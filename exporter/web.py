@@ -111,7 +111,9 @@ def render_landing(metrics: Metrics, state: ExporterState, telemetry_path: str, 
             windows.append(f"{esc(product)}: {esc(text)}")
         rtt_sum = get("bybit_dcp_ws_ping_rtt_seconds_sum", **a)
         rtt_count = get("bybit_dcp_ws_ping_rtt_seconds_count", **a)
-        rtt = f"{1000 * rtt_sum / rtt_count:.1f} ms (mean of {rtt_count:g})" if rtt_count else "–"
+        rtt = (
+            f"{1000 * rtt_sum / rtt_count:.1f} ms (mean of {rtt_count:g})" if rtt_sum is not None and rtt_count else "–"
+        )
         gap = get("bybit_dcp_ws_ping_gap_seconds", **a)
         last_triggers = [get("bybit_dcp_last_trigger_timestamp_seconds", **a, product=p) for p in PRODUCTS]
         last_trigger = max((t for t in last_triggers if t), default=None)
@@ -138,7 +140,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
 &middot; <a href="/healthz">healthz</a> &middot; <a href="/readyz">readyz</a></p>
 <table><thead><tr><th>Account</th><th>DCP poll up</th><th>Stream connected</th><th>DCP window per product</th>
 <th>Ping gap</th><th>Ping RTT</th><th>Last DCP trigger</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table>
+<tbody>{"".join(rows)}</tbody></table>
 <p>Page rendered {esc(_fmt_time(now))}.</p>
 </body></html>
 """

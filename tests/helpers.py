@@ -53,6 +53,7 @@ class ShiftedClock(Clock):
 
 # ------------------------------------------------------------------ processes
 
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
@@ -92,6 +93,7 @@ def require_binary(name: str) -> str:
 
 # ------------------------------------------------------------------ /metrics
 
+
 def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of a /metrics exposition, keyed by (sample name, frozenset of its label items).
 
@@ -105,6 +107,7 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 # ------------------------------------------------------------------ alert rules and the dashboard
+
 
 def rule_files() -> list[Path]:
     """alerts/*.rules.yml, sorted."""

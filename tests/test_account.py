@@ -15,18 +15,18 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 from aiohttp import web
+from helpers import eventually, parse_metrics
 from websockets.asyncio.client import connect
 
+from exporter.bybit.pacing import RESTART_BACKOFF_MAX, restart_delay
 from exporter.bybit.signing import ws_auth_args
 from exporter.config import AccountConfig, Config
 from exporter.metrics import Metrics
-from exporter.bybit.pacing import RESTART_BACKOFF_MAX, restart_delay
 from exporter.monitor.account import AccountSupervisor, stream_topics
 from exporter.monitor.fleet import Fleet
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
-from helpers import eventually, parse_metrics
 
 KEY = "acct-test-key"
 TIME_SCALE = 0.02  # Bybit's default 10 s window lasts 0.2 s
@@ -97,7 +97,9 @@ async def protected_client(sim: Simulator, key: str, topic: str = "dcp.future"):
     """A trading bot's connection: auth, subscribe ``topic``, ping; DCP arms while it lives."""
     async with connect(sim.ws_url) as ws:
         secret = sim.account(key).api_secret
-        await ws.send(json.dumps({"op": "auth", "req_id": "a", "args": ws_auth_args(key, secret, int((time.time() + 5) * 1000))}))
+        await ws.send(
+            json.dumps({"op": "auth", "req_id": "a", "args": ws_auth_args(key, secret, int((time.time() + 5) * 1000))})
+        )
         assert json.loads(await ws.recv())["success"] is True
         await ws.send(json.dumps({"op": "subscribe", "req_id": "s", "args": [topic]}))
         assert json.loads(await ws.recv())["success"] is True
@@ -198,7 +200,9 @@ async def test_live_dcp_trigger_counted_exactly(sim):
         assert s[("bybit_dcp_triggers_total", frozenset({"account": "a", "product": "DERIVATIVES"}.items()))] == 1
         assert s[("bybit_dcp_triggers_total", frozenset({"account": "a", "product": "SPOT"}.items()))] == 0
         fired_at = sim.account(KEY).triggers[0]["time"]
-        last = s[("bybit_dcp_last_trigger_timestamp_seconds", frozenset({"account": "a", "product": "DERIVATIVES"}.items()))]
+        last = s[
+            ("bybit_dcp_last_trigger_timestamp_seconds", frozenset({"account": "a", "product": "DERIVATIVES"}.items()))
+        ]
         assert abs(last - fired_at) < 0.01
 
 
@@ -259,12 +263,17 @@ async def test_wrong_secret_is_visible_and_harmless_to_other_accounts(sim, caplo
     good = account(sim, key="good-key", name="good")
     async with running(bad, good) as r:
         await eventually(
-            lambda: (r.local("bybit_dcp_api_errors_total", account="bad", endpoint="query_dcp_info", code="10004") or 0)
-            >= 2,
+            lambda: (
+                (r.local("bybit_dcp_api_errors_total", account="bad", endpoint="query_dcp_info", code="10004") or 0)
+                >= 2
+            ),
             what="repeated 10004 errors",
         )
         await eventually(lambda: r.local("bybit_dcp_up", account="good") == 1)
-        await eventually(lambda: r.local("bybit_dcp_ws_reconnects_total", account="bad", reason="auth_failed"), what="ws auth failure")
+        await eventually(
+            lambda: r.local("bybit_dcp_ws_reconnects_total", account="bad", reason="auth_failed"),
+            what="ws auth failure",
+        )
         assert r.fleet.ready
         s = await r.scrape()
         assert s[("bybit_dcp_up", frozenset({"account": "bad"}.items()))] == 0
@@ -280,9 +289,7 @@ async def test_wrong_secret_is_visible_and_harmless_to_other_accounts(sim, caplo
 
 
 async def test_enforce_restores_a_changed_window(sim):
-    config = account(
-        sim, desired_windows={"SPOT": 10}, reassert="enforce", settle_seconds=0.2
-    )
+    config = account(sim, desired_windows={"SPOT": 10}, reassert="enforce", settle_seconds=0.2)
     async with running(config) as r:
         await eventually(lambda: r.local("bybit_dcp_up", account="a") == 1)
         sim.set_dcp(KEY, "SPOT", 30)
@@ -296,7 +303,7 @@ async def test_enforce_restores_a_changed_window(sim):
 async def test_dry_run_reports_drift_and_sends_nothing(sim):
     async with running(account(sim, desired_windows={"SPOT": 20}, reassert="dry-run")) as r:
         await eventually(lambda: r.local("bybit_dcp_window_drift", account="a", product="SPOT") == 1)
-        polls = lambda: r.local("bybit_dcp_api_requests_total", account="a", endpoint="query_dcp_info")  # noqa: E731
+        polls = lambda: r.local("bybit_dcp_api_requests_total", account="a", endpoint="query_dcp_info")
         seen = polls()
         await eventually(lambda: polls() >= seen + 2, timeout=5, what="two more polls")
         assert sim.account(KEY).set_dcp_calls == []
@@ -356,9 +363,12 @@ async def test_backfill_pages_are_bounded_and_range_clamped(sim, caplog):
     async with aiohttp.ClientSession() as session:
         sup = AccountSupervisor(account(sim), metrics, session, backfill_max_pages=2)
         assert await sup.backfill(t0 - 3 * 24 * 3600, time.time()) == 100  # 2 pages of 50
-        assert metrics.registry.get_sample_value(
-            "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}
-        ) == 100
+        assert (
+            metrics.registry.get_sample_value(
+                "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}
+            )
+            == 100
+        )
         assert "page limit" in caplog.text
         history = [c for c in sim.account(KEY).rest_calls if c["path"] == "/v5/order/history"]
         assert {c["params"]["category"] for c in history} == {"spot", "linear", "inverse", "option"}
@@ -368,9 +378,13 @@ async def test_backfill_pages_are_bounded_and_range_clamped(sim, caplog):
         # A second, unbounded pass finds the rest; nothing is counted twice.
         sup.backfill_max_pages = 20
         assert await sup.backfill(t0 - 60, time.time()) == 120
-        assert metrics.registry.get_sample_value(
-            "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}
-        ) == 120
-        assert metrics.registry.get_sample_value(
-            "bybit_dcp_triggers_total", {"account": "a", "product": "DERIVATIVES"}
-        ) == 1
+        assert (
+            metrics.registry.get_sample_value(
+                "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}
+            )
+            == 120
+        )
+        assert (
+            metrics.registry.get_sample_value("bybit_dcp_triggers_total", {"account": "a", "product": "DERIVATIVES"})
+            == 1
+        )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import require_binary, rule_files, rule_groups
 
 ROOT = Path(__file__).resolve().parent.parent

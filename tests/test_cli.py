@@ -11,8 +11,9 @@ import time
 import urllib.request
 
 import pytest
-from exporter import __version__
 from helpers import exporter_env, free_port, parse_metrics
+
+from exporter import __version__
 
 SECRET = "cli-secret-value-123456"
 
@@ -20,7 +21,10 @@ SECRET = "cli-secret-value-123456"
 def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "exporter.cli", *args],
-        capture_output=True, text=True, env=exporter_env(**(env or {})), timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=exporter_env(**(env or {})),
+        timeout=timeout,
     )
 
 
@@ -104,7 +108,9 @@ def test_check_config_ok(tmp_path):
 
 
 def test_check_config_from_environment():
-    result = run_cli("--check-config", env={"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET": SECRET, "BYBIT_ENV": "testnet"})
+    result = run_cli(
+        "--check-config", env={"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET": SECRET, "BYBIT_ENV": "testnet"}
+    )
     assert result.returncode == 0 and "default (testnet, observer)" in result.stdout
 
 
@@ -116,8 +122,12 @@ def test_address_in_use_exits_1():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET": SECRET, "BYBIT_REST_URL": "http://127.0.0.1:9",
-               "BYBIT_WS_URL": "ws://127.0.0.1:9/v5/private"}
+        env = {
+            "BYBIT_API_KEY": "KEY12345",
+            "BYBIT_API_SECRET": SECRET,
+            "BYBIT_REST_URL": "http://127.0.0.1:9",
+            "BYBIT_WS_URL": "ws://127.0.0.1:9/v5/private",
+        }
         result = run_cli("--web.listen-address", f"127.0.0.1:{port}", env=env)
     assert result.returncode == 1
     assert "cannot listen on the web address" in result.stderr and SECRET not in result.stderr
@@ -141,7 +151,7 @@ def stop_exporter(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 1
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        raise AssertionError(f"exporter did not stop within {timeout} s:\n{err[-3000:]}")
+        raise AssertionError(f"exporter did not stop within {timeout} s:\n{err[-3000:]}") from None
     return proc.returncode, err
 
 
@@ -170,7 +180,9 @@ async def test_signal_shuts_down_cleanly(sig):
                 wait_for,
                 f"http://127.0.0.1:{port}/metrics",
                 20,
-                lambda b: parse_metrics(b).get(("bybit_dcp_ws_connected", frozenset({"account": "default"}.items()))) == 1,
+                lambda b: (
+                    parse_metrics(b).get(("bybit_dcp_ws_connected", frozenset({"account": "default"}.items()))) == 1
+                ),
             )
             assert parse_metrics(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 1
             await asyncio.to_thread(wait_for, f"http://127.0.0.1:{port}/readyz", 5)
@@ -208,7 +220,10 @@ async def test_wrong_secret_process_keeps_serving_and_never_logs_the_secret():
                 "BYBIT_SETTLE_SECONDS": "10",
             },
         )
-        key = ("bybit_dcp_api_errors_total", frozenset({"account": "default", "endpoint": "query_dcp_info", "code": "10004"}.items()))
+        key = (
+            "bybit_dcp_api_errors_total",
+            frozenset({"account": "default", "endpoint": "query_dcp_info", "code": "10004"}.items()),
+        )
         try:
             body = await asyncio.to_thread(
                 wait_for, f"http://127.0.0.1:{port}/metrics", 20, lambda b: parse_metrics(b).get(key, 0) >= 2
@@ -233,8 +248,11 @@ def test_demo_serves_live_metrics():
         body = wait_for(
             f"http://127.0.0.1:{port}/metrics",
             30,
-            lambda b: parse_metrics(b).get(("bybit_dcp_ws_ping_rtt_seconds_count", frozenset({"account": "demo"}.items())), 0) > 0
-            and parse_metrics(b).get(("bybit_dcp_up", frozenset({"account": "demo"}.items()))) == 1,
+            lambda b: (
+                parse_metrics(b).get(("bybit_dcp_ws_ping_rtt_seconds_count", frozenset({"account": "demo"}.items())), 0)
+                > 0
+                and parse_metrics(b).get(("bybit_dcp_up", frozenset({"account": "demo"}.items()))) == 1
+            ),
         )
         s = parse_metrics(body)
         assert s[("bybit_dcp_ws_connected", frozenset({"account": "demo"}.items()))] == 1

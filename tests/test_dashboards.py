@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import iter_panels, load_dashboard, rule_groups
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import Metrics
-from helpers import iter_panels, load_dashboard, rule_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVISIONING = ROOT / "dashboards" / "provisioning"
@@ -27,6 +27,7 @@ PROMETHEUS_METRICS = {"up"}
 
 
 # ------------------------------------------------------------------ helpers
+
 
 def content_panels(dashboard: dict) -> list[dict]:
     return [p for p in iter_panels(dashboard) if p["type"] != "row"]
@@ -110,10 +111,10 @@ def range_function_windows(expr: str) -> list[tuple[str, str]]:
 def test_helpers_understand_promql():
     expr = (
         'sum by (account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket{job=~"$job", account=~"a|b"}[$__rate_interval]))'
-        ' / on (job, instance) group_left () account:bybit_dcp_x:ratio and up == 0'
+        " / on (job, instance) group_left () account:bybit_dcp_x:ratio and up == 0"
     )
     assert metric_names_in(expr) == {"bybit_dcp_ws_ping_rtt_seconds_bucket", "account:bybit_dcp_x:ratio", "up"}
-    assert range_function_windows("increase(foo[5m]) + rate(bar{a=\"]\"}[$__rate_interval])") == [
+    assert range_function_windows('increase(foo[5m]) + rate(bar{a="]"}[$__rate_interval])') == [
         ("increase", "5m"),
         ("rate", "$__rate_interval"),
     ]
@@ -123,7 +124,7 @@ def test_helpers_understand_promql():
 
 DASHBOARD = load_dashboard()
 PANELS = content_panels(DASHBOARD)
-PANEL_IDS = [f'{p["id"]}-{p["title"]}' for p in PANELS]
+PANEL_IDS = [f"{p['id']}-{p['title']}" for p in PANELS]
 
 
 def test_dashboard_identity():
@@ -184,11 +185,20 @@ def test_dashboard_covers_the_issue():
     """Status, heartbeat against the window, RTT, reconnects, triggers, API errors, skew, headroom, re-assert."""
     text = " ".join(dashboard_exprs(DASHBOARD))
     for needle in (
-        "bybit_dcp_enabled", "bybit_dcp_window_seconds", "bybit_dcp_desired_window_seconds", "bybit_dcp_window_drift",
-        "bybit_dcp_ws_ping_gap_seconds", "histogram_quantile(0.9, sum by (account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket",
-        "bybit_dcp_ws_reconnects_total", "bybit_dcp_triggers_total", "bybit_dcp_cancelled_orders_total",
-        "bybit_dcp_api_errors_total", "bybit_dcp_clock_skew_seconds", "bybit_dcp_api_rate_limit_remaining",
-        "bybit_dcp_reassert_attempts_total", "bybit_dcp_reassert_failures_total",
+        "bybit_dcp_enabled",
+        "bybit_dcp_window_seconds",
+        "bybit_dcp_desired_window_seconds",
+        "bybit_dcp_window_drift",
+        "bybit_dcp_ws_ping_gap_seconds",
+        "histogram_quantile(0.9, sum by (account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket",
+        "bybit_dcp_ws_reconnects_total",
+        "bybit_dcp_triggers_total",
+        "bybit_dcp_cancelled_orders_total",
+        "bybit_dcp_api_errors_total",
+        "bybit_dcp_clock_skew_seconds",
+        "bybit_dcp_api_rate_limit_remaining",
+        "bybit_dcp_reassert_attempts_total",
+        "bybit_dcp_reassert_failures_total",
     ):
         assert needle in text, needle
     annotations = [a for a in DASHBOARD["annotations"]["list"] if a.get("expr")]
@@ -197,6 +207,7 @@ def test_dashboard_covers_the_issue():
 
 
 # ------------------------------------------------------------------ names against the exporter
+
 
 def test_dashboard_metric_names_are_exposed():
     known = exposed_metric_names() | recording_rule_names() | PROMETHEUS_METRICS
@@ -227,6 +238,7 @@ def test_a_renamed_metric_would_be_caught():
 
 # ------------------------------------------------------------------ provisioning
 
+
 def test_provisioning_files():
     datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
     assert datasources["apiVersion"] == 1
@@ -238,6 +250,7 @@ def test_provisioning_files():
 
 
 # ------------------------------------------------------------------ runbook <-> dashboard
+
 
 def test_runbook_names_real_panels():
     """The runbook tells on-call which panel to open: each italic name must be a panel or row title."""

@@ -131,7 +131,10 @@ async def test_drift_is_logged_once_per_change_with_its_kind(caplog):
     for _ in range(3):
         enforcer.observe(reported(DERIVATIVES=20))
     drift = [r for r in caplog.records if r.getMessage().startswith("DCP window drift")]
-    assert sorted((r.product, r.drift) for r in drift) == [("DERIVATIVES", "different_window"), ("OPTIONS", "not_enabled")]
+    assert sorted((r.product, r.drift) for r in drift) == [
+        ("DERIVATIVES", "different_window"),
+        ("OPTIONS", "not_enabled"),
+    ]
     assert sample(metrics, "bybit_dcp_window_drift", product="OPTIONS") == 1
     enforcer.observe(reported(DERIVATIVES=10))
     assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 0
@@ -228,7 +231,12 @@ async def sim():
 def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics) -> RestClient:
     acct = sim.account(KEY)
     return RestClient(
-        session, account=ACCOUNT, base_url=sim.rest_url, api_key=KEY, api_secret=Secret(acct.api_secret), metrics=metrics
+        session,
+        account=ACCOUNT,
+        base_url=sim.rest_url,
+        api_key=KEY,
+        api_secret=Secret(acct.api_secret),
+        metrics=metrics,
     )
 
 
@@ -251,7 +259,7 @@ class Poller:
             self.polls += 1
             await asyncio.sleep(self.interval)
 
-    async def __aenter__(self) -> "Poller":
+    async def __aenter__(self) -> Poller:
         self.task = asyncio.create_task(self._run())
         return self
 

@@ -87,7 +87,11 @@ def test_parse_frame_never_raises(data):
     assert frame is not None
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)
+    )
+)
 def test_parse_message_never_raises_on_any_json(value):
     m.parse_frame(json.dumps(value))
 

@@ -3,12 +3,12 @@ labels, exported from the start, and the exposition passes ``promtool check metr
 
 import subprocess
 
+from helpers import require_binary
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.dcp import CATEGORIES, PRODUCTS
 from exporter.metrics import Metrics
-from helpers import require_binary
 
 # The contract (README's metric table): renaming any of these breaks dashboards and alerts.
 CONTRACT = {
@@ -45,8 +45,15 @@ CONTRACT = {
 def populated() -> Metrics:
     """A registry with one account and a value in every family, as after some running."""
     metrics = Metrics(clock=lambda: 1_000.0)
-    metrics.add_account("desk-a", environment="mainnet", mode="guardian", desired_windows={"SPOT": 10},
-                        ping_interval=20, pong_timeout=10, poll_interval=30)
+    metrics.add_account(
+        "desk-a",
+        environment="mainnet",
+        mode="guardian",
+        desired_windows={"SPOT": 10},
+        ping_interval=20,
+        pong_timeout=10,
+        poll_interval=30,
+    )
     metrics.ping_gap.set_source("desk-a", lambda: 990.0)
     metrics.window.labels("desk-a", "SPOT").set(10)
     metrics.last_poll_success.labels("desk-a").set(990)
@@ -82,8 +89,11 @@ def test_series_known_in_advance_start_at_zero():
     exposed = families(metrics)
 
     def values(name: str, label: str) -> dict:
-        return {s.labels[label]: s.value for s in exposed[name].samples
-                if s.labels.get("account") == "desk-b" and label in s.labels and s.name.endswith(("_total", name))}
+        return {
+            s.labels[label]: s.value
+            for s in exposed[name].samples
+            if s.labels.get("account") == "desk-b" and label in s.labels and s.name.endswith(("_total", name))
+        }
 
     assert values("bybit_dcp_enabled", "product") == {p: 0.0 for p in PRODUCTS}
     assert values("bybit_dcp_triggers", "product") == {p: 0.0 for p in PRODUCTS}
@@ -98,7 +108,7 @@ def test_ping_gap_is_computed_at_scrape_time():
     now = [1_000.0]
     metrics = Metrics(clock=lambda: now[0])
     metrics.ping_gap.set_source("desk-a", lambda: 990.0)
-    gap = lambda: families(metrics)["bybit_dcp_ws_ping_gap_seconds"].samples[0].value  # noqa: E731
+    gap = lambda: families(metrics)["bybit_dcp_ws_ping_gap_seconds"].samples[0].value
     assert gap() == 10.0
     now[0] = 1_025.0
     assert gap() == 35.0

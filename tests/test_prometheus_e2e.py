@@ -23,9 +23,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-
-from exporter.simulator import Simulator
-from exporter.simulator.scenario import protected_session
 from helpers import (
     eventually,
     exporter_env,
@@ -37,6 +34,9 @@ from helpers import (
     rule_files,
     stop_process,
 )
+
+from exporter.simulator import Simulator
+from exporter.simulator.scenario import protected_session
 
 DASHBOARD = load_dashboard()
 
@@ -53,6 +53,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 # ------------------------------------------------------------------ plumbing
+
 
 def _shortened_rules(tmp: Path) -> list[Path]:
     """Copies of the rule files with every non-zero `for` set to FOR_IN_TESTS."""
@@ -90,7 +91,8 @@ class Stack:
 
     async def alerts(self, name: str, **labels: str) -> list[dict]:
         return [
-            a for a in (await self.api("alerts"))["alerts"]
+            a
+            for a in (await self.api("alerts"))["alerts"]
             if a["labels"].get("alertname") == name and all(a["labels"].get(k) == v for k, v in labels.items())
         ]
 
@@ -118,34 +120,58 @@ async def stack(tmp_path):
             BYBIT_DESIRED_WINDOWS="DERIVATIVES=10,SPOT=10",
         )
         exporter_log = open(tmp_path / "exporter.log", "wb")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", "import sys; from exporter.cli import main; sys.exit(main())",
-             "--web.listen-address", f"127.0.0.1:{exporter_port}"],
-            env=env, stdout=exporter_log, stderr=subprocess.STDOUT, cwd=tmp_path,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from exporter.cli import main; sys.exit(main())",
+                    "--web.listen-address",
+                    f"127.0.0.1:{exporter_port}",
+                ],
+                env=env,
+                stdout=exporter_log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+        )
         exporter_url = f"http://127.0.0.1:{exporter_port}"
 
         rules = _shortened_rules(tmp_path)
         config = {
-            "global": {"scrape_interval": f"{INTERVAL:g}s", "evaluation_interval": f"{INTERVAL:g}s",
-                       "scrape_timeout": f"{INTERVAL:g}s"},
+            "global": {
+                "scrape_interval": f"{INTERVAL:g}s",
+                "evaluation_interval": f"{INTERVAL:g}s",
+                "scrape_timeout": f"{INTERVAL:g}s",
+            },
             "rule_files": [str(p) for p in rules],
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
         }
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
         prom_port = free_port()
         prom_log = open(tmp_path / "prometheus.log", "wb")
-        procs.append(subprocess.Popen(
-            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=prom_log, stderr=subprocess.STDOUT, cwd=tmp_path,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    prometheus,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                ],
+                stdout=prom_log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+        )
         stk = Stack(sim, http, exporter_url, f"http://127.0.0.1:{prom_port}", tmp_path)
 
         async def exporter_ready():
             for proc in procs:
-                assert proc.poll() is None, f"process exited; logs in {tmp_path}: " + \
-                    (tmp_path / "exporter.log").read_text()[-2000:] + (tmp_path / "prometheus.log").read_text()[-2000:]
+                assert proc.poll() is None, (
+                    f"process exited; logs in {tmp_path}: "
+                    + (tmp_path / "exporter.log").read_text()[-2000:]
+                    + (tmp_path / "prometheus.log").read_text()[-2000:]
+                )
             try:
                 return await stk.exporter_value("bybit_dcp_ws_connected") == 1.0
             except aiohttp.ClientError:
@@ -177,6 +203,7 @@ async def _trigger_dcp(stk: Stack) -> None:
 
 
 # ------------------------------------------------------------------ the tests
+
 
 async def test_dcp_trigger_fires_the_alert_within_two_evaluations(stack):
     await _trigger_dcp(stack)
@@ -238,21 +265,17 @@ async def test_silent_stall_makes_heartbeat_alert_pending_then_firing(stack):
 
 
 def _fill_variables(expr: str) -> str:
-    return (
-        expr.replace("$__rate_interval", RATE_INTERVAL)
-        .replace("$job", JOB)
-        .replace("$account", ACCOUNT)
-    )
+    return expr.replace("$__rate_interval", RATE_INTERVAL).replace("$job", JOB).replace("$account", ACCOUNT)
 
 
 def _panel_targets() -> list[tuple[str, dict]]:
     out = []
     for panel in iter_panels(DASHBOARD):
         for target in panel.get("targets", []):
-            out.append((f'{panel["title"]} [{target["refId"]}]', target))
+            out.append((f"{panel['title']} [{target['refId']}]", target))
     for annotation in DASHBOARD["annotations"]["list"]:
         if annotation.get("expr"):
-            out.append((f'annotation {annotation["name"]}', {"expr": annotation["expr"], "instant": False}))
+            out.append((f"annotation {annotation['name']}", {"expr": annotation["expr"], "instant": False}))
     return out
 
 
@@ -269,12 +292,14 @@ async def test_every_dashboard_query_returns_data(stack):
         return (
             await stack.exporter_value("bybit_dcp_triggers_total", product="DERIVATIVES") == 1.0
             and (await stack.exporter_value("bybit_dcp_ws_reconnects_total", reason="closed") or 0) >= 1
-            and (await stack.exporter_value("bybit_dcp_api_errors_total", endpoint="query_dcp_info", code="10016") or 0) >= 3
+            and (await stack.exporter_value("bybit_dcp_api_errors_total", endpoint="query_dcp_info", code="10016") or 0)
+            >= 3
             and await stack.exporter_value("bybit_dcp_ws_connected") == 1.0
         )
 
-    await eventually(events_seen, timeout=30, interval=0.1,
-                     what="trigger, reconnect and API errors to show on /metrics")
+    await eventually(
+        events_seen, timeout=30, interval=0.1, what="trigger, reconnect and API errors to show on /metrics"
+    )
 
     # Prometheus has yet to scrape the last of them and evaluate the recording rules on it: run
     # every query, up to the time of each try, until all have data or `patience` runs out; then
@@ -291,15 +316,20 @@ async def test_every_dashboard_query_returns_data(stack):
             if target.get("instant"):
                 result = await stack.query(expr)
             else:
-                data = await stack.api("query_range", query=expr, start=f"{started - 5:.3f}", end=f"{end:.3f}",
-                                       step="1")
+                data = await stack.api(
+                    "query_range", query=expr, start=f"{started - 5:.3f}", end=f"{end:.3f}", step="1"
+                )
                 result = data["result"]
             if not result:
                 empty.append(f"{title}: {expr}")
         return not empty or time.monotonic() >= give_up_at
 
-    await eventually(every_query_has_data_or_patience_is_out, timeout=patience + 10, interval=INTERVAL / 2,
-                     what="the dashboard queries to run")
+    await eventually(
+        every_query_has_data_or_patience_is_out,
+        timeout=patience + 10,
+        interval=INTERVAL / 2,
+        what="the dashboard queries to run",
+    )
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
 
     # The template variables: label_values(<series>, <label>) is Grafana's; ask Prometheus the same.

@@ -240,7 +240,11 @@ def test_dry_run_describes_the_request_once_per_change():
     d = core.decide(on(SPOT=20), now=0)
     assert set(d.actions) == {DryRun("SPOT", 20, 10), DryRun("OPTIONS", None, 10)}
     method, path, body = DryRun("SPOT", 20, 10).request()
-    assert (method, path, json.loads(body)) == ("POST", "/v5/order/disconnected-cancel-all", {"product": "SPOT", "timeWindow": 10})
+    assert (method, path, json.loads(body)) == (
+        "POST",
+        "/v5/order/disconnected-cancel-all",
+        {"product": "SPOT", "timeWindow": 10},
+    )
     assert core.decide(on(SPOT=20), now=30).actions == ()  # unchanged: not repeated every poll
     assert core.decide(on(SPOT=25), now=60).actions == (DryRun("SPOT", 25, 10),)
     assert core.decide(on(SPOT=10), now=90).actions == ()
@@ -387,7 +391,9 @@ class ReassertMachine(RuleBasedStateMachine):
             if kind == "same":
                 settings_[product] = DcpSetting(product, "ON", wanted)
             elif kind == "other":
-                settings_[product] = DcpSetting(product, "ON", data.draw(st.integers(1, 400).filter(lambda w: w != wanted)))
+                settings_[product] = DcpSetting(
+                    product, "ON", data.draw(st.integers(1, 400).filter(lambda w: w != wanted))
+                )
             elif kind == "off":
                 settings_[product] = DcpSetting(product, "OFF", wanted)
         decision = self.core.decide(settings_, self.now)

@@ -8,6 +8,7 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
+from helpers import ShiftedClock
 
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
@@ -16,7 +17,6 @@ from exporter.bybit.rest import RestClient
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
-from helpers import ShiftedClock
 
 KEY = "rest-test-key"
 SECRET = "rest-test-secret-0123456789"
@@ -150,8 +150,14 @@ async def test_http_403_bans_the_host_for_every_endpoint_and_client(sim, session
     bans = HostBans()
     c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]), host_bans=bans)
     other = client(session, sim.rest_url, m, account="other", clock=ShiftedClock(lambda: now[0]), host_bans=bans)
-    elsewhere = client(session, sim.rest_url.replace("127.0.0.1", "localhost"), m, account="elsewhere",
-                       clock=ShiftedClock(lambda: now[0]), host_bans=bans)
+    elsewhere = client(
+        session,
+        sim.rest_url.replace("127.0.0.1", "localhost"),
+        m,
+        account="elsewhere",
+        clock=ShiftedClock(lambda: now[0]),
+        host_bans=bans,
+    )
     sim.force_error("/v5/account/query-dcp-info", 403, count=1)
     with pytest.raises(RateLimited) as first:
         await c.query_dcp_info()

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from helpers import ShiftedClock, eventually, free_port
 
 from exporter.bybit.pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
 from exporter.bybit.stream import PrivateStream, StreamConfig
@@ -15,7 +16,6 @@ from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
-from helpers import ShiftedClock, eventually, free_port
 
 KEY = "streamkey01"
 SECRET = "streamsecret-do-not-log-0123456789"
@@ -97,8 +97,16 @@ class Harness:
         self.metrics.add_account(ACCOUNT, environment="test", mode="observer")
         self.orders: list[dict] = []
         self.reconnected: list[tuple[float, float]] = []
-        params = dict(ping_interval=0.3, pong_timeout=1.2, backoff_base=0.05, backoff_cap=0.2,
-                      auth_backoff_base=0.1, auth_backoff_cap=0.2, handshake_timeout=2.0, close_timeout=0.5)
+        params = dict(
+            ping_interval=0.3,
+            pong_timeout=1.2,
+            backoff_base=0.05,
+            backoff_cap=0.2,
+            auth_backoff_base=0.1,
+            auth_backoff_cap=0.2,
+            handshake_timeout=2.0,
+            close_timeout=0.5,
+        )
         params.update(cfg)
         self.config = StreamConfig(url, KEY, Secret(secret), tuple(topics), **params)
         self.stream = PrivateStream(
@@ -301,7 +309,7 @@ async def test_auth_failure_is_backed_off_visible_and_secret_free(sim, caplog):
     assert "auth refused" in text and "Request not authorized" in text
     assert wrong not in text and SECRET not in text
     m = re.search(r"[0-9a-f]{64}", text)
-    assert not m, text[max(0, m.start() - 400): m.end() + 50]
+    assert not m, text[max(0, m.start() - 400) : m.end() + 50]
 
 
 async def test_subscribe_failure_reconnects_with_reason(sim):
@@ -333,10 +341,24 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
 
     metrics = Metrics()
     metrics.add_account(ACCOUNT, environment="test", mode="observer")
-    cfg = StreamConfig(f"ws://127.0.0.1:{port}/v5/private", KEY, Secret(SECRET), ("order",),
-                       backoff_base=0.05, backoff_cap=0.2, handshake_timeout=2.0)
-    stream = PrivateStream(ACCOUNT, cfg, metrics, on_orders=lambda orders: None, rng=random.Random(5),
-                           budget=ConnectionBudget(limit=11, period=10.0, burst=1), clock=RecordingClock())
+    cfg = StreamConfig(
+        f"ws://127.0.0.1:{port}/v5/private",
+        KEY,
+        Secret(SECRET),
+        ("order",),
+        backoff_base=0.05,
+        backoff_cap=0.2,
+        handshake_timeout=2.0,
+    )
+    stream = PrivateStream(
+        ACCOUNT,
+        cfg,
+        metrics,
+        on_orders=lambda orders: None,
+        rng=random.Random(5),
+        budget=ConnectionBudget(limit=11, period=10.0, burst=1),
+        clock=RecordingClock(),
+    )
     task = asyncio.create_task(stream.run())
     await until(lambda: (sample(metrics, "bybit_dcp_ws_reconnects_total", reason="error") or 0) >= 5, what="5 errors")
     task.cancel()

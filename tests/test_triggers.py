@@ -176,7 +176,9 @@ def test_one_burst_is_one_trigger_whatever_the_arrival_order(offsets, rnd, batch
     """A single DCP trigger (all cancels within the window) counts once, however the
     orders are split between live pushes and backfill batches and in whatever order."""
     metrics, t, _ = make(burst_window=5.0)
-    orders = [order(f"o{i}", random.Random(i).choice(["linear", "inverse"]), at=T0 + off) for i, off in enumerate(offsets)]
+    orders = [
+        order(f"o{i}", random.Random(i).choice(["linear", "inverse"]), at=T0 + off) for i, off in enumerate(offsets)
+    ]
     rnd.shuffle(orders)
     # deliver in batches, with duplicates
     chunks = [orders[i::batches] for i in range(batches)] + [orders[: len(orders) // 2]]

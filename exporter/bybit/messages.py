@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # Topics whose pushes carry orders: `order` (all categories) or `order.<category>`.
 ORDER_TOPIC_PREFIX = "order"
@@ -73,7 +73,12 @@ class Invalid:
     detail: str = ""
 
 
-Frame = Union[AuthAck, SubscribeAck, UnsubscribeAck, Pong, OrderPush, Invalid]
+Frame = AuthAck | SubscribeAck | UnsubscribeAck | Pong | OrderPush | Invalid
+_ACK_TYPES: dict[str, type[AuthAck | SubscribeAck | UnsubscribeAck]] = {
+    "auth": AuthAck,
+    "subscribe": SubscribeAck,
+    "unsubscribe": UnsubscribeAck,
+}
 
 _EXCERPT = 120
 
@@ -91,10 +96,15 @@ def _ack_fields(obj: dict) -> tuple[bool, str, str | None, str | None] | None:
     if not isinstance(success, bool):
         return None
     ret_msg = obj.get("ret_msg", "")
-    return success, ret_msg if isinstance(ret_msg, str) else str(ret_msg), _opt_str(obj.get("conn_id")), _opt_str(obj.get("req_id"))
+    return (
+        success,
+        ret_msg if isinstance(ret_msg, str) else str(ret_msg),
+        _opt_str(obj.get("conn_id")),
+        _opt_str(obj.get("req_id")),
+    )
 
 
-def _parse_server_ms(args: Any) -> int | None | Invalid:
+def _parse_server_ms(args: Any) -> int | Invalid | None:
     if args is None:
         return None
     if not isinstance(args, list) or not args:
@@ -139,8 +149,7 @@ def parse_message(obj: Any) -> Frame:
         fields = _ack_fields(obj)
         if fields is None:
             return Invalid(f"bad_{op}_ack", "success is not a boolean")
-        cls = {"auth": AuthAck, "subscribe": SubscribeAck, "unsubscribe": UnsubscribeAck}[op]
-        return cls(*fields)
+        return _ACK_TYPES[op](*fields)
     if op is None:
         return Invalid("no_op", "neither op nor topic")
     return Invalid("unknown_op", str(op)[:_EXCERPT])

@@ -8,7 +8,6 @@ errors of :mod:`exporter.bybit.errors`, never carrying credentials.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -196,7 +195,7 @@ class RestClient:
                 status = resp.status
                 raw = await resp.read()
                 resp_headers = resp.headers
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
             self._count_error(endpoint, "timeout")
             raise TransportError("timeout", f"no answer within {self._timeout.total:g} s", endpoint) from None
@@ -243,7 +242,8 @@ class RestClient:
             if reset_at is not None and code != "403":  # a 403 is recorded for the whole host
                 self._blocked_until[endpoint] = reset_at
             log.warning(
-                "IP banned by Bybit; pausing every call to this host" if code == "403"
+                "IP banned by Bybit; pausing every call to this host"
+                if code == "403"
                 else "rate limited by Bybit; pausing this endpoint",
                 extra={"account": self.account, "endpoint": endpoint, "code": code, "reset_at": reset_at},
             )
@@ -259,7 +259,10 @@ class RestClient:
     def _rate_limit_headers(self, endpoint: str, headers: Mapping[str, str]) -> float | None:
         """Record X-Bapi-Limit / -Status; return the reset time (unix s) when given."""
         labels = (self.account, endpoint)
-        for header, gauge in (("X-Bapi-Limit-Status", self._metrics.rate_limit_remaining), ("X-Bapi-Limit", self._metrics.rate_limit)):
+        for header, gauge in (
+            ("X-Bapi-Limit-Status", self._metrics.rate_limit_remaining),
+            ("X-Bapi-Limit", self._metrics.rate_limit),
+        ):
             value = headers.get(header)
             if value is not None:
                 try:
@@ -273,4 +276,3 @@ class RestClient:
             except ValueError:
                 return None
         return None
-

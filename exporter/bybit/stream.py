@@ -264,7 +264,11 @@ class PrivateStream:
             if remaining <= 0:
                 log.warning(
                     "no acknowledgement in time",
-                    extra={"account": self.account, "waiting_for": kind.__name__, "timeout_seconds": self.config.handshake_timeout},
+                    extra={
+                        "account": self.account,
+                        "waiting_for": kind.__name__,
+                        "timeout_seconds": self.config.handshake_timeout,
+                    },
                 )
                 raise _Reconnect("error")
             try:

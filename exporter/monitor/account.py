@@ -159,8 +159,8 @@ class AccountSupervisor:
             },
         )
         tasks = [
-            asyncio.create_task(self._keep_running("poller", self._poll_loop), name=f"{self.name}:poller"),
-            asyncio.create_task(self._keep_running("stream", self.stream.run), name=f"{self.name}:stream"),
+            asyncio.create_task(self.keep_running("poller", self._poll_loop), name=f"{self.name}:poller"),
+            asyncio.create_task(self.keep_running("stream", self.stream.run), name=f"{self.name}:stream"),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -174,26 +174,26 @@ class AccountSupervisor:
                 except Exception:
                     log.exception("closing the re-assert enforcer failed", extra={"account": self.name})
 
-    async def _keep_running(self, part: str, factory: Callable[[], Awaitable[object]]) -> None:
+    async def keep_running(self, part: str, factory: Callable[[], Awaitable[object]]) -> None:
         """Run ``factory()`` forever: a crash or an unexpected return restarts it after backoff."""
         failures = 0
         while True:
             started = self.clock.monotonic()
-            crashed = False
+            crash: Exception | None = None
             try:
                 await factory()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a part must never take the supervisor down
-                crashed = True
+            except Exception as exc:  # a part must never take the supervisor down
+                crash = exc
             if self.clock.monotonic() - started > RESTART_BACKOFF_MAX:
                 failures = 0  # it ran well for a while: start the backoff afresh
             failures += 1
             delay = restart_delay(failures, self.rng)
             log.error(
-                f"{part} {'failed' if crashed else 'stopped unexpectedly'}; restarting",
+                f"{part} {'failed' if crash else 'stopped unexpectedly'}; restarting",
                 extra={"account": self.name, "part": part, "restart_in_seconds": round(delay, 2)},
-                exc_info=crashed,
+                exc_info=crash,  # the traceback of the crash, logged outside its except block
             )
             await self.clock.sleep(delay)
 

@@ -208,6 +208,7 @@ class Enforcer:
             "new": action.window,
             "method": method,
             "path": path,
+            "body": body,
         }
         self._metrics.reassert_attempts.labels(self.account, product).inc()
         code: str | None = None
@@ -216,7 +217,7 @@ class Enforcer:
             await self._rest.set_dcp(product, action.window)
         except BybitError as exc:
             code, message = exc.code, exc.message
-        except Exception as exc:  # noqa: BLE001 - any failure of the call is a failed attempt
+        except Exception as exc:
             code, message = "error", type(exc).__name__
         failed = self.core.record_result(product, self._clock.time(), code)
         if code is None:
@@ -256,4 +257,3 @@ class Enforcer:
             "whitelist, then restart the exporter",
             extra={"account": self.account, "code": code},
         )
-

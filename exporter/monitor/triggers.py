@@ -54,7 +54,7 @@ class Observation:
 
 
 class _Burst:
-    __slots__ = ("start", "end")
+    __slots__ = ("end", "start")
 
     def __init__(self, t: float) -> None:
         self.start = t

@@ -1,0 +1,175 @@
+"""Timeouts and backoffs on a virtual clock: real sockets, no wall time waited.
+
+The stream's 10 s pong timeout and its reconnect backoff, and the supervisor's restart
+backoff, run at Bybit's real settings; time moves only when the test advances the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from helpers import eventually
+from virtual_clock import VirtualClock, settle
+
+from exporter.bybit.pacing import RESTART_BACKOFF_MAX, ConnectionBudget
+from exporter.bybit.stream import PrivateStream, StreamConfig
+from exporter.config import AccountConfig
+from exporter.metrics import Metrics
+from exporter.monitor.account import AccountSupervisor
+from exporter.secrets import Secret
+from exporter.simulator import Simulator
+
+KEY = "virtual-time-key"
+SECRET = "virtual-time-secret-0123456789"
+ACCOUNT = "desk-v"
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, {"account": ACCOUNT, **labels}) or 0.0
+
+
+def ping_count(sim: Simulator) -> int:
+    return sum(1 for _, frame in sim.account(KEY).ws_frames if frame.get("op") == "ping")
+
+
+@pytest.fixture
+async def sim():
+    async with Simulator() as s:
+        s.add_account(KEY, SECRET)
+        yield s
+
+
+async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
+    clock = VirtualClock()
+    metrics = Metrics(clock=clock.time)
+    metrics.add_account(ACCOUNT, environment="test", mode="observer")
+    config = StreamConfig(
+        sim.ws_url,
+        KEY,
+        Secret(SECRET),
+        ("order",),
+        ping_interval=20.0,
+        pong_timeout=10.0,
+        backoff_base=1.0,
+        backoff_cap=60.0,
+    )
+    stream = PrivateStream(
+        ACCOUNT,
+        config,
+        metrics,
+        on_orders=lambda orders: None,
+        clock=clock,
+        rng=random.Random(11),
+        budget=ConnectionBudget(),
+    )
+    sim.drop_pongs(KEY)
+    task = asyncio.create_task(stream.run())
+    try:
+        await eventually(lambda: stream.connected and ping_count(sim) == 1, what="connected and the first ping sent")
+        await settle()
+        # The stream now waits exactly until the pong is overdue: 10 s after the ping, not a moment longer.
+        assert clock.deadlines() == [10.0]
+        await clock.advance(9.999)
+        assert stream.connected and sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 0
+
+        await clock.advance(0.001)
+        await eventually(
+            lambda: sample(metrics, "bybit_dcp_ws_reconnects_total", reason="pong_timeout") == 1,
+            what="the pong timeout",
+        )
+        assert sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 1
+        assert sample(metrics, "bybit_dcp_ws_connected") == 0
+        # Then it backs off on the same clock: full jitter within [0, 1 s] for the first attempt.
+        await eventually(lambda: clock.deadlines(), what="the backoff sleep")
+        backoff = clock.sleeps[-1]
+        assert 0.0 <= backoff <= 1.0 and clock.deadlines() == [pytest.approx(10.0 + backoff)]
+        assert ping_count(sim) == 1  # nothing is sent while it waits
+
+        sim.drop_pongs(KEY, False)
+        await clock.advance_to(clock.deadlines()[0])
+        await eventually(
+            lambda: stream.connected and sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1,
+            what="reconnected with a pong",
+        )
+        assert sample(metrics, "bybit_dcp_ws_reconnects_total", reason="pong_timeout") == 1
+        # The gap since the last pong is measured on the same clock: 0 right after the pong.
+        assert sample(metrics, "bybit_dcp_ws_ping_gap_seconds") == 0.0
+        await clock.advance(7.5)
+        assert sample(metrics, "bybit_dcp_ws_ping_gap_seconds") == pytest.approx(7.5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_second_ping_is_due_one_interval_after_the_first(sim):
+    clock = VirtualClock()
+    metrics = Metrics(clock=clock.time)
+    metrics.add_account(ACCOUNT, environment="test", mode="observer")
+    config = StreamConfig(sim.ws_url, KEY, Secret(SECRET), ("order",), ping_interval=20.0, pong_timeout=10.0)
+    stream = PrivateStream(
+        ACCOUNT, config, metrics, on_orders=lambda orders: None, clock=clock, budget=ConnectionBudget()
+    )
+    task = asyncio.create_task(stream.run())
+    try:
+        await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1, what="the first pong")
+        await settle()
+        assert clock.deadlines() == [20.0]  # answered: nothing is overdue, the next ping is due at 20 s
+        await clock.advance(19.9)
+        assert ping_count(sim) == 1
+        await clock.advance(0.1)
+        await eventually(lambda: ping_count(sim) == 2, what="the second ping")
+        await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 2, what="its pong")
+        # RTT is measured on the virtual clock, which did not move during the round trip.
+        assert sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_sum") == 0.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_supervisor_restarts_a_crashing_part_with_doubling_backoff(session):
+    clock = VirtualClock()
+    account = AccountConfig(
+        name=ACCOUNT,
+        api_key=KEY,
+        api_secret=Secret(SECRET),
+        environment="simulator",
+        rest_url="http://127.0.0.1:9",
+        ws_url="ws://127.0.0.1:9/v5/private",
+    )
+    supervisor = AccountSupervisor(account, Metrics(clock=clock.time), session, clock=clock, rng=random.Random(5))
+    starts: list[float] = []
+
+    async def crash() -> None:
+        starts.append(clock.monotonic())
+        raise RuntimeError("a bug in a part")
+
+    task = asyncio.create_task(supervisor.keep_running("poller", crash))
+    try:
+        for failures in range(1, 9):
+            await settle()
+            assert len(starts) == failures  # one start per elapsed backoff, never more
+            delay = clock.sleeps[-1]
+            ceiling = min(RESTART_BACKOFF_MAX, 2.0 ** (failures - 1))
+            assert 0.5 * ceiling <= delay <= ceiling  # equal jitter, doubling from 1 s, capped at 60 s
+            restart_at = clock.monotonic() + delay
+            await clock.advance_to(restart_at - 0.001)
+            assert len(starts) == failures  # not a moment early
+            await clock.advance_to(restart_at)
+        assert len(starts) == 9
+
+        # A part that ran well for longer than the cap starts its backoff afresh.
+        async def runs_then_crashes() -> None:
+            await clock.sleep(RESTART_BACKOFF_MAX + 1)
+            raise RuntimeError("crashed after a good run")
+
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        task = asyncio.create_task(supervisor.keep_running("stream", runs_then_crashes))
+        await settle()
+        await clock.advance(RESTART_BACKOFF_MAX + 1)
+        assert 0.5 <= clock.sleeps[-1] <= 1.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
