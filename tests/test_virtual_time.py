@@ -1,13 +1,14 @@
 """Timeouts and backoffs on a virtual clock: real sockets, no wall time waited.
 
-The stream's 10 s pong timeout and its reconnect backoff, and the supervisor's restart
-backoff, run at Bybit's real settings; time moves only when the test advances the clock.
+The stream's 10 s pong timeout and its reconnect backoff (full jitter from 1 s), and the
+supervisor's restart backoff, run at Bybit's real settings; time moves only when the test advances the clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from contextlib import asynccontextmanager
 
 import pytest
 from helpers import eventually
@@ -41,20 +42,13 @@ async def sim():
         yield s
 
 
-async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
+@asynccontextmanager
+async def running_stream(sim: Simulator):
+    """A stream at Bybit's real heartbeat settings (20 s pings, 10 s pong timeout) on a virtual clock."""
     clock = VirtualClock()
     metrics = Metrics(clock=clock.time)
     metrics.add_account(ACCOUNT, environment="test", mode="observer")
-    config = StreamConfig(
-        sim.ws_url,
-        KEY,
-        Secret(SECRET),
-        ("order",),
-        ping_interval=20.0,
-        pong_timeout=10.0,
-        backoff_base=1.0,
-        backoff_cap=60.0,
-    )
+    config = StreamConfig(sim.ws_url, KEY, Secret(SECRET), ("order",), ping_interval=20.0, pong_timeout=10.0)
     stream = PrivateStream(
         ACCOUNT,
         config,
@@ -64,9 +58,17 @@ async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
         rng=random.Random(11),
         budget=ConnectionBudget(),
     )
-    sim.drop_pongs(KEY)
     task = asyncio.create_task(stream.run())
     try:
+        yield stream, metrics, clock
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
+    sim.drop_pongs(KEY)
+    async with running_stream(sim) as (stream, metrics, clock):
         await eventually(lambda: stream.connected and ping_count(sim) == 1, what="connected and the first ping sent")
         await settle()
         # The stream now waits exactly until the pong is overdue: 10 s after the ping, not a moment longer.
@@ -98,21 +100,10 @@ async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
         assert sample(metrics, "bybit_dcp_ws_ping_gap_seconds") == 0.0
         await clock.advance(7.5)
         assert sample(metrics, "bybit_dcp_ws_ping_gap_seconds") == pytest.approx(7.5)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_second_ping_is_due_one_interval_after_the_first(sim):
-    clock = VirtualClock()
-    metrics = Metrics(clock=clock.time)
-    metrics.add_account(ACCOUNT, environment="test", mode="observer")
-    config = StreamConfig(sim.ws_url, KEY, Secret(SECRET), ("order",), ping_interval=20.0, pong_timeout=10.0)
-    stream = PrivateStream(
-        ACCOUNT, config, metrics, on_orders=lambda orders: None, clock=clock, budget=ConnectionBudget()
-    )
-    task = asyncio.create_task(stream.run())
-    try:
+    async with running_stream(sim) as (_stream, metrics, clock):
         await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1, what="the first pong")
         await settle()
         assert clock.deadlines() == [20.0]  # answered: nothing is overdue, the next ping is due at 20 s
@@ -123,9 +114,6 @@ async def test_second_ping_is_due_one_interval_after_the_first(sim):
         await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 2, what="its pong")
         # RTT is measured on the virtual clock, which did not move during the round trip.
         assert sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_sum") == 0.0
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_supervisor_restarts_a_crashing_part_with_doubling_backoff(session):
