@@ -81,10 +81,19 @@ def test_binary_frames():
     assert m.parse_frame(b"\xff\xfe").kind == "not_utf8"
 
 
+FRAME_TYPES = (m.AuthAck, m.SubscribeAck, m.UnsubscribeAck, m.Pong, m.OrderPush, m.Invalid)
+
+
 @given(st.one_of(st.text(), st.binary()))
 def test_parse_frame_never_raises(data):
     frame = m.parse_frame(data)
-    assert frame is not None
+    assert isinstance(frame, FRAME_TYPES)
+    try:
+        decoded = json.loads(data)
+    except (ValueError, RecursionError):  # not UTF-8, or not JSON
+        assert isinstance(frame, m.Invalid) and frame.kind in ("not_json", "not_utf8")
+    else:
+        assert frame == m.parse_message(decoded)  # the text is classified by what it decodes to
 
 
 @given(
@@ -93,7 +102,10 @@ def test_parse_frame_never_raises(data):
     )
 )
 def test_parse_message_never_raises_on_any_json(value):
-    m.parse_frame(json.dumps(value))
+    frame = m.parse_frame(json.dumps(value))
+    assert isinstance(frame, FRAME_TYPES)
+    if not isinstance(value, dict):
+        assert frame == m.Invalid("not_object", type(value).__name__)
 
 
 def test_builders():
