@@ -1,0 +1,315 @@
+"""Side by side on one machine: Bybit's Python SDK, a bare aiohttp client and this exporter.
+
+Each client holds N authenticated private connections (subscribed to ``order``, JSON ping
+every 20 s) to a fake Bybit running in other processes, one client after the other in the
+same run. For each it measures, in steady state: resident memory, CPU over a window after a
+warm-up, threads, and the time until all N were connected; for the exporter also the time
+and size of ``/metrics``. It prints a table with the ratios exporter/SDK and exporter/floor.
+
+- SDK: ``pybit.unified_trading.WebSocket(channel_type="private")``, one thread per socket
+  (its URL constant is pointed at the fake, the only change made to it).
+- floor: one asyncio process with aiohttp websockets doing auth, subscribe and JSON pings,
+  nothing else: what a connection costs at the least.
+- exporter: ``bybit-dcp-exporter --config.file`` with N observer accounts (REST polls every
+  30 s as well, which the other two do not do).
+
+Bybit allows 500 new connections per 5 minutes per host, and the exporter keeps to that,
+which would make a cold start of 1,000 accounts take minutes. The accounts are therefore
+spread over one fake per 100 accounts, each on its own loopback address (127.0.0.2, .3, …):
+every host's budget lets its 100 connect at once.
+
+    python3 benchmarks/bench_vs_sdk.py --accounts 100 500 1000 [--warmup 20] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNTS_PER_HOST = 100
+PING_INTERVAL = 20.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Account:
+    key: str
+    secret: str
+    rest_url: str
+    ws_url: str
+
+
+@dataclass
+class Figures:
+    rss_mb: float
+    cpu_percent: float
+    threads: int
+    connect_seconds: float
+    scrape_p50_ms: float | None = None
+    scrape_p95_ms: float | None = None
+    scrape_kb: float | None = None
+
+
+# ---------------------------------------------------------------- /proc readings
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def status(pid: int, field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(match.group(1)) if match else 0
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- the fake Bybit
+
+
+def start_fakes(n: int, workdir: Path) -> tuple[list[subprocess.Popen], list[Account]]:
+    fakes, accounts = [], []
+    for host_index in range(math.ceil(n / ACCOUNTS_PER_HOST)):
+        host = f"127.0.0.{host_index + 2}"
+        first = host_index * ACCOUNTS_PER_HOST
+        keys = [(f"bench-{i:04d}", f"bench-secret-{i:04d}") for i in range(first, min(n, first + ACCOUNTS_PER_HOST))]
+        spec = workdir / f"fake-{host_index}.yml"
+        spec.write_text(json.dumps([{"api_key": k, "api_secret": s} for k, s in keys]))  # JSON is YAML
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter.simulator", "--listen", f"{host}:0", "--accounts", str(spec)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        fakes.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        rest = re.search(r"REST (\S+)", line)
+        ws = re.search(r"websocket (\S+)", line)
+        if not rest or not ws:
+            raise SystemExit(f"the fake did not start: {line!r}")
+        accounts += [Account(k, s, rest.group(1), ws.group(1)) for k, s in keys]
+    return fakes, accounts
+
+
+# ---------------------------------------------------------------- the clients (run as child processes)
+
+
+def sdk_client(accounts: list[Account]) -> None:
+    import pybit.unified_trading as unified  # the SDK is only needed in this child process
+
+    started = time.monotonic()
+    sockets = []
+    for account in accounts:
+        unified.PRIVATE_WSS = account.ws_url  # read by WebSocket() when it connects
+        ws = unified.WebSocket(
+            channel_type="private",
+            testnet=False,
+            api_key=account.key,
+            api_secret=account.secret,
+            ping_interval=20,
+            retries=3,
+        )
+        ws.order_stream(lambda message: None)
+        sockets.append(ws)
+    print(json.dumps({"connected": len(sockets), "seconds": time.monotonic() - started}), flush=True)
+    signal.pause()  # until the parent ends it
+
+
+async def floor_client(accounts: list[Account]) -> None:
+    import aiohttp  # only in this child process, like the SDK above
+
+    async def hold(session: aiohttp.ClientSession, account: Account, ready: asyncio.Queue[None]) -> None:
+        async with session.ws_connect(account.ws_url, autoping=True) as ws:
+            expires = int((time.time() + 10) * 1000)
+            signature = hmac.new(account.secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
+            await ws.send_json({"req_id": "a", "op": "auth", "args": [account.key, expires, signature.hexdigest()]})
+            await ws.receive()
+            await ws.send_json({"req_id": "s", "op": "subscribe", "args": ["order"]})
+            await ws.receive()
+            ready.put_nowait(None)
+            while True:
+                await ws.send_json({"op": "ping"})
+                async with asyncio.timeout(PING_INTERVAL):
+                    while True:
+                        await ws.receive()
+
+    started = time.monotonic()
+    ready: asyncio.Queue[None] = asyncio.Queue()
+    async with aiohttp.ClientSession() as session:
+        tasks = [asyncio.create_task(hold(session, a, ready)) for a in accounts]
+        for _ in accounts:
+            await ready.get()
+        print(json.dumps({"connected": len(accounts), "seconds": time.monotonic() - started}), flush=True)
+        await asyncio.gather(*tasks)
+
+
+# ---------------------------------------------------------------- measuring one client
+
+
+def launch(kind: str, accounts: list[Account], workdir: Path, port: int) -> tuple[subprocess.Popen, float]:
+    """Start one client; return it and the seconds until all its connections were up."""
+    started = time.monotonic()
+    spec = workdir / "accounts.json"
+    spec.write_text(json.dumps([a.__dict__ for a in accounts]))
+    if kind == "exporter":
+        env = dict(os.environ)
+        lines = ["accounts:"]
+        for i, a in enumerate(accounts):
+            env[f"BENCH_SECRET_{i}"] = a.secret
+            lines += [
+                f"  - name: acct-{i:04d}",
+                f"    api_key: {a.key}",
+                f"    api_secret_env: BENCH_SECRET_{i}",
+                f"    rest_url: {a.rest_url}",
+                f"    ws_url: {a.ws_url}",
+            ]
+        config = workdir / "exporter.yml"
+        config.write_text("\n".join(lines) + "\n")
+        command = [sys.executable, "-m", "exporter.cli", "--config.file", str(config)]
+        command += ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 600
+        while connected(port) < len(accounts):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                stop(proc)
+                raise SystemExit("the exporter did not connect every account within 600 s")
+            time.sleep(0.5)
+        return proc, time.monotonic() - started
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--client", kind, str(spec)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        stop(proc)
+        raise SystemExit(f"the {kind} client stopped before connecting")
+    return proc, json.loads(line)["seconds"]
+
+
+def connected(port: int) -> int:
+    try:
+        body = scrape(port)[1].decode()
+    except OSError:
+        return 0
+    return sum(int(float(line.split()[-1])) for line in body.splitlines() if line.startswith("bybit_dcp_ws_connected{"))
+
+
+def scrape(port: int) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        body = response.read()
+    return time.perf_counter() - started, body
+
+
+def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, seconds: float) -> Figures:
+    port = free_port()
+    proc, connect_seconds = launch(kind, accounts, workdir, port)
+    try:
+        time.sleep(warmup)
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        figures = Figures(status(proc.pid, "VmRSS") / 1024, 100 * cpu, status(proc.pid, "Threads"), connect_seconds)
+        if kind == "exporter":
+            samples = [scrape(port) for _ in range(20)]
+            times = sorted(t for t, _ in samples)
+            figures.scrape_p50_ms = 1000 * statistics.median(times)
+            figures.scrape_p95_ms = 1000 * times[int(0.95 * (len(times) - 1))]
+            figures.scrape_kb = len(samples[-1][1]) / 1024
+        return figures
+    finally:
+        stop(proc)
+
+
+def free_port() -> int:
+    import socket  # only the parent needs it
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(n: int, results: dict[str, Figures]) -> None:
+    sdk, floor, exporter = results["sdk"], results["floor"], results["exporter"]
+    print(f"\nN = {n} accounts")
+    print(f"{'client':<10} {'RSS MB':>8} {'KB/acct':>8} {'CPU %':>7} {'threads':>8} {'connect s':>10}  /metrics")
+    for kind, f in results.items():
+        scrape_text = ""
+        if f.scrape_p50_ms is not None:
+            scrape_text = f"p50 {f.scrape_p50_ms:.0f} ms, p95 {f.scrape_p95_ms:.0f} ms, {f.scrape_kb:.0f} KB"
+        per_account = 1024 * f.rss_mb / n
+        print(
+            f"{kind:<10} {f.rss_mb:>8.1f} {per_account:>8.1f} {f.cpu_percent:>7.2f} {f.threads:>8} "
+            f"{f.connect_seconds:>10.1f}  {scrape_text}"
+        )
+    print(f"exporter/SDK:   RSS {exporter.rss_mb / sdk.rss_mb:.2f}, CPU {ratio(exporter.cpu_percent, sdk.cpu_percent)}")
+    print(
+        f"exporter/floor: RSS {exporter.rss_mb / floor.rss_mb:.2f}, "
+        f"CPU {ratio(exporter.cpu_percent, floor.cpu_percent)}"
+    )
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--warmup", type=float, default=20.0, help="seconds after all connected (default 20)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="CPU measuring window (default 60)")
+    parser.add_argument("--client", choices=("sdk", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        accounts = [Account(**a) for a in json.loads(Path(args.spec).read_text())]
+        if args.client == "sdk":
+            sdk_client(accounts)
+        else:
+            asyncio.run(floor_client(accounts))
+        return
+    for n in args.accounts:
+        with tempfile.TemporaryDirectory() as tmp:
+            fakes, accounts = start_fakes(n, Path(tmp))
+            try:
+                results = {
+                    kind: measure(kind, accounts, Path(tmp), args.warmup, args.seconds)
+                    for kind in ("sdk", "floor", "exporter")
+                }
+            finally:
+                for fake in fakes:
+                    stop(fake)
+        report(n, results)
+
+
+if __name__ == "__main__":
+    main()
