@@ -1,19 +1,19 @@
 """Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo`` and ``simulate``.
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or a valid ``--check-config``,
-1 when it cannot listen on the web address, 2 for a bad command line or configuration
-(the message names the field).
+1 when it cannot listen on the web address, 2 for a bad command line, configuration or
+web config (the message names the field).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
+import socket
 import sys
-
-from aiohttp import web
 
 from . import __version__
 from .clock import SYSTEM_CLOCK
@@ -25,10 +25,15 @@ from .config import (
     load_config,
     parse_listen_address,
 )
+from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
 from .monitor.fleet import Fleet
+from .shard import ONE_SHARD, Shard, resolve_index, select
+from .version import version_text
 from .web import make_app
+from .webconfig import WebConfigError, WebConfigSource
+from .webguard import ConnectionGuard
 
 log = logging.getLogger("exporter")
 
@@ -59,6 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"path that exposes metrics (default {DEFAULT_TELEMETRY_PATH})",
     )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, basic auth, headers); re-read when it changes",
+    )
+    p.add_argument(
+        "--shard.count", dest="shard_count", type=int, default=1, metavar="N", help="number of shards (default 1)"
+    )
+    p.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this replica's shard, 0..N-1 (default: the StatefulSet ordinal ending the host name)",
+    )
     p.add_argument("--log.level", dest="log_level", default="info", help="debug, info, warning or error (default info)")
     p.add_argument("--log.format", dest="log_format", default="logfmt", help="logfmt or json (default logfmt)")
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
@@ -67,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run against an embedded Bybit simulator with a scripted scenario; no credentials needed",
     )
-    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--version", action="version", version=version_text(PROG))
     return p
 
 
@@ -79,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         from .simulator.cli import main as simulate_main
 
         return simulate_main(argv[1:])
+    if argv and argv[0] == "drill":
+        return drill_main(argv[1:])
 
     try:
         args = build_parser().parse_args(argv)
@@ -98,23 +122,33 @@ def main(argv: list[str] | None = None) -> int:
             config = demo_config(**flags)  # validated like any other configuration
         else:
             config = load_config(args.config_file, **flags)
+        shard = Shard(resolve_index(args.shard_index, args.shard_count, socket.gethostname()), args.shard_count)
+        web_config = WebConfigSource(args.web_config_file) if args.web_config_file else None
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, WebConfigError) as exc:  # the shard flags, the web config
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    config = dataclasses.replace(
+        config, accounts=select(config.accounts, [a.name for a in config.accounts], shard.index, shard.count)
+    )
 
     if args.check_config:
         names = ", ".join(f"{a.name} ({a.environment}, {a.mode})" for a in config.accounts)
-        print(f"{PROG}: configuration OK: {len(config.accounts)} account(s): {names}")
+        print(f"{PROG}: configuration OK: {len(config.accounts)} account(s){shard.describe()}: {names}")
         return 0
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
     try:
-        return asyncio.run(serve(config, demo=args.demo))
+        return asyncio.run(serve(config, demo=args.demo, shard=shard, web_config=web_config))
     except KeyboardInterrupt:
         return 0
 
 
-async def serve(config: Config, *, demo: bool = False) -> int:
+async def serve(
+    config: Config, *, demo: bool = False, shard: Shard = ONE_SHARD, web_config: WebConfigSource | None = None
+) -> int:
     """Run every account and the web server until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -131,33 +165,44 @@ async def serve(config: Config, *, demo: bool = False) -> int:
         demo_env = DemoEnvironment()
         config = await demo_env.start(config)
     try:
-        return await run_exporter(config, stop)
+        return await run_exporter(config, stop, shard=shard, web_config=web_config)
     finally:
         if demo_env is not None:
             await demo_env.stop()
 
 
-async def run_exporter(config: Config, stop: asyncio.Event) -> int:
+async def run_exporter(
+    config: Config, stop: asyncio.Event, *, shard: Shard = ONE_SHARD, web_config: WebConfigSource | None = None
+) -> int:
     clock = SYSTEM_CLOCK
     metrics = Metrics(clock=clock.time)
+    metrics.set_shard(shard.index, shard.count, len(config.accounts))
     fleet = Fleet(config, metrics, clock=clock)
     host, port = parse_listen_address(config.listen_address)
-    app = make_app(metrics, fleet, telemetry_path=config.telemetry_path, clock=clock.time)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    guard = ConnectionGuard(config=web_config)
+    app = make_app(
+        metrics,
+        fleet,
+        telemetry_path=config.telemetry_path,
+        clock=clock.time,
+        web_config=web_config,
+        middlewares=[guard.middleware],
+    )
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        runner, server = await guard.listen(app, host, port)
     except OSError as exc:
         log.error("cannot listen on the web address", extra={"address": config.listen_address, "error": str(exc)})
-        await runner.cleanup()
         return 1
-    bound = ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple))
+    bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
     log.info(
         "listening",
         extra={
             "address": bound or config.listen_address,
             "telemetry_path": config.telemetry_path,
+            "tls": bool(web_config and web_config.current().tls),
+            "basic_auth": bool(web_config and web_config.auth.enabled),
+            "shard": f"{shard.index}/{shard.count}",
+            "accounts": len(config.accounts),
             "version": __version__,
         },
     )
@@ -167,6 +212,7 @@ async def run_exporter(config: Config, stop: asyncio.Event) -> int:
         log.info("shutting down")
     finally:
         await fleet.stop()
+        server.close()
         await runner.cleanup()
     return 0
 

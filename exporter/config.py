@@ -14,6 +14,7 @@ with the fix, and never repeats a secret value.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -65,6 +66,40 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class GuardianLiveness:
+    """Where the guardian looks for the bot's signs of life (exactly one source), and how long it waits.
+
+    ``http``: the bot calls ``POST /api/v1/accounts/<account>/liveness`` with this bearer token.
+    ``file``: the modification time of ``path``. ``prometheus``: ``query`` at ``url`` is non-empty.
+    """
+
+    source: str
+    timeout: float
+    token: Secret | None = field(default=None, repr=False)
+    token_env: str | None = None
+    token_file: str | None = None
+    path: str | None = None
+    url: str | None = None
+    query: str | None = None
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    """One DCP drill: the canary order and how its cancel is judged; ``every`` schedules it in the exporter."""
+
+    product: str = "DERIVATIVES"
+    symbol: str = "BTCUSDT"
+    side: str = "Buy"
+    qty: str = "0.001"
+    price_offset: float = 0.5  # fraction of the last price the canary rests away from it
+    tolerance: float = 35.0  # seconds beyond the window still counted in time (Bybit scans about every 30 s)
+    cut: str = "abort"  # "abort": drop the armed socket without a close frame; "silence": stop pinging
+    allow_other_orders: bool = False
+    mainnet: bool = False
+    every: float | None = None
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     name: str
     api_key: str = field(repr=False)
@@ -81,6 +116,8 @@ class AccountConfig:
     reassert: str = "off"
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     max_active_time: float | None = None
+    guardian_liveness: GuardianLiveness | None = None
+    drill: DrillSettings | None = None
 
     @property
     def stream_url(self) -> str:
@@ -101,7 +138,8 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log filter's defence in depth."""
-        return [a.api_secret.reveal() for a in self.accounts if a.api_secret]
+        tokens = [a.guardian_liveness.token for a in self.accounts if a.guardian_liveness]
+        return [a.api_secret.reveal() for a in self.accounts if a.api_secret] + [t.reveal() for t in tokens if t]
 
     def api_keys(self) -> list[str]:
         return [a.api_key for a in self.accounts if a.api_key]
@@ -272,6 +310,160 @@ class Seconds:
         return seconds
 
 
+LIVENESS_SOURCES = ("http", "file", "prometheus")
+DRILL_SIDES = ("Buy", "Sell")
+DRILL_CUTS = ("abort", "silence")
+_LIVENESS_TIMEOUT = Seconds(0.0, 3600.0)
+
+
+def _guardian_liveness(value: Any, report: Report) -> GuardianLiveness | None:
+    """Exactly one source and a timeout; an http token is read by a rule (it needs the environment)."""
+    if not isinstance(value, dict):
+        report("must be a mapping with one source (http, file or prometheus) and a timeout")
+        return None
+    counted = _Counted(report)
+    for key in value:
+        if key not in (*LIVENESS_SOURCES, "timeout"):
+            counted(f"unknown key; use one of {', '.join(LIVENESS_SOURCES)} and timeout", at=key)
+    sources = [key for key in LIVENESS_SOURCES if key in value]
+    if len(sources) != 1:
+        counted(f"give exactly one source of {', '.join(LIVENESS_SOURCES)}; found {len(sources)}")
+    timeout = _LIVENESS_TIMEOUT(value.get("timeout"), _at(counted, "timeout")) if "timeout" in value else None
+    if "timeout" not in value:
+        counted("missing; seconds without a sign of life counted the guardian lets go", at="timeout")
+    if counted.count or timeout is None:
+        return None
+    (source,) = sources
+    spec = value[source]
+    where = _at(counted, source)
+    fields = _LIVENESS_FIELDS[source]
+    if (
+        not isinstance(spec, dict)
+        or set(spec) - set(fields.optional + fields.required)
+        or not set(fields.required) <= set(spec)
+    ):
+        where(fields.usage)
+        return None
+    if source == "http":
+        refs = [k for k in ("token_env", "token_file") if k in spec]
+        if len(refs) != 1 or not all(isinstance(spec[k], str) and spec[k] for k in refs):
+            where(fields.usage)
+            return None
+        if "token_env" in refs and not _ENV_NAME_RE.match(spec["token_env"]):
+            where("token_env must be the name of an environment variable, not the token itself", at="token_env")
+            return None
+        return GuardianLiveness("http", timeout, token_env=spec.get("token_env"), token_file=spec.get("token_file"))
+    if not all(isinstance(spec[k], str) and spec[k] for k in spec):
+        where(fields.usage)
+        return None
+    if source == "file":
+        return GuardianLiveness("file", timeout, path=spec["path"])
+    if not re.match(r"^https?://[^\s/]+", spec["url"]):
+        where(f"{spec['url']!r} is not an http(s) URL like http://prometheus:9090", at="url")
+        return None
+    return GuardianLiveness("prometheus", timeout, url=spec["url"].rstrip("/"), query=spec["query"])
+
+
+@dataclass(frozen=True)
+class _SourceFields:
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    usage: str
+
+
+_LIVENESS_FIELDS = {
+    "http": _SourceFields(
+        (), ("token_env", "token_file"), "give exactly one of token_env or token_file: {token_env: BOT_TOKEN}"
+    ),
+    "file": _SourceFields(("path",), (), "give the file the bot touches: {path: /run/bot/alive}"),
+    "prometheus": _SourceFields(
+        ("url", "query"), (), "give url and query: {url: http://prometheus:9090, query: 'up{job=\"bot\"} == 1'}"
+    ),
+}
+
+
+class _Counted:
+    """A report that counts what it reported, for a check that goes on only while nothing is wrong."""
+
+    def __init__(self, report: Report) -> None:
+        self._report = report
+        self.count = 0
+
+    def __call__(self, problem: str, *, at: object = None) -> None:
+        self.count += 1
+        self._report(problem, at=at)
+
+
+def _at(report: Report, key: str) -> Report:
+    """``report`` narrowed to ``key``: problems name ``<setting>.<key>[.<at>]``."""
+
+    def narrowed(problem: str, *, at: object = None) -> None:
+        report(problem, at=key if at is None else f"{key}.{at}")
+
+    return narrowed
+
+
+_DRILL_KEYS = {f.name for f in dataclasses.fields(DrillSettings)}
+
+
+def _drill(value: Any, report: Report) -> DrillSettings | None:
+    """A scheduled drill: ``every`` is required here (the command line runs one drill without it)."""
+    if not isinstance(value, dict):
+        report("must be a mapping, e.g. {every: 86400, product: DERIVATIVES, symbol: BTCUSDT}")
+        return None
+    counted = _Counted(report)
+    for key in value:
+        if key not in _DRILL_KEYS:
+            counted(f"unknown key{_did_you_mean(str(key), sorted(_DRILL_KEYS))}", at=key)
+    if "every" not in value:
+        counted("missing; seconds between drills (e.g. 86400: once a day)", at="every")
+    settings = drill_settings(value, counted)
+    return None if counted.count or settings is None else settings
+
+
+def drill_settings(value: Mapping[str, Any], report: Report) -> DrillSettings | None:
+    """Check the drill's values (from YAML or the drill's flags); None after reporting a problem."""
+    counted = _Counted(report)
+    checks: dict[str, Callable[[Any, Report], Any]] = {
+        "product": lambda v, r: v if v in PRODUCTS else r(f"{v!r} is not one of {', '.join(PRODUCTS)}"),
+        "symbol": lambda v, r: (
+            v
+            if isinstance(v, str) and re.fullmatch(r"[A-Z0-9-]{2,40}", v)
+            else r(f"{v!r} is not a symbol like BTCUSDT")
+        ),
+        "side": lambda v, r: v if v in DRILL_SIDES else r(f"{v!r} is not Buy or Sell"),
+        "qty": lambda v, r: str(v) if _positive_number(v) else r(f"{v!r} is not a positive quantity"),
+        "price_offset": lambda v, r: (
+            float(v)
+            if _number(v) and 0 < v < 1
+            else r(f"{v!r} must be a fraction of the last price in (0, 1), e.g. 0.5")
+        ),
+        "tolerance": Seconds(0.0, 3600.0, inclusive=True),
+        "cut": lambda v, r: v if v in DRILL_CUTS else r(f"{v!r} is not one of {', '.join(DRILL_CUTS)}"),
+        "allow_other_orders": _true_or_false,
+        "mainnet": _true_or_false,
+        "every": Seconds(0.0, 30 * 86400.0),
+    }
+    values: dict[str, Any] = {}
+    for key, check in checks.items():
+        if key in value and value[key] is not None:
+            values[key] = check(value[key], _at(counted, key))
+    if counted.count:
+        return None
+    return DrillSettings(**values)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive_number(value: Any) -> bool:
+    try:
+        return not isinstance(value, bool) and math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 _SETTLE_WHY = f" (Bybit asks to wait {MIN_SETTLE_SECONDS:g} s before checking a new setting)"
 # settle_seconds' range depends on allow_short_settle, so it is applied by a rule after the per-setting pass.
 _SETTLE_RANGE = Seconds(MIN_SETTLE_SECONDS, 3600.0, inclusive=True, why=_SETTLE_WHY)
@@ -398,6 +590,8 @@ SETTINGS: tuple[Setting, ...] = (
         read_env=_seconds_text,
     ),
     Setting("allow_short_settle", _true_or_false, default=False),
+    Setting("guardian_liveness", _guardian_liveness),
+    Setting("drill", _drill),
 )
 _SETTING_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -612,6 +806,8 @@ def _account(
     _pong_before_next_ping(checked)
     _enforce_needs_desired_windows(checked)
     settle_seconds = _settle_seconds_in_range(checked)
+    liveness = _liveness_needs_guardian_and_its_token(checked, env)
+    _drill_only_for_an_observer(checked, endpoints)
     if len(errors) > before:
         return None
     # Every check and rule reports when it yields None, so with no problems all are set.
@@ -634,6 +830,8 @@ def _account(
         reassert=values["reassert"],
         settle_seconds=settle_seconds,
         max_active_time=values["max_active_time"],
+        guardian_liveness=liveness,
+        drill=values["drill"],
     )
 
 
@@ -795,3 +993,48 @@ def _settle_seconds_in_range(checked: _Checked) -> float | None:
         return None
     settle_range = _SHORT_SETTLE_RANGE if checked.values["allow_short_settle"] else _SETTLE_RANGE
     return settle_range(settle_seconds, checked.reporter("settle_seconds"))
+
+
+def _liveness_needs_guardian_and_its_token(checked: _Checked, env: Mapping[str, str]) -> GuardianLiveness | None:
+    """Liveness ties a guardian's dcp.* connection to the bot: only for guardians; an http source needs its token."""
+    liveness: GuardianLiveness | None = checked.values["guardian_liveness"]
+    if liveness is None:
+        return None
+    if checked.values["mode"] != "guardian":
+        checked.report("guardian_liveness", "only used in guardian mode; set mode: guardian and guardian_products")
+        return None
+    if liveness.source != "http":
+        return liveness
+    if liveness.token_env is not None:
+        token = env.get(liveness.token_env, "").strip()
+        if not token:
+            checked.report(
+                "guardian_liveness", f"http.token_env: environment variable {liveness.token_env} is not set or empty"
+            )
+            return None
+    else:
+        try:
+            with open(str(liveness.token_file), encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            checked.report("guardian_liveness", f"http.token_file: cannot read {liveness.token_file!r}: {exc.strerror}")
+            return None
+        if not token:
+            checked.report("guardian_liveness", f"http.token_file: {liveness.token_file!r} is empty")
+            return None
+    return dataclasses.replace(liveness, token=Secret(token))
+
+
+def _drill_only_for_an_observer(checked: _Checked, endpoints: tuple[str, str, str] | None) -> None:
+    """A guardian holds a dcp.* connection, so DCP could never fire during its drill; mainnet needs a yes."""
+    drill: DrillSettings | None = checked.values["drill"]
+    if drill is None:
+        return
+    if checked.values["mode"] != "observer":
+        checked.report("drill", "only for an observer: a guardian's own dcp.* connection keeps DCP from firing")
+    if endpoints is not None and endpoints[0] == "mainnet" and not drill.mainnet:
+        checked.report(
+            "drill",
+            "refused on mainnet: DCP cancels every active order of the product; use a testnet sub-account, "
+            "or set mainnet: true for a dedicated mainnet sub-account",
+        )

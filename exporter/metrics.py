@@ -22,7 +22,7 @@ from .dcp import CATEGORIES, PRODUCTS
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
 ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
-RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed")
+RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed", "redirect")
 
 # The `_created` samples double the counter series for nothing a dashboard or alert uses.
 disable_created_metrics()
@@ -42,18 +42,27 @@ class PingGapCollector(Collector):
     connection is silent even though nothing updates a gauge.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        *,
+        name: str = "bybit_dcp_ws_ping_gap_seconds",
+        documentation: str = "",
+    ) -> None:
         self._sources: dict[str, GapSource] = {}
         self._clock = clock
+        # The same "seconds since a unix time, per account" serves the guardian's liveness age.
+        self._name = name
+        self._documentation = documentation or _PING_GAP_HELP
 
     def set_source(self, account: str, last_pong: GapSource) -> None:
         self._sources[account] = last_pong
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
-        yield GaugeMetricFamily("bybit_dcp_ws_ping_gap_seconds", _PING_GAP_HELP, labels=["account"])
+        yield GaugeMetricFamily(self._name, self._documentation, labels=["account"])
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("bybit_dcp_ws_ping_gap_seconds", _PING_GAP_HELP, labels=["account"])
+        family = GaugeMetricFamily(self._name, self._documentation, labels=["account"])
         now = self._clock()
         for account, source in list(self._sources.items()):
             since = source()
@@ -105,7 +114,8 @@ class Metrics:
         self.api_requests = Counter("bybit_dcp_api_requests", "REST calls made.", by_endpoint, registry=reg)
         self.api_errors = Counter(
             "bybit_dcp_api_errors",
-            "Failed REST calls; code is Bybit's retCode, an HTTP status, 'timeout' or 'network'.",
+            "Failed REST calls; code is a documented Bybit retCode, an HTTP status, 'timeout', 'network', "
+            "'invalid' (no usable result), 'redirect' (never followed) or 'other'.",
             by_endpoint + ["code"],
             registry=reg,
         )
@@ -127,6 +137,19 @@ class Metrics:
         )
         self.clock_skew = Gauge(
             "bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", by_account, registry=reg
+        )
+        self.invalid_values = Counter(
+            "bybit_dcp_invalid_values",
+            "Numbers from Bybit outside their sane range (a timestamp, a reset time, a header count), "
+            "by field; each was left unused.",
+            ["account", "field"],
+            registry=reg,
+        )
+        self.backfill_failures = Counter(
+            "bybit_dcp_backfill_failures",
+            "Order-history backfills of one category that stopped early (an error or an unusable answer).",
+            by_category,
+            registry=reg,
         )
 
         # Private websocket stream
@@ -223,6 +246,49 @@ class Metrics:
             registry=reg,
         )
 
+        # Guardian liveness: the dcp.* switch held for a bot while it shows signs of life
+        self.guardian_armed = Gauge(
+            "bybit_dcp_guardian_armed",
+            "1 while the guardian holds the product's dcp.* switch for a live bot (its guarded connection is up).",
+            by_product,
+            registry=reg,
+        )
+        self.guardian_transitions = Counter(
+            "bybit_dcp_guardian_transitions",
+            "Guardian switch changes: to=armed (the bot showed life), to=released (it stopped: DCP may fire).",
+            ["account", "to"],
+            registry=reg,
+        )
+        self.guardian_liveness_rejected = Counter(
+            "bybit_dcp_guardian_liveness_rejected",
+            "Liveness calls refused for a missing or wrong bearer token (HTTP 401); they never arm the guardian.",
+            by_account,
+            registry=reg,
+        )
+        self.guardian_liveness_age = PingGapCollector(
+            clock,
+            name="bybit_dcp_guardian_liveness_age_seconds",
+            documentation="Seconds since the bot's last sign of life, computed at scrape time.",
+        )
+        reg.register(self.guardian_liveness_age)
+
+        # DCP drills: a canary order, an armed connection cut on purpose, DCP's cancel timed
+        self.drill_last_success = Gauge(
+            "bybit_dcp_drill_last_success",
+            "1 if the last drill saw DCP cancel the canary within window + tolerance and nothing else; else 0.",
+            by_product,
+            registry=reg,
+        )
+        self.drill_last_run = Gauge(
+            "bybit_dcp_drill_last_run_timestamp_seconds", "Unix time the last drill ended.", by_product, registry=reg
+        )
+        self.drill_trigger_delay = Gauge(
+            "bybit_dcp_drill_trigger_delay_seconds",
+            "Seconds from cutting the armed connection to the canary's CancelByDCP, in the last drill that saw it.",
+            by_product,
+            registry=reg,
+        )
+
         # Identity
         self.account_info = Gauge(
             "bybit_dcp_account_info",
@@ -234,6 +300,19 @@ class Metrics:
             "bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=reg
         )
         self.build_info.labels(__version__).set(1)
+        self.shard_info = Gauge(
+            "bybit_dcp_exporter_shard_info",
+            "Always 1; this replica's shard index and the number of shards.",
+            ["shard_index", "shard_count"],
+            registry=reg,
+        )
+        self.shard_accounts = Gauge(
+            "bybit_dcp_exporter_shard_accounts", "Accounts this replica watches (its shard).", registry=reg
+        )
+
+    def set_shard(self, index: int, count: int, accounts: int) -> None:
+        self.shard_info.labels(str(index), str(count)).set(1)
+        self.shard_accounts.set(accounts)
 
     def add_account(
         self,
@@ -262,6 +341,7 @@ class Metrics:
             self.desired_window.labels(account, product).set(window)
         for category in CATEGORIES:
             self.cancelled_orders.labels(account, category)
+            self.backfill_failures.labels(account, category)
         for endpoint in ENDPOINTS:
             self.api_requests.labels(account, endpoint)
         for reason in RECONNECT_REASONS:

@@ -4,6 +4,12 @@ One ``aiohttp.ClientSession`` serves the whole process; each account gets its ow
 :class:`RestClient`. Every call is counted under a short endpoint label; every
 response's top-level ``time`` updates the clock-skew gauge. Errors are the typed
 errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+
+Whatever comes back is checked once, at this edge, by :mod:`.models` and :mod:`.sanity`:
+a success without a usable result is the error ``invalid``, a number out of its range is
+counted in ``bybit_dcp_invalid_values_total`` and left unused, and a redirect is the error
+``redirect`` (never followed: the signed headers would go to another host). The query
+string is built once, signed, and sent byte for byte as signed.
 """
 
 from __future__ import annotations
@@ -15,13 +21,24 @@ from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..metrics import Metrics
 from ..secrets import Secret
-from .errors import RateLimited, TimestampError, TransportError, error_for
-from .models import DcpSetting, parse_dcp_info, set_dcp_request
+from .errors import RateLimited, TimestampError, TransportError, code_label, error_for
+from .models import (
+    DcpSetting,
+    Envelope,
+    OrderPage,
+    parse_dcp_info,
+    parse_envelope,
+    parse_order_page,
+    parse_server_time,
+    set_dcp_request,
+)
 from .pacing import IP_BAN_SECONDS, HostBans
+from .sanity import header_count, load_json, rate_limit_reset
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
 
 log = logging.getLogger(__name__)
@@ -29,6 +46,11 @@ log = logging.getLogger(__name__)
 SERVER_TIME = "/v5/market/time"
 QUERY_DCP_INFO = "/v5/account/query-dcp-info"
 ORDER_HISTORY = "/v5/order/history"
+# The drill's calls: one canary order, the book it must be alone on, the price it keeps away from.
+ORDER_CREATE = "/v5/order/create"
+ORDER_CANCEL = "/v5/order/cancel"
+OPEN_ORDERS = "/v5/order/realtime"
+TICKERS = "/v5/market/tickers"
 
 # Without a reset header, 10006 is a per-second limit.
 RATE_LIMIT_FALLBACK_SECONDS = 1.0
@@ -70,24 +92,20 @@ class RestClient:
     async def server_time(self) -> float:
         """Bybit's time in unix seconds (unsigned); also refreshes the clock-skew estimate."""
         body = await self._call("server_time", "GET", SERVER_TIME, signed=False)
-        result = body.get("result") or {}
+        envelope = parse_envelope(body)  # _call checked it
         try:
-            if result.get("timeNano"):
-                return int(result["timeNano"]) / 1e9
-            return float(result["timeSecond"])
-        except (KeyError, TypeError, ValueError):
-            if isinstance(body.get("time"), (int, float)):
-                return body["time"] / 1000.0
-            self._count_error("server_time", "network")
-            raise TransportError("network", "market/time answer without a time", "server_time") from None
+            return parse_server_time(envelope.result)
+        except ValueError as exc:
+            if envelope.time is not None:
+                return envelope.time
+            self._invalid("server_time", exc)
 
     async def query_dcp_info(self) -> dict[str, DcpSetting]:
         body = await self._call("query_dcp_info", "GET", QUERY_DCP_INFO)
         try:
-            return parse_dcp_info(body.get("result") or {"dcpInfos": []})
+            return parse_dcp_info(body.get("result"))
         except ValueError as exc:
-            self._count_error("query_dcp_info", "network")
-            raise TransportError("network", f"unexpected query-dcp-info answer: {exc}", "query_dcp_info") from None
+            self._invalid("query_dcp_info", exc)
 
     async def set_dcp(self, product: str, window: int) -> None:
         """Set the DCP window; ``product`` is always sent (Bybit would default to OPTIONS)."""
@@ -107,15 +125,55 @@ class RestClient:
         if cursor:
             params["cursor"] = cursor
         body = await self._call("order_history", "GET", ORDER_HISTORY, params=params)
+        try:
+            page: OrderPage = parse_order_page(body.get("result"), category)
+        except ValueError as exc:
+            self._invalid("order_history", exc)
+        return page.orders, page.next_cursor
+
+    async def last_price(self, category: str, symbol: str) -> str:
+        """The symbol's last traded price, as Bybit writes it (unsigned market data)."""
+        body = await self._call(
+            "tickers", "GET", TICKERS, params={"category": category, "symbol": symbol}, signed=False
+        )
+        tickers = (body.get("result") or {}).get("list") or []
+        price = tickers[0].get("lastPrice") if tickers and isinstance(tickers[0], dict) else None
+        if not price:
+            self._count_error("tickers", "network")
+            raise TransportError("network", f"no last price for {symbol}", "tickers")
+        return str(price)
+
+    async def create_order(self, order: Mapping[str, str]) -> str:
+        """Place an order (``order`` is Bybit's request body); returns its ``orderId``."""
+        body = await self._call("create_order", "POST", ORDER_CREATE, body=json.dumps(dict(order)))
+        order_id = (body.get("result") or {}).get("orderId")
+        if not order_id:
+            self._count_error("create_order", "network")
+            raise TransportError("network", "order create answer without an orderId", "create_order")
+        return str(order_id)
+
+    async def cancel_order(self, category: str, order_id: str) -> None:
+        await self._call(
+            "cancel_order", "POST", ORDER_CANCEL, body=json.dumps({"category": category, "orderId": order_id})
+        )
+
+    async def open_orders(
+        self, category: str, cursor: str | None = None, settle_coin: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """One page of the account's active orders of ``category`` (linear ones per settle coin, as
+        Bybit asks); the orders and the next cursor."""
+        params: dict[str, Any] = {"category": category, "limit": 50}
+        if settle_coin:
+            params["settleCoin"] = settle_coin
+        if cursor:
+            params["cursor"] = cursor
+        body = await self._call("open_orders", "GET", OPEN_ORDERS, params=params)
         result = body.get("result") or {}
         orders = result.get("list") or []
         if not isinstance(orders, list):
-            self._count_error("order_history", "network")
-            raise TransportError("network", "order history without a list", "order_history")
-        next_cursor = result.get("nextPageCursor") or None
-        # Bybit names the category once for the page; give each order its own copy of it.
-        page_category = result.get("category") or category
-        return [{"category": page_category, **o} for o in orders if isinstance(o, dict)], next_cursor
+            self._count_error("open_orders", "network")
+            raise TransportError("network", "open orders without a list", "open_orders")
+        return [o for o in orders if isinstance(o, dict)], result.get("nextPageCursor") or None
 
     # ------------------------------------------------------------------ machinery
 
@@ -169,6 +227,7 @@ class RestClient:
         if until is not None:
             raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
 
+        # Built once: what is signed is what is sent (``encoded=True`` stops aiohttp re-quoting it).
         query = urlencode(params or {})
         payload = body if body is not None else ""
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -178,7 +237,7 @@ class RestClient:
                 self._api_key, self._secret, ts, payload if method == "POST" else query, self._recv_window_ms
             )
             headers.update(signed_headers.as_dict())
-        url = self._base_url + path + (f"?{query}" if query else "")
+        url = URL(self._base_url + path + (f"?{query}" if query else ""), encoded=True)
 
         labels = (self.account, endpoint)
         self._metrics.api_requests.labels(*labels).inc()
@@ -191,6 +250,7 @@ class RestClient:
                 data=payload.encode() if body is not None else None,
                 headers=headers,
                 timeout=self._timeout,
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
@@ -210,11 +270,18 @@ class RestClient:
         data: Any = None
         try:
             # Bytes, not text: an error page in another encoding is "not JSON", not a crash.
-            data = json.loads(raw) if raw else None
-        except ValueError:  # UnicodeDecodeError included
+            data = load_json(raw) if raw else None
+        except ValueError:
             data = None
-        if isinstance(data, dict) and isinstance(data.get("time"), (int, float)):
-            self._update_skew(data["time"] / 1000.0, t0, t1)
+        envelope: Envelope | None = None
+        try:
+            envelope = parse_envelope(data)
+        except ValueError:
+            pass
+        if envelope is not None and envelope.time is not None:
+            self._update_skew(envelope.time, t0, t1)
+        elif isinstance(data, dict) and "time" in data:
+            self._count_invalid("time")
 
         if status == 403:
             # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply, and
@@ -222,17 +289,18 @@ class RestClient:
             ban_until = self._clock.time() + IP_BAN_SECONDS
             self._host_bans.ban(self._host, ban_until)
             return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", ban_until)
+        if 300 <= status < 400:
+            return self._fail(endpoint, "redirect", f"HTTP {status} redirect refused", None)
         if status != 200:
-            message = data.get("retMsg", "") if isinstance(data, dict) else ""
+            message = envelope.message if envelope is not None else ""
             return self._fail(endpoint, str(status), message or f"HTTP {status}", reset_at)
-        if not isinstance(data, dict) or "retCode" not in data:
-            self._count_error(endpoint, "network")
-            raise TransportError("network", "answer is not a Bybit JSON body", endpoint)
-        code = str(data.get("retCode"))
-        if code != "0":
+        if envelope is None:
+            self._invalid(endpoint, ValueError("the answer is not a Bybit JSON body"))
+        if envelope.code != 0:
+            code = str(envelope.code)
             if code == "10006":
                 reset_at = reset_at or self._clock.time() + RATE_LIMIT_FALLBACK_SECONDS
-            return self._fail(endpoint, code, str(data.get("retMsg", "")), reset_at)
+            return self._fail(endpoint, code, envelope.message, reset_at)
         return data
 
     def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
@@ -250,7 +318,15 @@ class RestClient:
         raise error
 
     def _count_error(self, endpoint: str, code: str) -> None:
-        self._metrics.api_errors.labels(self.account, endpoint, code).inc()
+        self._metrics.api_errors.labels(self.account, endpoint, code_label(code)).inc()
+
+    def _invalid(self, endpoint: str, problem: ValueError) -> NoReturn:
+        """A success (or a body) without a usable result: an error of its own, never a state change."""
+        self._count_error(endpoint, "invalid")
+        raise TransportError("invalid", str(problem), endpoint)
+
+    def _count_invalid(self, field: str) -> None:
+        self._metrics.invalid_values.labels(self.account, field).inc()
 
     def _update_skew(self, server_time: float, t0: float, t1: float) -> None:
         # Bybit time minus local time, against the midpoint of the request.
@@ -263,16 +339,18 @@ class RestClient:
             ("X-Bapi-Limit-Status", self._metrics.rate_limit_remaining),
             ("X-Bapi-Limit", self._metrics.rate_limit),
         ):
-            value = headers.get(header)
-            if value is not None:
-                try:
-                    gauge.labels(*labels).set(float(value))
-                except ValueError:
-                    pass
+            text = headers.get(header)
+            if text is None:
+                continue
+            value = header_count(text)
+            if value is None:
+                self._count_invalid(header)
+            else:
+                gauge.labels(*labels).set(value)
         reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
-        if reset:
-            try:
-                return float(reset) / 1000.0
-            except ValueError:
-                return None
-        return None
+        if not reset:
+            return None
+        reset_at = rate_limit_reset(reset, self._clock.time())
+        if reset_at is None:
+            self._count_invalid("X-Bapi-Limit-Reset-Timestamp")
+        return reset_at

@@ -33,7 +33,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
 from ..dcp import CATEGORIES, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
 from ..metrics import Metrics
+from .drills import ScheduledDrill
 from .enforcer import Enforcer
+from .guardian import Guardian
 from .triggers import Observation, TriggerEvent, TriggerTracker
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,9 @@ HISTORY_KEPT_MS = 24 * 3600 * 1000
 
 
 def stream_topics(account: AccountConfig) -> tuple[str, ...]:
-    """``order`` always; ``dcp.*`` only for the products a guardian account protects."""
-    if account.mode != "guardian":
+    """``order`` always; ``dcp.*`` only for the products a guardian account protects, and never
+    when the guardian holds them for a bot's liveness (on a connection of its own: see guardian.py)."""
+    if account.mode != "guardian" or account.guardian_liveness is not None:
         return (ORDER_TOPIC,)
     return (ORDER_TOPIC, *(PRODUCT_TOPIC[p] for p in account.guardian_products))
 
@@ -138,6 +141,12 @@ class AccountSupervisor:
             rng=self.rng,
             budget=pacing.budget,
         )
+        self.guardian: Guardian | None = None
+        if config.guardian_liveness is not None:
+            self.guardian = Guardian(config, metrics, session, clock=clock, rng=self.rng, budget=pacing.budget)
+        self.drill: ScheduledDrill | None = None
+        if config.drill is not None:
+            self.drill = ScheduledDrill(config, self.rest, metrics, clock=clock)
         self.first_poll_attempted = asyncio.Event()
         self.last_reported: dict[str, DcpSetting] | None = None
         self.last_poll_error: str | None = None
@@ -162,6 +171,9 @@ class AccountSupervisor:
             asyncio.create_task(self.keep_running("poller", self._poll_loop), name=f"{self.name}:poller"),
             asyncio.create_task(self.keep_running("stream", self.stream.run), name=f"{self.name}:stream"),
         ]
+        for part, runner in (("guardian", self.guardian), ("drill", self.drill)):
+            if runner is not None:
+                tasks.append(asyncio.create_task(self.keep_running(part, runner.run), name=f"{self.name}:{part}"))
         try:
             await asyncio.gather(*tasks)
         finally:

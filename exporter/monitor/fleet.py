@@ -20,6 +20,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..metrics import Metrics
 from .account import AccountSupervisor
+from .guardian import Guardian
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ CONNECTION_POOL_SIZE = 100
 
 
 class Fleet:
-    """Ready once every account had its first DCP-config poll attempt."""
+    """Ready once every account had its first DCP-config poll attempt (at once for a shard with none)."""
 
     def __init__(
         self,
@@ -47,13 +48,19 @@ class Fleet:
         self._own_session = session is None
         self.supervisors: dict[str, AccountSupervisor] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started = False
 
     @property
     def ready(self) -> bool:
-        return bool(self.supervisors) and all(s.first_poll_attempted.is_set() for s in self.supervisors.values())
+        return self._started and all(s.first_poll_attempted.is_set() for s in self.supervisors.values())
 
     def account_names(self) -> Sequence[str]:
         return [a.name for a in self.config.accounts]
+
+    def guardian(self, account: str) -> Guardian | None:
+        """The account's liveness guardian, for the liveness route; None when it has none."""
+        supervisor = self.supervisors.get(account)
+        return supervisor.guardian if supervisor is not None else None
 
     async def start(self) -> None:
         if self._session is None:
@@ -73,6 +80,7 @@ class Fleet:
             supervisor = AccountSupervisor(account, self.metrics, self._session, clock=self.clock, pacing=self.pacing)
             self.supervisors[account.name] = supervisor
             self._tasks[account.name] = asyncio.create_task(self._run(supervisor), name=f"account:{account.name}")
+        self._started = True
 
     async def _run(self, supervisor: AccountSupervisor) -> None:
         try:

@@ -9,9 +9,12 @@ import base64
 import json
 from typing import Any
 
-from .accounts import CANCELLED_LISTED_MS, SimAccount
+from .accounts import ACTIVE_STATUSES, CANCELLED_LISTED_MS, SimAccount, ms
 from .engine import CATEGORIES, PRODUCTS, valid_window
 from .signatures import DEFAULT_RECV_WINDOW_MS, rest_string_to_sign
+
+# The last traded price of every symbol: a fixed market, far enough from the demo's resting orders.
+LAST_PRICE = "65000"
 
 MESSAGES = {
     10001: "params error",
@@ -23,6 +26,7 @@ MESSAGES = {
     10010: "Unmatched IP, please check your API key's bound IP addresses.",
     10016: "Server Error.",
     10017: "route not found",
+    110001: "order not exists or too late to cancel",
 }
 
 
@@ -239,3 +243,31 @@ def _positive(text: str) -> bool:
         return float(text) > 0
     except ValueError:
         return False
+
+
+def cancel_order(acct: SimAccount, body: Any, now: float) -> dict:
+    """``POST /v5/order/cancel`` by ``orderId`` or ``orderLinkId``: the order, cancelled by the client."""
+    if not isinstance(body, dict) or body.get("category") not in CATEGORIES:
+        raise ApiError(10001, "params error: category is invalid")
+    order_id, link_id = body.get("orderId"), body.get("orderLinkId")
+    if not order_id and not link_id:
+        raise ApiError(10001, "params error: orderId or orderLinkId is required")
+    for order in acct.orders.values():
+        if order["category"] == body["category"] and (
+            order["orderId"] == order_id or (link_id and order["orderLinkId"] == link_id)
+        ):
+            if order["orderStatus"] not in ACTIVE_STATUSES:
+                break
+            order.update(
+                orderStatus="Cancelled", cancelType="CancelByUser", leavesQty="0", leavesValue="0", updatedTime=ms(now)
+            )
+            return order
+    raise ApiError(110001)
+
+
+def tickers(params: dict[str, str]) -> dict:
+    category = require_category(params)
+    symbol = params.get("symbol")
+    if not symbol:
+        raise ApiError(10001, "params error: symbol is required")
+    return {"category": category, "list": [{"symbol": symbol, "lastPrice": LAST_PRICE}]}

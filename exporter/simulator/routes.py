@@ -38,7 +38,9 @@ class RestRoutes:
         router.add_get("/v5/account/query-dcp-info", self._signed(self._query_dcp_info))
         router.add_post("/v5/order/disconnected-cancel-all", self._signed(self._set_dcp))
         router.add_post("/v5/order/create", self._signed(self._create_order))
+        router.add_post("/v5/order/cancel", self._signed(self._cancel_order))
         router.add_get("/v5/order/realtime", self._signed(self._open_orders))
+        router.add_get("/v5/market/tickers", self._tickers)
         router.add_get("/v5/order/history", self._signed(self._order_history))
 
     def _forced_response(self, code: int, now: float, headers: dict[str, str] | None = None) -> web.Response:
@@ -46,7 +48,19 @@ class RestRoutes:
             return web.Response(text=f"{code} forced by simulator", status=code, headers=headers)
         return json_response(rest.error_body(ApiError(code), now), headers)
 
+    async def _canned(self, request: web.Request) -> web.Response | None:
+        """The forced raw answer for this request's path, after its delay, or None."""
+        canned = self._core.faults.take_forced_response(request.path)
+        if canned is None:
+            return None
+        if canned.delay > 0:
+            await self._core.clock.sleep(canned.delay)
+        return web.Response(text=canned.body, status=canned.status, headers=canned.headers)
+
     async def _server_time(self, request: web.Request) -> web.Response:
+        canned = await self._canned(request)
+        if canned is not None:
+            return canned
         now = self._core.clock.time()
         forced = self._core.faults.take_forced_error(request.path)
         if forced is not None:
@@ -58,6 +72,9 @@ class RestRoutes:
         Bybit's order, before it runs ``endpoint``. Every call is recorded on the account."""
 
         async def handle(request: web.Request) -> web.Response:
+            canned = await self._canned(request)
+            if canned is not None:
+                return canned
             core = self._core
             now = core.clock.time()
             path = request.path
@@ -78,7 +95,8 @@ class RestRoutes:
                 ts, recv = rest.check_timestamp(
                     request.headers.get("X-BAPI-TIMESTAMP"), request.headers.get("X-BAPI-RECV-WINDOW"), now
                 )
-                payload = request.query_string if request.method == "GET" else raw
+                # Bybit checks the signature against the query string as it arrived, not a re-quoted one.
+                payload = request.rel_url.raw_query_string if request.method == "GET" else raw
                 rest.check_signature(acct, ts, recv, payload, request.headers.get("X-BAPI-SIGN"))
                 limit = core.limiter.hit(api_key, path, now)
                 headers = limit.headers()
@@ -121,6 +139,20 @@ class RestRoutes:
             order.update(orderStatus="Filled", leavesQty="0", leavesValue="0", cumExecQty=order["qty"])
         self._core.push_orders(acct.api_key, [order])
         return rest.envelope({"orderId": order["orderId"], "orderLinkId": order["orderLinkId"]}, now=now)
+
+    def _cancel_order(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
+        order = rest.cancel_order(acct, body, now)
+        self._core.push_orders(acct.api_key, [order])
+        return rest.envelope({"orderId": order["orderId"], "orderLinkId": order["orderLinkId"]}, now=now)
+
+    async def _tickers(self, request: web.Request) -> web.Response:
+        """Unsigned, like Bybit's market data; every symbol trades at :data:`rest.LAST_PRICE`."""
+        now = self._core.clock.time()
+        try:
+            result = rest.tickers(dict(request.query))
+        except ApiError as err:
+            return json_response(rest.error_body(err, now))
+        return json_response(rest.envelope(result, now=now))
 
     def _open_orders(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
         return rest.envelope(rest.open_orders(acct, params), now=now)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .accounts import DEFAULT_DCP, SimAccount, new_order_id
+from .accounts import DEFAULT_DCP, SimAccount, ms, new_order_id
 from .clock import Clock, SystemClock
 from .control import CONTROL_PREFIX, ControlSurface
 from .core import SimCore
 from .engine import CATEGORIES, PRODUCTS, valid_window
+from .faults import ForcedResponse
 from .ratelimit import RateLimiter
 from .routes import DCP_PATHS, RestRoutes
 from .session import PrivateStream
@@ -215,6 +216,14 @@ class Simulator:
         self._core.push_orders(api_key, [order])
         return dict(order)
 
+    def fill_order(self, api_key: str, order_id: str) -> dict:
+        """A resting order trades in full (a counterparty took it), pushed like any other update."""
+        order = self.account(api_key).orders[order_id]
+        order.update(orderStatus="Filled", leavesQty="0", leavesValue="0", cumExecQty=order["qty"])
+        order["updatedTime"] = ms(self._core.clock.time())
+        self._core.push_orders(api_key, [order])
+        return dict(order)
+
     # --- fault injection ----------------------------------------------------------------
     def set_pong_latency(self, api_key: str, seconds: float) -> None:
         self.account(api_key)
@@ -244,7 +253,23 @@ class Simulator:
         403 and 5xx are answered as HTTP statuses, anything else as a Bybit retCode."""
         self._core.faults.force_error(path, ret_code, count)
 
+    def force_response(
+        self,
+        path: str,
+        status: int = 200,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+        count: int | None = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """The next ``count`` requests to ``path`` get this raw answer after ``delay`` seconds,
+        before any check (None = until cleared): hostile bodies, headers, redirects, hangs."""
+        self._core.faults.force_response(
+            path, ForcedResponse(int(status), str(body), dict(headers or {}), delay, count)
+        )
+
     def clear_errors(self) -> None:
+        """Remove every forced error and forced answer."""
         self._core.faults.clear_errors()
 
     def send_malformed(self, api_key: str, text: str) -> int:
