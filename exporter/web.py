@@ -1,15 +1,20 @@
 """The exporter's HTTP face (aiohttp): landing page, telemetry, liveness and readiness.
 
 The landing page reads the same registry Prometheus scrapes, so it can never show a
-value the metrics do not; every value on it is HTML-escaped.
+value the metrics do not; every value on it is HTML-escaped. With a web config, every
+path (the health endpoints too, as in the Go exporter-toolkit) answers only to valid
+basic-auth credentials and carries the configured headers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import gzip
 import html
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -18,6 +23,10 @@ from prometheus_client.exposition import choose_encoder
 from . import __version__
 from .dcp import PRODUCTS
 from .metrics import Metrics
+from .webconfig import WebConfigSource
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GZIP_LEVEL = 6  # a 1,000-account exposition shrinks about tenfold; higher levels cost CPU for little
 
 NAME = "bybit-dcp-exporter"
 
@@ -37,8 +46,14 @@ def make_app(
     *,
     telemetry_path: str = "/metrics",
     clock: Callable[[], float] = time.time,
+    web_config: WebConfigSource | None = None,
+    middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
 ) -> web.Application:
-    app = web.Application()
+    """``middlewares`` run first (the connection guard's); then the web config's rules."""
+    guards = list(middlewares)
+    if web_config is not None:
+        guards.append(secured(web_config))
+    app = web.Application(middlewares=guards)
 
     async def landing(request: web.Request) -> web.Response:
         return web.Response(text=render_landing(metrics, state, telemetry_path, clock()), content_type="text/html")
@@ -49,8 +64,12 @@ def make_app(
         # In a worker thread the interpreter hands the event loop a turn every few ms, so
         # pings and pongs keep their timing while Prometheus scrapes. The registry's
         # metrics are thread-safe; nothing else runs off the loop.
-        body = await asyncio.to_thread(encoder, metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": content_type})
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        body = await asyncio.to_thread(_render, encoder, metrics, gzipped)
+        headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -65,6 +84,51 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+def _render(encoder: Callable[..., bytes], metrics: Metrics, gzipped: bool) -> bytes:
+    body = encoder(metrics.registry)
+    return gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
+
+
+def secured(source: WebConfigSource) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The web config's rules for every request: its headers on every answer, then basic auth."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        config = source.current()
+        auth = source.auth
+        if auth.enabled:
+            user, password = _credentials(request.headers.get("Authorization", ""))
+            if user is None or not await asyncio.to_thread(auth.check, user, password):
+                response: web.StreamResponse = web.Response(
+                    status=401,
+                    text="Unauthorized\n",
+                    headers={"WWW-Authenticate": 'Basic realm="bybit-dcp-exporter", charset="UTF-8"'},
+                )
+                response.headers.update(config.headers)
+                return response
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers.update(config.headers)
+            raise
+        response.headers.update(config.headers)
+        return response
+
+    return middleware
+
+
+def _credentials(header: str) -> tuple[str | None, str]:
+    """(user, password) from an ``Authorization: Basic`` header, or (None, "") when absent or malformed."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, ""
+    try:
+        user, sep, password = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, ""
+    return (user, password) if sep else (None, "")
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
