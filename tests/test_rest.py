@@ -236,9 +236,9 @@ async def test_timeout_and_network_errors():
         assert exc.value.code == "timeout"
         with pytest.raises(TransportError) as exc:
             await c.server_time()
-        assert exc.value.code == "network"
+        assert exc.value.code == "invalid"  # an answer, but not Bybit's JSON
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="timeout") == 1
-        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="network") == 1
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="invalid") == 1
     finally:
         await session.close()
         await runner.cleanup()
@@ -276,8 +276,8 @@ async def test_non_utf8_error_page_is_a_counted_error():
             assert exc.value.code == "502"
             with pytest.raises(TransportError) as exc:
                 await c.server_time()
-            assert exc.value.code == "network"
+            assert exc.value.code == "invalid"
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="502") == 1
-        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="network") == 1
+        assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="invalid") == 1
     finally:
         await runner.cleanup()

@@ -1,10 +1,14 @@
 """Typed errors for Bybit's ``retCode`` values and transport failures.
 
-``code`` is what ``bybit_dcp_api_errors_total`` is labelled with: Bybit's retCode, an
-HTTP status, ``timeout`` or ``network``. Messages never contain credentials.
+``code`` is Bybit's retCode, an HTTP status, or one of the exporter's own words
+(:data:`OWN_CODES`). ``bybit_dcp_api_errors_total`` is labelled with :func:`code_label`,
+which keeps the label to a bounded set whatever a server answers. Messages never contain
+credentials.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class BybitError(Exception):
@@ -45,10 +49,39 @@ class ServerError(BybitError):
 
 
 class TransportError(BybitError):
-    """No usable answer: ``timeout`` or ``network`` (connection refused, reset, bad body)."""
+    """No usable answer: ``timeout``, ``network`` (refused, reset, DNS), ``invalid`` (a body
+    without a usable result) or ``redirect`` (never followed: it would carry the credentials
+    to another host)."""
 
 
 AUTH_CODES = frozenset({"10003", "10004", "10005", "10010"})
+# Bybit's documented V5 codes (see the README's error table).
+BYBIT_CODES = frozenset(
+    {
+        "10001",
+        "10002",
+        "10003",
+        "10004",
+        "10005",
+        "10006",
+        "10007",
+        "10008",
+        "10009",
+        "10010",
+        "10014",
+        "10016",
+        "10017",
+    }
+)
+OWN_CODES = ("timeout", "network", "invalid", "redirect")
+_HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
+
+
+def code_label(code: str) -> str:
+    """The ``code`` label of an error: a documented code, an HTTP status, an own word, else ``other``."""
+    if code in BYBIT_CODES or code in OWN_CODES or _HTTP_STATUS.fullmatch(code):
+        return code
+    return "other"
 
 
 def error_for(code: str | int, message: str = "", endpoint: str = "", reset_at: float | None = None) -> BybitError:
@@ -64,6 +97,6 @@ def error_for(code: str | int, message: str = "", endpoint: str = "", reset_at: 
         return RateLimited(code, message, endpoint, reset_at)
     if code == "10016" or (code.isdigit() and 500 <= int(code) < 600):
         return ServerError(code, message, endpoint)
-    if code in ("timeout", "network"):
+    if code in OWN_CODES:
         return TransportError(code, message, endpoint)
     return BybitError(code, message, endpoint)

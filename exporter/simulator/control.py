@@ -37,7 +37,10 @@ def controls(sim: Simulator) -> dict[str, Control]:
         "stall": Control(sim.stall, "the account's live connections go silent but stay open"),
         "close_connections": Control(sim.close_connections, "close the account's connections with `code`"),
         "force_error": Control(sim.force_error, "the next `count` requests to `path` fail with `ret_code`"),
-        "clear_errors": Control(sim.clear_errors, "remove every forced error"),
+        "force_response": Control(
+            sim.force_response, "the next `count` requests to `path` get `status`, `body`, `headers` after `delay` s"
+        ),
+        "clear_errors": Control(sim.clear_errors, "remove every forced error and forced answer"),
         "send_malformed": Control(sim.send_malformed, "send `text` as a raw frame to the account's connections"),
         "set_dcp": Control(sim.set_dcp, "change a DCP window behind the clients' back (null = off)"),
         "reset_faults": Control(sim.reset_faults, "clear latency, dropped pongs, stalls and forced errors"),

@@ -1,5 +1,5 @@
 """The faults injected into the simulator that outlive a single connection: late or dropped
-pongs per account, and forced REST errors per path (no I/O).
+pongs per account, forced REST errors and canned raw REST answers per path (no I/O).
 
 Stalls belong to a connection and live on its :class:`~.session.Session`.
 """
@@ -7,6 +7,7 @@ Stalls belong to a connection and live on its :class:`~.session.Session`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 @dataclass
@@ -16,10 +17,35 @@ class ForcedError:
 
 
 @dataclass
+class ForcedResponse:
+    """An answer sent as given, before any check: a hostile or broken server (or proxy)."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+    delay: float  # seconds to wait before answering: a hanging server
+    remaining: int | None  # None: until cleared
+
+
+Forced = TypeVar("Forced", ForcedError, ForcedResponse)
+
+
+def _take(table: dict[str, Forced], path: str) -> Forced | None:
+    """The fault for ``path`` (counting one use of it), or None."""
+    forced = table.get(path)
+    if forced is not None and forced.remaining is not None:
+        forced.remaining -= 1
+        if forced.remaining <= 0:
+            del table[path]
+    return forced
+
+
+@dataclass
 class Faults:
     pong_latency: dict[str, float] = field(default_factory=dict)  # api_key -> seconds
     dropped_pongs: set[str] = field(default_factory=set)  # api_keys
     forced_errors: dict[str, ForcedError] = field(default_factory=dict)  # path -> error
+    forced_responses: dict[str, ForcedResponse] = field(default_factory=dict)  # path -> answer
 
     def set_pong_latency(self, api_key: str, seconds: float) -> None:
         if seconds and seconds > 0:
@@ -38,19 +64,20 @@ class Faults:
 
     def take_forced_error(self, path: str) -> int | None:
         """The retCode a request to ``path`` is forced to fail with (counting it), or None."""
-        forced = self.forced_errors.get(path)
-        if forced is None:
-            return None
-        if forced.remaining is not None:
-            forced.remaining -= 1
-            if forced.remaining <= 0:
-                del self.forced_errors[path]
-        return forced.ret_code
+        forced = _take(self.forced_errors, path)
+        return None if forced is None else forced.ret_code
+
+    def force_response(self, path: str, response: ForcedResponse) -> None:
+        self.forced_responses[path] = response
+
+    def take_forced_response(self, path: str) -> ForcedResponse | None:
+        return _take(self.forced_responses, path)
 
     def clear_errors(self) -> None:
         self.forced_errors.clear()
+        self.forced_responses.clear()
 
     def reset(self) -> None:
         self.pong_latency.clear()
         self.dropped_pongs.clear()
-        self.forced_errors.clear()
+        self.clear_errors()
