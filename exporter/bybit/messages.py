@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sanity import load_json, timestamp_seconds
+
 # Topics whose pushes carry orders: `order` (all categories) or `order.<category>`.
 ORDER_TOPIC_PREFIX = "order"
 
@@ -98,7 +100,7 @@ def _ack_fields(obj: dict) -> tuple[bool, str, str | None, str | None] | None:
     ret_msg = obj.get("ret_msg", "")
     return (
         success,
-        ret_msg if isinstance(ret_msg, str) else str(ret_msg),
+        ret_msg if isinstance(ret_msg, str) else "",
         _opt_str(obj.get("conn_id")),
         _opt_str(obj.get("req_id")),
     )
@@ -109,13 +111,10 @@ def _parse_server_ms(args: Any) -> int | Invalid | None:
         return None
     if not isinstance(args, list) or not args:
         return Invalid("bad_pong", "args is not a non-empty list")
-    first = args[0]
-    if isinstance(first, bool):
-        return Invalid("bad_pong", "args[0] is not a timestamp")
-    try:
-        return int(first)
-    except (TypeError, ValueError):
-        return Invalid("bad_pong", "args[0] is not a timestamp")
+    seconds = timestamp_seconds(args[0], 1000.0)
+    if seconds is None:  # Infinity, 1e400, text, a time in the wrong unit: no RTT or skew from it
+        return Invalid("bad_pong", "args[0] is not a sane timestamp in ms")
+    return round(seconds * 1000.0)
 
 
 def parse_message(obj: Any) -> Frame:
@@ -131,8 +130,8 @@ def parse_message(obj: Any) -> Frame:
             data = obj.get("data")
             if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
                 return Invalid("bad_order_push", "data is not a list of objects")
-            created = obj.get("creationTime")
-            created_ms = created if isinstance(created, int) and not isinstance(created, bool) else None
+            created = timestamp_seconds(obj.get("creationTime"), 1000.0)
+            created_ms = None if created is None else round(created * 1000.0)
             return OrderPush(topic=topic, orders=list(data), id=_opt_str(obj.get("id")), creation_time_ms=created_ms)
         return Invalid("unexpected_topic", topic[:_EXCERPT])
 
@@ -152,7 +151,7 @@ def parse_message(obj: Any) -> Frame:
         return _ACK_TYPES[op](*fields)
     if op is None:
         return Invalid("no_op", "neither op nor topic")
-    return Invalid("unknown_op", str(op)[:_EXCERPT])
+    return Invalid("unknown_op", op[:_EXCERPT] if isinstance(op, str) else type(op).__name__)
 
 
 def parse_frame(data: str | bytes) -> Frame:
@@ -163,8 +162,8 @@ def parse_frame(data: str | bytes) -> Frame:
         except UnicodeDecodeError:
             return Invalid("not_utf8", "binary frame")
     try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
+        obj = load_json(data)
+    except ValueError:
         return Invalid("not_json", _excerpt(data))
     return parse_message(obj)
 

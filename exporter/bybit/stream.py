@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..dcp import TOPIC_PRODUCT
@@ -71,6 +71,18 @@ class StreamConfig:
 
     def __repr__(self) -> str:  # the secret masks itself; keep the key out too
         return f"StreamConfig(url={self.url!r}, topics={self.topics!r})"
+
+
+class _connect_here(connect):
+    """Never follows a redirect: the auth frame (key and signature, replayable for seconds) and a
+    guardian's ``dcp.*`` subscription would go to whatever host the redirect names."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+def _is_redirect(exc: InvalidStatus) -> bool:
+    return 300 <= exc.response.status_code < 400
 
 
 class _Reconnect(Exception):
@@ -172,7 +184,7 @@ class PrivateStream:
         self._session_pong = False
         cfg = self.config
         try:
-            async with connect(
+            async with _connect_here(
                 cfg.url,
                 open_timeout=cfg.handshake_timeout,
                 close_timeout=cfg.close_timeout,
@@ -190,6 +202,12 @@ class PrivateStream:
             log.info("private stream closed", extra={"account": self.account, "error": _short(exc)})
             return "closed"
         except (OSError, TimeoutError, InvalidURI, WebSocketException) as exc:
+            if isinstance(exc, InvalidStatus) and _is_redirect(exc):
+                log.warning(
+                    "private stream redirected; not followed (the credentials would go elsewhere)",
+                    extra={"account": self.account, "status": exc.response.status_code},
+                )
+                return "redirect"
             log.warning(
                 "private stream error",
                 extra={"account": self.account, "error_type": type(exc).__name__, "error": _short(exc)},
