@@ -11,7 +11,6 @@ import json
 import signal
 import sys
 
-import aiohttp
 import pytest
 from helpers import eventually, exporter_env
 

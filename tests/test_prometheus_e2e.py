@@ -268,10 +268,16 @@ def _fill_variables(expr: str) -> str:
     return expr.replace("$__rate_interval", RATE_INTERVAL).replace("$job", JOB).replace("$account", ACCOUNT)
 
 
+# Series only a guardian-liveness or drilling account has; tests/test_guardian_e2e.py shows their panels with data.
+OTHER_STACK_SERIES = ("bybit_dcp_guardian_", "bybit_dcp_drill_")
+
+
 def _panel_targets() -> list[tuple[str, dict]]:
     out = []
     for panel in iter_panels(DASHBOARD):
         for target in panel.get("targets", []):
+            if any(series in target["expr"] for series in OTHER_STACK_SERIES):
+                continue
             out.append((f"{panel['title']} [{target['refId']}]", target))
     for annotation in DASHBOARD["annotations"]["list"]:
         if annotation.get("expr"):
