@@ -79,7 +79,7 @@ class Guardian:
     def accepts(self, token: str) -> bool:
         """The bot's bearer token, compared in constant time; a wrong one is counted and never arms."""
         expected = self.liveness.token
-        if expected is not None and hmac.compare_digest(token.encode(), expected.reveal().encode()):
+        if token and expected is not None and hmac.compare_digest(token.encode(), expected.reveal().encode()):
             return True
         self.metrics.guardian_liveness_rejected.labels(self.name).inc()
         return False
@@ -225,7 +225,7 @@ def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardi
         if guardian is None or guardian.liveness.source != "http":
             return web.Response(status=404, text="no guardian with http liveness for this account\n")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not guardian.accepts(token.strip()):
+        if not guardian.accepts(token.strip() if scheme.lower() == "bearer" else ""):
             return web.Response(
                 status=401, text="bad or missing bearer token\n", headers={"WWW-Authenticate": "Bearer"}
             )
