@@ -37,6 +37,10 @@ ORDER_TOPIC: Final = "order"
 # ``cancelType`` of an order that DCP cancelled, on the ``order`` stream and in history.
 CANCEL_BY_DCP: Final = "CancelByDCP"
 
+# ``orderStatus`` of an order that ended cancelled (``Deactivated``: a conditional order
+# cancelled before it triggered). Only these, with CancelByDCP, are DCP cancels.
+CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
+
 # What the exporter may do when Bybit reports another window than the desired one.
 REASSERT_POLICIES: Final = ("off", "dry-run", "enforce")
 Policy = Literal["off", "dry-run", "enforce"]

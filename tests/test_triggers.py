@@ -157,13 +157,45 @@ def test_malformed_dcp_orders_are_ignored_not_fatal():
     bad = [
         {"cancelType": "CancelByDCP", "category": "linear"},
         {"cancelType": "CancelByDCP", "orderId": "x", "category": "futures"},
-        {"cancelType": "CancelByDCP", "orderId": "y", "category": "linear", "updatedTime": "soon"},
+        {
+            "cancelType": "CancelByDCP",
+            "orderId": "y",
+            "category": "linear",
+            "updatedTime": "soon",
+            "orderStatus": "Cancelled",
+        },
+        {"cancelType": "CancelByDCP", "orderId": "z", "category": "linear", "orderStatus": ["Cancelled"]},
         "not a dict",
     ]
     events = t.observe(bad)
-    assert t.ignored == 2
-    assert value(metrics, "bybit_dcp_ignored_cancels_total") == 2
+    assert t.ignored == 3
+    assert value(metrics, "bybit_dcp_ignored_cancels_total") == 3
     assert [e.order_ids for e in events] == [("y",)]
+
+
+def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_ignored_not_a_trigger():
+    metrics, t, _ = make()
+    live = [
+        dict(order(str(i)), orderStatus=status) for i, status in enumerate(["New", "PartiallyFilled", "Filled", None])
+    ]
+    assert t.observe(live) == []
+    assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 0
+    assert value(metrics, "bybit_dcp_ignored_cancels_total") == 4
+    ended = [dict(order(s), orderStatus=s) for s in ("Cancelled", "PartiallyFilledCanceled", "Deactivated")]
+    assert len(t.observe(ended)[0].order_ids) == 3
+
+
+def test_an_insane_updated_time_never_dates_a_trigger_and_later_triggers_still_move_the_gauge():
+    metrics, t, clock = make()
+    for i, raw in enumerate(["1e20", "Infinity", str(int((clock.now + 86400) * 1000)), "1700000000000000"]):
+        clock.now += 3600
+        events = t.observe([dict(order(f"bad{i}"), updatedTime=raw)])
+        assert events[0].started_at == clock.now  # dated by its arrival instead
+        assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.now
+    assert value(metrics, "bybit_dcp_invalid_values_total", field="updatedTime") == 4
+    clock.now += 3600
+    t.observe([order("good", at=clock.now - 1)])
+    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.now - 1
 
 
 @settings(max_examples=60, deadline=None)

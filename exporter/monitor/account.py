@@ -64,6 +64,8 @@ def record_triggers(metrics: Metrics, account: str, observation: Observation) ->
         metrics.last_trigger.labels(account, product).set(at)
     if observation.ignored:
         metrics.ignored_cancels.labels(account).inc(observation.ignored)
+    if observation.undated:
+        metrics.invalid_values.labels(account, "updatedTime").inc(observation.undated)
 
 
 def apply_dcp_info(metrics: Metrics, account: str, reported: Mapping[str, DcpSetting]) -> None:
@@ -151,7 +153,8 @@ class AccountSupervisor:
         self.last_reported: dict[str, DcpSetting] | None = None
         self.last_poll_error: str | None = None
         self.backfills = 0
-        self._backfill_lock = asyncio.Lock()
+        self._backfilling = False
+        self._pending_gap: tuple[float, float] | None = None  # a gap reported while a backfill ran
 
     # ------------------------------------------------------------------ running
 
@@ -296,35 +299,69 @@ class AccountSupervisor:
         )
 
     async def backfill(self, down_since: float, up_at: float) -> int:
-        """Read order history for the time the stream was down; return the orders fed to the tracker."""
-        async with self._backfill_lock:
-            end_ms = int((max(up_at, self.clock.time()) + 1.0) * 1000)
-            # Bybit keeps cancelled orders in history for 24 h (and refuses ranges over 7 days).
-            start_ms = max(int((down_since - self.backfill_margin) * 1000), end_ms - HISTORY_KEPT_MS)
-            fed = 0
-            for category in CATEGORIES:
-                cursor: str | None = None
-                for _page in range(self.backfill_max_pages):
-                    try:
-                        orders, cursor = await self.rest.order_history(category, start_ms, end_ms, cursor=cursor)
-                    except BybitError as exc:
-                        log.warning(
-                            "order-history backfill failed; cancels during the gap may be missed",
-                            extra={"account": self.name, "category": category, "code": exc.code, "error": exc.message},
-                        )
-                        break
-                    fed += len(orders)
-                    self._observe(orders, source="history")
-                    if not cursor:
-                        break
-                else:
-                    log.warning(
-                        "order-history backfill stopped at the page limit",
-                        extra={"account": self.name, "category": category, "pages": self.backfill_max_pages},
-                    )
-            self.backfills += 1
-            log.info(
-                "backfilled order history for the stream's downtime",
-                extra={"account": self.name, "down_seconds": round(up_at - down_since, 1), "orders": fed},
+        """Read order history for the time the stream was down; return the orders fed to the tracker.
+
+        At most one backfill runs per account. A gap reported meanwhile (the stream flapping
+        while history is slow) is merged into one pending gap, which the running backfill reads
+        next; the call that reported it returns 0 at once, so nothing queues.
+        """
+        if self._backfilling:
+            pending = self._pending_gap
+            self._pending_gap = (
+                (down_since, up_at) if pending is None else (min(pending[0], down_since), max(pending[1], up_at))
             )
-            return fed
+            return 0
+        self._backfilling = True
+        fed = 0
+        gap: tuple[float, float] | None = (down_since, up_at)
+        try:
+            while gap is not None:
+                fed += await self._backfill_gap(*gap)
+                gap, self._pending_gap = self._pending_gap, None
+        finally:
+            self._backfilling = False
+            self._pending_gap = None
+        return fed
+
+    async def _backfill_gap(self, down_since: float, up_at: float) -> int:
+        end_ms = int((max(up_at, self.clock.time()) + 1.0) * 1000)
+        # Bybit keeps cancelled orders in history for 24 h (and refuses ranges over 7 days).
+        start_ms = max(int((down_since - self.backfill_margin) * 1000), end_ms - HISTORY_KEPT_MS)
+        fed = sum([await self._backfill_category(category, start_ms, end_ms) for category in CATEGORIES])
+        self.backfills += 1
+        log.info(
+            "backfilled order history for the stream's downtime",
+            extra={"account": self.name, "down_seconds": round(up_at - down_since, 1), "orders": fed},
+        )
+        return fed
+
+    async def _backfill_category(self, category: str, start_ms: int, end_ms: int) -> int:
+        """One category's pages; whatever goes wrong is counted and stops this category only."""
+        fed = 0
+        cursor: str | None = None
+        for _page in range(self.backfill_max_pages):
+            try:
+                orders, cursor = await self.rest.order_history(category, start_ms, end_ms, cursor=cursor)
+                self._observe(orders, source="history")
+            except BybitError as exc:
+                self.metrics.backfill_failures.labels(self.name, category).inc()
+                log.warning(
+                    "order-history backfill failed; cancels during the gap may be missed",
+                    extra={"account": self.name, "category": category, "code": exc.code, "error": exc.message},
+                )
+                return fed
+            except Exception:
+                self.metrics.backfill_failures.labels(self.name, category).inc()
+                log.exception(
+                    "order-history backfill crashed; cancels during the gap may be missed",
+                    extra={"account": self.name, "category": category},
+                )
+                return fed
+            fed += len(orders)
+            if not cursor:
+                return fed
+        log.warning(
+            "order-history backfill stopped at the page limit",
+            extra={"account": self.name, "category": category, "pages": self.backfill_max_pages},
+        )
+        return fed

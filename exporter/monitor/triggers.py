@@ -5,13 +5,18 @@ When DCP fires, Bybit cancels every active order of the product with
 ``order`` stream and, after its own stream was down, in order history (backfill). Both
 paths feed :meth:`TriggerTracker.observe`, which
 
+- takes an order as a DCP cancel only with ``cancelType: CancelByDCP`` and a terminal
+  cancelled ``orderStatus``; one without a usable orderId, category or status is counted
+  as ignored;
 - counts each cancelled ``orderId`` once (memory is bounded: at most ``max_remembered``
   ids, each forgotten after 25 h, longer than the 24 h for which Bybit returns cancelled
   orders in history);
 - groups cancels of one product whose ``updatedTime`` lie within ``burst_window`` seconds
   of each other into one burst = one trigger, dated by the burst's first ``updatedTime``.
   Grouping uses Bybit's timestamps, not arrival time, so a late or backfilled order joins
-  the burst it belongs to instead of counting a second trigger.
+  the burst it belongs to instead of counting a second trigger. An ``updatedTime`` that is
+  missing, not a sane timestamp or later than ``now`` + :data:`FUTURE_TOLERANCE_SECONDS` is
+  counted as undated and replaced by ``now``: one bad order can never date a trigger in 2100.
 
 The tracker touches no metric and no log: the supervisor records its :class:`Observation`.
 """
@@ -22,9 +27,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..dcp import CANCEL_BY_DCP, CATEGORY_PRODUCT
+from ..bybit.sanity import timestamp_seconds
+from ..dcp import CANCEL_BY_DCP, CANCELLED_STATUSES, CATEGORY_PRODUCT
 
 RETENTION_SECONDS = 25 * 3600
+FUTURE_TOLERANCE_SECONDS = 300.0  # Bybit's clock may run ahead of ours; not by more than this
 MAX_BURSTS_PER_PRODUCT = 1000
 
 
@@ -50,7 +57,8 @@ class Observation:
     cancelled: dict[str, int]  # category -> orders counted for the first time
     events: tuple[TriggerEvent, ...]  # bursts touched, oldest first
     last_trigger: dict[str, float]  # product -> its latest trigger's time, where that moved
-    ignored: int  # CancelByDCP orders without a usable orderId or category
+    ignored: int  # CancelByDCP orders without a usable orderId, category or cancelled status
+    undated: int  # DCP cancels whose updatedTime was missing or insane, dated ``now`` instead
 
 
 class _Burst:
@@ -61,15 +69,9 @@ class _Burst:
         self.end = t
 
 
-def _updated_seconds(order: dict) -> float | None:
-    raw = order.get("updatedTime")
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        ms = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return ms / 1000.0 if ms > 0 else None
+def _updated_seconds(order: dict, now: float) -> float | None:
+    t = timestamp_seconds(order.get("updatedTime"), 1000.0)
+    return t if t is not None and t <= now + FUTURE_TOLERANCE_SECONDS else None
 
 
 class TriggerTracker:
@@ -85,21 +87,29 @@ class TriggerTracker:
     def observe(self, orders: Iterable[object], now: float) -> Observation:
         """Count the ``CancelByDCP`` orders among ``orders`` seen at ``now`` (unix seconds)."""
         self._expire(now)
-        ignored = 0
+        ignored = undated = 0
         fresh: list[tuple[str, float, str, str]] = []  # (product, t, orderId, category)
         for order in orders:
             if not isinstance(order, dict) or order.get("cancelType") != CANCEL_BY_DCP:
                 continue
-            order_id = order.get("orderId")
-            category = order.get("category")
+            order_id, category, status = order.get("orderId"), order.get("category"), order.get("orderStatus")
             product = CATEGORY_PRODUCT.get(category) if isinstance(category, str) else None
-            if not isinstance(order_id, str) or not order_id or product is None or not isinstance(category, str):
+            if (
+                not isinstance(order_id, str)
+                or not order_id
+                or product is None
+                or not isinstance(category, str)
+                or not isinstance(status, str)
+                or status not in CANCELLED_STATUSES
+            ):
                 ignored += 1
                 continue
             if order_id in self._seen:
                 continue
             self._remember(order_id, now)
-            t = _updated_seconds(order)
+            t = _updated_seconds(order, now)
+            if t is None:
+                undated += 1
             fresh.append((product, now if t is None else t, order_id, category))
         cancelled = Counter(category for _, _, _, category in fresh)
 
@@ -123,7 +133,7 @@ class TriggerTracker:
                 last_trigger[product] = burst.start
             events.append(TriggerEvent(product, burst.start, tuple(ids), tuple(categories), new))
         events.sort(key=lambda e: e.started_at)
-        return Observation(dict(cancelled), tuple(events), last_trigger, ignored)
+        return Observation(dict(cancelled), tuple(events), last_trigger, ignored, undated)
 
     @property
     def remembered(self) -> int:
