@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -28,10 +29,22 @@ def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(record.msecs):03d}Z"
 
 
+# Characters that could forge or hide a line on a terminal or in a log pipeline: C0 and C1
+# controls (CR, ESC...), DEL and the Unicode line and paragraph separators. Text from Bybit
+# (retMsg, frames) goes into log fields, so every one of them is written as an escape.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    c = match.group()
+    return _SHORT_ESCAPES.get(c) or f"\\u{ord(c):04x}"
+
+
 def _logfmt_value(value: object) -> str:
     text = value if isinstance(value, str) else str(value)
-    if text == "" or any(c in text for c in ' ="\\\n\t'):
-        text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    if text == "" or any(c in text for c in ' ="\\') or _CONTROL.search(text):
+        text = _CONTROL.sub(_escape_control, text.replace("\\", "\\\\").replace('"', '\\"'))
         return f'"{text}"'
     return text
 
@@ -70,7 +83,8 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             doc["exc"] = record.exc_text
-        return json.dumps(doc, ensure_ascii=False)
+        # json escapes C0 controls itself; DEL, C1 and the line separators it leaves as they are.
+        return _CONTROL.sub(_escape_control, json.dumps(doc, ensure_ascii=False))
 
 
 class SecretFilter(logging.Filter):
