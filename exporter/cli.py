@@ -29,6 +29,7 @@ from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
 from .monitor.fleet import Fleet
+from .monitor.guardian import add_liveness_route
 from .shard import ONE_SHARD, Shard, resolve_index, select
 from .version import version_text
 from .web import make_app
@@ -188,6 +189,7 @@ async def run_exporter(
         web_config=web_config,
         middlewares=[guard.middleware],
     )
+    add_liveness_route(app, fleet.guardian)
     try:
         runner, server = await guard.listen(app, host, port)
     except OSError as exc:
