@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeAlias
 import yaml
 
 from .dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, PRODUCTS, REASSERT_POLICIES, valid_window
-from .secrets import Secret, is_pem
+from .secrets import MASK, Secret, is_pem, mask_key
 
 MODES = ("observer", "guardian")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -57,11 +57,25 @@ INLINE_SECRET_FIELDS = ("api_secret", "secret", "rsa_private_key", "private_key"
 SECRET_REFERENCES = ("api_secret_env", "api_secret_file", "rsa_private_key_file")
 
 
+# A word that may be a credential pasted in the wrong place: 16 or more key-like characters
+# with both letters and digits (Bybit's keys have 18, its secrets 36; PEM lines are longer).
+_CREDENTIAL_LIKE = re.compile(r"(?=[A-Za-z0-9+/=_-]*[0-9])(?=[A-Za-z0-9+/=_-]*[A-Za-z])[A-Za-z0-9+/=_-]{16,}")
+
+
+def hide_credentials(text: str) -> str:
+    """``text`` with every credential-like word replaced by a mask: no problem repeats any part of one."""
+    return _CREDENTIAL_LIKE.sub(MASK, text)
+
+
 class ConfigError(Exception):
-    """Every validation problem at once; each line names a field path and the fix."""
+    """Every validation problem at once; each line names a field path and the fix.
+
+    Problems echo what was written so it can be found; a word that may be a key or a secret
+    is masked whatever check reported it.
+    """
 
     def __init__(self, errors: list[str]) -> None:
-        self.errors = list(errors)
+        self.errors = [hide_credentials(e) for e in errors]
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {e}" for e in self.errors))
 
 
@@ -740,6 +754,7 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
         return []
     accounts: list[AccountConfig] = []
     seen: dict[str, int] = {}
+    writers: dict[tuple[str, str], tuple[int, str]] = {}  # (api key, REST host) -> the account using it
     for i, raw in enumerate(raw_accounts):
         where = f"accounts[{i}]"
         if not isinstance(raw, dict):
@@ -754,6 +769,14 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
             )
             continue
         seen[account.name] = i
+        first = writers.setdefault((account.api_key, account.rest_url), (i, account.name))
+        if first[0] != i:
+            errors.append(
+                f"{where}.api_key: {account.name!r} uses the API key {mask_key(account.api_key)} of accounts[{first[0]}] "
+                f"({first[1]!r}) on the same environment: that is one Bybit account, and two writers would flip its "
+                "DCP window back and forth; watch it once"
+            )
+            continue
         accounts.append(account)
     return accounts
 
@@ -882,7 +905,8 @@ def _resolve_api_key(checked: _Checked, env: Mapping[str, str]) -> str | None:
         return None
     key = env.get(variable, "").strip()
     if not key:
-        checked.report("api_key_env", f"environment variable {variable} is not set or empty; export it")
+        shown = variable if _CONVENTIONAL_ENV_NAME_RE.match(variable) else "it names (not shown: it may be the key)"
+        checked.report("api_key_env", f"the environment variable {shown} is not set or empty; export it")
         return None
     return key
 

@@ -34,6 +34,11 @@ class Records(list[T]):
             del self[: len(self) - RECORD_LIMIT]  # trimmed in halves: amortised O(1)
 
 
+def masked_key(api_key: str) -> str:
+    """An API key with its middle hidden (``ABC***YZ``), for anything the simulator shows."""
+    return "***" if len(api_key) <= 6 else f"{api_key[:3]}***{api_key[-2:]}"
+
+
 def new_order_id(rng: random.Random) -> str:
     """A UUID, as Bybit's order ids are, drawn from ``rng``."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))

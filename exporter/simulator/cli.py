@@ -46,8 +46,10 @@ def load_accounts(path: str) -> list[dict]:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise UsageError(f"--accounts {path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--accounts {path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # its text quotes the lines around the problem: secrets included
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UsageError(f"--accounts {path}: not valid YAML{at}; fix the syntax") from None
     if not isinstance(data, list) or not data:
         raise UsageError(f"--accounts {path}: expected a non-empty YAML list of accounts")
     accounts = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .accounts import DEFAULT_DCP, SimAccount, ms, new_order_id
+from .accounts import DEFAULT_DCP, SimAccount, masked_key, ms, new_order_id
 from .clock import Clock, SystemClock
 from .control import CONTROL_PREFIX, ControlSurface
 from .core import SimCore
@@ -176,7 +176,7 @@ class Simulator:
         dcp: dict[str, int] | None = None,
     ) -> SimAccount:
         if api_key in self._core.accounts:
-            raise ValueError(f"account {api_key!r} already exists")
+            raise ValueError(f"account {masked_key(api_key)} already exists")
         if dcp is None:
             dcp = DEFAULT_DCP
         for product, window in dcp.items():
@@ -340,7 +340,7 @@ class Simulator:
             acct.apply_due_settings(now)
             accounts.append(
                 {
-                    "api_key": acct.api_key,
+                    "api_key": masked_key(acct.api_key),
                     "name": acct.name,
                     "dcp": dict(acct.dcp),
                     "pending_dcp": [{"effective_at": t, "product": p, "window": w} for t, p, w in acct.pending_dcp],

@@ -68,7 +68,7 @@ def test_cli_refuses_non_loopback_and_bad_flags(capsys):
 def test_cli_with_credentials_and_sigterm():
     proc, port = start(["--api-key", "K1", "--api-secret", "S1", "--time-scale", "0.1"])
     state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
-    assert [a["api_key"] for a in state["accounts"]] == ["K1"] and state["time_scale"] == 0.1
+    assert [a["api_key"] for a in state["accounts"]] == ["***"] and state["time_scale"] == 0.1
     code, out = stop(proc)
     assert code == 0 and "S1" not in out
 
@@ -78,7 +78,8 @@ def test_cli_demo_account_prints_credentials():
     state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
     _, out = stop(proc)
     (acct,) = state["accounts"]
-    assert f"api_key={acct['api_key']}" in out and "api_secret=" in out
+    printed = out.split("api_key=", 1)[1].split()[0]  # the demo's own fresh credentials, printed to be used
+    assert acct["api_key"] == f"{printed[:3]}***{printed[-2:]}" and "api_secret=" in out
     assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
 
 

@@ -1,6 +1,7 @@
 """The HTTP control surface under /__sim__: every fault reachable with a JSON POST."""
 
 import asyncio
+import json
 import time
 
 import aiohttp
@@ -22,7 +23,7 @@ async def test_state_lists_accounts_connections_and_faults(sim):
         async with http.get(sim.control_url + "/state") as resp:
             state = await resp.json()
     (acct,) = state["accounts"]
-    assert acct["api_key"] == KEY and acct["name"] == "desk-a"
+    assert acct["api_key"] == f"{KEY[:3]}***{KEY[-2:]}" and KEY not in json.dumps(state) and acct["name"] == "desk-a"
     assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
     assert acct["subscribed_topics"] == ["dcp.spot", "order"]
     assert [sorted(x["topics"]) for x in acct["connections"]] == [["dcp.spot", "order"]]
