@@ -734,6 +734,9 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
     except OSError as exc:
         errors.append(f"--config.file: cannot read {path!r}: {exc.strerror or exc}")
         return []
+    except (RecursionError, UnicodeDecodeError):
+        errors.append(f"--config.file: {path!r} is not readable YAML (nested too deeply, or not UTF-8)")
+        return []
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

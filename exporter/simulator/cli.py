@@ -46,6 +46,8 @@ def load_accounts(path: str) -> list[dict]:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise UsageError(f"--accounts {path}: cannot read: {exc.strerror}") from None
+    except RecursionError:
+        raise UsageError(f"--accounts {path}: nested too deeply") from None
     except yaml.YAMLError as exc:  # its text quotes the lines around the problem: secrets included
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
