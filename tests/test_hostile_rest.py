@@ -52,7 +52,7 @@ def body(**fields) -> str:
     return json.dumps({"retCode": 0, "retMsg": "OK", **fields})
 
 
-@pytest.mark.parametrize("reset", ["inf", "nan", str(int(time.time() * 1e6)), "soon", "-1e300"])
+@pytest.mark.parametrize("reset", ["inf", "nan", "1700000000000000", "soon", "-1e300"])
 async def test_a_rate_limit_with_an_insane_reset_time_waits_the_fallback_not_forever(sim, session, reset):
     m = Metrics()
     c = client(session, sim, m)
