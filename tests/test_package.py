@@ -1,0 +1,77 @@
+"""The package: `python -m build` gives a wheel and an sdist; the wheel alone, in a fresh venv, runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import venv
+import zipfile
+
+import pytest
+from helpers import ROOT, exporter_env, free_port, stop_process
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def fresh_env() -> dict[str, str]:
+    """No PYTHONPATH: the fresh venv must see only what the wheel installed."""
+    return {k: v for k, v in exporter_env().items() if k != "PYTHONPATH"}
+
+
+def run(*command: str, **kw) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=500, env=fresh_env(), **kw)
+    assert result.returncode == 0, f"{' '.join(map(str, command))}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    run(sys.executable, "-m", "build", "--outdir", str(out), str(ROOT))
+    return out
+
+
+def test_build_gives_a_wheel_and_an_sdist_with_the_license(dist):
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+    assert "exporter/cli.py" in names and "exporter/simulator/server.py" in names
+    assert not any(n.startswith("tests/") for n in names)
+    assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
+    with tarfile.open(sdist) as tar:
+        assert any(n.endswith("/LICENSE") for n in tar.getnames())
+
+
+def test_the_wheel_in_a_fresh_venv_runs_the_demo_and_the_simulator(dist, tmp_path):
+    (wheel,) = dist.glob("*.whl")
+    venv.create(tmp_path / "venv", with_pip=True)
+    bin_dir = tmp_path / "venv" / "bin"
+    run(str(bin_dir / "pip"), "install", "-q", str(wheel))
+    exe = str(bin_dir / "bybit-dcp-exporter")
+    version = run(exe, "--version", cwd=tmp_path).stdout
+    assert "python 3." in version and "revision unknown" in version  # no checkout around a wheel
+    assert "--listen" in run(exe, "simulate", "--help", cwd=tmp_path).stdout
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env=fresh_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, body = time.monotonic() + 30, ""
+        while time.monotonic() < deadline and 'bybit_dcp_up{account="demo"} 1.0' not in body:
+            assert proc.poll() is None
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert 'bybit_dcp_up{account="demo"} 1.0' in body
+    finally:
+        assert stop_process(proc) == 0
