@@ -13,8 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
@@ -74,6 +81,39 @@ class PingGapCollector(Collector):
 _PING_GAP_HELP = "Seconds since the last pong on the account's private stream, computed at scrape time."
 
 
+class ApiFailuresCollector(Collector):
+    """``bybit_dcp_api_failures_total{account,endpoint}``: ``bybit_dcp_api_errors_total`` summed over codes.
+
+    A code's series appears with its first error, which ``increase()`` cannot see; this sum
+    exists at 0 for every known endpoint from the start, so an alert sees the first failure.
+    """
+
+    NAME = "bybit_dcp_api_failures"
+    HELP = "Failed REST calls, all codes together; 0 from the start for every known endpoint."
+
+    def __init__(self, errors: Counter) -> None:
+        self._errors = errors
+        self._known: set[tuple[str, str]] = set()
+
+    def add(self, account: str, endpoints: Iterable[str]) -> None:
+        self._known.update((account, endpoint) for endpoint in endpoints)
+
+    def describe(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(self.NAME, self.HELP, labels=["account", "endpoint"])
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals = dict.fromkeys(self._known, 0.0)
+        for family in self._errors.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels["account"], sample.labels["endpoint"])
+                    totals[key] = totals.get(key, 0.0) + sample.value
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["account", "endpoint"])
+        for (account, endpoint), value in sorted(totals.items()):
+            family.add_metric([account, endpoint], value)
+        yield family
+
+
 class Metrics:
     """The metric contract (see README's metric table)."""
 
@@ -109,6 +149,12 @@ class Metrics:
         self.poll_interval = Gauge(
             "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", by_account, registry=reg
         )
+        self.last_poll_error = Gauge(
+            "bybit_dcp_last_poll_error_info",
+            "1 while the DCP-config poll fails: the failure's code and what to do (hint); gone after a good poll.",
+            ["account", "code", "hint"],
+            registry=reg,
+        )
 
         # REST API
         self.api_requests = Counter("bybit_dcp_api_requests", "REST calls made.", by_endpoint, registry=reg)
@@ -119,6 +165,8 @@ class Metrics:
             by_endpoint + ["code"],
             registry=reg,
         )
+        self.api_failures = ApiFailuresCollector(self.api_errors)
+        reg.register(self.api_failures)
         self.api_duration = Histogram(
             "bybit_dcp_api_request_duration_seconds",
             "REST call latency.",
@@ -309,6 +357,8 @@ class Metrics:
         self.shard_accounts = Gauge(
             "bybit_dcp_exporter_shard_accounts", "Accounts this replica watches (its shard).", registry=reg
         )
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds ... (Linux)
+        ProcessCollector(registry=reg)
 
     def set_shard(self, index: int, count: int, accounts: int) -> None:
         self.shard_info.labels(str(index), str(count)).set(1)
@@ -325,13 +375,16 @@ class Metrics:
         pong_timeout: float | None = None,
         poll_interval: float | None = None,
     ) -> None:
-        """Create every series known in advance for an account, at 0."""
+        """Create every series known in advance for an account, at 0.
+
+        Not ``bybit_dcp_enabled``: before the first good DCP-config poll the state is unknown,
+        and a 0 would say "not enabled".
+        """
         self.account_info.labels(account, environment, mode).set(1)
         self.up.labels(account).set(0)
         self.ws_connected.labels(account).set(0)
         self.reassert_blocked.labels(account).set(0)
         for product in PRODUCTS:
-            self.enabled.labels(account, product).set(0)
             self.drift.labels(account, product).set(0)
             self.ws_dcp_subscribed.labels(account, product).set(0)
             self.triggers.labels(account, product)
@@ -344,6 +397,7 @@ class Metrics:
             self.backfill_failures.labels(account, category)
         for endpoint in ENDPOINTS:
             self.api_requests.labels(account, endpoint)
+        self.api_failures.add(account, ENDPOINTS)
         for reason in RECONNECT_REASONS:
             self.ws_reconnects.labels(account, reason)
         self.ws_pong_timeouts.labels(account)

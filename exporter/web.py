@@ -23,6 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from . import __version__
 from .dcp import PRODUCTS
 from .metrics import Metrics
+from .monitor.account import NOT_AVAILABLE
 from .webconfig import WebConfigSource
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -162,12 +163,20 @@ def render_landing(metrics: Metrics, state: ExporterState, telemetry_path: str, 
         a = {"account": account}
         connected = get("bybit_dcp_ws_connected", **a)
         up = get("bybit_dcp_up", **a)
+        errors = [dict(labels) for (name, labels) in samples if name == "bybit_dcp_last_poll_error_info"]
+        error = next((e for e in errors if e["account"] == account), None)
+        poll = "yes" if up else "no" if error is None else f"no: {error['code']} – {error['hint']}"
+        states = [get("bybit_dcp_enabled", **a, product=p) for p in PRODUCTS]
         windows = []
-        for product in PRODUCTS:
-            enabled = get("bybit_dcp_enabled", **a, product=product)
+        if up and not any(states):
+            windows.append(esc(NOT_AVAILABLE))
+        for product, enabled in zip(PRODUCTS, states, strict=True):
             window = get("bybit_dcp_window_seconds", **a, product=product)
             desired = get("bybit_dcp_desired_window_seconds", **a, product=product)
-            text = f"{window:g} s" if enabled and window is not None else "off"
+            if enabled is None:  # no good poll yet, or the last one failed: never "off"
+                text = "unknown"
+            else:
+                text = f"{window:g} s" if enabled and window is not None else "off"
             if desired is not None:
                 text += f" (desired {desired:g} s)"
             if get("bybit_dcp_ws_dcp_subscribed", **a, product=product):
@@ -185,7 +194,7 @@ def render_landing(metrics: Metrics, state: ExporterState, telemetry_path: str, 
         rows.append(
             "<tr>"
             f"<td>{esc(account)}</td>"
-            f"<td>{'yes' if up else 'no'}</td>"
+            f"<td>{esc(poll)}</td>"
             f"<td>{'yes' if connected else 'no'}</td>"
             f"<td>{'<br>'.join(windows)}</td>"
             f"<td>{esc(_fmt_seconds(gap))}</td>"

@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.dcp import CATEGORIES, PRODUCTS
-from exporter.metrics import Metrics
+from exporter.metrics import ENDPOINTS, Metrics
 
 # The contract (README's metric table): renaming any of these breaks dashboards and alerts.
 CONTRACT = {
@@ -39,6 +39,10 @@ CONTRACT = {
     "bybit_dcp_reassert_failures": ("counter", {"account", "product"}),
     "bybit_dcp_account_info": ("gauge", {"account", "environment", "mode"}),
     "bybit_dcp_exporter_build_info": ("gauge", {"version"}),
+    "bybit_dcp_last_poll_error_info": ("gauge", {"account", "code", "hint"}),
+    "bybit_dcp_api_failures": ("counter", {"account", "endpoint"}),
+    "process_cpu_seconds": ("counter", set()),
+    "process_resident_memory_bytes": ("gauge", set()),
 }
 
 
@@ -55,7 +59,9 @@ def populated() -> Metrics:
         poll_interval=30,
     )
     metrics.ping_gap.set_source("desk-a", lambda: 990.0)
+    metrics.enabled.labels("desk-a", "SPOT").set(1)
     metrics.window.labels("desk-a", "SPOT").set(10)
+    metrics.last_poll_error.labels("desk-a", "10004", "check the secret").set(1)
     metrics.last_poll_success.labels("desk-a").set(990)
     metrics.api_errors.labels("desk-a", "query_dcp_info", "10004").inc()
     metrics.api_duration.labels("desk-a", "query_dcp_info").observe(0.05)
@@ -95,7 +101,8 @@ def test_series_known_in_advance_start_at_zero():
             if s.labels.get("account") == "desk-b" and label in s.labels and s.name.endswith(("_total", name))
         }
 
-    assert values("bybit_dcp_enabled", "product") == {p: 0.0 for p in PRODUCTS}
+    assert values("bybit_dcp_enabled", "product") == {}  # unknown until the first good poll, never "off"
+    assert values("bybit_dcp_api_failures", "endpoint") == {e: 0.0 for e in ENDPOINTS}
     assert values("bybit_dcp_triggers", "product") == {p: 0.0 for p in PRODUCTS}
     assert values("bybit_dcp_cancelled_orders", "category") == {c: 0.0 for c in CATEGORIES}
     assert values("bybit_dcp_window_drift", "product") == {p: 0.0 for p in PRODUCTS}
@@ -120,3 +127,15 @@ def test_exposition_is_clean_under_promtool_check_metrics():
         [promtool, "check", "metrics"], input=generate_latest(populated().registry), capture_output=True, timeout=60
     )
     assert result.returncode == 0 and not result.stdout.strip(), (result.stdout + result.stderr).decode()
+
+
+def test_api_failures_sum_every_code_of_an_endpoint():
+    metrics = populated()
+    metrics.api_errors.labels("desk-a", "query_dcp_info", "timeout").inc(2)
+    metrics.api_errors.labels("desk-a", "order_history", "10002").inc()
+    failures = {
+        s.labels["endpoint"]: s.value
+        for s in families(metrics)["bybit_dcp_api_failures"].samples
+        if s.labels["account"] == "desk-a"
+    }
+    assert failures == {"query_dcp_info": 3.0, "order_history": 1.0, "server_time": 0.0, "set_dcp": 0.0}

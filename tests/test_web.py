@@ -8,7 +8,9 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import __version__
+from exporter.bybit.models import DcpSetting
 from exporter.metrics import Metrics
+from exporter.monitor.account import NOT_AVAILABLE, apply_dcp_info, set_poll_error
 from exporter.web import make_app
 
 
@@ -81,8 +83,7 @@ async def test_landing_page_shows_accounts_escaped(served):
     base, session, metrics, _ = served
     metrics.up.labels("desk-a").set(1)
     metrics.ws_connected.labels("desk-a").set(1)
-    metrics.enabled.labels("desk-a", "DERIVATIVES").set(1)
-    metrics.window.labels("desk-a", "DERIVATIVES").set(15)
+    apply_dcp_info(metrics, "desk-a", {"DERIVATIVES": DcpSetting("DERIVATIVES", "ON", 15)})
     metrics.ws_rtt.labels("desk-a").observe(0.050)
     metrics.ping_gap.set_source("desk-a", lambda: 997.5)
     metrics.last_trigger.labels("desk-a", "SPOT").set(86400.0)
@@ -99,6 +100,25 @@ async def test_landing_page_shows_accounts_escaped(served):
     assert "2.5 s" in row  # ping gap at render time
     assert "50.0 ms" in row  # RTT
     assert "1970-01-02 00:00:00 UTC (1 total)" in row
+
+
+async def test_landing_page_says_unknown_not_off_and_why(served):
+    base, session, metrics, _ = served
+
+    async def row() -> str:
+        async with session.get(base + "/") as resp:
+            return (await resp.text()).split("<tr><td>desk-a</td>")[1].split("</tr>")[0]
+
+    before = await row()  # before the first poll
+    assert "SPOT: unknown (desired 10 s)" in before and "off" not in before
+    set_poll_error(metrics, "desk-a", "10004")
+    failing = await row()
+    assert "no: 10004 – signature refused: check the API secret" in failing and "off" not in failing
+    metrics.up.labels("desk-a").set(1)
+    set_poll_error(metrics, "desk-a", None)
+    apply_dcp_info(metrics, "desk-a", {})  # polls fine, Bybit lists no product
+    empty = await row()
+    assert NOT_AVAILABLE in empty and "SPOT: off (desired 10 s)" in empty and "10004" not in empty
 
 
 def test_every_metric_is_documented():

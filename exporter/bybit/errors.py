@@ -30,9 +30,11 @@ class TimestampError(BybitError):
 
 
 class AuthError(BybitError):
-    """10003 invalid key, 10004 bad signature, 10005 permission denied, 10010 unmatched IP.
+    """10003 invalid key, 10004 bad signature, 10005 permission denied, 10007 authentication
+    failed, 10008 account banned, 10009 region not allowed, 10010 unmatched IP, 10017 route
+    not found (wrong host or environment).
 
-    Retrying does not help until the configuration or the credentials change.
+    Retrying does not help until the configuration, the credentials or the account change.
     """
 
 
@@ -54,7 +56,7 @@ class TransportError(BybitError):
     to another host)."""
 
 
-AUTH_CODES = frozenset({"10003", "10004", "10005", "10010"})
+AUTH_CODES = frozenset({"10003", "10004", "10005", "10007", "10008", "10009", "10010", "10017"})
 # Bybit's documented V5 codes (see the README's error table).
 BYBIT_CODES = frozenset(
     {
@@ -75,6 +77,36 @@ BYBIT_CODES = frozenset(
 )
 OWN_CODES = ("timeout", "network", "invalid", "redirect")
 _HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
+
+
+# What to do about a failure, in words for the log, the landing page and
+# bybit_dcp_last_poll_error_info{hint}; one short sentence per code, so the label stays bounded.
+HINTS = {
+    "10001": "Bybit refused the parameters: report it with the log line",
+    "10002": "local clock off Bybit's by more than the receive window: sync the clock (NTP)",
+    "10003": "API key unknown on this environment: check the key and testnet/mainnet",
+    "10004": "signature refused: check the API secret (and that it belongs to this key)",
+    "10005": "key lacks permission: give the key Account/Order read (and Order write to re-assert)",
+    "10006": "rate limited: waiting for Bybit's reset time",
+    "10007": "authentication failed: check the key, the secret and the environment",
+    "10008": "the account or key is banned: contact Bybit support",
+    "10009": "Bybit refuses this region: run the exporter from an allowed location",
+    "10010": "IP not on the key's whitelist: add the exporter's egress IP to the key",
+    "10016": "Bybit server error: retrying",
+    "10017": "route not found: check rest_url and ws_url (host and environment)",
+    "403": "IP rate limited by Bybit (HTTP 403): waiting",
+    "timeout": "no answer in time: check the network path to Bybit",
+    "network": "cannot reach Bybit: check DNS, proxy and firewall",
+    "invalid": "Bybit's answer had no usable result: retrying",
+    "redirect": "Bybit answered with a redirect, never followed: check rest_url",
+}
+
+
+def hint(code: str) -> str:
+    """The advice for a failure code (HTTP 5xx and anything else: a generic one)."""
+    if code in HINTS:
+        return HINTS[code]
+    return "Bybit server error: retrying" if code.isdigit() and 500 <= int(code) < 600 else "see the exporter's log"
 
 
 def code_label(code: str) -> str:

@@ -23,8 +23,9 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
+from prometheus_client import Gauge
 
-from ..bybit.errors import AUTH_CODES, AuthError, BybitError, RateLimited
+from ..bybit.errors import AUTH_CODES, BybitError, code_label, hint
 from ..bybit.models import DcpSetting
 from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, restart_delay
 from ..bybit.rest import RestClient
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
+NOT_AVAILABLE = "DCP not available or not enabled for this account (Bybit offers DCP to institutional accounts only)"
 
 
 def stream_topics(account: AccountConfig) -> tuple[str, ...]:
@@ -69,7 +71,8 @@ def record_triggers(metrics: Metrics, account: str, observation: Observation) ->
 
 
 def apply_dcp_info(metrics: Metrics, account: str, reported: Mapping[str, DcpSetting]) -> None:
-    """Set the DCP-config gauges from one successful poll."""
+    """Set the DCP-config gauges from one successful poll. Bybit lists only enabled products:
+    a product it does not list is not enabled."""
     for product in PRODUCTS:
         setting = reported.get(product)
         on = setting is not None and setting.on
@@ -77,10 +80,32 @@ def apply_dcp_info(metrics: Metrics, account: str, reported: Mapping[str, DcpSet
         if setting is not None and on:
             metrics.window.labels(account, product).set(setting.window)
         else:
-            try:
-                metrics.window.remove(account, product)
-            except KeyError:
-                pass
+            _remove(metrics.window, account, product)
+
+
+def forget_dcp_info(metrics: Metrics, account: str) -> None:
+    """The DCP state is unknown (no good poll yet, or the last one failed): export no
+    ``enabled`` or ``window`` at all rather than a 0 that would say "not enabled"."""
+    for product in PRODUCTS:
+        _remove(metrics.enabled, account, product)
+        _remove(metrics.window, account, product)
+
+
+def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
+    """``bybit_dcp_last_poll_error_info``: the failing poll's code and hint, or none after a good poll."""
+    code = None if code is None else code_label(code)
+    for labels in [s.labels for f in metrics.last_poll_error.collect() for s in f.samples]:
+        if labels["account"] == account and labels["code"] != code:
+            metrics.last_poll_error.remove(account, labels["code"], labels["hint"])
+    if code is not None:
+        metrics.last_poll_error.labels(account, code, hint(code)).set(1)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass
 
 
 class AccountSupervisor:
@@ -228,19 +253,23 @@ class AccountSupervisor:
             return False
         except Exception:
             self.metrics.up.labels(self.name).set(0)
+            forget_dcp_info(self.metrics, self.name)
             raise
         finally:
             self.first_poll_attempted.set()
         self.metrics.up.labels(self.name).set(1)
         self.metrics.last_poll_success.labels(self.name).set(self.clock.time())
         apply_dcp_info(self.metrics, self.name, reported)
-        if self.last_poll_error is not None or self.last_reported != reported:
+        set_poll_error(self.metrics, self.name, None)
+        if not reported:
+            if self.last_reported != reported:  # once, not on every poll or recovery
+                log.warning(NOT_AVAILABLE, extra={"account": self.name})
+        elif self.last_poll_error is not None or self.last_reported != reported:
             log.info(
                 "DCP configuration",
                 extra={
                     "account": self.name,
                     **{p.lower(): (f"{s.status} {s.window}s") for p, s in sorted(reported.items())},
-                    **({"dcp": "none listed"} if not reported else {}),
                 },
             )
         self.last_poll_error = None
@@ -254,17 +283,14 @@ class AccountSupervisor:
 
     def _poll_failed(self, exc: BybitError) -> None:
         self.metrics.up.labels(self.name).set(0)
+        forget_dcp_info(self.metrics, self.name)
+        set_poll_error(self.metrics, self.name, exc.code)
         # Log a failure when it starts or changes; repeats of the same failure at debug.
         level = logging.WARNING if self.last_poll_error != exc.code else logging.DEBUG
-        hint = ""
-        if isinstance(exc, AuthError):
-            hint = "check the API key, secret, environment and IP whitelist"
-        elif isinstance(exc, RateLimited):
-            hint = "rate limited; waiting for Bybit's reset time"
         log.log(
             level,
             "DCP config poll failed",
-            extra={"account": self.name, "code": exc.code, "error": exc.message, **({"hint": hint} if hint else {})},
+            extra={"account": self.name, "code": exc.code, "error": exc.message, "hint": hint(exc.code)},
         )
         self.last_poll_error = exc.code
         # The key, its signature, its permission or its IP was refused: a set would be too.
