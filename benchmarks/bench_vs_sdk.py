@@ -153,11 +153,14 @@ async def floor_client(accounts: list[Account]) -> None:
             await ws.send_json({"req_id": "s", "op": "subscribe", "args": ["order"]})
             await ws.receive()
             ready.put_nowait(None)
-            while True:
+            while not ws.closed:
                 await ws.send_json({"op": "ping"})
-                async with asyncio.timeout(PING_INTERVAL):
-                    while True:
-                        await ws.receive()
+                try:  # read (and drop) whatever comes until the next ping is due
+                    async with asyncio.timeout(PING_INTERVAL):
+                        while not ws.closed:
+                            await ws.receive()
+                except TimeoutError:
+                    pass
 
     started = time.monotonic()
     ready: asyncio.Queue[None] = asyncio.Queue()
