@@ -158,11 +158,14 @@ class RestClient:
         )
 
     async def open_orders(
-        self, category: str, cursor: str | None = None, settle_coin: str | None = None
+        self, category: str, cursor: str | None = None, settle_coin: str | None = None, *, closed: bool = False
     ) -> tuple[list[dict], str | None]:
         """One page of the account's active orders of ``category`` (linear ones per settle coin, as
-        Bybit asks); the orders and the next cursor."""
+        Bybit asks), or with ``closed`` its up to 500 latest closed ones (``openOnly=1``); the
+        orders and the next cursor."""
         params: dict[str, Any] = {"category": category, "limit": 50}
+        if closed:
+            params["openOnly"] = 1
         if settle_coin:
             params["settleCoin"] = settle_coin
         if cursor:

@@ -33,6 +33,7 @@ from ..bybit.stream import PrivateStream, StreamConfig
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
 from ..dcp import CATEGORIES, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
+from ..drill.run import LINEAR_SETTLE_COINS
 from ..metrics import Metrics
 from .drills import ScheduledDrill
 from .enforcer import Enforcer
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
+RECENT_CLOSED_PAGES = 10  # Bybit lists the latest 500 closed orders: 10 pages of 50
 NOT_AVAILABLE = "DCP not available or not enabled for this account (Bybit offers DCP to institutional accounts only)"
 
 
@@ -350,10 +352,19 @@ class AccountSupervisor:
         return fed
 
     async def _backfill_gap(self, down_since: float, up_at: float) -> int:
+        """Two sources, because Bybit does not say whether order history's time range bounds
+        ``createdTime`` or ``updatedTime``. Read by update time, history holds every order DCP
+        cancelled in the gap; read by creation time, it misses an order that rested for days
+        before DCP cancelled it. The latest closed orders (``/v5/order/realtime?openOnly=1``,
+        up to 500 per category, not delayed like history) hold that one under either reading.
+        The tracker counts each order once, whichever source brings it first."""
         end_ms = int((max(up_at, self.clock.time()) + 1.0) * 1000)
         # Bybit keeps cancelled orders in history for 24 h (and refuses ranges over 7 days).
         start_ms = max(int((down_since - self.backfill_margin) * 1000), end_ms - HISTORY_KEPT_MS)
-        fed = sum([await self._backfill_category(category, start_ms, end_ms) for category in CATEGORIES])
+        fed = 0
+        for category in CATEGORIES:
+            fed += await self._backfill_category(category, start_ms, end_ms)
+            fed += await self._backfill_recent_closed(category, start_ms)
         self.backfills += 1
         log.info(
             "backfilled order history for the stream's downtime",
@@ -362,26 +373,15 @@ class AccountSupervisor:
         return fed
 
     async def _backfill_category(self, category: str, start_ms: int, end_ms: int) -> int:
-        """One category's pages; whatever goes wrong is counted and stops this category only."""
+        """One category's history pages; whatever goes wrong is counted and stops this category only."""
         fed = 0
         cursor: str | None = None
         for _page in range(self.backfill_max_pages):
             try:
                 orders, cursor = await self.rest.order_history(category, start_ms, end_ms, cursor=cursor)
                 self._observe(orders, source="history")
-            except BybitError as exc:
-                self.metrics.backfill_failures.labels(self.name, category).inc()
-                log.warning(
-                    "order-history backfill failed; cancels during the gap may be missed",
-                    extra={"account": self.name, "category": category, "code": exc.code, "error": exc.message},
-                )
-                return fed
-            except Exception:
-                self.metrics.backfill_failures.labels(self.name, category).inc()
-                log.exception(
-                    "order-history backfill crashed; cancels during the gap may be missed",
-                    extra={"account": self.name, "category": category},
-                )
+            except Exception as exc:
+                self._backfill_failed(category, "order history", exc)
                 return fed
             fed += len(orders)
             if not cursor:
@@ -391,3 +391,44 @@ class AccountSupervisor:
             extra={"account": self.name, "category": category, "pages": self.backfill_max_pages},
         )
         return fed
+
+    async def _backfill_recent_closed(self, category: str, start_ms: int) -> int:
+        """The category's latest closed orders (newest updated first) changed since ``start_ms``;
+        older ones were settled before the gap and are not fed (they are no trigger of it)."""
+        fed = 0
+        for coin in LINEAR_SETTLE_COINS if category == "linear" else (None,):
+            cursor: str | None = None
+            for _page in range(RECENT_CLOSED_PAGES):
+                try:
+                    page, cursor = await self.rest.open_orders(category, cursor, settle_coin=coin, closed=True)
+                    orders = [{**o, "category": category} for o in page if _updated_ms(o) >= start_ms]
+                    self._observe(orders, source="recent closed orders")
+                except Exception as exc:
+                    self._backfill_failed(category, "recent closed orders", exc)
+                    return fed
+                fed += len(orders)
+                if not cursor or len(orders) < len(page):  # the rest is older than the gap
+                    break
+        return fed
+
+    def _backfill_failed(self, category: str, source: str, exc: Exception) -> None:
+        """Counted; a Bybit error is a warning, anything else a crash with its traceback."""
+        self.metrics.backfill_failures.labels(self.name, category).inc()
+        fields = {"account": self.name, "category": category, "source": source}
+        if isinstance(exc, BybitError):
+            log.warning(
+                "order-history backfill failed; cancels during the gap may be missed",
+                extra=fields | {"code": exc.code, "error": exc.message},
+            )
+        else:
+            log.error(
+                "order-history backfill crashed; cancels during the gap may be missed", extra=fields, exc_info=exc
+            )
+
+
+def _updated_ms(order: dict) -> float:
+    """An order's ``updatedTime`` in ms; one that is not a number counts as new (the tracker checks it)."""
+    try:
+        return float(str(order.get("updatedTime")))
+    except (TypeError, ValueError):
+        return float("inf")

@@ -46,6 +46,8 @@ class SimCore:
         self.time_scale = time_scale
         self.settle_delay = settle_delay
         self.idle_cutoff = idle_cutoff
+        self.history_filter = "updatedTime"  # which time order history's startTime/endTime bound
+        self.history_delay = 0.0  # seconds before an order's change shows in order history
         self.accounts: dict[str, SimAccount] = {}
         self.sessions: dict[str, Session] = {}
         self.engine = DcpEngine(self.window_of)

@@ -13,6 +13,11 @@ from .accounts import ACTIVE_STATUSES, CANCELLED_LISTED_MS, SimAccount, ms
 from .engine import CATEGORIES, PRODUCTS, valid_window
 from .signatures import DEFAULT_RECV_WINDOW_MS, rest_string_to_sign
 
+# Bybit does not document which time ``startTime``/``endTime`` of order history bound: the
+# simulator can do either, so that a client is tested under both readings.
+HISTORY_FILTERS = ("updatedTime", "createdTime")
+RECENT_CLOSED_LIMIT = 500  # /v5/order/realtime?openOnly=1: the latest closed orders per category
+
 # The last traded price of every symbol: a fixed market, far enough from the demo's resting orders.
 LAST_PRICE = "65000"
 
@@ -171,8 +176,14 @@ def filter_orders(orders: list[dict], params: dict[str, str]) -> list[dict]:
     return orders
 
 
-def order_history(acct: SimAccount, params: dict[str, str], now: float) -> dict:
-    """Newest first by ``updatedTime``; startTime/endTime bound ``updatedTime`` (ms)."""
+def order_history(
+    acct: SimAccount, params: dict[str, str], now: float, *, by: str = "updatedTime", delay: float = 0.0
+) -> dict:
+    """Newest first by ``updatedTime``; startTime/endTime bound the field ``by`` (ms). An order
+    shows its latest state only ``delay`` seconds after it changed (Bybit: data "may delay");
+    cancelled orders are listed for 24 h; a range may span 7 days at most."""
+    if by not in HISTORY_FILTERS:
+        raise ValueError(f"history filter must be one of {HISTORY_FILTERS}, not {by!r}")
     category = require_category(params)
     limit = parse_limit(params)
     start, end = parse_ms(params, "startTime"), parse_ms(params, "endTime")
@@ -185,11 +196,13 @@ def order_history(acct: SimAccount, params: dict[str, str], now: float) -> dict:
     if end - start > 7 * 24 * 3600 * 1000:
         raise ApiError(10001, "params error: the time range must not exceed 7 days")
     listed_since = int(now * 1000) - CANCELLED_LISTED_MS
+    written_before = int((now - delay) * 1000)
     orders = [
         o
         for o in acct.orders.values()
         if o["category"] == category
-        and start <= int(o["updatedTime"]) <= end
+        and start <= int(o[by]) <= end
+        and int(o["updatedTime"]) <= written_before
         and not (o["orderStatus"] == "Cancelled" and int(o["updatedTime"]) < listed_since)
     ]
     orders = filter_orders(orders, params)
@@ -198,10 +211,19 @@ def order_history(acct: SimAccount, params: dict[str, str], now: float) -> dict:
 
 
 def open_orders(acct: SimAccount, params: dict[str, str]) -> dict:
+    """Active orders, newest created first; with ``openOnly=1`` instead the latest
+    :data:`RECENT_CLOSED_LIMIT` closed orders, newest updated first, at once (no delay)."""
     category = require_category(params)
     limit = parse_limit(params)
-    orders = filter_orders(acct.active_orders((category,)), params)
-    orders.sort(key=lambda o: int(o["createdTime"]), reverse=True)
+    if params.get("openOnly") == "1":
+        closed = [
+            o for o in acct.orders.values() if o["category"] == category and o["orderStatus"] not in ACTIVE_STATUSES
+        ]
+        closed.sort(key=lambda o: int(o["updatedTime"]), reverse=True)
+        orders = filter_orders(closed[:RECENT_CLOSED_LIMIT], params)
+    else:
+        orders = filter_orders(acct.active_orders((category,)), params)
+        orders.sort(key=lambda o: int(o["createdTime"]), reverse=True)
     return page(orders, category, limit, params.get("cursor"))
 
 

@@ -158,4 +158,6 @@ class RestRoutes:
         return rest.envelope(rest.open_orders(acct, params), now=now)
 
     def _order_history(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
-        return rest.envelope(rest.order_history(acct, params, now), now=now)
+        core = self._core
+        history = rest.order_history(acct, params, now, by=core.history_filter, delay=core.history_delay)
+        return rest.envelope(history, now=now)

@@ -23,6 +23,7 @@ from .core import SimCore
 from .engine import CATEGORIES, PRODUCTS, valid_window
 from .faults import ForcedResponse
 from .ratelimit import RateLimiter
+from .rest import HISTORY_FILTERS
 from .routes import DCP_PATHS, RestRoutes
 from .session import PrivateStream
 from .signatures import new_api_secret
@@ -103,6 +104,16 @@ class Simulator:
     @property
     def idle_cutoff(self) -> float | None:
         return self._core.idle_cutoff
+
+    def set_history(self, *, filter_by: str | None = None, delay: float | None = None) -> None:
+        """Order history's reading of startTime/endTime (``updatedTime`` or ``createdTime``: Bybit
+        does not say which) and the seconds before a change shows in it (Bybit: "may delay")."""
+        if filter_by is not None:
+            if filter_by not in HISTORY_FILTERS:
+                raise ValueError(f"history filter must be one of {HISTORY_FILTERS}, not {filter_by!r}")
+            self._core.history_filter = filter_by
+        if delay is not None:
+            self._core.history_delay = max(0.0, float(delay))
 
     # --- lifecycle --------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
@@ -200,12 +211,14 @@ class Simulator:
         side: str = "Buy",
         qty: str = "0.01",
         price: str = "10000",
+        age: float = 0.0,
     ) -> dict:
-        """A resting limit order (status New), pushed to the account's order subscribers."""
+        """A resting limit order (status New), pushed to the account's order subscribers;
+        ``age`` seconds old (created and last updated that long ago: an order resting for days)."""
         if category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}")
         order = self.account(api_key).new_order(
-            self._core.clock.time(),
+            self._core.clock.time() - age,
             order_id=new_order_id(self._core.rng),
             category=category,
             symbol=symbol,
