@@ -466,3 +466,22 @@ def test_readme_lists_every_setting_of_the_table():
         s.name for s in SETTINGS if s.required
     }
     check_readme_defaults(rows, BY_NAME.__getitem__, quick_start=False)
+
+
+def test_a_number_too_big_for_a_float_is_a_clear_error_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_SECRET", SECRET)
+    path = write(
+        tmp_path,
+        f"""
+        accounts:
+          - name: desk
+            api_key: KEY1234567
+            api_secret_env: DESK_SECRET
+            ping_interval: {10**400}
+        """,
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"DESK_SECRET": SECRET})
+    [problem] = errors_of(exc)
+    assert problem.startswith("accounts[0].ping_interval: ") and "is not a number of seconds" in problem
+    assert len(problem) < 200  # the number is shown cut short, not in its 400 digits
