@@ -273,6 +273,13 @@ class Metrics:
         self.last_trigger = Gauge(
             "bybit_dcp_last_trigger_timestamp_seconds", "Unix time of the last DCP trigger.", by_product, registry=reg
         )
+        self.trigger_info = Gauge(
+            "bybit_dcp_trigger_info",
+            "1 for each of the last few DCP triggers of a product; trigger is its first cancel's updatedTime in ms, "
+            "so every trigger is an alert of its own.",
+            ["account", "product", "trigger"],
+            registry=reg,
+        )
 
         # Re-assertion of the desired window
         self.reassert_attempts = Counter(

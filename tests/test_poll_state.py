@@ -13,7 +13,8 @@ from helpers import eventually
 from test_account import KEY, TIME_SCALE, account, running
 
 from exporter.dcp import PRODUCTS
-from exporter.monitor.account import NOT_AVAILABLE
+from exporter.metrics import Metrics
+from exporter.monitor.account import NOT_AVAILABLE, TRIGGERS_LISTED, list_trigger
 from exporter.simulator import Simulator
 
 DCP_INFO = "/v5/account/query-dcp-info"
@@ -118,3 +119,14 @@ async def test_counters_exist_at_zero_before_any_event(sim):
             scraped[("bybit_dcp_api_failures_total", frozenset({"account": "a", "endpoint": "query_dcp_info"}.items()))]
             >= 1
         )
+
+
+def test_each_trigger_is_a_series_of_its_own_and_only_the_latest_are_kept():
+    metrics = Metrics()
+    for n in range(TRIGGERS_LISTED + 2):
+        list_trigger(metrics, "a", "SPOT", str(1_700_000_000_000 + n * 60_000))
+    list_trigger(metrics, "a", "DERIVATIVES", "1700000000000")
+    listed = [(s.labels["product"], s.labels["trigger"]) for f in metrics.trigger_info.collect() for s in f.samples]
+    spot = sorted(int(t) for p, t in listed if p == "SPOT")
+    assert spot == [1_700_000_000_000 + n * 60_000 for n in range(2, TRIGGERS_LISTED + 2)]  # the oldest two dropped
+    assert ("DERIVATIVES", "1700000000000") in listed  # another product keeps its own

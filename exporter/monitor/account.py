@@ -42,6 +42,7 @@ from .triggers import Observation, TriggerEvent, TriggerTracker
 
 log = logging.getLogger(__name__)
 
+TRIGGERS_LISTED = 10  # bybit_dcp_trigger_info keeps each product's latest triggers, no more
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
@@ -64,12 +65,28 @@ def record_triggers(metrics: Metrics, account: str, observation: Observation) ->
     for event in observation.events:
         if event.new:
             metrics.triggers.labels(account, event.product).inc()
+            list_trigger(metrics, account, event.product, str(int(event.started_at * 1000)))
     for product, at in observation.last_trigger.items():
         metrics.last_trigger.labels(account, product).set(at)
     if observation.ignored:
         metrics.ignored_cancels.labels(account).inc(observation.ignored)
     if observation.undated:
         metrics.invalid_values.labels(account, "updatedTime").inc(observation.undated)
+
+
+def list_trigger(metrics: Metrics, account: str, product: str, trigger: str) -> None:
+    """Add a trigger to ``bybit_dcp_trigger_info``, dropping the product's oldest beyond
+    :data:`TRIGGERS_LISTED`. The id is Bybit's time, so a restarted exporter, or a second
+    replica, names the same trigger the same way and Alertmanager sees one alert."""
+    metrics.trigger_info.labels(account, product, trigger).set(1)
+    listed = sorted(
+        (int(s.labels["trigger"]), s.labels["trigger"])
+        for f in metrics.trigger_info.collect()
+        for s in f.samples
+        if s.labels["account"] == account and s.labels["product"] == product
+    )
+    for _, old in listed[:-TRIGGERS_LISTED]:
+        metrics.trigger_info.remove(account, product, old)
 
 
 def apply_dcp_info(metrics: Metrics, account: str, reported: Mapping[str, DcpSetting]) -> None:

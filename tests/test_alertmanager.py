@@ -1,0 +1,254 @@
+"""alerts/alertmanager.yml: checked by amtool, its routes and inhibitions proven on a real
+Alertmanager, and every DCP trigger paging, proven end to end.
+
+On 127.0.0.1 only: Debian's `prometheus-alertmanager` and `amtool`, Debian's `prometheus`
+with a copy of the rules (every non-zero `for` shortened as in tests/test_prometheus_e2e.py),
+the exporter as a subprocess, the simulator in this process (DCP at 0.1x) and a webhook
+receiver in this process standing in for the pager, the ticket system and the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+from helpers import ROOT, eventually, exporter_env, free_port, require_binary, rule_groups, stop_process
+from test_prometheus_e2e import INTERVAL, JOB, _shortened_rules
+
+from exporter.simulator import Simulator
+from exporter.simulator.scenario import protected_session
+
+CONFIG = ROOT / "alerts" / "alertmanager.yml"
+ALERTS = {r["alert"]: r for g in rule_groups() for r in g["rules"] if "alert" in r}
+RECEIVER_OF = {"critical": "page", "warning": "ticket", "info": "chat"}
+KEY, SECRET = "am-e2e-key-0001", "am-e2e-secret-0001"
+pytestmark = pytest.mark.timeout(240)
+
+
+def amtool(*args: str) -> str:
+    result = subprocess.run([require_binary("amtool"), *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_config_is_valid():
+    assert "SUCCESS" in amtool("check-config", str(CONFIG))
+
+
+@pytest.mark.parametrize("alert", sorted(ALERTS), ids=sorted(ALERTS))
+def test_every_alert_routes_by_its_severity(alert):
+    """critical -> page, warning -> ticket, info -> chat, for each alert the rules define."""
+    labels = {"alertname": alert, "account": "desk", **ALERTS[alert]["labels"]}
+    receiver = RECEIVER_OF[labels["severity"]]
+    amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}",
+        *(f"{k}={v}" for k, v in labels.items()),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ a real Alertmanager
+
+
+class Receiver:
+    """A webhook receiver on loopback: every notification Alertmanager posts, in order."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Receiver:
+        async def hook(request: web.Request) -> web.Response:
+            self.notifications.append({"receiver": request.match_info["name"], **await request.json()})
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/{name}", hook)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    def alerts(self, name: str, status: str = "firing") -> list[tuple[str, dict]]:
+        """(receiver, alert) of every notified alert ``name`` with ``status``, in order."""
+        return [
+            (n["receiver"], a)
+            for n in self.notifications
+            for a in n["alerts"]
+            if a["labels"]["alertname"] == name and a["status"] == status
+        ]
+
+
+def local_config(tmp: Path, receiver: Receiver, *, wait: str = "1s") -> Path:
+    """The shipped config with the receivers pointed at ``receiver`` and the group timers short."""
+    config = yaml.safe_load(CONFIG.read_text())
+    for entry in config["receivers"]:
+        entry["webhook_configs"][0]["url"] = f"{receiver.url}/{entry['name']}"
+    config["route"].update(group_wait=wait, group_interval=wait)
+    path = tmp / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def start_alertmanager(tmp: Path, config: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [require_binary("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={tmp / 'am'}"]
+        + [f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=open(tmp / "alertmanager.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def am_ready(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen) -> bool:
+    assert proc.poll() is None, "alertmanager exited"
+    try:
+        async with session.get(f"{url}/-/ready") as resp:
+            return resp.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def test_exporter_down_inhibits_the_other_alerts_of_its_target(tmp_path, session):
+    async with Receiver() as receiver:
+        proc, url = start_alertmanager(tmp_path, local_config(tmp_path, receiver))
+        try:
+            await eventually(lambda: am_ready(session, url, proc), timeout=20, what="alertmanager")
+            target = {"job": JOB, "instance": "10.0.0.1:9842"}
+            alerts = [
+                {"labels": {"alertname": "BybitDcpExporterDown", "severity": "critical", **target}},
+                {"labels": {"alertname": "BybitDcpStreamDisconnected", "severity": "warning", "account": "a", **target}},
+                {"labels": {"alertname": "BybitDcpStreamDisconnected", "severity": "warning", "account": "b"}
+                 | {"job": JOB, "instance": "10.0.0.2:9842"}},
+            ]  # fmt: skip
+            async with session.post(f"{url}/api/v2/alerts", json=alerts) as resp:
+                assert resp.status == 200
+
+            async def states() -> dict:
+                async with session.get(f"{url}/api/v2/alerts") as resp:
+                    body = await resp.json()
+                return {(a["labels"]["alertname"], a["labels"]["instance"]): a["status"] for a in body}
+
+            got = await eventually(lambda: _all_three(states), timeout=10, what="the three alerts")
+            assert got[("BybitDcpStreamDisconnected", "10.0.0.1:9842")]["state"] == "suppressed"
+            assert got[("BybitDcpStreamDisconnected", "10.0.0.1:9842")]["inhibitedBy"]
+            assert got[("BybitDcpStreamDisconnected", "10.0.0.2:9842")]["state"] == "active"  # another target
+            assert got[("BybitDcpExporterDown", "10.0.0.1:9842")]["state"] == "active"
+            await eventually(lambda: receiver.alerts("BybitDcpStreamDisconnected"), what="a ticket")
+            await eventually(lambda: receiver.alerts("BybitDcpExporterDown"), what="a page")
+            assert {a["labels"]["instance"] for _, a in receiver.alerts("BybitDcpStreamDisconnected")} == {
+                "10.0.0.2:9842"
+            }
+            assert {r for r, _ in receiver.alerts("BybitDcpExporterDown")} == {"page"}
+        finally:
+            stop_process(proc)
+
+
+async def _all_three(states) -> dict | None:
+    got = await states()
+    return got if len(got) == 3 else None
+
+
+# ------------------------------------------------------------------ every trigger pages
+
+
+async def test_two_dcp_triggers_a_minute_apart_are_two_pages(tmp_path, session):
+    """A bot crash-loops: DCP fires, and fires again 60 s later while the first alert still
+    fires. Two notifications reach the pager, one per trigger, each with its labels and text."""
+    prometheus = require_binary("prometheus")
+    async with Simulator(time_scale=0.1) as sim, Receiver() as receiver:
+        sim.add_account(KEY, SECRET, name="desk")
+        am, am_url = start_alertmanager(tmp_path, local_config(tmp_path, receiver))
+        port, prom_port = free_port(), free_port()
+        exporter = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from exporter.cli import main; sys.exit(main())"]
+            + ["--web.listen-address", f"127.0.0.1:{port}"],
+            env=exporter_env(
+                BYBIT_API_KEY=KEY,
+                BYBIT_API_SECRET=SECRET,
+                BYBIT_ACCOUNT="desk",
+                BYBIT_REST_URL=sim.rest_url,
+                BYBIT_WS_URL=sim.ws_url,
+                BYBIT_PING_INTERVAL="1",
+                BYBIT_PONG_TIMEOUT="0.5",
+                BYBIT_POLL_INTERVAL="1",
+            ),
+            stdout=open(tmp_path / "exporter.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        config = {
+            "global": {k: f"{INTERVAL:g}s" for k in ("scrape_interval", "evaluation_interval", "scrape_timeout")},
+            "rule_files": [str(p) for p in _shortened_rules(tmp_path)],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.removeprefix("http://")]}]}]},
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+        }
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prom = subprocess.Popen(
+            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}"]
+            + [f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdout=open(tmp_path / "prometheus.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            await eventually(lambda: am_ready(session, am_url, am), timeout=20, what="alertmanager")
+
+            async def connected() -> bool:
+                assert exporter.poll() is None, (tmp_path / "exporter.log").read_text()[-2000:]
+                query = {"query": "bybit_dcp_ws_connected == 1"}
+                try:
+                    async with session.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params=query) as resp:
+                        return resp.status == 200 and bool((await resp.json())["data"]["result"])
+                except aiohttp.ClientError:
+                    return False  # Prometheus still starting
+
+            await eventually(connected, timeout=40, interval=0.2, what="Prometheus to see the exporter connected")
+
+            async def trigger() -> float:
+                sim.place_order(KEY, category="linear", price="60000")
+                fired = len(sim.account(KEY).triggers)
+                await protected_session(sim, KEY, topics=("dcp.future",), hold=0.2)
+                await eventually(lambda: len(sim.account(KEY).triggers) > fired, timeout=10, what="DCP to fire")
+                return asyncio.get_running_loop().time()
+
+            first = await trigger()
+            (page1,) = await eventually(lambda: receiver.alerts("BybitDcpTriggered"), timeout=20, what="the first page")
+            took_first = asyncio.get_running_loop().time() - first
+            await asyncio.sleep(max(0.0, 60 - (asyncio.get_running_loop().time() - first)))  # a minute apart
+            second = await trigger()
+            pages = await eventually(
+                lambda: (
+                    len({a["labels"]["trigger"] for _, a in receiver.alerts("BybitDcpTriggered")}) == 2
+                    and receiver.alerts("BybitDcpTriggered")
+                ),
+                timeout=20,
+                what="the second page",
+            )
+            took_second = asyncio.get_running_loop().time() - second
+            receivers = {r for r, _ in pages}
+            assert receivers == {"page"}
+            for _, alert in pages:
+                labels = alert["labels"]
+                assert labels["account"] == "desk" and labels["product"] == "DERIVATIVES"
+                assert labels["severity"] == "critical" and labels["job"] == JOB
+                assert labels["trigger"] in alert["annotations"]["description"]
+                assert alert["annotations"]["runbook_url"].endswith("#bybitdcptriggered")
+            # The first alert still fired when the second paged (keep_firing_for 30m).
+            async with session.get(f"{am_url}/api/v2/alerts") as resp:
+                active = [a for a in await resp.json() if a["labels"]["alertname"] == "BybitDcpTriggered"]
+            assert len(active) == 2
+            print(f"trigger -> page: {took_first:.1f} s, then {took_second:.1f} s")
+        finally:
+            for proc in (prom, exporter, am):
+                stop_process(proc)
