@@ -28,9 +28,12 @@ from .config import (
 from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
+from .monitor.account import NOT_AVAILABLE
 from .monitor.fleet import Fleet
 from .monitor.guardian import add_liveness_route
 from .shard import ONE_SHARD, Shard, resolve_index, select
+from .status.model import DEFAULT_RUNBOOK_URL, Links
+from .status.service import StatusService
 from .version import version_text
 from .web import make_app
 from .webconfig import WebConfigError, WebConfigSource
@@ -70,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="web_config_file",
         metavar="FILE",
         help="exporter-toolkit web config (TLS, basic auth, headers); re-read when it changes",
+    )
+    p.add_argument(
+        "--web.dashboard-url",
+        dest="dashboard_url",
+        metavar="URL",
+        help="Grafana dashboard linked from each account on the status page (var-account=<name> is appended)",
+    )
+    p.add_argument(
+        "--web.runbook-url",
+        dest="runbook_url",
+        default=DEFAULT_RUNBOOK_URL,
+        metavar="URL",
+        help=f"the runbook linked from the status page, one anchor per alert (default {DEFAULT_RUNBOOK_URL})",
     )
     p.add_argument(
         "--shard.count", dest="shard_count", type=int, default=1, metavar="N", help="number of shards (default 1)"
@@ -142,13 +158,19 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
     try:
-        return asyncio.run(serve(config, demo=args.demo, shard=shard, web_config=web_config))
+        links = Links(args.dashboard_url, args.runbook_url)
+        return asyncio.run(serve(config, demo=args.demo, shard=shard, web_config=web_config, links=links))
     except KeyboardInterrupt:
         return 0
 
 
 async def serve(
-    config: Config, *, demo: bool = False, shard: Shard = ONE_SHARD, web_config: WebConfigSource | None = None
+    config: Config,
+    *,
+    demo: bool = False,
+    shard: Shard = ONE_SHARD,
+    web_config: WebConfigSource | None = None,
+    links: Links | None = None,
 ) -> int:
     """Run every account and the web server until SIGTERM or SIGINT."""
     stop = asyncio.Event()
@@ -166,14 +188,19 @@ async def serve(
         demo_env = DemoEnvironment()
         config = await demo_env.start(config)
     try:
-        return await run_exporter(config, stop, shard=shard, web_config=web_config)
+        return await run_exporter(config, stop, shard=shard, web_config=web_config, links=links)
     finally:
         if demo_env is not None:
             await demo_env.stop()
 
 
 async def run_exporter(
-    config: Config, stop: asyncio.Event, *, shard: Shard = ONE_SHARD, web_config: WebConfigSource | None = None
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    shard: Shard = ONE_SHARD,
+    web_config: WebConfigSource | None = None,
+    links: Links | None = None,
 ) -> int:
     clock = SYSTEM_CLOCK
     metrics = Metrics(clock=clock.time)
@@ -188,6 +215,7 @@ async def run_exporter(
         clock=clock.time,
         web_config=web_config,
         middlewares=[guard.middleware],
+        status=StatusService(metrics, clock=clock, links=links, not_available=NOT_AVAILABLE),
     )
     add_liveness_route(app, fleet.guardian)
     try:

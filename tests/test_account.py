@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from helpers import eventually, parse_metrics
+from status_page import article, cells
 from websockets.asyncio.client import connect
 
 from exporter.bybit.pacing import RESTART_BACKOFF_MAX, restart_delay
@@ -159,7 +160,7 @@ async def test_metrics_present_after_start(sim):
         assert v("bybit_dcp_triggers_total", product="DERIVATIVES") == 0
         async with r.session.get(r.base_url + "/") as resp:
             page = await resp.text()
-        assert "<td>a</td>" in page and "DERIVATIVES: 10 s (desired 10 s)" in page
+        assert cells(article(page, "a"), "DERIVATIVES")[:4] == ["DERIVATIVES", "on", "10 s", "10 s"]
 
 
 async def test_window_changed_behind_our_back_shows_at_next_poll(sim):

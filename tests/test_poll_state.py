@@ -10,6 +10,7 @@ import logging
 
 import pytest
 from helpers import eventually
+from status_page import article, cells, text
 from test_account import KEY, TIME_SCALE, account, running
 
 from exporter.dcp import PRODUCTS
@@ -36,9 +37,12 @@ def enabled_series(r, account: str = "a") -> dict[str, float]:
 
 
 async def landing_row(r, account: str = "a") -> str:
+    """The account's card on the status board, as text."""
     async with r.session.get(r.base_url + "/") as resp:
         page = await resp.text()
-    return page.split(f"<tr><td>{account}</td>")[1].split("</tr>")[0]
+    card = article(page, account)
+    products = [" ".join(cells(card, p)) for p in PRODUCTS]
+    return text(card) + "\n" + "\n".join(products)
 
 
 async def test_failing_polls_export_unknown_with_the_reason_never_off(sim):
@@ -54,15 +58,15 @@ async def test_failing_polls_export_unknown_with_the_reason_never_off(sim):
         assert r.local("bybit_dcp_up", account="a") == 0
         assert enabled_series(r) == {}  # unknown: no 0 that would say "not enabled"
         row = await landing_row(r)
-        assert "SPOT: unknown (desired 10 s)" in row and "off" not in row
-        assert "no: 10004 – signature refused" in row
+        assert "SPOT unknown – 10 s" in row and "off" not in row
+        assert "10004 – signature refused" in row
         async with r.session.get(r.base_url + "/readyz") as resp:
             assert resp.status == 200  # a bad key keeps the exporter in the Service
 
         sim.clear_errors()  # the secret is fixed: the truth appears, the error goes
         await eventually(lambda: enabled_series(r) == {"SPOT": 1, "DERIVATIVES": 1, "OPTIONS": 0}, what="state")
         assert r.local("bybit_dcp_last_poll_error_info", **error) is None
-        assert "SPOT: 10 s (desired 10 s)" in await landing_row(r)
+        assert "SPOT on 10 s 10 s" in await landing_row(r)
 
         sim.force_error(DCP_INFO, 10017, count=None)  # a good state goes unknown again on failure
         await eventually(lambda: enabled_series(r) == {}, what="the state to be forgotten")

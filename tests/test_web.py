@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from status_page import article, cells, fact, state, text
 
 from exporter import __version__
 from exporter.bybit.models import DcpSetting
@@ -79,46 +80,70 @@ async def test_health_and_readiness(served):
         assert resp.status == 200
 
 
-async def test_landing_page_shows_accounts_escaped(served):
+async def test_status_board_shows_accounts_escaped(served):
     base, session, metrics, _ = served
     metrics.up.labels("desk-a").set(1)
+    metrics.last_poll_success.labels("desk-a").set(990.0)
     metrics.ws_connected.labels("desk-a").set(1)
+    metrics.ws_last_pong.labels("desk-a").set(997.5)
     apply_dcp_info(metrics, "desk-a", {"DERIVATIVES": DcpSetting("DERIVATIVES", "ON", 15)})
     metrics.ws_rtt.labels("desk-a").observe(0.050)
     metrics.ping_gap.set_source("desk-a", lambda: 997.5)
-    metrics.last_trigger.labels("desk-a", "SPOT").set(86400.0)
+    metrics.last_trigger.labels("desk-a", "SPOT").set(100.0)
     metrics.triggers.labels("desk-a", "SPOT").inc()
     async with session.get(base + "/") as resp:
         assert resp.status == 200 and resp.content_type == "text/html"
         page = await resp.text()
     assert "bybit-dcp-exporter" in page and __version__ in page
-    assert 'href="/custom-metrics"' in page
+    assert 'href="/custom-metrics"' in page and 'href="/api/v1/status"' in page
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    row = page.split("<tr><td>desk-a</td>")[1].split("</tr>")[0]
-    assert "DERIVATIVES: 15 s" in row and "SPOT: off (desired 10 s)" in row
-    assert "2.5 s" in row  # ping gap at render time
-    assert "50.0 ms" in row  # RTT
-    assert "1970-01-02 00:00:00 UTC (1 total)" in row
+    card = article(page, "desk-a")
+    assert cells(card, "DERIVATIVES")[:3] == ["DERIVATIVES", "on", "15 s"]
+    assert cells(card, "SPOT")[:4] == ["SPOT", "not enabled", "–", "10 s"]
+    assert fact(card, "poll") == "10 s ago" and fact(card, "pong") == "2 s ago"
+    assert fact(card, "rtt") == "38 ms / 50 ms"  # p50 / p99 within the 0.025-0.05 bucket
+    assert fact(card, "trigger") == "15 min ago"
+    # The hostile name is a card of its own, escaped, before any poll: unknown, worst first.
+    assert page.index('data-account="&lt;script&gt;') < page.index('data-account="desk-a"')
+    assert state(article(page, "<script>alert(1)</script>")) == "unknown"
 
 
-async def test_landing_page_says_unknown_not_off_and_why(served):
+async def test_status_board_says_unknown_not_off_and_why(served):
     base, session, metrics, _ = served
 
-    async def row() -> str:
+    async def card() -> str:
         async with session.get(base + "/") as resp:
-            return (await resp.text()).split("<tr><td>desk-a</td>")[1].split("</tr>")[0]
+            return article(await resp.text(), "desk-a")
 
-    before = await row()  # before the first poll
-    assert "SPOT: unknown (desired 10 s)" in before and "off" not in before
+    before = await card()  # before the first poll
+    assert cells(before, "SPOT")[1:4] == ["unknown", "–", "10 s"] and "off" not in text(before)
     set_poll_error(metrics, "desk-a", "10004")
-    failing = await row()
-    assert "no: 10004 – signature refused: check the API secret" in failing and "off" not in failing
+    failing = await card()
+    assert state(failing) == "unknown" and cells(failing, "SPOT")[1] == "unknown"
+    assert fact(failing, "error") == "10004 – signature refused: check the API secret (and that it belongs to this key)"
     metrics.up.labels("desk-a").set(1)
     set_poll_error(metrics, "desk-a", None)
     apply_dcp_info(metrics, "desk-a", {})  # polls fine, Bybit lists no product
-    empty = await row()
-    assert NOT_AVAILABLE in empty and "SPOT: off (desired 10 s)" in empty and "10004" not in empty
+    empty = await card()
+    assert NOT_AVAILABLE in text(empty) and cells(empty, "SPOT")[1:4] == ["not enabled", "–", "10 s"]
+    assert "10004" not in empty
+
+
+async def test_status_json_and_account_filter(served):
+    base, session, metrics, _ = served
+    set_poll_error(metrics, "desk-a", "10003")
+    async with session.get(base + "/api/v1/status", params={"account": "desk-a"}) as resp:
+        assert resp.status == 200 and resp.content_type == "application/json"
+        body = await resp.json()
+    assert [a["account"] for a in body["accounts"]] == ["desk-a"]
+    desk = body["accounts"][0]
+    assert desk["state"] == "unknown" and desk["last_error"]["code"] == "10003"
+    assert "environment" in desk["last_error"]["hint"]
+    assert [p["enabled"] for p in desk["products"]] == [None, None, None]  # unknown, never false
+    async with session.get(base + "/", params={"account": "desk-a"}) as resp:
+        page = await resp.text()
+    assert 'data-account="desk-a"' in page and 'data-account="&lt;script&gt;' not in page.split('id="events"')[0]
 
 
 def test_every_metric_is_documented():

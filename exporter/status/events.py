@@ -1,0 +1,169 @@
+"""Events from the difference between two snapshots of one account (pure: snapshots and now in).
+
+Counters are compared, not gauges alone, so what happened between two samples (a reconnect
+that was over in a second, a guardian that let go and re-armed) is still told. A process
+starts with its counters at 0, so the first snapshot is compared with zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..dcp import CATEGORY_PRODUCT
+from .snapshot import Snapshot
+
+# Severity words; the page colours them, and says them.
+CRITICAL, WARNING, GOOD = "critical", "warning", "good"
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    account: str
+    kind: str  # trigger, stream_down, stream_up, stream_reconnected, poll_error, poll_ok, drift, drift_cleared,
+    # reasserted, reassert_failed, guardian_armed, guardian_released, drill
+    severity: str
+    text: str
+
+
+@dataclass
+class LastTrigger:
+    """The latest trigger as the sampler saw it: the orders it cancelled, by category."""
+
+    at: float
+    products: tuple[str, ...]
+    orders: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.orders.values())
+
+
+@dataclass
+class Watch:
+    """What one account's events need to remember between samples."""
+
+    previous: Snapshot | None = None
+    ever_connected: bool = False
+    down_since: float | None = None
+    failing_since: float | None = None
+    last_trigger: LastTrigger | None = None
+
+
+def _deltas(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
+
+
+def _count(deltas: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(deltas.items()))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
+    """The events between ``watch.previous`` and ``now``; updates ``watch``."""
+    before = watch.previous if watch.previous is not None else Snapshot(now.account)
+    account = now.account
+    events: list[Event] = []
+
+    def say(kind: str, severity: str, text: str) -> None:
+        events.append(Event(at, account, kind, severity, text))
+
+    # DCP triggers, with the orders they cancelled.
+    fired = _deltas(before.by("bybit_dcp_triggers_total"), now.by("bybit_dcp_triggers_total"))
+    cancelled = {
+        k: int(v)
+        for k, v in _deltas(
+            before.by("bybit_dcp_cancelled_orders_total"), now.by("bybit_dcp_cancelled_orders_total")
+        ).items()
+    }
+    if fired:
+        watch.last_trigger = LastTrigger(at, tuple(sorted(fired)), dict(cancelled))
+        for product, n in sorted(fired.items()):
+            orders = {c: k for c, k in cancelled.items() if CATEGORY_PRODUCT.get(c) == product}
+            what = f"{sum(orders.values())} orders cancelled ({_count(orders)})" if orders else "orders cancelled"
+            times = "" if n == 1 else f" ({n:g} triggers)"
+            say("trigger", CRITICAL, f"DCP fired on {product}{times}: {what}")
+    elif cancelled:  # more orders of a trigger already told (the backfill found them)
+        if watch.last_trigger is not None:
+            for category, n in cancelled.items():
+                watch.last_trigger.orders[category] = watch.last_trigger.orders.get(category, 0) + n
+        say("trigger", CRITICAL, f"{sum(cancelled.values())} more orders cancelled by DCP ({_count(cancelled)})")
+
+    # The private stream.
+    reasons = _deltas(before.by("bybit_dcp_ws_reconnects_total"), now.by("bybit_dcp_ws_reconnects_total"))
+    was, is_ = before.flag("bybit_dcp_ws_connected"), now.flag("bybit_dcp_ws_connected")
+    why = _count(reasons) if reasons else "reason not yet counted"
+    if was and not is_:
+        watch.down_since = at
+        say("stream_down", CRITICAL, f"stream down: {why}")
+    elif is_ and not was and watch.ever_connected:
+        since = f" after {_duration(at - watch.down_since)}" if watch.down_since is not None else ""
+        say("stream_up", GOOD, f"stream up again{since}" + (f" ({why})" if reasons else ""))
+        watch.down_since = None
+    elif is_ and was and reasons:
+        say("stream_reconnected", WARNING, f"stream dropped and reconnected between samples: {why}")
+    watch.ever_connected = watch.ever_connected or is_
+
+    # The DCP-config poll.
+    if now.error_code != before.error_code:
+        if now.error_code is not None:
+            watch.failing_since = watch.failing_since if watch.failing_since is not None else at
+            say("poll_error", WARNING, f"DCP poll failing: {now.error_code} – {now.error_hint}")
+        else:
+            since = f" after {_duration(at - watch.failing_since)}" if watch.failing_since is not None else ""
+            say("poll_ok", GOOD, f"DCP poll good again{since}")
+            watch.failing_since = None
+
+    # Drift and re-assertion.
+    reasserted = {
+        p
+        for p, t in now.by("bybit_dcp_reassert_last_success_timestamp_seconds").items()
+        if t and t != before.get("bybit_dcp_reassert_last_success_timestamp_seconds", p)
+    }
+    for product, drifting in now.by("bybit_dcp_window_drift").items():
+        was_drifting = before.flag("bybit_dcp_window_drift", product)
+        if drifting and not was_drifting:
+            window = now.get("bybit_dcp_window_seconds", product)
+            desired = now.get("bybit_dcp_desired_window_seconds", product)
+            said = f"{window:g} s" if window is not None else "not enabled"
+            wanted = f"{desired:g} s" if desired is not None else "?"
+            say("drift", WARNING, f"{product} window drift: Bybit reports {said}, desired {wanted}")
+        elif was_drifting and not drifting and product not in reasserted:
+            say("drift_cleared", GOOD, f"{product} window back to the desired value")
+    for product in sorted(reasserted):
+        desired = now.get("bybit_dcp_desired_window_seconds", product)
+        to = f" to {desired:g} s" if desired is not None else ""
+        say("reasserted", GOOD, f"{product} window re-asserted{to} and verified")
+    for product, n in sorted(
+        _deltas(before.by("bybit_dcp_reassert_failures_total"), now.by("bybit_dcp_reassert_failures_total")).items()
+    ):
+        say("reassert_failed", WARNING, f"{product} re-assertion failed" + ("" if n == 1 else f" ({n:g} times)"))
+
+    # The guardian's switch.
+    moves = _deltas(before.by("bybit_dcp_guardian_transitions_total"), now.by("bybit_dcp_guardian_transitions_total"))
+    if moves.get("released"):
+        say("guardian_released", CRITICAL, "guardian let go: the bot went silent, DCP may fire")
+    if moves.get("armed"):
+        say("guardian_armed", GOOD, "guardian armed: the bot shows signs of life")
+
+    # Drills.
+    for product, ended in sorted(now.by("bybit_dcp_drill_last_run_timestamp_seconds").items()):
+        if ended and ended != before.get("bybit_dcp_drill_last_run_timestamp_seconds", product):
+            delay = now.get("bybit_dcp_drill_trigger_delay_seconds", product)
+            if now.flag("bybit_dcp_drill_last_success", product):
+                after = f": DCP cancelled the canary {delay:.1f} s after the cut" if delay is not None else ""
+                say("drill", GOOD, f"{product} drill passed{after}")
+            else:
+                say("drill", CRITICAL, f"{product} drill failed: see the exporter's log")
+
+    watch.previous = now
+    return events

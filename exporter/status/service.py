@@ -1,0 +1,76 @@
+"""The status board's thin shell: samples the metrics on the injected clock, builds pages on request.
+
+The sampling loop runs on the event loop (a few milliseconds per sample); pages are built in a
+worker thread by the web layer, from a fresh read of the metrics plus the sampler's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..metrics import Metrics
+from . import api, model, render
+from .sampler import Sampler
+from .snapshot import collect, read
+
+log = logging.getLogger(__name__)
+
+SAMPLE_INTERVAL = 5.0
+
+
+class StatusService:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        interval: float = SAMPLE_INTERVAL,
+        links: model.Links | None = None,
+        not_available: str = "DCP not available or not enabled for this account",
+    ) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.sampler = Sampler(interval)
+        self.links = links if links is not None else model.Links()
+        self.not_available = not_available
+
+    def sample(self) -> None:
+        self.sampler.observe(read(collect(self.metrics)), self.clock.time())
+
+    async def run(self) -> None:
+        """Sample every interval until cancelled; a failed sample is logged and the next one tried."""
+        while True:
+            try:
+                self.sample()
+            except Exception:  # the board must never take the exporter down
+                log.exception("status sample failed")
+            await self.clock.sleep(self.sampler.interval)
+
+    async def running(self, app: web.Application) -> AsyncIterator[None]:
+        """An aiohttp cleanup context: sampling lives as long as the web app."""
+        task = asyncio.create_task(self.run(), name="status-sampler")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    def board(self, names: Sequence[str], *, now: float, ready: bool, account: str | None = None) -> model.Board:
+        snapshots = read(collect(self.metrics))
+        shown = [n for n in names if account is None or n == account]
+        rows = [
+            model.account_status(n, snapshots.get(n), self.sampler.view(n, now), now, self.links, self.not_available)
+            for n in shown
+        ]
+        events = self.sampler.events(account) if account is None or account in names else []
+        return model.board(rows, events, list(names), now=now, ready=ready, selected=account)
+
+    def html(self, names: Sequence[str], *, now: float, ready: bool, account: str | None, telemetry_path: str) -> str:
+        return render.page(self.board(names, now=now, ready=ready, account=account), telemetry_path)
+
+    def json(self, names: Sequence[str], *, now: float, ready: bool, account: str | None) -> dict[str, Any]:
+        return api.status(self.board(names, now=now, ready=ready, account=account))
