@@ -118,6 +118,7 @@ async def stack(tmp_path):
             BYBIT_PONG_TIMEOUT="0.5",
             BYBIT_POLL_INTERVAL="1",
             BYBIT_DESIRED_WINDOWS="DERIVATIVES=10,SPOT=10",
+            BYBIT_REASSERT="enforce",  # a drifted window is put back (the re-asserted annotation)
         )
         exporter_log = open(tmp_path / "exporter.log", "wb")
         procs.append(
@@ -290,6 +291,8 @@ async def test_every_dashboard_query_returns_data(stack):
     started = time.time()
     # A trigger (triggers, cancelled orders, last-trigger time), a reconnect, three API errors
     # (an error series is created at its first error, so increase() needs a second one).
+    # And a window changed behind the exporter's back, put back and verified after Bybit's 10 s.
+    stack.sim.set_dcp(API_KEY, "SPOT", 30)
     await _trigger_dcp(stack)
     stack.sim.close_connections(API_KEY)
     stack.sim.force_error("/v5/account/query-dcp-info", 10016, count=3)
@@ -301,6 +304,7 @@ async def test_every_dashboard_query_returns_data(stack):
             and (await stack.exporter_value("bybit_dcp_api_errors_total", endpoint="query_dcp_info", code="10016") or 0)
             >= 3
             and await stack.exporter_value("bybit_dcp_ws_connected") == 1.0
+            and await stack.exporter_value("bybit_dcp_reassert_last_success_timestamp_seconds", product="SPOT")
         )
 
     await eventually(
