@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,28 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
             proc.kill()
             proc.wait(timeout=5)
     return proc.returncode
+
+
+def wait_for_url(url: str, timeout: float, predicate=lambda body: True, process: subprocess.Popen | None = None) -> str:
+    """GET ``url`` until it answers 200 and ``predicate(body)``; the body.
+
+    Bounded by ``timeout``; fails at once when ``process`` (the server under test) has exited.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process exited with status {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                body = resp.read().decode()
+                if resp.status == 200 and predicate(body):
+                    return body
+                last = body
+        except OSError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not as expected within {timeout} s: {str(last)[:2000]}")
 
 
 def require_binary(name: str) -> str:

@@ -7,11 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
-from helpers import exporter_env, free_port, parse_metrics
+from helpers import exporter_env, free_port, parse_metrics, wait_for_url
 
 from exporter import __version__
 
@@ -26,23 +24,6 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subproc
         env=exporter_env(**(env or {})),
         timeout=timeout,
     )
-
-
-def wait_for(url: str, timeout: float, predicate=lambda body: True) -> str:
-    """GET ``url`` until it answers 200 and ``predicate(body)``; bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                body = resp.read().decode()
-                if resp.status == 200 and predicate(body):
-                    return body
-                last = body
-        except OSError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not as expected within {timeout} s: {str(last)[:2000]}")
 
 
 def test_version():
@@ -185,7 +166,7 @@ async def test_signal_shuts_down_cleanly(sig):
                 ),
             )
             assert parse_metrics(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 1
-            await asyncio.to_thread(wait_for, f"http://127.0.0.1:{port}/readyz", 5)
+            await asyncio.to_thread(wait_for_url, f"http://127.0.0.1:{port}/readyz", 5)
         finally:
             code, err = await asyncio.to_thread(stop_exporter, proc, sig)
         assert code == 0, err[-3000:]
@@ -226,10 +207,10 @@ async def test_wrong_secret_process_keeps_serving_and_never_logs_the_secret():
         )
         try:
             body = await asyncio.to_thread(
-                wait_for, f"http://127.0.0.1:{port}/metrics", 20, lambda b: parse_metrics(b).get(key, 0) >= 2
+                wait_for_url, f"http://127.0.0.1:{port}/metrics", 20, lambda b: parse_metrics(b).get(key, 0) >= 2
             )
             assert parse_metrics(body)[("bybit_dcp_up", frozenset({"account": "default"}.items()))] == 0
-            page = await asyncio.to_thread(wait_for, f"http://127.0.0.1:{port}/", 5)
+            page = await asyncio.to_thread(wait_for_url, f"http://127.0.0.1:{port}/", 5)
             assert wrong not in body and wrong not in page
         finally:
             code, err = await asyncio.to_thread(stop_exporter, proc)
@@ -245,7 +226,7 @@ def test_demo_serves_live_metrics():
     port = free_port()
     proc = start_exporter("--demo", "--web.listen-address", f"127.0.0.1:{port}", env={})
     try:
-        body = wait_for(
+        body = wait_for_url(
             f"http://127.0.0.1:{port}/metrics",
             30,
             lambda b: (
@@ -259,7 +240,7 @@ def test_demo_serves_live_metrics():
         assert s[("bybit_dcp_window_seconds", frozenset({"account": "demo", "product": "DERIVATIVES"}.items()))] == 10
         assert s[("bybit_dcp_desired_window_seconds", frozenset({"account": "demo", "product": "SPOT"}.items()))] == 10
         assert ("bybit_dcp_window_drift", frozenset({"account": "demo", "product": "SPOT"}.items())) in s
-        page = wait_for(f"http://127.0.0.1:{port}/", 5)
+        page = wait_for_url(f"http://127.0.0.1:{port}/", 5)
         assert "<td>demo</td>" in page
     finally:
         code, err = stop_exporter(proc)

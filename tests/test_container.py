@@ -19,12 +19,10 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, free_port
+from helpers import ROOT, free_port, wait_for_url
 
 IMAGE = "localhost/bybit-dcp-exporter:ci"
 BASE = "localhost/bybit-dcp-exporter-base:bookworm"
@@ -167,16 +165,8 @@ def test_the_container_serves_metrics_and_stops_on_sigterm(image):
     port = free_port()
     proc, runner = _start(image, port)
     try:
-        deadline = time.monotonic() + 60
-        body = ""
-        while time.monotonic() < deadline and "bybit_dcp_ws_connected" not in body:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-                    body = resp.read().decode()
-            except OSError:
-                time.sleep(0.3)
-        assert 'bybit_dcp_ws_connected{account="demo"}' in body
+        wanted = 'bybit_dcp_ws_connected{account="demo"}'
+        wait_for_url(f"http://127.0.0.1:{port}/metrics", 60, lambda body: wanted in body, process=proc)
         # SIGTERM to the exporter itself, as a container runtime delivers it to PID 1.
         os.kill(_exporter_pid(proc.pid) if runner != "podman" else proc.pid, signal.SIGTERM)
         code = proc.wait(timeout=30)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import tarfile
-import time
-import urllib.request
 import venv
 import zipfile
 
 import pytest
-from helpers import ROOT, exporter_env, free_port, stop_process
+from helpers import ROOT, exporter_env, free_port, stop_process, wait_for_url
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -64,14 +62,7 @@ def test_the_wheel_in_a_fresh_venv_runs_the_demo_and_the_simulator(dist, tmp_pat
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline, body = time.monotonic() + 30, ""
-        while time.monotonic() < deadline and 'bybit_dcp_up{account="demo"} 1.0' not in body:
-            assert proc.poll() is None
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-                    body = resp.read().decode()
-            except OSError:
-                time.sleep(0.2)
-        assert 'bybit_dcp_up{account="demo"} 1.0' in body
+        wanted = 'bybit_dcp_up{account="demo"} 1.0'
+        wait_for_url(f"http://127.0.0.1:{port}/metrics", 30, lambda body: wanted in body, process=proc)
     finally:
         assert stop_process(proc) == 0
