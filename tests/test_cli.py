@@ -158,7 +158,7 @@ async def test_signal_shuts_down_cleanly(sig):
         )
         try:
             body = await asyncio.to_thread(
-                wait_for,
+                wait_for_url,
                 f"http://127.0.0.1:{port}/metrics",
                 20,
                 lambda b: (
