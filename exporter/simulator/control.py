@@ -36,6 +36,8 @@ def controls(sim: Simulator) -> dict[str, Control]:
         "drop_pongs": Control(sim.drop_pongs, "pings are heartbeats but get no pong"),
         "stall": Control(sim.stall, "the account's live connections go silent but stay open"),
         "close_connections": Control(sim.close_connections, "close the account's connections with `code`"),
+        "refuse_streams": Control(sim.refuse_streams, "close the account's connections and refuse its auth"),
+        "set_rate_limit": Control(sim.set_rate_limit, "each key may call `path` `per_second` times a second"),
         "force_error": Control(sim.force_error, "the next `count` requests to `path` fail with `ret_code`"),
         "force_response": Control(
             sim.force_response, "the next `count` requests to `path` get `status`, `body`, `headers` after `delay` s"

@@ -1,5 +1,6 @@
 """The faults injected into the simulator that outlive a single connection: late or dropped
-pongs per account, forced REST errors and canned raw REST answers per path (no I/O).
+pongs and refused streams per account, forced REST errors and canned raw REST answers per
+path (no I/O).
 
 Stalls belong to a connection and live on its :class:`~.session.Session`.
 """
@@ -44,6 +45,7 @@ def _take(table: dict[str, Forced], path: str) -> Forced | None:
 class Faults:
     pong_latency: dict[str, float] = field(default_factory=dict)  # api_key -> seconds
     dropped_pongs: set[str] = field(default_factory=set)  # api_keys
+    refused_streams: set[str] = field(default_factory=set)  # api_keys whose websocket auth is refused
     forced_errors: dict[str, ForcedError] = field(default_factory=dict)  # path -> error
     forced_responses: dict[str, ForcedResponse] = field(default_factory=dict)  # path -> answer
 
@@ -58,6 +60,12 @@ class Faults:
             self.dropped_pongs.add(api_key)
         else:
             self.dropped_pongs.discard(api_key)
+
+    def refuse_streams(self, api_key: str, refused: bool) -> None:
+        if refused:
+            self.refused_streams.add(api_key)
+        else:
+            self.refused_streams.discard(api_key)
 
     def force_error(self, path: str, ret_code: int, count: int | None) -> None:
         self.forced_errors[path] = ForcedError(int(ret_code), count)
@@ -80,4 +88,5 @@ class Faults:
     def reset(self) -> None:
         self.pong_latency.clear()
         self.dropped_pongs.clear()
+        self.refused_streams.clear()
         self.clear_errors()

@@ -261,6 +261,20 @@ class Simulator:
             self._core.spawn(session.close(code, reason))
         return len(sessions)
 
+    def refuse_streams(self, api_key: str, refused: bool = True) -> int:
+        """The account's private stream is down while REST works: its live connections are
+        closed and every new auth is refused ("Request not authorized"). Returns how many closed."""
+        self.account(api_key)
+        self._core.faults.refuse_streams(api_key, refused)
+        return self.close_connections(api_key, 1000, "refused") if refused else 0
+
+    def set_rate_limit(self, path: str, per_second: int) -> None:
+        """Each key may call ``path`` ``per_second`` times a second from now on (Bybit can lower an
+        account's limits, and other clients of the key share them): the headroom the headers show."""
+        if not (isinstance(per_second, int) and per_second >= 1):
+            raise ValueError("per_second must be a positive integer")
+        self._core.limiter.limits[path] = per_second
+
     def force_error(self, path: str, ret_code: int, count: int | None = 1) -> None:
         """The next ``count`` requests to ``path`` fail with ``ret_code`` (None = until cleared).
         403 and 5xx are answered as HTTP statuses, anything else as a Bybit retCode."""
@@ -374,6 +388,7 @@ class Simulator:
                     "faults": {
                         "pong_latency": core.faults.pong_latency.get(acct.api_key, 0.0),
                         "drop_pongs": acct.api_key in core.faults.dropped_pongs,
+                        "refuse_streams": acct.api_key in core.faults.refused_streams,
                     },
                 }
             )

@@ -162,6 +162,8 @@ class PrivateStream:
         acct = self._core.accounts.get(api_key)
         if acct is None or not acct.verifies(ws_auth_string(expires_ms), signature):
             return "Request not authorized"
+        if api_key in self._core.faults.refused_streams:
+            return "Request not authorized"
         return None
 
     async def _subscribe(self, session: Session, frame: dict, now: float) -> None:

@@ -8,6 +8,7 @@ import aiohttp
 import websockets
 from sim_helpers import KEY, SECRET, WsClient, signed_get, silent_client, wait_for
 
+from exporter.bybit import signing
 from exporter.simulator import Simulator
 
 
@@ -136,3 +137,39 @@ async def test_stop_with_clients_that_never_read_finishes_within_a_bound():
     finally:
         for c in clients:
             c.transport.abort()
+
+
+async def test_refused_streams_and_a_lower_rate_limit(sim):
+    """The faults the alert matrix needs: a stream that is down while REST works, and low headroom."""
+    c = await WsClient.connect(sim.ws_url, KEY, SECRET, ["order"])
+    async with aiohttp.ClientSession() as http:
+        status, body = await post(http, sim, "refuse_streams", {"api_key": KEY, "refused": True})
+        assert body == {"ok": True, "result": 1}
+        assert sim.state()["accounts"][0]["faults"]["refuse_streams"] is True
+        try:
+            await c.recv(timeout=2)
+        except websockets.ConnectionClosed:
+            pass
+        else:
+            raise AssertionError("not closed")
+        refused = await WsClient.connect(sim.ws_url)
+        frame = {
+            "req_id": "a",
+            "op": "auth",
+            "args": signing.ws_auth_args(KEY, SECRET, int(time.time() * 1000) + 10_000),
+        }
+        assert (await refused.request(frame))["ret_msg"] == "Request not authorized"
+        await refused.ws.close()
+        _, _, rest = await signed_get(http, sim.rest_url, "/v5/account/query-dcp-info", KEY, SECRET)
+        assert rest["retCode"] == 0  # REST still works
+        await post(http, sim, "refuse_streams", {"api_key": KEY, "refused": False})
+        await (await WsClient.connect(sim.ws_url, KEY, SECRET)).ws.close()
+
+        path = "/v5/account/query-dcp-info"
+        assert (await post(http, sim, "set_rate_limit", {"path": path, "per_second": 2}))[0] == 200
+        _, first, _ = await signed_get(http, sim.rest_url, path, KEY, SECRET)
+        _, second, _ = await signed_get(http, sim.rest_url, path, KEY, SECRET)
+        _, _, third = await signed_get(http, sim.rest_url, path, KEY, SECRET)
+        assert (first["X-Bapi-Limit"], second["X-Bapi-Limit-Status"]) == ("2", "0")  # the earlier call counts too
+        assert third["retCode"] == 10006
+        assert (await post(http, sim, "set_rate_limit", {"path": path, "per_second": 0}))[0] == 400
