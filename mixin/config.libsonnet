@@ -19,8 +19,12 @@
     configStaleSeconds: '900',  // last good DCP-config poll older than this
     heartbeatGapWarningRatio: '0.5',  // heartbeat overdue, as a fraction of the DCP window
     heartbeatGapCriticalRatio: '0.8',
-    reconnectFlappingCount: '3',  // whole reconnects in 15 minutes
-    heartbeatRttHighSeconds: '0.5',  // 90th percentile of the ping RTT
+    reconnectFlappingCount: '3',  // whole reconnects in reconnectFlappingWindow
+    reconnectFlappingWindow: '15m',
+    heartbeatRttHighSeconds: '0.5',  // 90th percentile of the ping RTT over heartbeatRttWindow
+    heartbeatRttWindow: '5m',
+    triggerNewFor: '1m',  // a trigger series counts as new this long (the alert then holds it)
+    reassertedRecentSeconds: '900',  // BybitDcpWindowReasserted is shown this long after a re-assertion
     clockSkewAheadSeconds: '2',  // Bybit's clock ahead of ours (Bybit refuses at 5)
     clockSkewBehindSeconds: '-0.5',  // ... behind ours (Bybit refuses at -1)
     rateLimitHeadroomRatio: '0.2',  // fraction of a REST rate limit left

@@ -67,19 +67,13 @@
             max by (job, instance, account) (account_product:bybit_dcp_ws_heartbeat_overdue_window:ratio)
           |||,
         },
-        // Private-stream reconnects per second, all reasons together.
-        {
-          record: "account:bybit_dcp_ws_reconnects:rate15m",
-          expr: |||
-            sum by (job, instance, account) (rate(bybit_dcp_ws_reconnects_total[15m]))
-          |||,
-        },
-        // Heartbeat round-trip-time quantiles over 5 minutes (NaN while no ping was answered).
+        // Heartbeat round-trip-time quantiles over heartbeatRttWindow (NaN while no ping was
+        // answered). The name says the default, 5m; a fast test run shortens the range.
         {
           record: "account:bybit_dcp_ws_ping_rtt_seconds:quantile_rate5m",
           expr: |||
-            histogram_quantile(0.5, sum by (job, instance, account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket[5m])))
-          |||,
+            histogram_quantile(0.5, sum by (job, instance, account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket[%(heartbeatRttWindow)s])))
+          ||| % $._config,
           labels: {
             quantile: "0.5",
           },
@@ -87,8 +81,8 @@
         {
           record: "account:bybit_dcp_ws_ping_rtt_seconds:quantile_rate5m",
           expr: |||
-            histogram_quantile(0.9, sum by (job, instance, account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket[5m])))
-          |||,
+            histogram_quantile(0.9, sum by (job, instance, account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket[%(heartbeatRttWindow)s])))
+          ||| % $._config,
           labels: {
             quantile: "0.9",
           },
@@ -96,8 +90,8 @@
         {
           record: "account:bybit_dcp_ws_ping_rtt_seconds:quantile_rate5m",
           expr: |||
-            histogram_quantile(0.99, sum by (job, instance, account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket[5m])))
-          |||,
+            histogram_quantile(0.99, sum by (job, instance, account, le) (rate(bybit_dcp_ws_ping_rtt_seconds_bucket[%(heartbeatRttWindow)s])))
+          ||| % $._config,
           labels: {
             quantile: "0.99",
           },
@@ -273,10 +267,10 @@
           },
         },
         // round(): increase() extrapolates to the range's edges, so exactly 3 reconnects read as
-        // ~3.005; "more than 3" means 4 whole reconnects or more.
+        // ~3.005; "more than 3" means 4 whole reconnects or more. Over 15 minutes by default.
         {
           alert: "BybitDcpReconnectFlapping",
-          expr: "round(account:bybit_dcp_ws_reconnects:rate15m * 900) > %(reconnectFlappingCount)s" % $._config,
+          expr: "round(sum by (job, instance, account) (increase(bybit_dcp_ws_reconnects_total[%(reconnectFlappingWindow)s]))) > %(reconnectFlappingCount)s" % $._config,
           'for': $._config.forDurations.BybitDcpReconnectFlapping,
           keep_firing_for: $._config.keepFiringFor.BybitDcpReconnectFlapping,
           labels: {
@@ -284,7 +278,7 @@
           },
           annotations: {
             summary: "Private stream keeps reconnecting.",
-            description: "Account {{ $labels.account }} on {{ $labels.instance }} reconnected its private stream about {{ $value | printf \"%.0f\" }} times in the last 15 minutes.",
+            description: "Account {{ $labels.account }} on {{ $labels.instance }} reconnected its private stream about {{ $value | printf \"%%.0f\" }} times in the last %(reconnectFlappingWindow)s." % $._config,
             runbook_url: $._config.runbookUrlPattern % "bybitdcpreconnectflapping",
           },
         },
@@ -298,7 +292,7 @@
           },
           annotations: {
             summary: "Heartbeat round trip to Bybit is slow.",
-            description: "The 90th percentile ping-to-pong time of account {{ $labels.account }} is {{ $value | humanizeDuration }} over 5 minutes, for 10 minutes.",
+            description: "The 90th percentile ping-to-pong time of account {{ $labels.account }} is {{ $value | humanizeDuration }} over %(heartbeatRttWindow)s, for %(for)s." % ($._config { 'for': $._config.forDurations.BybitDcpHeartbeatRttHigh }),
             runbook_url: $._config.runbookUrlPattern % "bybitdcpheartbeatrtthigh",
           },
         },
@@ -314,8 +308,8 @@
           expr: |||
             bybit_dcp_trigger_info
               unless
-            bybit_dcp_trigger_info offset 1m
-          |||,
+            bybit_dcp_trigger_info offset %(triggerNewFor)s
+          ||| % $._config,
           'for': $._config.forDurations.BybitDcpTriggered,
           keep_firing_for: $._config.keepFiringFor.BybitDcpTriggered,
           labels: {
@@ -332,7 +326,7 @@
         // verified re-assertion. Someone or something changed the window behind the desk.
         {
           alert: "BybitDcpWindowReasserted",
-          expr: "(time() - bybit_dcp_reassert_last_success_timestamp_seconds) < 900",
+          expr: "(time() - bybit_dcp_reassert_last_success_timestamp_seconds) < %(reassertedRecentSeconds)s" % $._config,
           'for': $._config.forDurations.BybitDcpWindowReasserted,
           keep_firing_for: $._config.keepFiringFor.BybitDcpWindowReasserted,
           labels: {

@@ -62,6 +62,24 @@ def test_thresholds_durations_and_the_job_selector_are_configurable():
     assert job["query"] == 'label_values(bybit_dcp_exporter_build_info{job="bybit-dcp-exporter"}, job)'
 
 
+def test_the_windows_of_the_range_alerts_are_configurable():
+    """What a fast end-to-end run shortens besides `for`: how long a trigger is new, how long a
+    re-assertion is shown, and the ranges of the flapping and round-trip alerts."""
+    config = {
+        "triggerNewFor": "5s",
+        "reassertedRecentSeconds": "6",
+        "reconnectFlappingWindow": "20s",
+        "heartbeatRttWindow": "10s",
+    }
+    mine = alerts(build.rule_groups(config))
+    assert "bybit_dcp_trigger_info offset 5s" in mine["BybitDcpTriggered"]["expr"]
+    assert mine["BybitDcpWindowReasserted"]["expr"].endswith("< 6")
+    assert "bybit_dcp_ws_reconnects_total[20s]" in mine["BybitDcpReconnectFlapping"]["expr"]
+    assert "in the last 20s" in mine["BybitDcpReconnectFlapping"]["annotations"]["description"]
+    (p90,) = [r for g in build.rule_groups(config) for r in g["rules"] if r.get("labels") == {"quantile": "0.9"}]
+    assert "bybit_dcp_ws_ping_rtt_seconds_bucket[10s]" in p90["expr"]
+
+
 def test_the_dashboard_uid_and_tags_are_configurable():
     dashboard = build.evaluate({"dashboardUid": "desk-dcp", "dashboardTags": ["desk"]})["dashboards"]["bybit-dcp.json"]
     assert (dashboard["uid"], dashboard["tags"]) == ("desk-dcp", ["desk"])
