@@ -252,12 +252,12 @@ def account_status(
         reasons = [Reason(UNKNOWN, "no sample yet: the account is starting", None)]
     else:
         reasons = _reasons(snap, view, now, reconnects, p99, not_available)
-    reasons.sort(key=lambda r: STATES.index(r.state))
+    reasons.sort(key=lambda r: (STATES.index(r.state), r.alert is None))  # the runbook-backed one leads
     state = reasons[0].state if reasons else OK
     interval = snap.get("bybit_dcp_ws_ping_interval_seconds")
     timeout = snap.get("bybit_dcp_ws_pong_timeout_seconds")
     fired = max(snap.by("bybit_dcp_last_trigger_timestamp_seconds").values(), default=0.0) or None
-    polled = snap.flag("bybit_dcp_up")
+    polled = snap.flag("bybit_dcp_up") and snap.error_code is None
     return AccountStatus(
         account=name,
         environment=snap.environment,

@@ -41,7 +41,7 @@ td,th{padding:.1em .5em;text-align:left;border-bottom:1px solid #8884}
 .sparks{display:flex;flex-wrap:wrap;gap:.3em 1.2em}.spark{stroke:currentColor;fill:none;stroke-width:1.2}
 .limit{stroke:var(--down);stroke-dasharray:3 3;stroke-width:1}
 #events ol{list-style:none;padding:0}#events li{border-left:.35em solid var(--c);padding:.1em .5em;margin:.2em 0}
-.counts span{margin-right:.6em}"""
+.counts{display:flex;flex-wrap:wrap;gap:.3em .6em;align-items:center}"""
 
 SCRIPT = f"""(()=>{{const b=document.getElementById("board");let n=0;
 setInterval(async()=>{{try{{const r=await fetch(location.href,{{cache:"no-store"}});if(!r.ok)return;
@@ -105,7 +105,7 @@ def _product_row(p: ProductStatus) -> str:
         dcp = "on" if p.enabled else "not enabled"
     window = f"{p.window:g} s" if p.window is not None else "–"
     desired = f"{p.desired:g} s" if p.desired is not None else "–"
-    drift = "drift" if p.drift else "no" if p.desired is not None else "–"
+    drift = "drift" if p.drift else "no" if p.desired is not None and p.enabled is not None else "–"
     guard = "armed" if p.guardian else "let go" if p.guardian is False else "subscribed" if p.subscribed else "–"
     cells = (p.product, dcp, window, desired, drift, p.reassert or "–", guard)
     return f'<tr data-product="{esc(p.product)}">' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"

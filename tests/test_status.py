@@ -1,0 +1,268 @@
+"""The status board's pure core, without sockets: snapshots, the sampler's memory, events,
+states, the HTML and the JSON. Metrics are set by hand and time is passed in."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from status_page import article, cells, fact, state, text
+
+from exporter.metrics import Metrics
+from exporter.status import api, model, render
+from exporter.status.sampler import Ring, Sampler
+from exporter.status.snapshot import collect, quantile, read
+
+T0 = 1_800_000_000.0
+
+
+class Desk:
+    """One Metrics with accounts, a sampler, and a clock the test moves."""
+
+    def __init__(self, *names: str, interval: float = 5.0) -> None:
+        self.metrics = Metrics(clock=lambda: self.now)
+        self.now = T0
+        self.names = list(names) or ["a"]
+        for name in self.names:
+            self.metrics.add_account(
+                name,
+                environment="testnet",
+                mode="observer",
+                desired_windows={"SPOT": 10},
+                ping_interval=20,
+                pong_timeout=10,
+            )
+        self.sampler = Sampler(interval)
+
+    def healthy(self, name: str = "a") -> None:
+        m = self.metrics
+        m.up.labels(name).set(1)
+        m.last_poll_success.labels(name).set(self.now)
+        m.ws_connected.labels(name).set(1)
+        m.ws_last_pong.labels(name).set(self.now)
+        m.ping_gap.set_source(name, lambda: self.now - 2)
+        for product, enabled in (("SPOT", 1), ("DERIVATIVES", 1), ("OPTIONS", 0)):
+            m.enabled.labels(name, product).set(enabled)
+            if enabled:
+                m.window.labels(name, product).set(10)
+
+    def step(self, seconds: float = 5.0):
+        self.now += seconds
+        return self.sampler.observe(read(collect(self.metrics)), self.now)
+
+    def status(self, name: str = "a", links: model.Links | None = None) -> model.AccountStatus:
+        snaps = read(collect(self.metrics))
+        view = self.sampler.view(name, self.now)
+        return model.account_status(name, snaps.get(name), view, self.now, links or model.Links())
+
+    def board(self, account: str | None = None) -> model.Board:
+        rows = [self.status(n) for n in self.names if account in (None, n)]
+        return model.board(rows, self.sampler.events(account), self.names, now=self.now, ready=True, selected=account)
+
+
+def test_ring_keeps_the_last_values_oldest_first():
+    ring = Ring(3)
+    assert ring.values() == []
+    ring.append(1.0)
+    ring.append(None)
+    assert ring.values()[0] == 1.0 and math.isnan(ring.values()[1])
+    for v in (2.0, 3.0, 4.0):
+        ring.append(v)
+    assert ring.values() == [2.0, 3.0, 4.0]
+
+
+def test_quantile_counts_only_the_observations_in_the_window():
+    earlier = ((0.01, 100.0), (0.1, 100.0), (float("inf"), 100.0))  # 100 fast pongs, long ago
+    now = ((0.01, 100.0), (0.1, 110.0), (float("inf"), 110.0))  # then 10 between 10 and 100 ms
+    assert quantile(0.5, now, earlier) == pytest.approx(0.055)
+    assert quantile(0.5, now, ()) == pytest.approx(0.0055)  # since start: the fast ones dominate
+    assert math.isnan(quantile(0.5, earlier, earlier))  # nothing in the window
+
+
+def test_rtt_p50_p99_over_the_last_five_minutes_not_since_start():
+    desk = Desk()
+    desk.healthy()
+    for _ in range(1000):
+        desk.metrics.ws_rtt.labels("a").observe(0.004)
+    desk.step()
+    for _ in range(70):  # six minutes: the fast pongs leave the window
+        desk.step()
+    for _ in range(100):
+        desk.metrics.ws_rtt.labels("a").observe(0.3)
+    desk.step()
+    status = desk.status()
+    assert 0.25 < status.rtt_p50 <= 0.5 and 0.25 < status.rtt_p99 <= 0.5
+
+
+def test_a_healthy_account_is_ok_and_says_so():
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    status = desk.status()
+    assert status.state == model.OK and status.reasons == ()
+    assert [p.enabled for p in status.products] == [True, True, False]
+    assert desk.step() == []  # nothing happened: no event, not even "stream up" at the start
+
+
+def test_unknown_before_the_first_poll_and_while_polls_fail_never_off():
+    desk = Desk()
+    desk.step()
+    status = desk.status()
+    assert status.state == model.UNKNOWN
+    assert [p.enabled for p in status.products] == [None, None, None]
+    desk.metrics.last_poll_error.labels("a", "10003", "API key unknown on this environment").set(1)
+    (event,) = desk.step()
+    assert (event.kind, event.text) == ("poll_error", "DCP poll failing: 10003 – API key unknown on this environment")
+    status = desk.status()
+    assert status.state == model.UNKNOWN and status.error_code == "10003"
+    assert status.runbook_url.endswith("#bybitdcpconfigpollfailing")
+    desk.metrics.last_poll_error.clear()
+    desk.healthy()
+    assert [(e.kind, e.text) for e in desk.step(30)] == [("poll_ok", "DCP poll good again after 30 s")]
+
+
+def test_stream_down_and_up_with_reason_and_duration():
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    desk.metrics.ws_connected.labels("a").set(0)
+    desk.metrics.ws_reconnects.labels("a", "pong_timeout").inc()
+    assert [(e.kind, e.text) for e in desk.step()] == [("stream_down", "stream down: pong_timeout 1")]
+    assert desk.status().state == model.DOWN
+    assert desk.status().reasons[0].alert == "BybitDcpStreamDisconnected"
+    desk.step(100)
+    desk.metrics.ws_connected.labels("a").set(1)
+    assert [(e.kind, e.text) for e in desk.step()] == [("stream_up", "stream up again after 2 min")]
+    desk.metrics.ws_reconnects.labels("a", "closed").inc()  # dropped and back within one sample
+    assert [e.kind for e in desk.step()] == ["stream_reconnected"]
+
+
+def test_a_silent_stream_is_down_before_it_reconnects():
+    desk = Desk()
+    desk.healthy()
+    desk.metrics.ping_gap.set_source("a", lambda: desk.now - 31)
+    desk.step()
+    status = desk.status()
+    assert status.state == model.DOWN and status.reasons[0].text == "no pong for 31 s (ping every 20 s)"
+
+
+def test_trigger_with_its_orders_and_categories_and_a_late_backfill():
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    m = desk.metrics
+    m.triggers.labels("a", "DERIVATIVES").inc()
+    m.cancelled_orders.labels("a", "linear").inc(3)
+    m.last_trigger.labels("a", "DERIVATIVES").set(desk.now + 4)
+    (event,) = desk.step()
+    assert event.text == "DCP fired on DERIVATIVES: 3 orders cancelled (linear 3)" and event.severity == "critical"
+    m.cancelled_orders.labels("a", "inverse").inc()  # found by the backfill a little later
+    (event,) = desk.step()
+    assert event.text == "1 more orders cancelled by DCP (inverse 1)"
+    status = desk.status()
+    assert status.state == model.DOWN and status.last_trigger.orders == {"linear": 3, "inverse": 1}
+    desk.step(20 * 60)
+    assert desk.status().state == model.DEGRADED  # an hour after a trigger it is still worth a look
+    desk.step(60 * 60)
+    assert desk.status().state == model.OK
+
+
+def test_drift_reassertion_guardian_and_drill_events():
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    m = desk.metrics
+    m.window.labels("a", "SPOT").set(30)
+    m.drift.labels("a", "SPOT").set(1)
+    m.reassert_attempts.labels("a", "SPOT").inc()
+    m.reassert_failures.labels("a", "SPOT").inc()
+    assert [e.text for e in desk.step()] == [
+        "SPOT window drift: Bybit reports 30 s, desired 10 s",
+        "SPOT re-assertion failed",
+    ]
+    spot = desk.status().products[0]
+    assert spot.drift and spot.reassert == "re-asserting: 1 sent, 1 failed" and desk.status().state == model.DEGRADED
+    m.window.labels("a", "SPOT").set(10)
+    m.drift.labels("a", "SPOT").set(0)
+    m.reassert_last_success.labels("a", "SPOT").set(desk.now + 3)
+    assert [e.text for e in desk.step()] == ["SPOT window re-asserted to 10 s and verified"]
+    m.guardian_armed.labels("a", "DERIVATIVES").set(0)
+    m.guardian_transitions.labels("a", "released").inc()
+    m.drill_last_run.labels("a", "DERIVATIVES").set(desk.now)
+    m.drill_last_success.labels("a", "DERIVATIVES").set(1)
+    m.drill_trigger_delay.labels("a", "DERIVATIVES").set(10.25)
+    assert [(e.kind, e.text) for e in desk.step()] == [
+        ("guardian_released", "guardian let go: the bot went silent, DCP may fire"),
+        ("drill", "DERIVATIVES drill passed: DCP cancelled the canary 10.2 s after the cut"),
+    ]
+    assert desk.status().state == model.DOWN
+    assert desk.status().reasons[0].alert == "BybitDcpGuardianLetGo"
+
+
+def test_reconnects_in_the_last_hour_only():
+    desk = Desk()
+    desk.healthy()
+    desk.metrics.ws_reconnects.labels("a", "closed").inc(5)
+    desk.step()
+    assert desk.status().reconnects_hour == 5 and desk.status().state == model.DEGRADED
+    for _ in range(13):  # 65 minutes
+        desk.step(300)
+    desk.metrics.ws_reconnects.labels("a", "closed").inc()
+    desk.step()
+    assert desk.status().reconnects_hour == 1 and desk.status().state == model.OK
+
+
+def test_worst_first_and_the_timeline_keeps_200_events_newest_first():
+    desk = Desk("calm", "broken", "starting")
+    desk.healthy("calm")
+    desk.healthy("broken")
+    desk.step()
+    desk.metrics.ws_connected.labels("broken").set(0)
+    for _ in range(150):
+        desk.metrics.ws_reconnects.labels("calm", "closed").inc()
+        desk.step()
+        desk.metrics.ws_reconnects.labels("calm", "closed").inc()
+        desk.step()
+    board = desk.board()
+    assert [a.state for a in board.accounts] == ["down", "unknown", "degraded"]
+    assert [a.account for a in board.accounts] == ["broken", "starting", "calm"]
+    assert len(board.events) == 200 and board.events[0].at > board.events[-1].at
+    assert [e.kind for e in desk.board("broken").events] == ["stream_down"]  # not pushed out by "calm"
+
+
+def test_links_per_account():
+    links = model.Links("https://grafana.example/d/bybit-dcp?orgId=1", "https://wiki.example/runbook")
+    assert links.dashboard("desk a/1") == "https://grafana.example/d/bybit-dcp?orgId=1&var-account=desk%20a%2F1"
+    assert links.runbook("BybitDcpTriggered") == "https://wiki.example/runbook#bybitdcptriggered"
+    assert model.Links().dashboard("a") is None
+
+
+def test_the_page_escapes_every_value_and_stays_small():
+    hostile = '<img src=x onerror="alert(1)">'
+    desk = Desk(hostile)
+    desk.healthy(hostile)
+    desk.metrics.last_poll_error.labels(hostile, "10003", "<b>hint</b> & more").set(1)
+    for i in range(200):  # more than 15 minutes of history, and every event
+        desk.metrics.ws_rtt.labels(hostile).observe(0.01 + i % 7 / 1000)
+        if i % 2:
+            desk.metrics.ws_reconnects.labels(hostile, "closed").inc()
+        desk.step()
+    page = render.page(desk.board(), "/metrics")
+    assert hostile not in page and "<b>hint</b>" not in page
+    card = article(page, hostile)
+    assert state(card) == "unknown" and fact(card, "error") == "10003 – <b>hint</b> & more"
+    assert cells(card, "SPOT")[1] == "unknown"
+    assert len(page.encode()) < 100_000, len(page.encode())
+    assert "no pong" not in text(card)
+
+
+def test_json_says_null_for_what_nobody_knows():
+    desk = Desk()
+    desk.step()
+    body = json.loads(json.dumps(api.status(desk.board())))
+    (a,) = body["accounts"]
+    assert a["state"] == "unknown" and a["last_error"] is None and a["rtt_p50_seconds"] is None
+    assert [p["enabled"] for p in a["products"]] == [None, None, None]
+    assert a["products"][0]["desired_window_seconds"] == 10
+    assert body["counts"] == {"down": 0, "unknown": 1, "degraded": 0, "ok": 0}
