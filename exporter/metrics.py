@@ -6,6 +6,10 @@ one process watching many accounts) never share global state.
 
 Values that depend on "now" (the ping gap) are computed at scrape time by
 :class:`PingGapCollector`, not by a timer.
+
+Per-account series live in :mod:`.labelled_metrics` (a slotted object per label set, no
+locks), which keeps prometheus_client's API and exposition at a fraction of its memory;
+the few process-wide series without labels stay prometheus_client's own.
 """
 
 from __future__ import annotations
@@ -15,9 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     ProcessCollector,
     disable_created_metrics,
 )
@@ -26,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .dcp import CATEGORIES, PRODUCTS
+from .labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
 ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
@@ -91,7 +94,7 @@ class ApiFailuresCollector(Collector):
     NAME = "bybit_dcp_api_failures"
     HELP = "Failed REST calls, all codes together; 0 from the start for every known endpoint."
 
-    def __init__(self, errors: Counter) -> None:
+    def __init__(self, errors: LabelledCounter) -> None:
         self._errors = errors
         self._known: set[tuple[str, str]] = set()
 
@@ -126,30 +129,32 @@ class Metrics:
         by_endpoint = ["account", "endpoint"]
 
         # DCP configuration, from GET /v5/account/query-dcp-info
-        self.up = Gauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", by_account, registry=reg)
-        self.enabled = Gauge("bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", by_product, registry=reg)
-        self.window = Gauge(
+        self.up = LabelledGauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", by_account, registry=reg)
+        self.enabled = LabelledGauge(
+            "bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", by_product, registry=reg
+        )
+        self.window = LabelledGauge(
             "bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", by_product, registry=reg
         )
-        self.desired_window = Gauge(
+        self.desired_window = LabelledGauge(
             "bybit_dcp_desired_window_seconds", "DCP window the configuration asks for.", by_product, registry=reg
         )
-        self.drift = Gauge(
+        self.drift = LabelledGauge(
             "bybit_dcp_window_drift",
             "1 if a desired window is set and Bybit reports another window or none.",
             by_product,
             registry=reg,
         )
-        self.last_poll_success = Gauge(
+        self.last_poll_success = LabelledGauge(
             "bybit_dcp_last_poll_success_timestamp_seconds",
             "Unix time of the last good DCP-config poll.",
             by_account,
             registry=reg,
         )
-        self.poll_interval = Gauge(
+        self.poll_interval = LabelledGauge(
             "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", by_account, registry=reg
         )
-        self.last_poll_error = Gauge(
+        self.last_poll_error = LabelledGauge(
             "bybit_dcp_last_poll_error_info",
             "1 while the DCP-config poll fails: the failure's code and what to do (hint); gone after a good poll.",
             ["account", "code", "hint"],
@@ -157,8 +162,8 @@ class Metrics:
         )
 
         # REST API
-        self.api_requests = Counter("bybit_dcp_api_requests", "REST calls made.", by_endpoint, registry=reg)
-        self.api_errors = Counter(
+        self.api_requests = LabelledCounter("bybit_dcp_api_requests", "REST calls made.", by_endpoint, registry=reg)
+        self.api_errors = LabelledCounter(
             "bybit_dcp_api_errors",
             "Failed REST calls; code is a documented Bybit retCode, an HTTP status, 'timeout', 'network', "
             "'invalid' (no usable result), 'redirect' (never followed) or 'other'.",
@@ -167,33 +172,33 @@ class Metrics:
         )
         self.api_failures = ApiFailuresCollector(self.api_errors)
         reg.register(self.api_failures)
-        self.api_duration = Histogram(
+        self.api_duration = LabelledHistogram(
             "bybit_dcp_api_request_duration_seconds",
             "REST call latency.",
             by_endpoint,
             buckets=API_DURATION_BUCKETS,
             registry=reg,
         )
-        self.rate_limit_remaining = Gauge(
+        self.rate_limit_remaining = LabelledGauge(
             "bybit_dcp_api_rate_limit_remaining",
             "Requests left in the window, from X-Bapi-Limit-Status.",
             by_endpoint,
             registry=reg,
         )
-        self.rate_limit = Gauge(
+        self.rate_limit = LabelledGauge(
             "bybit_dcp_api_rate_limit", "Requests allowed per window, from X-Bapi-Limit.", by_endpoint, registry=reg
         )
-        self.clock_skew = Gauge(
+        self.clock_skew = LabelledGauge(
             "bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", by_account, registry=reg
         )
-        self.invalid_values = Counter(
+        self.invalid_values = LabelledCounter(
             "bybit_dcp_invalid_values",
             "Numbers from Bybit outside their sane range (a timestamp, a reset time, a header count), "
             "by field; each was left unused.",
             ["account", "field"],
             registry=reg,
         )
-        self.backfill_failures = Counter(
+        self.backfill_failures = LabelledCounter(
             "bybit_dcp_backfill_failures",
             "Order-history backfills of one category that stopped early (an error or an unusable answer).",
             by_category,
@@ -201,48 +206,48 @@ class Metrics:
         )
 
         # Private websocket stream
-        self.ws_connected = Gauge(
+        self.ws_connected = LabelledGauge(
             "bybit_dcp_ws_connected",
             "1 while the private stream is authenticated and subscribed.",
             by_account,
             registry=reg,
         )
-        self.ws_reconnects = Counter(
+        self.ws_reconnects = LabelledCounter(
             "bybit_dcp_ws_reconnects", "Private-stream reconnects by reason.", ["account", "reason"], registry=reg
         )
-        self.ws_rtt = Histogram(
+        self.ws_rtt = LabelledHistogram(
             "bybit_dcp_ws_ping_rtt_seconds",
             "JSON ping to pong round-trip time.",
             by_account,
             buckets=RTT_BUCKETS,
             registry=reg,
         )
-        self.ws_last_pong = Gauge(
+        self.ws_last_pong = LabelledGauge(
             "bybit_dcp_ws_last_pong_timestamp_seconds", "Unix time of the last pong.", by_account, registry=reg
         )
-        self.ws_heartbeat_gap = Histogram(
+        self.ws_heartbeat_gap = LabelledHistogram(
             "bybit_dcp_ws_heartbeat_gap_seconds",
             "Each gap between consecutive pongs, across reconnects.",
             by_account,
             buckets=HEARTBEAT_GAP_BUCKETS,
             registry=reg,
         )
-        self.ws_pong_timeouts = Counter(
+        self.ws_pong_timeouts = LabelledCounter(
             "bybit_dcp_ws_pong_timeouts", "Pings that got no pong in time.", by_account, registry=reg
         )
-        self.ws_dcp_subscribed = Gauge(
+        self.ws_dcp_subscribed = LabelledGauge(
             "bybit_dcp_ws_dcp_subscribed",
             "1 while this exporter's connection holds an acknowledged dcp.* subscription (guardian mode).",
             by_product,
             registry=reg,
         )
-        self.ws_invalid_messages = Counter(
+        self.ws_invalid_messages = LabelledCounter(
             "bybit_dcp_ws_invalid_messages", "Frames that could not be understood.", by_account, registry=reg
         )
-        self.ws_ping_interval = Gauge(
+        self.ws_ping_interval = LabelledGauge(
             "bybit_dcp_ws_ping_interval_seconds", "Configured heartbeat (JSON ping) interval.", by_account, registry=reg
         )
-        self.ws_pong_timeout = Gauge(
+        self.ws_pong_timeout = LabelledGauge(
             "bybit_dcp_ws_pong_timeout_seconds",
             "Configured wait for a pong before reconnecting.",
             by_account,
@@ -252,28 +257,28 @@ class Metrics:
         reg.register(self.ping_gap)
 
         # DCP triggers
-        self.cancelled_orders = Counter(
+        self.cancelled_orders = LabelledCounter(
             "bybit_dcp_cancelled_orders",
             "Orders cancelled with cancelType CancelByDCP, each order once.",
             by_category,
             registry=reg,
         )
-        self.triggers = Counter(
+        self.triggers = LabelledCounter(
             "bybit_dcp_triggers",
             "DCP trigger events (a burst of CancelByDCP cancels is one).",
             by_product,
             registry=reg,
         )
-        self.ignored_cancels = Counter(
+        self.ignored_cancels = LabelledCounter(
             "bybit_dcp_ignored_cancels",
             "CancelByDCP orders that could not be counted: no orderId, or a category Bybit does not document.",
             by_account,
             registry=reg,
         )
-        self.last_trigger = Gauge(
+        self.last_trigger = LabelledGauge(
             "bybit_dcp_last_trigger_timestamp_seconds", "Unix time of the last DCP trigger.", by_product, registry=reg
         )
-        self.trigger_info = Gauge(
+        self.trigger_info = LabelledGauge(
             "bybit_dcp_trigger_info",
             "1 for each of the last few DCP triggers of a product; trigger is its first cancel's updatedTime in ms, "
             "so every trigger is an alert of its own.",
@@ -282,19 +287,19 @@ class Metrics:
         )
 
         # Re-assertion of the desired window
-        self.reassert_attempts = Counter(
+        self.reassert_attempts = LabelledCounter(
             "bybit_dcp_reassert_attempts", "DCP window re-assertions sent.", by_product, registry=reg
         )
-        self.reassert_failures = Counter(
+        self.reassert_failures = LabelledCounter(
             "bybit_dcp_reassert_failures", "DCP window re-assertions that failed.", by_product, registry=reg
         )
-        self.reassert_last_success = Gauge(
+        self.reassert_last_success = LabelledGauge(
             "bybit_dcp_reassert_last_success_timestamp_seconds",
             "Unix time of the last verified re-assertion.",
             by_product,
             registry=reg,
         )
-        self.reassert_blocked = Gauge(
+        self.reassert_blocked = LabelledGauge(
             "bybit_dcp_reassert_blocked",
             "1 while re-assertion is stopped for the account (credential or permission error) until config changes.",
             by_account,
@@ -302,19 +307,19 @@ class Metrics:
         )
 
         # Guardian liveness: the dcp.* switch held for a bot while it shows signs of life
-        self.guardian_armed = Gauge(
+        self.guardian_armed = LabelledGauge(
             "bybit_dcp_guardian_armed",
             "1 while the guardian holds the product's dcp.* switch for a live bot (its guarded connection is up).",
             by_product,
             registry=reg,
         )
-        self.guardian_transitions = Counter(
+        self.guardian_transitions = LabelledCounter(
             "bybit_dcp_guardian_transitions",
             "Guardian switch changes: to=armed (the bot showed life), to=released (it stopped: DCP may fire).",
             ["account", "to"],
             registry=reg,
         )
-        self.guardian_liveness_rejected = Counter(
+        self.guardian_liveness_rejected = LabelledCounter(
             "bybit_dcp_guardian_liveness_rejected",
             "Liveness calls refused for a missing or wrong bearer token (HTTP 401); they never arm the guardian.",
             by_account,
@@ -328,16 +333,16 @@ class Metrics:
         reg.register(self.guardian_liveness_age)
 
         # DCP drills: a canary order, an armed connection cut on purpose, DCP's cancel timed
-        self.drill_last_success = Gauge(
+        self.drill_last_success = LabelledGauge(
             "bybit_dcp_drill_last_success",
             "1 if the last drill saw DCP cancel the canary within window + tolerance and nothing else; else 0.",
             by_product,
             registry=reg,
         )
-        self.drill_last_run = Gauge(
+        self.drill_last_run = LabelledGauge(
             "bybit_dcp_drill_last_run_timestamp_seconds", "Unix time the last drill ended.", by_product, registry=reg
         )
-        self.drill_trigger_delay = Gauge(
+        self.drill_trigger_delay = LabelledGauge(
             "bybit_dcp_drill_trigger_delay_seconds",
             "Seconds from cutting the armed connection to the canary's CancelByDCP, in the last drill that saw it.",
             by_product,
@@ -345,17 +350,17 @@ class Metrics:
         )
 
         # Identity
-        self.account_info = Gauge(
+        self.account_info = LabelledGauge(
             "bybit_dcp_account_info",
             "Always 1; the account's environment and mode.",
             ["account", "environment", "mode"],
             registry=reg,
         )
-        self.build_info = Gauge(
+        self.build_info = LabelledGauge(
             "bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=reg
         )
         self.build_info.labels(__version__).set(1)
-        self.shard_info = Gauge(
+        self.shard_info = LabelledGauge(
             "bybit_dcp_exporter_shard_info",
             "Always 1; this replica's shard index and the number of shards.",
             ["shard_index", "shard_count"],

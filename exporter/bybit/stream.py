@@ -189,6 +189,7 @@ class PrivateStream:
                 open_timeout=cfg.handshake_timeout,
                 close_timeout=cfg.close_timeout,
                 ping_interval=None,  # the JSON ping is the heartbeat Bybit (and DCP) counts
+                compression=None,  # frames are tiny JSON; deflate's zlib contexts cost ~190 KB a socket
                 max_size=cfg.max_frame_bytes,
                 logger=wire_log,
             ) as ws:

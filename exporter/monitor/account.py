@@ -23,7 +23,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
-from prometheus_client import Gauge
 
 from ..bybit.errors import AUTH_CODES, BybitError, code_label, hint
 from ..bybit.models import DcpSetting
@@ -34,6 +33,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
 from ..dcp import CATEGORIES, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
 from ..drill.run import LINEAR_SETTLE_COINS
+from ..labelled_metrics import LabelledGauge
 from ..metrics import Metrics
 from .drills import ScheduledDrill
 from .enforcer import Enforcer
@@ -120,7 +120,7 @@ def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
         metrics.last_poll_error.labels(account, code, hint(code)).set(1)
 
 
-def _remove(gauge: Gauge, *labels: str) -> None:
+def _remove(gauge: LabelledGauge, *labels: str) -> None:
     try:
         gauge.remove(*labels)
     except KeyError:

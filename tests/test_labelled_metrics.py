@@ -1,0 +1,89 @@
+"""The compact labelled metrics are prometheus_client's, series for series: the same operations
+on both give the same exposition, through ``collect`` (status board, ``get_sample_value``,
+OpenMetrics) and through the direct text rendering alike."""
+
+import random
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from exporter.labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram
+from exporter.metrics import RTT_BUCKETS
+
+LABELS = ["account", "endpoint"]
+# Odd label values too: the text format escapes backslash, quote and newline.
+ACCOUNTS = ["desk-a", "desk-b", 'we"ird\\one\n']
+ENDPOINTS = ["server_time", "query_dcp_info"]
+
+
+def twins(seed: int) -> tuple[CollectorRegistry, CollectorRegistry, list]:
+    """The same random history applied to prometheus_client's metrics and to ours."""
+    ours_reg, theirs_reg = CollectorRegistry(), CollectorRegistry()
+    pairs = [
+        (
+            LabelledGauge("g", "a gauge\\ with \n help", LABELS, registry=ours_reg),
+            Gauge("g", "a gauge\\ with \n help", LABELS, registry=theirs_reg),
+        ),
+        (
+            LabelledCounter("c", "a counter", LABELS, registry=ours_reg),
+            Counter("c", "a counter", LABELS, registry=theirs_reg),
+        ),
+        (
+            LabelledHistogram("h", "a histogram", LABELS, buckets=RTT_BUCKETS, registry=ours_reg),
+            Histogram("h", "a histogram", LABELS, buckets=RTT_BUCKETS, registry=theirs_reg),
+        ),
+        (
+            LabelledHistogram("z", "labels sorted after le", ["zone"], buckets=(1, 2), registry=ours_reg),
+            Histogram("z", "labels sorted after le", ["zone"], buckets=(1, 2), registry=theirs_reg),
+        ),
+    ]
+    rng = random.Random(seed)
+    for _ in range(400):
+        ours, theirs = rng.choice(pairs)
+        labels = ["north"] if ours._labelnames == ("zone",) else [rng.choice(ACCOUNTS), rng.choice(ENDPOINTS)]
+        action = rng.random()
+        if action < 0.05:
+            for metric in (ours, theirs):
+                try:
+                    metric.remove(*labels)
+                except KeyError:
+                    pass
+        elif isinstance(ours, LabelledGauge):
+            value = rng.choice([0, 1, 2.5, -3, 1e21, float("inf")])
+            ours.labels(*labels).set(value)
+            theirs.labels(*labels).set(value)
+        elif isinstance(ours, LabelledCounter):
+            amount = rng.choice([0, 1, 3.25])
+            ours.labels(*labels).inc(amount)
+            theirs.labels(*labels).inc(amount)
+        else:
+            value = rng.choice([0.0, 0.005, 0.0051, 0.3, 1, 2, 7.0, 99.0])
+            ours.labels(*labels).observe(value)
+            theirs.labels(*labels).observe(value)
+    return ours_reg, theirs_reg, pairs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_same_history_gives_the_same_exposition(seed):
+    ours, theirs, _ = twins(seed)
+    assert generate_latest(ours) == generate_latest(theirs)
+    assert generate_openmetrics(ours) == generate_openmetrics(theirs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_direct_text_rendering_matches_generate_latest(seed):
+    ours, _, pairs = twins(seed)
+    assert "".join(metric.render_text() for metric, _ in pairs).encode() == generate_latest(ours)
+
+
+def test_api_errors_alike():
+    ours, theirs = LabelledCounter("c", "c", ["a"]), Counter("c", "c", ["a"])
+    for metric in (ours, theirs):
+        with pytest.raises(ValueError):
+            metric.labels("x").inc(-1)
+        with pytest.raises(ValueError):
+            metric.labels("x", "y")
+        metric.remove("never")  # no such series: nothing to do
+        metric.labels(a="kw").inc()
+    assert ours.labels("kw").value == theirs.labels("kw")._value.get() == 1
