@@ -2,7 +2,7 @@
 Alertmanager, and every DCP trigger paging, proven end to end.
 
 On 127.0.0.1 only: Debian's `prometheus-alertmanager` and `amtool`, Debian's `prometheus`
-with a copy of the rules (every non-zero `for` shortened as in tests/test_prometheus_e2e.py),
+with the mixin's rules (every non-zero `for` 3 s; tests/alert_stack.py),
 the exporter as a subprocess, the simulator in this process (DCP at 0.1x) and a webhook
 receiver in this process standing in for the pager, the ticket system and the chat.
 """
@@ -12,19 +12,26 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
-from aiohttp import web
-from helpers import ROOT, eventually, exporter_env, free_port, require_binary, rule_groups, stop_process
-from test_prometheus_e2e import INTERVAL, JOB, _shortened_rules
+from alert_stack import (
+    AM_CONFIG,
+    JOB,
+    Receiver,
+    alertmanager_config,
+    am_ready,
+    short_for,
+    start_alertmanager,
+    start_prometheus,
+    write_rules,
+)
+from helpers import eventually, exporter_env, free_port, require_binary, rule_groups, stop_process
 
 from exporter.simulator import Simulator
 from exporter.simulator.scenario import protected_session
 
-CONFIG = ROOT / "alerts" / "alertmanager.yml"
+CONFIG = AM_CONFIG
 ALERTS = {r["alert"]: r for g in rule_groups() for r in g["rules"] if "alert" in r}
 RECEIVER_OF = {"critical": "page", "warning": "ticket", "info": "chat"}
 KEY, SECRET = "am-e2e-key-0001", "am-e2e-secret-0001"
@@ -55,75 +62,9 @@ def test_every_alert_routes_by_its_severity(alert):
 # ------------------------------------------------------------------ a real Alertmanager
 
 
-class Receiver:
-    """A webhook receiver on loopback: every notification Alertmanager posts, in order."""
-
-    def __init__(self) -> None:
-        self.notifications: list[dict] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> Receiver:
-        async def hook(request: web.Request) -> web.Response:
-            self.notifications.append({"receiver": request.match_info["name"], **await request.json()})
-            return web.Response()
-
-        app = web.Application()
-        app.router.add_post("/{name}", hook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    def alerts(self, name: str, status: str = "firing") -> list[tuple[str, dict]]:
-        """(receiver, alert) of every notified alert ``name`` with ``status``, in order."""
-        return [
-            (n["receiver"], a)
-            for n in self.notifications
-            for a in n["alerts"]
-            if a["labels"]["alertname"] == name and a["status"] == status
-        ]
-
-
-def local_config(tmp: Path, receiver: Receiver, *, wait: str = "1s") -> Path:
-    """The shipped config with the receivers pointed at ``receiver`` and the group timers short."""
-    config = yaml.safe_load(CONFIG.read_text())
-    for entry in config["receivers"]:
-        entry["webhook_configs"][0]["url"] = f"{receiver.url}/{entry['name']}"
-    config["route"].update(group_wait=wait, group_interval=wait)
-    path = tmp / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def start_alertmanager(tmp: Path, config: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [require_binary("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={tmp / 'am'}"]
-        + [f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=open(tmp / "alertmanager.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-async def am_ready(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen) -> bool:
-    assert proc.poll() is None, "alertmanager exited"
-    try:
-        async with session.get(f"{url}/-/ready") as resp:
-            return resp.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
 async def test_exporter_down_inhibits_the_other_alerts_of_its_target(tmp_path, session):
     async with Receiver() as receiver:
-        proc, url = start_alertmanager(tmp_path, local_config(tmp_path, receiver))
+        proc, url = start_alertmanager(tmp_path, alertmanager_config(tmp_path, receiver))
         try:
             await eventually(lambda: am_ready(session, url, proc), timeout=20, what="alertmanager")
             target = {"job": JOB, "instance": "10.0.0.1:9842"}
@@ -167,11 +108,10 @@ async def _all_three(states) -> dict | None:
 async def test_two_dcp_triggers_a_minute_apart_are_two_pages(tmp_path, session):
     """A bot crash-loops: DCP fires, and fires again 60 s later while the first alert still
     fires. Two notifications reach the pager, one per trigger, each with its labels and text."""
-    prometheus = require_binary("prometheus")
     async with Simulator(time_scale=0.1) as sim, Receiver() as receiver:
         sim.add_account(KEY, SECRET, name="desk")
-        am, am_url = start_alertmanager(tmp_path, local_config(tmp_path, receiver))
-        port, prom_port = free_port(), free_port()
+        am, am_url = start_alertmanager(tmp_path, alertmanager_config(tmp_path, receiver))
+        port = free_port()
         exporter = subprocess.Popen(
             [sys.executable, "-c", "import sys; from exporter.cli import main; sys.exit(main())"]
             + ["--web.listen-address", f"127.0.0.1:{port}"],
@@ -188,19 +128,8 @@ async def test_two_dcp_triggers_a_minute_apart_are_two_pages(tmp_path, session):
             stdout=open(tmp_path / "exporter.log", "wb"),
             stderr=subprocess.STDOUT,
         )
-        config = {
-            "global": {k: f"{INTERVAL:g}s" for k in ("scrape_interval", "evaluation_interval", "scrape_timeout")},
-            "rule_files": [str(p) for p in _shortened_rules(tmp_path)],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.removeprefix("http://")]}]}]},
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom = subprocess.Popen(
-            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}"]
-            + [f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=open(tmp_path / "prometheus.log", "wb"),
-            stderr=subprocess.STDOUT,
-        )
+        rules = write_rules(tmp_path, short_for("3s"))
+        prom, prom_url = start_prometheus(tmp_path, rules, targets=[f"127.0.0.1:{port}"], alertmanager=am_url)
         try:
             await eventually(lambda: am_ready(session, am_url, am), timeout=20, what="alertmanager")
 
@@ -208,7 +137,7 @@ async def test_two_dcp_triggers_a_minute_apart_are_two_pages(tmp_path, session):
                 assert exporter.poll() is None, (tmp_path / "exporter.log").read_text()[-2000:]
                 query = {"query": "bybit_dcp_ws_connected == 1"}
                 try:
-                    async with session.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params=query) as resp:
+                    async with session.get(f"{prom_url}/api/v1/query", params=query) as resp:
                         return resp.status == 200 and bool((await resp.json())["data"]["result"])
                 except aiohttp.ClientError:
                     return False  # Prometheus still starting

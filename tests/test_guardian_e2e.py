@@ -2,8 +2,8 @@
 
 On 127.0.0.1 only: the simulator (in this process, DCP at 0.1x), the exporter as a subprocess
 with two accounts (`bot`: guardian with http liveness, 1 s timeout; `drill`: an observer with a
-drill every 3 s), and Debian's `prometheus` with alerts/*.rules.yml, every non-zero `for`
-shortened to 3 s as in tests/test_prometheus_e2e.py.
+drill every 3 s), and Debian's `prometheus` with the mixin's rules, every non-zero `for`
+3 s (tests/alert_stack.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import sys
 import aiohttp
 import pytest
 import yaml
-from helpers import eventually, exporter_env, free_port, iter_panels, load_dashboard, parse_metrics, require_binary
-from test_prometheus_e2e import INTERVAL, JOB, _shortened_rules
+from alert_stack import JOB, short_for, start_prometheus, write_rules
+from helpers import eventually, exporter_env, free_port, iter_panels, load_dashboard, parse_metrics
 
 from exporter.simulator import Simulator
 
@@ -58,7 +58,6 @@ def exporter_config(sim: Simulator) -> dict:
 
 
 async def test_guardian_let_go_and_dcp_fire_in_prometheus_and_a_killed_exporter_lets_dcp_fire(tmp_path, session):
-    prometheus = require_binary("prometheus")
     async with Simulator(time_scale=0.1) as sim:
         sim.add_account(BOT_KEY, BOT_SECRET, name="bot")
         sim.add_account(DRILL_KEY, DRILL_SECRET, name="drill")
@@ -73,20 +72,9 @@ async def test_guardian_let_go_and_dcp_fire_in_prometheus_and_a_killed_exporter_
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        config = {
-            "global": {k: f"{INTERVAL:g}s" for k in ("scrape_interval", "evaluation_interval", "scrape_timeout")},
-            "rule_files": [str(p) for p in _shortened_rules(tmp_path)],
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom_port = free_port()
-        prom = subprocess.Popen(
-            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}"]
-            + [f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        exporter_url, prom_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prom_port}"
+        rules = write_rules(tmp_path, short_for("3s"))
+        prom, prom_url = start_prometheus(tmp_path, rules, targets=[f"127.0.0.1:{port}"])
+        exporter_url = f"http://127.0.0.1:{port}"
         liveness = f"{exporter_url}/api/v1/accounts/bot/liveness"
         try:
 

@@ -3,12 +3,12 @@
 Each test starts, on 127.0.0.1 only:
   the simulator (in this process; DCP timers at 0.1x, so Bybit's 10 s window lasts 1 s),
   the exporter (`bybit-dcp-exporter` as a subprocess, 1 s ping and poll intervals),
-  Debian's `prometheus` binary (scrape and evaluation interval 1 s) loading a temporary copy of
-  alerts/*.rules.yml.
+  Debian's `prometheus` binary (scrape and evaluation interval 1 s) loading the mixin's rules
+  (tests/alert_stack.py).
 
-In that copy every non-zero `for:` is shortened to FOR_IN_TESTS so an alert goes pending then
-firing in seconds rather than minutes; nothing else changes (expressions, thresholds, ranges,
-labels, annotations). BybitDcpTriggered has `for: 0m` and is tested exactly as shipped.
+In those rules every non-zero `for:` is FOR_IN_TESTS so an alert goes pending then firing in
+seconds rather than minutes; nothing else changes (expressions, thresholds, ranges, labels,
+annotations). BybitDcpTriggered has `for: 0m` and is tested exactly as shipped.
 All processes started here are terminated when the test ends.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
+from alert_stack import INTERVAL, JOB, short_for, start_prometheus, write_rules
 from helpers import (
     eventually,
     exporter_env,
@@ -30,8 +30,6 @@ from helpers import (
     iter_panels,
     load_dashboard,
     parse_metrics,
-    require_binary,
-    rule_files,
     stop_process,
 )
 
@@ -43,8 +41,6 @@ DASHBOARD = load_dashboard()
 API_KEY = "e2e-test-key-0001"
 API_SECRET = "e2e-test-secret-0001"
 ACCOUNT = "desk"
-JOB = "bybit-dcp"
-INTERVAL = 1.0  # Prometheus scrape and evaluation interval, seconds
 FOR_IN_TESTS = "3s"
 # What Grafana substitutes for $__rate_interval with a 1 s scrape interval: max(4 x scrape, step + scrape).
 RATE_INTERVAL = "4s"
@@ -53,21 +49,6 @@ pytestmark = pytest.mark.timeout(180)
 
 
 # ------------------------------------------------------------------ plumbing
-
-
-def _shortened_rules(tmp: Path) -> list[Path]:
-    """Copies of the rule files with every non-zero `for` set to FOR_IN_TESTS."""
-    out = []
-    for path in rule_files():
-        doc = yaml.safe_load(path.read_text())
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule and rule["for"] not in ("0", "0s", "0m"):
-                    rule["for"] = FOR_IN_TESTS
-        target = tmp / path.name
-        target.write_text(yaml.safe_dump(doc, sort_keys=False))
-        out.append(target)
-    return out
 
 
 class Stack:
@@ -99,7 +80,6 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path):
-    prometheus = require_binary("prometheus")
     sim = Simulator(time_scale=0.1, settle_delay=0.0)
     await sim.start(host="127.0.0.1", port=0)
     sim.add_account(API_KEY, API_SECRET, name=ACCOUNT)  # DERIVATIVES and SPOT on, 10 s windows
@@ -138,33 +118,11 @@ async def stack(tmp_path):
         )
         exporter_url = f"http://127.0.0.1:{exporter_port}"
 
-        rules = _shortened_rules(tmp_path)
-        config = {
-            "global": {
-                "scrape_interval": f"{INTERVAL:g}s",
-                "evaluation_interval": f"{INTERVAL:g}s",
-                "scrape_timeout": f"{INTERVAL:g}s",
-            },
-            "rule_files": [str(p) for p in rules],
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prom_port = free_port()
-        prom_log = open(tmp_path / "prometheus.log", "wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    prometheus,
-                    f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                stdout=prom_log,
-                stderr=subprocess.STDOUT,
-                cwd=tmp_path,
-            )
+        prom, prom_url = start_prometheus(
+            tmp_path, write_rules(tmp_path, short_for(FOR_IN_TESTS)), targets=[f"127.0.0.1:{exporter_port}"]
         )
-        stk = Stack(sim, http, exporter_url, f"http://127.0.0.1:{prom_port}", tmp_path)
+        procs.append(prom)
+        stk = Stack(sim, http, exporter_url, prom_url, tmp_path)
 
         async def exporter_ready():
             for proc in procs:
