@@ -7,27 +7,36 @@ the same exposition, with a child that is one slotted object holding plain numbe
 
 No locks: values change only on the event loop, and each change is a single attribute
 store (a histogram swaps in a new tuple of counts and sum), so a scrape in a worker thread
-always reads whole values. :meth:`render_text` writes the text exposition directly, the same
-bytes ``generate_latest`` makes from :meth:`collect`, without a Sample object per line.
+always reads whole values. ``collect`` copies the values and builds Sample objects only for
+a reader that asks for them; :func:`text_exposition` writes the text format straight from
+the copy, the same bytes ``generate_latest`` makes, about four times faster.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Metric
+from prometheus_client import CollectorRegistry, Metric, generate_latest
+from prometheus_client.openmetrics.exposition import ALLOWUTF8, UNDERSCORES
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 INF = math.inf
+EOF = b"# EOF\n"
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+@functools.lru_cache(maxsize=16_384)
+def _pair(name: str, value: str) -> str:
+    """``name="value"`` as the text format writes it; remembered, as the same account names recur in every family."""
+    escaped = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return f'{name}="{escaped}"'
 
 
 class _Value:
@@ -60,7 +69,7 @@ class _CounterChild(_Value):
 
 
 class _HistogramChild:
-    """``counts``: the observations per bucket (not cumulative), then their sum, in one tuple."""
+    """``counts``: the observations per bucket (whole numbers, not cumulative), then their sum, in one tuple."""
 
     __slots__ = ("_bounds", "counts")
 
@@ -78,11 +87,14 @@ class _HistogramChild:
 C = TypeVar("C", bound=_Value | _HistogramChild)
 
 
+Row = tuple[tuple[str, ...], float | tuple[float, ...]]  # label values, then a value or a histogram's counts
+
+
 class _Family(Collector, Generic[C]):
     """What the three kinds share: label handling, registration and the text header."""
 
     kind = ""
-    suffix = ""  # of the value sample in the text format: counters end in _total
+    suffix = ""  # of the value sample: counters end in _total
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], *, registry: CollectorRegistry | None = None
@@ -129,36 +141,88 @@ class _Family(Collector, Generic[C]):
     def describe(self) -> Iterable[Metric]:
         yield Metric(self._name, self._documentation, self.kind)
 
-    def _snapshot(self) -> list[tuple[tuple[str, ...], C]]:
-        return list(self._children.copy().items())  # dict.copy is one step: the loop may add meanwhile
+    def collect(self) -> Iterable[Metric]:
+        yield _Read(self, self.rows())
 
-    def _label_text(self, key: tuple[str, ...]) -> str:
-        return ",".join(f'{self._labelnames[i]}="{_escape(key[i])}"' for i in self._sorted)
+    def rows(self) -> list[Row]:
+        """Every series' label values and value (a histogram's: its counts and sum), as of now."""
+        children = self._children.copy()  # one step: the loop may add a series meanwhile
+        return [(key, self._reading(child)) for key, child in children.items()]
 
-    def _header(self) -> str:
-        name = self._name + self.suffix
+    def _reading(self, child: C) -> float | tuple[float, ...]:
+        raise NotImplementedError
+
+    def samples(self, rows: list[Row]) -> list[Sample]:
+        raise NotImplementedError
+
+    def text(self, rows: list[Row], openmetrics: bool) -> str:
+        raise NotImplementedError
+
+    def _pairs(self, key: tuple[str, ...]) -> list[str]:
+        names = self._labelnames
+        return [_pair(names[i], key[i]) for i in self._sorted]
+
+    def _header(self, openmetrics: bool) -> str:
+        """OpenMetrics names the family (``c``), the text format its sample (``c_total``), and escapes quotes too."""
+        name = self._name if openmetrics else self._name + self.suffix
         help_text = self._documentation.replace("\\", r"\\").replace("\n", r"\n")
+        if openmetrics:
+            help_text = help_text.replace('"', r"\"")
         return f"# HELP {name} {help_text}\n# TYPE {name} {self.kind}\n"
 
 
-S = TypeVar("S", bound=_Value)
+class _Read(Metric):
+    """One family as read at collect time; its Sample objects are built only when asked for."""
+
+    def __init__(self, source: _Family, rows: list[Row]) -> None:
+        self._source, self._rows = source, rows
+        self._built: list[Sample] | None = None
+        super().__init__(source._name, source._documentation, source.kind)
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._built is None:
+            self._built = self._source.samples(self._rows)
+        return self._built
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._built = value or None  # Metric.__init__ sets [], which means "not built yet"
+
+    def text(self, openmetrics: bool) -> str:
+        return self._source.text(self._rows, openmetrics)
 
 
-class _Scalar(_Family[S]):
-    def collect(self) -> Iterable[Metric]:
-        family = Metric(self._name, self._documentation, self.kind)
+class _Scalar(_Family[C]):
+    def _reading(self, child: C) -> float:
+        return child.value  # type: ignore[union-attr]  # scalars hold _Value children
+
+    def samples(self, rows: list[Row]) -> list[Sample]:
+        name, names = self._name + self.suffix, self._labelnames
+        return [Sample(name, dict(zip(names, key, strict=True)), value) for key, value in rows]  # type: ignore[arg-type]
+
+    def text(self, rows: list[Row], openmetrics: bool) -> str:
         name = self._name + self.suffix
-        names = self._labelnames
-        for key, child in self._snapshot():
-            family.samples.append(Sample(name, dict(zip(names, key, strict=True)), child.value))
-        yield family
-
-    def render_text(self) -> str:
-        name = self._name + self.suffix
-        lines = [self._header()]
-        for key, child in self._snapshot():
-            lines.append(f"{name}{{{self._label_text(key)}}} {floatToGoString(child.value)}\n")
+        lines = [self._header(openmetrics)]
+        if len(self._labelnames) == 1:  # most families: by account alone
+            label = self._labelnames[0]
+            for (value_of_label,), value in rows:
+                lines.append(f"{name}{{{_pair(label, value_of_label)}}} {_value_text(value)}\n")  # type: ignore[arg-type]
+            return "".join(lines)
+        for key, value in rows:
+            lines.append(f"{name}{{{','.join(self._pairs(key))}}} {_value_text(value)}\n")  # type: ignore[arg-type]
         return "".join(lines)
+
+
+class Readout(_Scalar[_Value]):
+    """A gauge or counter family whose values a collector works out at scrape time (it holds no series)."""
+
+    def __init__(self, kind: str, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self.kind, self.suffix = kind, "_total" if kind == "counter" else ""
+        super().__init__(name, documentation, labelnames)
+
+    def read(self, rows: list[Row]) -> Metric:
+        return _Read(self, rows)
 
 
 class LabelledGauge(_Scalar[_GaugeChild]):
@@ -192,41 +256,94 @@ class LabelledHistogram(_Family[_HistogramChild]):
         self._bounds = bounds if bounds[-1] == INF else (*bounds, INF)
         self._les = [floatToGoString(b) for b in self._bounds]
         super().__init__(name, documentation, labelnames, registry=registry)
+        self._le_at = sorted((*self._labelnames, "le")).index("le")  # le's place among the sorted names
+        # One child's lines in one format call: {0} bucket head, {1} tail, {2} count head, {3} sum line, then counts.
+        self._template = "".join(f'{{0}}le="{le}"{{1}}{{{i + 4}}}.0\n' for i, le in enumerate(self._les))
+        self._template += f"{{2}}{{{len(self._les) + 3}}}.0\n{{3}}\n"
 
     def _new_child(self) -> _HistogramChild:
         return _HistogramChild(self._bounds)
 
-    def collect(self) -> Iterable[Metric]:
-        family = Metric(self._name, self._documentation, self.kind)
-        names = self._labelnames
-        bucket, count, total = self._name + "_bucket", self._name + "_count", self._name + "_sum"
-        for key, child in self._snapshot():
-            labels = dict(zip(names, key, strict=True))
-            counts = child.counts
-            cumulative = 0.0
-            for le, n in zip(self._les, counts[:-1], strict=True):
-                cumulative += n
-                family.samples.append(Sample(bucket, {**labels, "le": le}, cumulative))
-            family.samples.append(Sample(count, labels, cumulative))
-            family.samples.append(Sample(total, labels, counts[-1]))
-        yield family
+    def _reading(self, child: _HistogramChild) -> tuple[float, ...]:
+        return child.counts
 
-    def render_text(self) -> str:
-        lines = [self._header()]
-        name = self._name
-        with_le = sorted((*self._labelnames, "le"))
-        at = with_le.index("le")  # where le goes among the sorted label names
-        for key, child in self._snapshot():
-            pairs = [f'{self._labelnames[i]}="{_escape(key[i])}"' for i in self._sorted]
-            before, after = ",".join(pairs[:at]), ",".join(pairs[at:])
+    def samples(self, rows: list[Row]) -> list[Sample]:
+        names, out = self._labelnames, []
+        bucket, count, total = self._name + "_bucket", self._name + "_count", self._name + "_sum"
+        for key, counts in rows:
+            labels = dict(zip(names, key, strict=True))
+            cumulative = 0.0
+            for le, n in zip(self._les, counts[:-1], strict=True):  # type: ignore[index]
+                cumulative += n
+                out.append(Sample(bucket, {**labels, "le": le}, cumulative))
+            out.append(Sample(count, labels, cumulative))
+            out.append(Sample(total, labels, counts[-1]))  # type: ignore[index]
+        return out
+
+    def text(self, rows: list[Row], openmetrics: bool) -> str:
+        name, lines = self._name, [self._header(openmetrics)]
+        for key, counts in rows:
+            pairs = self._pairs(key)
+            before, after = ",".join(pairs[: self._le_at]), ",".join(pairs[self._le_at :])
             head = f"{name}_bucket{{{before}," if before else f"{name}_bucket{{"
             tail = f",{after}}} " if after else "} "
-            counts = child.counts
-            cumulative = 0.0
-            for le, n in zip(self._les, counts[:-1], strict=True):
-                cumulative += n
-                lines.append(f'{head}le="{le}"{tail}{floatToGoString(cumulative)}\n')
             plain = ",".join(pairs)
-            lines.append(f"{name}_count{{{plain}}} {floatToGoString(cumulative)}\n")
-            lines.append(f"{name}_sum{{{plain}}} {floatToGoString(counts[-1])}\n")
+            count_head, total = f"{name}_count{{{plain}}} ", f"{name}_sum{{{plain}}} {_value_text(counts[-1])}"  # type: ignore[index]
+            cumulative = list(itertools.accumulate(counts[:-1]))  # type: ignore[index]
+            if cumulative[-1] < 1_000_000:  # the template writes every count as "<n>.0", as Go does below a million
+                lines.append(self._template.format(head, tail, count_head, total, *cumulative))
+                continue
+            lines.extend(
+                f'{head}le="{le}"{tail}{floatToGoString(c)}\n' for le, c in zip(self._les, cumulative, strict=True)
+            )
+            lines.append(f"{count_head}{floatToGoString(cumulative[-1])}\n{total}\n")
         return "".join(lines)
+
+
+def _value_text(value: float) -> str:
+    """``floatToGoString(value)``; Python's repr is Go's below a million (above, Go writes an exponent)."""
+    return repr(value) if -INF < value < 1_000_000 else floatToGoString(value)
+
+
+class _One(Collector):
+    def __init__(self, family: Metric) -> None:
+        self._family = family
+
+    def collect(self) -> Iterable[Metric]:
+        yield self._family
+
+
+def text_exposition(registry: Collector) -> bytes:
+    """``generate_latest(registry)``, byte for byte, with the labelled families written directly."""
+    parts = []
+    for family in registry.collect():
+        parts.append(family.text(False).encode() if isinstance(family, _Read) else generate_latest(_One(family)))
+    return b"".join(parts)
+
+
+def openmetrics_exposition(registry: Collector) -> bytes:
+    """OpenMetrics 1.0.0 (what Prometheus asks for first), byte for byte, written the same way."""
+    parts = []
+    for family in registry.collect():
+        if isinstance(family, _Read):
+            parts.append(family.text(True).encode())
+        else:
+            parts.append(generate_openmetrics(_One(family)).removesuffix(EOF))
+    return b"".join(parts) + EOF
+
+
+def direct(encoder: Callable[[Collector], bytes]) -> Callable[[Collector], bytes]:
+    """The direct writer for the exposition ``choose_encoder`` picked, when there is one; else ``encoder``.
+
+    Metric and label names here are all legacy-valid, so every name escaping writes the same bytes.
+    """
+    if encoder is generate_latest:
+        return text_exposition
+    if (
+        isinstance(encoder, functools.partial)
+        and encoder.func is generate_openmetrics
+        and encoder.keywords.get("version") == "1.0.0"
+        and encoder.keywords.get("escaping") in (UNDERSCORES, ALLOWUTF8)
+    ):
+        return openmetrics_exposition
+    return encoder

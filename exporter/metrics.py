@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from prometheus_client import (
     CollectorRegistry,
     Gauge,
+    Metric,
     ProcessCollector,
     disable_created_metrics,
 )
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .dcp import CATEGORIES, PRODUCTS
-from .labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram
+from .labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
 ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
@@ -64,6 +65,7 @@ class PingGapCollector(Collector):
         # The same "seconds since a unix time, per account" serves the guardian's liveness age.
         self._name = name
         self._documentation = documentation or _PING_GAP_HELP
+        self._readout = Readout("gauge", name, self._documentation, ["account"])
 
     def set_source(self, account: str, last_pong: GapSource) -> None:
         self._sources[account] = last_pong
@@ -71,14 +73,14 @@ class PingGapCollector(Collector):
     def describe(self) -> Iterable[GaugeMetricFamily]:
         yield GaugeMetricFamily(self._name, self._documentation, labels=["account"])
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self._name, self._documentation, labels=["account"])
+    def collect(self) -> Iterable[Metric]:
         now = self._clock()
+        rows: list[Row] = []
         for account, source in list(self._sources.items()):
             since = source()
             if since is not None:
-                family.add_metric([account], max(0.0, now - since))
-        yield family
+                rows.append(((account,), max(0.0, now - since)))
+        yield self._readout.read(rows)
 
 
 _PING_GAP_HELP = "Seconds since the last pong on the account's private stream, computed at scrape time."
@@ -97,6 +99,7 @@ class ApiFailuresCollector(Collector):
     def __init__(self, errors: LabelledCounter) -> None:
         self._errors = errors
         self._known: set[tuple[str, str]] = set()
+        self._readout = Readout("counter", self.NAME, self.HELP, ["account", "endpoint"])
 
     def add(self, account: str, endpoints: Iterable[str]) -> None:
         self._known.update((account, endpoint) for endpoint in endpoints)
@@ -104,17 +107,11 @@ class ApiFailuresCollector(Collector):
     def describe(self) -> Iterable[CounterMetricFamily]:
         yield CounterMetricFamily(self.NAME, self.HELP, labels=["account", "endpoint"])
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         totals = dict.fromkeys(self._known, 0.0)
-        for family in self._errors.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    key = (sample.labels["account"], sample.labels["endpoint"])
-                    totals[key] = totals.get(key, 0.0) + sample.value
-        family = CounterMetricFamily(self.NAME, self.HELP, labels=["account", "endpoint"])
-        for (account, endpoint), value in sorted(totals.items()):
-            family.add_metric([account, endpoint], value)
-        yield family
+        for (account, endpoint, _code), value in self._errors.rows():
+            totals[account, endpoint] = totals.get((account, endpoint), 0.0) + value  # type: ignore[operator]
+        yield self._readout.read(sorted(totals.items()))
 
 
 class Metrics:

@@ -6,10 +6,18 @@ import random
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from exporter.labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram
-from exporter.metrics import RTT_BUCKETS
+from exporter.labelled_metrics import (
+    LabelledCounter,
+    LabelledGauge,
+    LabelledHistogram,
+    direct,
+    openmetrics_exposition,
+    text_exposition,
+)
+from exporter.metrics import RTT_BUCKETS, Metrics
 
 LABELS = ["account", "endpoint"]
 # Odd label values too: the text format escapes backslash, quote and newline.
@@ -50,7 +58,7 @@ def twins(seed: int) -> tuple[CollectorRegistry, CollectorRegistry, list]:
                 except KeyError:
                     pass
         elif isinstance(ours, LabelledGauge):
-            value = rng.choice([0, 1, 2.5, -3, 1e21, float("inf")])
+            value = rng.choice([0, 1, 2.5, -3, 1e21, 1_700_000_000.25, float("inf")])
             ours.labels(*labels).set(value)
             theirs.labels(*labels).set(value)
         elif isinstance(ours, LabelledCounter):
@@ -73,8 +81,57 @@ def test_same_history_gives_the_same_exposition(seed):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_direct_text_rendering_matches_generate_latest(seed):
-    ours, _, pairs = twins(seed)
-    assert "".join(metric.render_text() for metric, _ in pairs).encode() == generate_latest(ours)
+    ours, _, _ = twins(seed)
+    assert text_exposition(ours) == generate_latest(ours)
+    assert openmetrics_exposition(ours) == generate_openmetrics(ours)
+
+
+def test_direct_text_rendering_of_a_populated_exporter_registry_matches_generate_latest():
+    """Labelled families and prometheus_client's own (process, build info, ping gap) in one body."""
+    metrics = Metrics(clock=lambda: 1_000.0)
+    for account in ACCOUNTS:
+        metrics.add_account(account, environment="mainnet", mode="guardian", ping_interval=20, poll_interval=30)
+        metrics.ping_gap.set_source(account, lambda: 990.0)
+        metrics.ws_rtt.labels(account).observe(0.02)
+        metrics.api_duration.labels(account, "query_dcp_info").observe(0.3)
+        metrics.api_errors.labels(account, "query_dcp_info", "10004").inc()
+    metrics.set_shard(0, 1, len(ACCOUNTS))
+
+    def steady(body: bytes) -> list[bytes]:  # the process collector's CPU and memory move between two reads
+        return [line for line in body.splitlines() if not line.startswith(b"process_")]
+
+    assert steady(text_exposition(metrics.registry)) == steady(generate_latest(metrics.registry))
+    assert steady(openmetrics_exposition(metrics.registry)) == steady(generate_openmetrics(metrics.registry))
+
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "writer"),
+    [
+        ("", text_exposition),
+        ("text/plain;version=0.0.4", text_exposition),
+        (PROMETHEUS_ACCEPT, openmetrics_exposition),
+        ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8", openmetrics_exposition),
+        ("application/openmetrics-text;version=1.0.0;escaping=dots", None),  # renames: prometheus_client's own
+    ],
+)
+def test_the_direct_writer_serves_what_prometheus_asks_for(accept, writer):
+    encoder, _ = choose_encoder(accept)
+    assert direct(encoder) is (writer or encoder)
+
+
+def test_samples_are_read_when_collected_not_when_read():
+    gauge = LabelledGauge("g", "g", ["a"])
+    gauge.labels("x").set(1)
+    (family,) = gauge.collect()
+    gauge.labels("x").set(2)
+    gauge.labels("y").set(3)
+    assert [(s.labels, s.value) for s in family.samples] == [({"a": "x"}, 1.0)]
 
 
 def test_api_errors_alike():
