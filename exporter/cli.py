@@ -16,6 +16,8 @@ import socket
 import sys
 
 from . import __version__
+from .bybit.connection_share import shared_budget
+from .bybit.pacing import Pacing
 from .clock import SYSTEM_CLOCK
 from .config import (
     DEFAULT_LISTEN_ADDRESS,
@@ -98,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I",
         help="this replica's shard, 0..N-1 (default: the StatefulSet ordinal ending the host name)",
     )
+    p.add_argument(
+        "--bybit.connection-share",
+        dest="connection_share",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="share of Bybit's 500 new websocket connections per 5 minutes per IP that this exporter may use, "
+        "in (0, 1]; leave the rest to the desk's own bots on the same IP (default 1)",
+    )
     p.add_argument("--log.level", dest="log_level", default="info", help="debug, info, warning or error (default info)")
     p.add_argument("--log.format", dest="log_format", default="logfmt", help="logfmt or json (default logfmt)")
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
@@ -140,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = load_config(args.config_file, **flags)
         shard = Shard(resolve_index(args.shard_index, args.shard_count, socket.gethostname()), args.shard_count)
+        pacing = Pacing(budget=shared_budget(args.connection_share))
         web_config = WebConfigSource(args.web_config_file) if args.web_config_file else None
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, WebConfigError) as exc:  # the shard flags, the web config
+    except (ValueError, WebConfigError) as exc:  # the shard and connection-share flags, the web config
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     config = dataclasses.replace(
@@ -159,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
     try:
         links = Links(args.dashboard_url, args.runbook_url)
-        return asyncio.run(serve(config, demo=args.demo, shard=shard, web_config=web_config, links=links))
+        return asyncio.run(
+            serve(config, demo=args.demo, shard=shard, web_config=web_config, links=links, pacing=pacing)
+        )
     except KeyboardInterrupt:
         return 0
 
@@ -171,6 +185,7 @@ async def serve(
     shard: Shard = ONE_SHARD,
     web_config: WebConfigSource | None = None,
     links: Links | None = None,
+    pacing: Pacing | None = None,
 ) -> int:
     """Run every account and the web server until SIGTERM or SIGINT."""
     stop = asyncio.Event()
@@ -188,7 +203,7 @@ async def serve(
         demo_env = DemoEnvironment()
         config = await demo_env.start(config)
     try:
-        return await run_exporter(config, stop, shard=shard, web_config=web_config, links=links)
+        return await run_exporter(config, stop, shard=shard, web_config=web_config, links=links, pacing=pacing)
     finally:
         if demo_env is not None:
             await demo_env.stop()
@@ -201,11 +216,12 @@ async def run_exporter(
     shard: Shard = ONE_SHARD,
     web_config: WebConfigSource | None = None,
     links: Links | None = None,
+    pacing: Pacing | None = None,
 ) -> int:
     clock = SYSTEM_CLOCK
     metrics = Metrics(clock=clock.time)
     metrics.set_shard(shard.index, shard.count, len(config.accounts))
-    fleet = Fleet(config, metrics, clock=clock)
+    fleet = Fleet(config, metrics, clock=clock, pacing=pacing)
     host, port = parse_listen_address(config.listen_address)
     guard = ConnectionGuard(config=web_config)
     app = make_app(
