@@ -6,6 +6,7 @@ import random
 import pytest
 
 from exporter.bybit.connection_share import (
+    BURST,
     BYBIT_PERIOD,
     PACE,
     WindowBudget,
@@ -39,7 +40,8 @@ def test_no_five_minutes_hold_more_than_the_share(share):
         nows.append(now)
     times = grants(budget, nows)
     assert most_in_any_window(times, BYBIT_PERIOD) <= int(500 * share)
-    assert all(b - a >= 1 / PACE - 1e-9 for a, b in zip(times, times[1:], strict=False))
+    for seconds in (1.0, 10.0):  # the burst, then the pace
+        assert most_in_any_window(times, seconds) <= min(BURST, int(500 * share)) + PACE * seconds
     assert all(t >= n for t, n in zip(times, nows, strict=True))
 
 
@@ -47,7 +49,8 @@ def test_a_thousand_accounts_start_in_one_window_and_a_pace():
     times = grants(shared_budget(1.0), [0.0] * 1_000)
     assert times[-1] == pytest.approx(cold_start_seconds(1_000))
     assert 300 < times[-1] < 330  # a token bucket with a fifth of the limit as burst needs 675 s
-    assert times[499] == pytest.approx(499 / PACE)  # the first 500 go at once, paced
+    assert times[BURST - 1] == 0.0  # a burst at once
+    assert times[499] == pytest.approx((499 - (BURST - 1)) / PACE)  # then the pace, to the limit
 
 
 def test_each_host_has_its_own_window():
@@ -59,8 +62,10 @@ def test_each_host_has_its_own_window():
 
 
 def test_cold_start_math_for_a_share():
-    assert cold_start_seconds(100) == pytest.approx(99 / PACE)
-    assert cold_start_seconds(1_000, share=0.5) == pytest.approx(3 * 305 + 249 / PACE)  # 250 per window
+    assert cold_start_seconds(100) == 0.0
+    assert cold_start_seconds(1_000, share=0.5) == pytest.approx(3 * 305 + (249 - 99) / PACE)  # 250 per window
+    times = grants(shared_budget(0.5), [0.0] * 1_000)
+    assert times[-1] == pytest.approx(cold_start_seconds(1_000, share=0.5))
 
 
 @pytest.mark.parametrize("share", [0, -1, 1.5, 0.001])
