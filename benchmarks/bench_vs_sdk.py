@@ -18,6 +18,11 @@ which would make a cold start of 1,000 accounts take minutes. The accounts are t
 spread over one fake per 100 accounts, each on its own loopback address (127.0.0.2, .3, …):
 every host's budget lets its 100 connect at once.
 
+``/metrics`` is scraped 20 times back to back while a heartbeat probe asks ``/healthz``
+(answered on the event loop) every 5 ms: its slowest answer bounds how long a scrape kept
+the loop from reading a pong. At the end: what one more account costs each client (the RSS
+slope between the sizes run) and the targets of issue 12 at the largest size.
+
     python3 benchmarks/bench_vs_sdk.py --accounts 100 500 1000 [--warmup 20] [--seconds 60]
 """
 
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import os
@@ -64,6 +70,7 @@ class Figures:
     scrape_p50_ms: float | None = None
     scrape_p95_ms: float | None = None
     scrape_kb: float | None = None
+    probe_max_ms: float | None = None  # the slowest /healthz answer while the scrapes ran
 
 
 # ---------------------------------------------------------------- /proc readings
@@ -164,7 +171,8 @@ async def floor_client(accounts: list[Account]) -> None:
 
     started = time.monotonic()
     ready: asyncio.Queue[None] = asyncio.Queue()
-    async with aiohttp.ClientSession() as session:
+    # aiohttp's default pool holds 100 connections, and a websocket keeps its connection for good
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks = [asyncio.create_task(hold(session, a, ready)) for a in accounts]
         for _ in accounts:
             await ready.get()
@@ -223,11 +231,37 @@ def connected(port: int) -> int:
     return sum(int(float(line.split()[-1])) for line in body.splitlines() if line.startswith("bybit_dcp_ws_connected{"))
 
 
-def scrape(port: int) -> tuple[float, bytes]:
+def scrape(port: int, path: str = "/metrics") -> tuple[float, bytes]:
     started = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
         body = response.read()
     return time.perf_counter() - started, body
+
+
+def scrapes_with_probe(port: int, rounds: int) -> tuple[list[tuple[float, bytes]], float]:
+    """``rounds`` scrapes back to back while a heartbeat probe asks ``/healthz`` every 5 ms.
+
+    ``/healthz`` is answered on the event loop, so its slowest answer while the scrapes run
+    bounds how long a scrape kept the loop from reading a pong.
+    """
+    import threading  # only the parent probes
+
+    done = threading.Event()
+    probes: list[float] = []
+
+    def probe() -> None:
+        while not done.is_set():
+            probes.append(scrape(port, "/healthz")[0])
+            time.sleep(0.005)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        samples = [scrape(port) for _ in range(rounds)]
+    finally:
+        done.set()
+        prober.join()
+    return samples, max(probes, default=0.0)
 
 
 def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, seconds: float) -> Figures:
@@ -240,7 +274,8 @@ def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, se
         cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
         figures = Figures(status(proc.pid, "VmRSS") / 1024, 100 * cpu, status(proc.pid, "Threads"), connect_seconds)
         if kind == "exporter":
-            samples = [scrape(port) for _ in range(20)]
+            samples, probe_max = scrapes_with_probe(port, 20)
+            figures.probe_max_ms = 1000 * probe_max
             times = sorted(t for t, _ in samples)
             figures.scrape_p50_ms = 1000 * statistics.median(times)
             figures.scrape_p95_ms = 1000 * times[int(0.95 * (len(times) - 1))]
@@ -268,7 +303,10 @@ def report(n: int, results: dict[str, Figures]) -> None:
     for kind, f in results.items():
         scrape_text = ""
         if f.scrape_p50_ms is not None:
-            scrape_text = f"p50 {f.scrape_p50_ms:.0f} ms, p95 {f.scrape_p95_ms:.0f} ms, {f.scrape_kb:.0f} KB"
+            scrape_text = (
+                f"p50 {f.scrape_p50_ms:.0f} ms, p95 {f.scrape_p95_ms:.0f} ms, {f.scrape_kb:.0f} KB; "
+                f"loop probe max {f.probe_max_ms:.0f} ms"
+            )
         per_account = 1024 * f.rss_mb / n
         print(
             f"{kind:<10} {f.rss_mb:>8.1f} {per_account:>8.1f} {f.cpu_percent:>7.2f} {f.threads:>8} "
@@ -283,6 +321,45 @@ def report(n: int, results: dict[str, Figures]) -> None:
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b > 0 else "n/a"
+
+
+def per_account(runs: dict[int, dict[str, Figures]]) -> None:
+    """What one more account costs each client: the RSS slope between the sizes run, the baseline left out."""
+    sizes = sorted(runs)
+    for small, large in itertools.pairwise(sizes):
+        slopes = ", ".join(
+            f"{kind} {1024 * (runs[large][kind].rss_mb - runs[small][kind].rss_mb) / (large - small):.1f}"
+            for kind in runs[large]
+        )
+        print(f"KB per account from {small} to {large}: {slopes}")
+
+
+def targets(runs: dict[int, dict[str, Figures]]) -> None:
+    """The issue's targets at the largest size run (and the per-account slope up to it)."""
+    sizes = sorted(runs)
+    n, results = sizes[-1], runs[sizes[-1]]
+    sdk, exporter = results["sdk"], results["exporter"]
+    checks = [
+        (
+            f"RSS <= 3/4 of the SDK's ({exporter.rss_mb:.0f} / {sdk.rss_mb:.0f} MB)",
+            exporter.rss_mb <= 0.75 * sdk.rss_mb,
+        ),
+        (
+            f"CPU <= 1/3 of the SDK's ({exporter.cpu_percent:.2f} / {sdk.cpu_percent:.2f} %)",
+            exporter.cpu_percent <= sdk.cpu_percent / 3,
+        ),
+        (f"/metrics p50 <= 100 ms ({exporter.scrape_p50_ms:.0f} ms)", (exporter.scrape_p50_ms or 0) <= 100),
+        (
+            f"loop never stalled > 20 ms by a scrape ({exporter.probe_max_ms:.0f} ms)",
+            (exporter.probe_max_ms or 0) <= 20,
+        ),
+    ]
+    if len(sizes) > 1:
+        slope = 1024 * (exporter.rss_mb - runs[sizes[-2]]["exporter"].rss_mb) / (n - sizes[-2])
+        checks.append((f"<= 25 KB per account above the baseline ({slope:.1f} KB)", slope <= 25))
+    print(f"\nTargets at N = {n}:")
+    for text, met in checks:
+        print(f"  {'met   ' if met else 'MISSED'} {text}")
 
 
 def main() -> None:
@@ -300,6 +377,7 @@ def main() -> None:
         else:
             asyncio.run(floor_client(accounts))
         return
+    runs: dict[int, dict[str, Figures]] = {}
     for n in args.accounts:
         with tempfile.TemporaryDirectory() as tmp:
             fakes, accounts = start_fakes(n, Path(tmp))
@@ -312,6 +390,9 @@ def main() -> None:
                 for fake in fakes:
                     stop(fake)
         report(n, results)
+        runs[n] = results
+    per_account(runs)
+    targets(runs)
 
 
 if __name__ == "__main__":
