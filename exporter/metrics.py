@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
+    Histogram,
     Metric,
     ProcessCollector,
     disable_created_metrics,
@@ -41,6 +43,8 @@ disable_created_metrics()
 RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 HEARTBEAT_GAP_BUCKETS = (1, 2.5, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
 API_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONNECTION_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 GapSource = Callable[[], float | None]
 
@@ -171,9 +175,21 @@ class Metrics:
         reg.register(self.api_failures)
         self.api_duration = LabelledHistogram(
             "bybit_dcp_api_request_duration_seconds",
-            "REST call latency.",
+            "REST call latency, from the moment the call has its connection to the end of the body "
+            "(the wait for a pool slot is bybit_dcp_api_connection_wait_seconds).",
             by_endpoint,
             buckets=API_DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.api_connection_wait = Histogram(
+            "bybit_dcp_api_connection_wait_seconds",
+            "Wait for a free connection in the REST pool before a call (0 when one was free): the exporter's own queue.",
+            buckets=CONNECTION_WAIT_BUCKETS,
+            registry=reg,
+        )
+        self.api_connections_opened = Counter(
+            "bybit_dcp_api_connections_opened",
+            "TCP connections the REST pool opened; flat in steady state (keep-alive outlives the poll interval).",
             registry=reg,
         )
         self.rate_limit_remaining = LabelledGauge(
@@ -214,7 +230,7 @@ class Metrics:
         )
         self.ws_rtt = LabelledHistogram(
             "bybit_dcp_ws_ping_rtt_seconds",
-            "JSON ping to pong round-trip time.",
+            "JSON ping to pong round-trip time, from the ping written to the pong read off the socket.",
             by_account,
             buckets=RTT_BUCKETS,
             registry=reg,
@@ -343,6 +359,15 @@ class Metrics:
             "bybit_dcp_drill_trigger_delay_seconds",
             "Seconds from cutting the armed connection to the canary's CancelByDCP, in the last drill that saw it.",
             by_product,
+            registry=reg,
+        )
+
+        # The exporter itself
+        self.event_loop_lag = Histogram(
+            "bybit_dcp_exporter_event_loop_lag_seconds",
+            "How late the event loop wakes a task that sleeps 0.25 s, sampled 4 times a second: the time a pong "
+            "or a REST answer can wait before the exporter reads it.",
+            buckets=LOOP_LAG_BUCKETS,
             registry=reg,
         )
 

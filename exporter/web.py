@@ -23,6 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from .labelled_metrics import direct
 from .metrics import Metrics
 from .monitor.account import NOT_AVAILABLE
+from .pauses import freeze_survivors
 from .status.service import StatusService
 from .webconfig import WebConfigSource
 
@@ -86,6 +87,7 @@ def make_app(
         # metrics are thread-safe; nothing else runs off the loop.
         gzipped = "gzip" in request.headers.get("Accept-Encoding", "").lower()
         body = await asyncio.to_thread(_render, encoder, metrics, gzipped)
+        freeze_survivors()  # the scrape's garbage must not set off a full collection that stalls pongs
         headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"

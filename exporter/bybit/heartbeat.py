@@ -10,6 +10,10 @@ not jump when the wall clock is stepped. :meth:`on_pong` also takes the wall tim
 the last pong (a unix-time gauge) and the clock-skew estimate.
 
 Why the pieces exist:
+- The first ping goes at once on a new connection (it checks the connection and closes the
+  heartbeat gap DCP cares about); the later ones go on the account's own grid,
+  ``phase + k * interval`` (:func:`.pacing.next_slot`), so a fleet's pings are spread evenly
+  over the interval and each account keeps its slot across reconnects.
 - RTT is measured per ``req_id``: a pong answers one particular ping, so a late pong for
   an older ping never produces a bogus short RTT.
 - The gap between consecutive pongs is kept across reconnects: the time DCP cares about
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .pacing import next_slot
+
 
 @dataclass(frozen=True)
 class PongResult:
@@ -35,11 +41,14 @@ class PongResult:
 
 
 class Heartbeat:
-    def __init__(self, ping_interval: float, pong_timeout: float) -> None:
+    def __init__(self, ping_interval: float, pong_timeout: float, phase: float = 0.0) -> None:
         if ping_interval <= 0 or pong_timeout <= 0:
             raise ValueError("ping_interval and pong_timeout must be positive")
+        if not 0 <= phase < ping_interval:
+            raise ValueError("phase must be within [0, ping_interval)")
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
+        self.phase = phase  # this account's slot within the interval (see pacing.stable_phase)
         self.last_pong: float | None = None  # wall time; survives reconnects on purpose
         self._last_pong_at: float | None = None  # the same moment on the monotonic clock
         self.last_skew: float | None = None
@@ -49,7 +58,7 @@ class Heartbeat:
     # ---- connection lifecycle
 
     def on_connected(self, now: float) -> None:
-        """The stream is subscribed: ping right away, then every ``ping_interval``."""
+        """The stream is subscribed: ping right away, then on the account's grid."""
         self._outstanding.clear()
         self._next_ping = now
 
@@ -69,7 +78,7 @@ class Heartbeat:
 
     def on_ping_sent(self, req_id: str, now: float) -> None:
         self._outstanding[req_id] = now
-        self._next_ping = now + self.ping_interval
+        self._next_ping = next_slot(now, self.ping_interval, self.phase)
 
     @property
     def outstanding(self) -> dict[str, float]:

@@ -6,6 +6,10 @@
   domain; one budget per process, shared by every stream.
 - :class:`HostBans`: an HTTP 403 is Bybit banning this IP for every endpoint and key; one
   record per process, shared by every REST client.
+- :func:`stable_phase` and :func:`next_slot`: each account pings and polls on a grid of its own,
+  ``phase + k * interval``, with a phase drawn from a hash of its name. A thousand accounts then
+  spread their pings and polls evenly over the interval instead of sending them in the same
+  instant, and each keeps its slot across reconnects and restarts.
 
 :class:`Pacing` bundles the two shared pieces; the fleet creates one and hands it to every
 account, so a benchmark (or a test) lifts the budget by passing its own, not by patching.
@@ -13,6 +17,8 @@ account, so a benchmark (or a test) lifts the budget by passing its own, not by 
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -45,6 +51,26 @@ def equal_jitter_delay(attempt: int, base: float, cap: float, rng: random.Random
 def restart_delay(failures: int, rng: random.Random) -> float:
     """Wait before restarting a failed part: equal jitter, doubling from 1 s up to 60 s."""
     return equal_jitter_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, rng)
+
+
+def stable_phase(name: str, purpose: str, interval: float) -> float:
+    """A phase in ``[0, interval)`` that looks random across names but is always the same for one.
+
+    A hash, not an rng: the same account gets the same slot after a restart, and ``purpose``
+    ("ping", "poll") keeps an account's pings and polls apart.
+    """
+    digest = hashlib.sha256(f"{purpose}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * interval
+
+
+def next_slot(now: float, interval: float, phase: float) -> float:
+    """The first moment of the grid ``phase + k * interval`` strictly after ``now``.
+
+    Scheduling on the grid (not ``now + interval``) keeps a late wake-up from shifting every
+    later ping: each account stays in its own slot.
+    """
+    slot = phase + (math.floor((now - phase) / interval) + 1) * interval
+    return slot if slot > now else slot + interval
 
 
 class ConnectionBudget:

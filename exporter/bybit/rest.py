@@ -2,7 +2,10 @@
 
 One ``aiohttp.ClientSession`` serves the whole process; each account gets its own
 :class:`RestClient`. Every call is counted under a short endpoint label; every
-response's top-level ``time`` updates the clock-skew gauge. Errors are the typed
+response's top-level ``time`` updates the clock-skew gauge. A call's duration runs from the
+moment it has its connection to the end of the body: with the fleet's session the trace hooks
+of :mod:`.wire` note that moment, and the wait for a pool slot is a metric of its own; with a
+session without them (a test's) it runs from the start of the call. Errors are the typed
 errors of :mod:`exporter.bybit.errors`, never carrying credentials.
 
 Whatever comes back is checked once, at this edge, by :mod:`.models` and :mod:`.sanity`:
@@ -40,6 +43,7 @@ from .models import (
 from .pacing import IP_BAN_SECONDS, HostBans
 from .sanity import header_count, load_json, rate_limit_reset
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
+from .wire import RequestTiming
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +249,7 @@ class RestClient:
         labels = (self.account, endpoint)
         self._metrics.api_requests.labels(*labels).inc()
         t0 = self._clock.time()
+        timing = RequestTiming()
         started = self._clock.monotonic()
         try:
             async with self._session.request(
@@ -254,20 +259,21 @@ class RestClient:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                trace_request_ctx=timing,
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
                 resp_headers = resp.headers
         except TimeoutError:
-            self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
+            self._observe_duration(labels, timing, started)
             self._count_error(endpoint, "timeout")
             raise TransportError("timeout", f"no answer within {self._timeout.total:g} s", endpoint) from None
         except (aiohttp.ClientError, OSError) as exc:
-            self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
+            self._observe_duration(labels, timing, started)
             self._count_error(endpoint, "network")
             raise TransportError("network", type(exc).__name__, endpoint) from None
+        self._observe_duration(labels, timing, started)
         t1 = self._clock.time()
-        self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - started)
         reset_at = self._rate_limit_headers(endpoint, resp_headers)
 
         data: Any = None
@@ -305,6 +311,11 @@ class RestClient:
                 reset_at = reset_at or self._clock.time() + RATE_LIMIT_FALLBACK_SECONDS
             return self._fail(endpoint, code, envelope.message, reset_at)
         return data
+
+    def _observe_duration(self, labels: tuple[str, str], timing: RequestTiming, started: float) -> None:
+        """From the connection (or, without the fleet's trace hooks, the call's start) to now."""
+        since = timing.connected_at if timing.connected_at is not None else started
+        self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - since)
 
     def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
         self._count_error(endpoint, code)

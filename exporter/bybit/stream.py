@@ -7,8 +7,10 @@ moves frames and waits, on the :class:`~exporter.clock.Clock` it is given.
 
 Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
 (signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
-JSON ``ping`` at once and then every ``ping_interval``. No pong within ``pong_timeout``
--> close and reconnect. ``bybit_dcp_ws_connected`` is 1 only between an acknowledged
+JSON ``ping`` at once and then on the account's grid (every ``ping_interval``, at its own
+``ping_phase``). No pong within ``pong_timeout`` -> close and reconnect. RTT runs from the
+moment the ping is written to the moment its pong is read off the socket (:mod:`.wire`), so
+the exporter's own queueing is not counted as Bybit's. ``bybit_dcp_ws_connected`` is 1 only between an acknowledged
 subscription and the end of that connection. Every reconnect is counted with its reason.
 
 The stream subscribes exactly the topics it is given. Observer mode gives ``("order",)``;
@@ -24,10 +26,10 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -38,6 +40,7 @@ from . import messages as msg
 from .heartbeat import Heartbeat
 from .pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
 from .signing import ws_auth_args
+from .wire import StampedConnection, stamped_connection
 
 log = logging.getLogger("exporter.stream")
 # The websockets library logs every frame at DEBUG, the auth frame (and its signature)
@@ -59,6 +62,7 @@ class StreamConfig:
     topics: tuple[str, ...]
     ping_interval: float = 20.0
     pong_timeout: float = 10.0
+    ping_phase: float = 0.0  # the account's slot within the interval (pacing.stable_phase)
     # Reconnect policy: full-jitter exponential backoff; auth failures wait longer.
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
@@ -118,7 +122,8 @@ class PrivateStream:
         self.rng = rng if rng is not None else random.Random()
         # Shared by every stream of the process (the fleet passes one); a stream alone gets its own.
         self.budget = budget if budget is not None else ConnectionBudget()
-        self.heartbeat = Heartbeat(config.ping_interval, config.pong_timeout)
+        self.heartbeat = Heartbeat(config.ping_interval, config.pong_timeout, config.ping_phase)
+        self._connection_class = stamped_connection(clock)
         self._req_ids = msg.ReqIds(f"{self.rng.getrandbits(32):08x}")
         self._host = urlsplit(config.url).hostname or config.url
         self._dcp_products = [TOPIC_PRODUCT[t] for t in config.topics if t in TOPIC_PRODUCT]
@@ -192,9 +197,10 @@ class PrivateStream:
                 compression=None,  # frames are tiny JSON; deflate's zlib contexts cost ~190 KB a socket
                 max_size=cfg.max_frame_bytes,
                 logger=wire_log,
+                create_connection=self._connection_class,
             ) as ws:
                 try:
-                    await self._converse(ws)
+                    await self._converse(cast(StampedConnection, ws))  # create_connection made it
                 finally:
                     self._set_down()
         except _Reconnect as exc:
@@ -222,7 +228,7 @@ class PrivateStream:
                 self.attempt = 0  # the connection was healthy: start the backoff afresh
         raise AssertionError("_converse ends only by raising")
 
-    async def _converse(self, ws: ClientConnection) -> None:
+    async def _converse(self, ws: StampedConnection) -> None:
         cfg = self.config
         # auth
         req = self._req_ids.next("auth")
@@ -264,18 +270,18 @@ class PrivateStream:
             if hb.ping_due(now):
                 req = self._req_ids.next("ping")
                 await ws.send(msg.ping_frame(req))
-                hb.on_ping_sent(req, self.clock.monotonic())
+                hb.on_ping_sent(req, self.clock.monotonic())  # written: handed to the socket
                 continue
             deadline = hb.deadline()
             timeout = None if deadline is None else max(0.0, deadline - now)
             try:
                 async with self.clock.timeout(timeout):
-                    raw = await ws.recv()
+                    raw, arrived = await ws.recv_stamped()
             except TimeoutError:
                 continue
-            await self._handle(msg.parse_frame(raw))
+            await self._handle(msg.parse_frame(raw), arrived)
 
-    async def _await_ack(self, ws: ClientConnection, kind: type[AckT], req_id: str) -> AckT:
+    async def _await_ack(self, ws: StampedConnection, kind: type[AckT], req_id: str) -> AckT:
         """Wait for the ack of ``req_id``; other frames are handled (or counted) meanwhile."""
         deadline = self.clock.monotonic() + self.config.handshake_timeout
         while True:
@@ -292,20 +298,21 @@ class PrivateStream:
                 raise _Reconnect("error")
             try:
                 async with self.clock.timeout(remaining):
-                    raw = await ws.recv()
+                    raw, arrived = await ws.recv_stamped()
             except TimeoutError:
                 continue
             frame = msg.parse_frame(raw)
             if isinstance(frame, kind) and frame.req_id in (None, req_id):
                 return frame
-            await self._handle(frame)
+            await self._handle(frame, arrived)
 
-    async def _handle(self, frame: msg.Frame) -> None:
+    async def _handle(self, frame: msg.Frame, arrived: float) -> None:
+        """``arrived``: the monotonic time the frame was read off the socket."""
         now = self.clock.time()
         if self._connected:
             self._last_frame_at = now
         if isinstance(frame, msg.Pong):
-            res = self.heartbeat.on_pong(frame.req_id, self.clock.monotonic(), frame.server_ms, wall=now)
+            res = self.heartbeat.on_pong(frame.req_id, arrived, frame.server_ms, wall=now)
             if res.rtt is not None:
                 self.metrics.ws_rtt.labels(self.account).observe(res.rtt)
                 self._session_pong = True

@@ -26,7 +26,7 @@ import aiohttp
 
 from ..bybit.errors import AUTH_CODES, BybitError, code_label, hint
 from ..bybit.models import DcpSetting
-from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, restart_delay
+from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, next_slot, restart_delay, stable_phase
 from ..bybit.rest import RestClient
 from ..bybit.stream import PrivateStream, StreamConfig
 from ..clock import SYSTEM_CLOCK, Clock
@@ -179,6 +179,7 @@ class AccountSupervisor:
                 topics=stream_topics(config),
                 ping_interval=config.ping_interval,
                 pong_timeout=config.pong_timeout,
+                ping_phase=stable_phase(config.name, "ping", config.ping_interval),
             ),
             metrics,
             on_orders=self._on_orders,
@@ -259,9 +260,14 @@ class AccountSupervisor:
     # ------------------------------------------------------------------ DCP config poller
 
     async def _poll_loop(self) -> None:
+        """The first poll at once (readiness waits for it), then on the account's own grid, so a
+        fleet's polls are spread evenly over the interval instead of sent together."""
+        interval = self.config.poll_interval
+        phase = stable_phase(self.name, "poll", interval)
         while True:
             await self.poll_once()
-            await self.clock.sleep(self.config.poll_interval)
+            now = self.clock.monotonic()
+            await self.clock.sleep(next_slot(now, interval, phase) - now)
 
     async def poll_once(self) -> bool:
         """One DCP-config poll; True on success. Never raises for Bybit or network trouble."""

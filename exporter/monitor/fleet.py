@@ -4,6 +4,14 @@ The fleet owns what the accounts share: the aiohttp session (one connection pool
 clock every part reads time from, and the :class:`~exporter.bybit.pacing.Pacing` limits
 (the per-host connection budget and host bans). A crash in one account's supervisor is
 logged and never stops another.
+
+The pool is built to last: its connections are kept alive longer than the longest poll
+interval, so a poll reuses the connection of an earlier one and steady state opens no new
+TCP connections (``bybit_dcp_api_connections_opened_total``; the session's trace hooks from
+:mod:`exporter.bybit.wire` also time each call from its connection and record the pool wait).
+The fleet also watches its own event loop's lag and freezes its long-lived objects after
+start-up, and lets the loop take the GIL back quickly from a scrape's rendering thread, so
+neither a garbage collection nor a scrape stalls the pongs (see docs/measurement.md).
 """
 
 from __future__ import annotations
@@ -16,16 +24,28 @@ from types import TracebackType
 import aiohttp
 
 from ..bybit.pacing import Pacing
+from ..bybit.wire import session_tracing
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..metrics import Metrics
+from ..pauses import freeze_survivors, prefer_the_loop
 from .account import AccountSupervisor
 from .guardian import Guardian
+from .loop_lag import watch_loop_lag
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "bybit-dcp-exporter"
+# Polls are spread over their interval (pacing.stable_phase), so a few connections carry them
+# all; the slots beyond that absorb bursts (start-up, backfills after a mass reconnect).
 CONNECTION_POOL_SIZE = 100
+MIN_KEEPALIVE_SECONDS = 60.0
+
+
+def keepalive_seconds(config: Config) -> float:
+    """Twice the longest poll interval (at least a minute): an idle connection outlives the gap
+    between two polls, so the next poll finds it open."""
+    return max([MIN_KEEPALIVE_SECONDS, *(2 * a.poll_interval for a in config.accounts)])
 
 
 class Fleet:
@@ -48,6 +68,7 @@ class Fleet:
         self._own_session = session is None
         self.supervisors: dict[str, AccountSupervisor] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._loop_lag: asyncio.Task[None] | None = None
         self._started = False
 
     @property
@@ -65,8 +86,13 @@ class Fleet:
     async def start(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=CONNECTION_POOL_SIZE), headers={"User-Agent": USER_AGENT}
+                connector=aiohttp.TCPConnector(
+                    limit=CONNECTION_POOL_SIZE, keepalive_timeout=keepalive_seconds(self.config)
+                ),
+                headers={"User-Agent": USER_AGENT},
+                trace_configs=[session_tracing(self.clock, self.metrics)],
             )
+        self._loop_lag = asyncio.create_task(watch_loop_lag(self.clock, self.metrics), name="event-loop-lag")
         for account in self.config.accounts:
             self.metrics.add_account(
                 account.name,
@@ -81,6 +107,8 @@ class Fleet:
             self.supervisors[account.name] = supervisor
             self._tasks[account.name] = asyncio.create_task(self._run(supervisor), name=f"account:{account.name}")
         self._started = True
+        prefer_the_loop()
+        freeze_survivors()
 
     async def _run(self, supervisor: AccountSupervisor) -> None:
         try:
@@ -91,10 +119,12 @@ class Fleet:
             log.exception("account supervisor stopped", extra={"account": supervisor.name})
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
+        tasks = [*self._tasks.values(), *([self._loop_lag] if self._loop_lag is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._loop_lag = None
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None

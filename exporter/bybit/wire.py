@@ -1,0 +1,92 @@
+"""Timestamps taken at the wire, so RTT and REST durations describe Bybit and the network.
+
+A pong can wait in the websocket library's queue, and a REST call can wait for a free
+connection in the pool, while the event loop is busy with other accounts. Timed from where the
+exporter's code happens to look, both would include the exporter's own queueing. So:
+
+- :func:`stamped_connection` gives the websocket connection class whose
+  :meth:`~StampedConnection.recv_stamped` returns each message with the (monotonic) moment its
+  last frame was read off the socket, in the protocol callback, before any queue.
+- :func:`session_tracing` is the aiohttp ``TraceConfig`` of the fleet's session: it notes when
+  each request got its connection (a :class:`RequestTiming` passed as ``trace_request_ctx``),
+  records the wait for a pool slot in ``bybit_dcp_api_connection_wait_seconds`` and counts new
+  TCP connections in ``bybit_dcp_api_connections_opened_total``.
+
+Time comes from the injected clock, as everywhere in ``bybit/``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from websockets.asyncio.client import ClientConnection
+from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import Event
+from websockets.typing import Data
+
+from ..clock import Clock
+from ..metrics import Metrics
+
+
+class StampedConnection(ClientConnection):
+    """A client connection that notes when each message was read off the socket."""
+
+    clock: Clock  # set by stamped_connection()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One arrival time per message, in the order recv() returns the messages.
+        self._arrivals: deque[float] = deque()
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
+            self._arrivals.append(self.clock.monotonic())
+
+    async def recv_stamped(self) -> tuple[Data, float]:
+        """The next message and the monotonic time its last frame arrived."""
+        message = await self.recv()
+        return message, self._arrivals.popleft()
+
+
+def stamped_connection(clock: Clock) -> type[StampedConnection]:
+    """The connection class to give ``websockets.connect(create_connection=...)``, reading ``clock``."""
+    return type("StampedConnection", (StampedConnection,), {"clock": clock})
+
+
+@dataclass
+class RequestTiming:
+    """Filled in by :func:`session_tracing`'s hooks for one request."""
+
+    connected_at: float | None = None  # monotonic: the request had its connection (new or reused)
+
+
+def session_tracing(clock: Clock, metrics: Metrics) -> aiohttp.TraceConfig:
+    """Hooks for the fleet's one session: connection acquired, pool wait, new TCP connections."""
+
+    async def queued(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
+        ctx.queued_at = clock.monotonic()
+
+    async def dequeued(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
+        ctx.waited = clock.monotonic() - ctx.queued_at
+
+    async def acquired(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
+        metrics.api_connection_wait.observe(getattr(ctx, "waited", 0.0))
+        if isinstance(ctx.trace_request_ctx, RequestTiming):
+            ctx.trace_request_ctx.connected_at = clock.monotonic()
+
+    async def opened(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
+        metrics.api_connections_opened.inc()
+        await acquired(session, ctx, params)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_queued_start.append(queued)
+    trace.on_connection_queued_end.append(dequeued)
+    trace.on_connection_reuseconn.append(acquired)
+    trace.on_connection_create_end.append(opened)
+    trace.freeze()
+    return trace
