@@ -28,6 +28,8 @@
     clockSkewAheadSeconds: '2',  // Bybit's clock ahead of ours (Bybit refuses at 5)
     clockSkewBehindSeconds: '-0.5',  // ... behind ours (Bybit refuses at -1)
     rateLimitHeadroomRatio: '0.2',  // fraction of a REST rate limit left
+    eventLoopLagSeconds: '0.1',  // 99th percentile of the exporter's own event-loop lag ...
+    eventLoopLagWindow: '5m',  // ... over this range
 
     // Per alert: how long the condition must hold before it fires ...
     forDurations: {
@@ -51,6 +53,7 @@
       BybitDcpGuardianLetGo: '15s',
       BybitDcpGuardianNeverArmed: '10m',
       BybitDcpDrillFailed: '0m',
+      BybitDcpExporterEventLoopLag: '10m',
     },
     // ... and how long it keeps firing after the condition clears.
     keepFiringFor: {
@@ -74,6 +77,7 @@
       BybitDcpGuardianLetGo: '1m',
       BybitDcpGuardianNeverArmed: '5m',
       BybitDcpDrillFailed: '5m',
+      BybitDcpExporterEventLoopLag: '5m',
     },
   },
 }

@@ -145,6 +145,27 @@
             runbook_url: $._config.runbookUrlPattern % "bybitdcpexporterabsent",
           },
         },
+        // The exporter's own event loop running late: every pong and REST answer waits that long
+        // before it is read, so the heartbeat and REST figures would blame Bybit for the
+        // exporter's stall. 100 ms at the 99th percentile is far above a healthy loop (~1 ms)
+        // and below the pong timeout; 10 minutes rides out a burst of scrapes or a restart.
+        {
+          alert: "BybitDcpExporterEventLoopLag",
+          expr: |||
+            histogram_quantile(0.99, sum by (job, instance, le) (rate(bybit_dcp_exporter_event_loop_lag_seconds_bucket%(jobMatcher)s[%(eventLoopLagWindow)s])))
+              > %(eventLoopLagSeconds)s
+          ||| % $._config,
+          'for': $._config.forDurations.BybitDcpExporterEventLoopLag,
+          keep_firing_for: $._config.keepFiringFor.BybitDcpExporterEventLoopLag,
+          labels: {
+            severity: "warning",
+          },
+          annotations: {
+            summary: "The exporter's event loop runs late; its heartbeat and REST figures include its own stall.",
+            description: "The 99th percentile of the event-loop lag of {{ $labels.instance }} is {{ $value | humanizeDuration }} over %(eventLoopLagWindow)s. Pongs and REST answers wait this long before the exporter reads them, so RTT and request durations of its accounts are inflated by the exporter, not by Bybit." % $._config,
+            runbook_url: $._config.runbookUrlPattern % "bybitdcpexportereventlooplag",
+          },
+        },
         // ---------------------------------------------------------------- DCP configuration
         {
           alert: "BybitDcpConfigPollFailing",

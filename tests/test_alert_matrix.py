@@ -5,7 +5,8 @@ annotations, and resolves after the incident clears.
 
 All incidents run at once, one account each, on 127.0.0.1:
   exporter A (one account per incident), exporter B (re-assertion blocked: its fix is a restart),
-  exporter C (the one that goes down), all scraped by one Prometheus; a second Prometheus whose
+  exporter C (the one that goes down), exporter D (its process is stopped and continued in turn,
+  so its event loop wakes late), all scraped by one Prometheus; a second Prometheus whose
   only target appears late (BybitDcpExporterAbsent: no exporter at all); one Alertmanager with
   alerts/alertmanager.yml and a webhook receiver in this process.
 A simulator per fault that applies to every key of a simulator (a forced REST error, a hang, a
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,6 +58,7 @@ TEST_CONFIG = {
     "heartbeatRttWindow": "10s",
     "triggerNewFor": "5s",
     "reassertedRecentSeconds": "5",
+    "eventLoopLagWindow": "10s",
 }
 RULES = alert_rules(TEST_CONFIG)
 RECEIVER_OF = {"critical": "page", "warning": "ticket", "info": "chat"}
@@ -172,12 +176,13 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
     procs = []
     stack = contextlib.AsyncExitStack()
     try:
-        for name in [*ACCOUNTS_A, "blocked", "down"]:
+        for name in [*ACCOUNTS_A, "blocked", "down", "lagging"]:
             windows = {"DERIVATIVES": 30, "SPOT": 30} if name == "late" else None
             sims.get(name, sims["shared"]).add_account(key(name), secret_env(name), name=name, dcp=windows)
-        env = {secret_env(n): secret_env(n) for n in [*ACCOUNTS_A, "blocked", "down"]} | {"BOT_TOKEN": TOKEN}
-        ports = {x: free_port() for x in "ABC"}
-        configs = {"A": ACCOUNTS_A, "B": {"blocked": ENFORCE}, "C": {"down": {}}}
+        names = [*ACCOUNTS_A, "blocked", "down", "lagging"]
+        env = {secret_env(n): secret_env(n) for n in names} | {"BOT_TOKEN": TOKEN}
+        ports = {x: free_port() for x in "ABCD"}
+        configs = {"A": ACCOUNTS_A, "B": {"blocked": ENFORCE}, "C": {"down": {}}, "D": {"lagging": {}}}
 
         def start_exporter(x: str, log: str) -> None:
             path = tmp_path / f"exporter-{x}.yml"
@@ -186,14 +191,14 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
             exporters.start(*args, name=log, **env)
 
         exporter_started = time.monotonic()
-        for x in "ABC":
+        for x in "ABCD":
             start_exporter(x, f"exporter-{x}")
         receiver = await stack.enter_async_context(Receiver())
         am, am_url = start_alertmanager(tmp_path, alertmanager_config(tmp_path, receiver))
         procs.append(am)
         rules = write_rules(tmp_path, TEST_CONFIG)
         prom, prom_url = start_prometheus(
-            tmp_path, rules, targets=[f"127.0.0.1:{ports[x]}" for x in "ABC"], alertmanager=am_url
+            tmp_path, rules, targets=[f"127.0.0.1:{ports[x]}" for x in "ABCD"], alertmanager=am_url
         )
         procs.append(prom)
         sd = tmp_path / "targets.json"
@@ -208,7 +213,7 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
         tracking = asyncio.create_task(tracker.run())
 
         await eventually(lambda: am_ready(session, am_url, am), timeout=30, what="alertmanager")
-        every = len(ACCOUNTS_A) + 2
+        every = len(ACCOUNTS_A) + 3
 
         async def all_polled() -> bool:
             exporters.assert_running()
@@ -302,6 +307,27 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
         async def put_back() -> None:
             await eventually(lambda: shared.account(key("reasserted")).dcp["SPOT"] == 10, timeout=20, what="put back")
 
+        lagging = exporters.procs[3][0]
+        stalls: list[asyncio.Task] = []
+
+        async def stop_and_continue() -> None:
+            """Exporter D stopped 0.3 s in every 0.5 s (bounded: 2 minutes at most)."""
+            for _ in range(240):
+                os.kill(lagging.pid, signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(0.3)
+                finally:
+                    os.kill(lagging.pid, signal.SIGCONT)
+                await asyncio.sleep(0.2)
+
+        async def lag() -> None:
+            stalls.append(asyncio.create_task(stop_and_continue()))
+
+        async def no_lag() -> None:
+            for task in stalls:
+                task.cancel()
+            await asyncio.gather(*stalls, return_exceptions=True)
+
         def call(f: Callable, *args) -> Callable[[], Awaitable[object]]:
             async def run() -> object:
                 return f(*args)
@@ -313,6 +339,8 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
                      {"instance": f"127.0.0.1:{ports['C']}"}),
             Incident("BybitDcpExporterAbsent", None, "a Prometheus with no target; exporter A added", _nothing,
                      add_target),
+            Incident("BybitDcpExporterEventLoopLag", None, "exporter D stopped 0.3 s in every 0.5 s; let run",
+                     lag, no_lag, {"instance": f"127.0.0.1:{ports['D']}"}),
             Incident("BybitDcpConfigPollFailing", "poll", "query-dcp-info answers 10016; cleared",
                      call(sims["poll"].force_error, DCP_INFO, 10016, None), call(sims["poll"].clear_errors),
                      in_description="Last error 10016"),
@@ -392,6 +420,7 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
 
         results = await asyncio.gather(*(prove(i) for i in incidents), return_exceptions=True)
         tracking.cancel()
+        await no_lag()
         for task in bots:
             task.cancel()
         failed = [f"{i.alert}: {r!r}" for i, r in zip(incidents, results, strict=True) if isinstance(r, BaseException)]
