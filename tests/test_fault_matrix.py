@@ -32,13 +32,14 @@ def errors_of(r, endpoint: str = "query_dcp_info") -> float:
     )
 
 
-def reconnects(r) -> float:
+def reconnects(r, reasons: frozenset[str] | None = None) -> float:
+    """Counted reconnects of any reason, or of one of ``reasons``."""
     return sum(
         s.value
         for family in r.metrics.registry.collect()
         if family.name == "bybit_dcp_ws_reconnects"
         for s in family.samples
-        if s.name.endswith("_total")
+        if s.name.endswith("_total") and (reasons is None or s.labels["reason"] in reasons)
     )
 
 
@@ -62,6 +63,9 @@ REST = "rest"
 FAULTS: dict[str, tuple[str, Callable[[Simulator], object]]] = {
     "close 1000": (WS, lambda s: s.close_connections(KEY, 1000)),
     "close 1011": (WS, lambda s: s.close_connections(KEY, 1011)),
+    "close 1006": (WS, lambda s: s.abort_connections(KEY)),  # the TCP connection dropped, no close frame
+    # auth works, subscribe answers success: false; closing makes the stream subscribe again
+    "subscribe rejected": (WS, lambda s: (s.refuse_subscribe(KEY), s.close_connections(KEY, 1000))),
     "stall": (WS, lambda s: s.stall(KEY)),
     "frames of garbage": (WS, lambda s: [s.send_malformed(KEY, "\x00{") for _ in range(20)]),
     "REST 502": (REST, lambda s: s.force_error(QUERY_DCP_INFO, 502, count=2)),
@@ -74,6 +78,12 @@ FAULTS: dict[str, tuple[str, Callable[[Simulator], object]]] = {
     "success without result": (REST, rest_fault(body=json.dumps({"retCode": 0, "retMsg": "OK"}))),
     "redirect": (REST, rest_fault(status=302, headers={"Location": "http://127.0.0.1:9/"})),
 }
+# Faults that must be detected as a reconnect of one of these reasons, not just any reconnect
+# (a 1006 surfaces as a ConnectionClosed, "closed", or as a socket error, "error", by timing).
+REASONS: dict[str, frozenset[str]] = {
+    "close 1006": frozenset({"closed", "error"}),
+    "subscribe rejected": frozenset({"subscribe_failed"}),
+}
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
@@ -84,10 +94,14 @@ async def test_fault_is_detected_recovered_and_metrics_answer_throughout(sim, na
         await eventually(lambda: r.local("bybit_dcp_up", account="a") == 1, what="first poll")
         await eventually(lambda: r.local("bybit_dcp_ws_connected", account="a") == 1, what="connected")
         errors, reconnected = errors_of(r), reconnects(r)
+        reasons = REASONS.get(name)
+        by_reason = reconnects(r, reasons) if reasons else 0.0
         inject(sim)
 
         async def detected() -> bool:
             await r.scrape()  # /metrics answers while the fault lasts
+            if reasons:
+                return reconnects(r, reasons) > by_reason
             if kind == WS:
                 return (
                     reconnects(r) > reconnected

@@ -37,6 +37,10 @@ def controls(sim: Simulator) -> dict[str, Control]:
         "stall": Control(sim.stall, "the account's live connections go silent but stay open"),
         "close_connections": Control(sim.close_connections, "close the account's connections with `code`"),
         "refuse_streams": Control(sim.refuse_streams, "close the account's connections and refuse its auth"),
+        "abort_connections": Control(
+            sim.abort_connections, "drop the account's connections without a close frame (the client sees 1006)"
+        ),
+        "refuse_subscribe": Control(sim.refuse_subscribe, "answer the account's subscribes `success: false` (`on`)"),
         "set_rate_limit": Control(sim.set_rate_limit, "each key may call `path` `per_second` times a second"),
         "force_error": Control(sim.force_error, "the next `count` requests to `path` fail with `ret_code`"),
         "force_response": Control(
@@ -45,7 +49,7 @@ def controls(sim: Simulator) -> dict[str, Control]:
         "clear_errors": Control(sim.clear_errors, "remove every forced error and forced answer"),
         "send_malformed": Control(sim.send_malformed, "send `text` as a raw frame to the account's connections"),
         "set_dcp": Control(sim.set_dcp, "change a DCP window behind the clients' back (null = off)"),
-        "reset_faults": Control(sim.reset_faults, "clear latency, dropped pongs, stalls and forced errors"),
+        "reset_faults": Control(sim.reset_faults, "clear latency, dropped pongs, refusals, stalls and forced errors"),
         "place_order": Control(sim.place_order, "place a resting limit order"),
     }
 

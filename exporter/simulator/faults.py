@@ -1,5 +1,5 @@
 """The faults injected into the simulator that outlive a single connection: late or dropped
-pongs and refused streams per account, forced REST errors and canned raw REST answers per
+pongs, refused streams and refused subscriptions per account, forced REST errors and canned raw REST answers per
 path (no I/O).
 
 Stalls belong to a connection and live on its :class:`~.session.Session`.
@@ -46,6 +46,7 @@ class Faults:
     pong_latency: dict[str, float] = field(default_factory=dict)  # api_key -> seconds
     dropped_pongs: set[str] = field(default_factory=set)  # api_keys
     refused_streams: set[str] = field(default_factory=set)  # api_keys whose websocket auth is refused
+    refused_subscribes: set[str] = field(default_factory=set)  # api_keys whose websocket subscribe is refused
     forced_errors: dict[str, ForcedError] = field(default_factory=dict)  # path -> error
     forced_responses: dict[str, ForcedResponse] = field(default_factory=dict)  # path -> answer
 
@@ -66,6 +67,12 @@ class Faults:
             self.refused_streams.add(api_key)
         else:
             self.refused_streams.discard(api_key)
+
+    def refuse_subscribes(self, api_key: str, refused: bool) -> None:
+        if refused:
+            self.refused_subscribes.add(api_key)
+        else:
+            self.refused_subscribes.discard(api_key)
 
     def force_error(self, path: str, ret_code: int, count: int | None) -> None:
         self.forced_errors[path] = ForcedError(int(ret_code), count)
@@ -89,4 +96,5 @@ class Faults:
         self.pong_latency.clear()
         self.dropped_pongs.clear()
         self.refused_streams.clear()
+        self.refused_subscribes.clear()
         self.clear_errors()

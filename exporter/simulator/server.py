@@ -261,6 +261,21 @@ class Simulator:
             self._core.spawn(session.close(code, reason))
         return len(sessions)
 
+    def abort_connections(self, api_key: str) -> int:
+        """Drop the account's connections at the TCP level, with no close frame: the client
+        sees an abnormal closure (1006). Returns how many were dropped."""
+        self.account(api_key)
+        sessions = self._core.sessions_of(api_key)
+        for session in sessions:
+            session.abort()
+        return len(sessions)
+
+    def refuse_subscribe(self, api_key: str, on: bool = True) -> None:
+        """Every later ``subscribe`` of the account is answered ``success: false`` (auth still
+        works; topics already held stay held) until ``on=False``."""
+        self.account(api_key)
+        self._core.faults.refuse_subscribes(api_key, on)
+
     def refuse_streams(self, api_key: str, refused: bool = True) -> int:
         """The account's private stream is down while REST works: its live connections are
         closed and every new auth is refused ("Request not authorized"). Returns how many closed."""
@@ -389,6 +404,7 @@ class Simulator:
                         "pong_latency": core.faults.pong_latency.get(acct.api_key, 0.0),
                         "drop_pongs": acct.api_key in core.faults.dropped_pongs,
                         "refuse_streams": acct.api_key in core.faults.refused_streams,
+                        "refuse_subscribe": acct.api_key in core.faults.refused_subscribes,
                     },
                 }
             )

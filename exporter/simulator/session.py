@@ -19,6 +19,7 @@ from .signatures import ws_auth_string
 
 CLOSE_TIMEOUT = 2.0  # seconds aiohttp waits for the client to answer a close
 MAX_FRAME_BYTES = 1 << 20
+REFUSED_SUBSCRIBE = "error:subscribe refused by fault injection"  # refuse_subscribe's ret_msg
 
 
 @dataclass(eq=False)
@@ -173,6 +174,8 @@ class PrivateStream:
             await self._refuse(session, "subscribe", req_id, "Request not authorized")
             return
         error = frames.check_topics(topics, session.topics)
+        if error is None and session.api_key in core.faults.refused_subscribes:
+            error = REFUSED_SUBSCRIBE
         if error is not None:
             await self._refuse(session, "subscribe", req_id, error)
             return

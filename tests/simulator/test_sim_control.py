@@ -173,3 +173,32 @@ async def test_refused_streams_and_a_lower_rate_limit(sim):
         assert (first["X-Bapi-Limit"], second["X-Bapi-Limit-Status"]) == ("2", "0")  # the earlier call counts too
         assert third["retCode"] == 10006
         assert (await post(http, sim, "set_rate_limit", {"path": path, "per_second": 0}))[0] == 400
+
+
+async def test_abort_connections_is_an_abnormal_closure_and_refuse_subscribe_answers_false(sim):
+    """The fault matrix's 1006 (no close frame) and subscribe rejection, over the control surface."""
+    c = await WsClient.connect(sim.ws_url, KEY, SECRET, ["order"])
+    async with aiohttp.ClientSession() as http:
+        assert await post(http, sim, "abort_connections", {"api_key": KEY}) == (200, {"ok": True, "result": 1})
+        try:
+            await c.recv(timeout=2)
+        except websockets.ConnectionClosed as exc:
+            assert exc.rcvd is None and exc.sent is None  # no close frame either way: an abnormal closure (1006)
+        else:
+            raise AssertionError("not dropped")
+        await wait_for(lambda: sim.connections(KEY) == [])
+
+        assert (await post(http, sim, "refuse_subscribe", {"api_key": KEY, "on": True}))[0] == 200
+        assert sim.state()["accounts"][0]["faults"]["refuse_subscribe"] is True
+        refused = await WsClient.connect(sim.ws_url, KEY, SECRET)  # auth still works
+        ack = await refused.request({"req_id": "s", "op": "subscribe", "args": ["dcp.future"]})
+        assert (ack["op"], ack["success"], ack["req_id"]) == ("subscribe", False, "s")
+        assert ack["ret_msg"] == "error:subscribe refused by fault injection"
+        assert "dcp.future" not in sim.account(KEY).subscribed_topics()  # refused: not held
+        await post(http, sim, "refuse_subscribe", {"api_key": KEY, "on": False})
+        ack = await refused.request({"req_id": "t", "op": "subscribe", "args": ["dcp.future"]})
+        assert ack["success"] is True
+        await post(http, sim, "refuse_subscribe", {"api_key": KEY})  # on by default
+        await post(http, sim, "reset_faults")  # and reset lifts it
+        assert sim.state()["accounts"][0]["faults"]["refuse_subscribe"] is False
+        await refused.ws.close()
