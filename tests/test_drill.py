@@ -17,7 +17,7 @@ from helpers import eventually, exporter_env
 from exporter.bybit.rest import RestClient
 from exporter.clock import SYSTEM_CLOCK
 from exporter.config import AccountConfig, DrillSettings
-from exporter.drill import verdict
+from exporter.drill import run, verdict
 from exporter.drill.command import main as drill_main
 from exporter.drill.run import Connection, run_drill
 from exporter.metrics import Metrics
@@ -72,6 +72,27 @@ async def test_dcp_fires_in_time_and_only_the_canary_goes(sim, session):
     assert canary(sim, report)["timeInForce"] == "PostOnly" and float(canary(sim, report)["price"]) < 65000
     assert sim.account(KEY).orders[spot["orderId"]]["orderStatus"] == "New"
     assert sim.account(KEY).set_dcp_calls == []  # never changes the window
+
+
+async def test_a_silence_cut_fires_only_after_the_idle_cut_off(monkeypatch, session):
+    """``--cut silence``: the armed connection stays open and stops pinging; DCP counts it dead at
+    the idle cut-off (here 1 s, pings every 0.2 s), then the window (1 s) runs."""
+    monkeypatch.setattr(run, "PING_INTERVAL", 0.2)
+    async with Simulator(time_scale=0.1, idle_cutoff=1.0) as sim:
+        sim.add_account(KEY, SECRET)
+        armed_at_cut: list = []
+
+        def at_the_cut(text: str) -> None:
+            if text.startswith("armed connection cut"):
+                armed_at_cut.extend(c.conn_id for c in sim.connection_info() if "dcp.future" in c.topics)
+
+        report = await drill(sim, session, progress=at_the_cut, cut="silence")
+    assert report.outcome == verdict.PASSED and report.passed, report.message
+    assert report.cut == "silence" and report.seen_on == "stream" and len(armed_at_cut) == 1
+    # Dead at the last ping + 1 s (>= 0.8 s after the cut), then the 1 s window: an abort fires after ~1 s.
+    print(f"silence drill: DCP fired {report.trigger_delay_seconds} s after the cut")
+    assert 1.7 <= report.trigger_delay_seconds <= 3.5
+    assert canary(sim, report)["cancelType"] == "CancelByDCP"
 
 
 async def test_never_fires_while_another_protected_connection_lives(sim, session):
@@ -165,8 +186,10 @@ async def test_a_scheduled_drill_records_its_metrics(sim, session):
     rest = RestClient(session, account="drill", base_url=sim.rest_url, api_key=KEY, api_secret=SECRET, metrics=metrics)
     report = await ScheduledDrill(config, rest, metrics).run_once()
     assert report.passed
-    assert metrics.drill_last_success.labels("drill", "DERIVATIVES")._value.get() == 1
-    assert metrics.drill_trigger_delay.labels("drill", "DERIVATIVES")._value.get() == report.trigger_delay_seconds
+    labels = {"account": "drill", "product": "DERIVATIVES"}
+    assert metrics.registry.get_sample_value("bybit_dcp_drill_last_success", labels) == 1
+    delay = metrics.registry.get_sample_value("bybit_dcp_drill_trigger_delay_seconds", labels)
+    assert delay == report.trigger_delay_seconds
     await eventually(lambda: not sim.account(KEY).active_orders(), what="no order left behind")
 
 
@@ -184,6 +207,14 @@ async def test_a_scheduled_drill_records_its_metrics(sim, session):
 )
 def test_the_canary_rests_away_from_the_market_at_a_round_price(last, side, expected):
     assert verdict.canary_price(last, side, 0.5) == expected
+
+
+def test_a_silence_cut_counts_the_idle_cut_off_as_part_of_the_delay():
+    report = verdict.DrillReport("a", "testnet", "DERIVATIVES", "linear", "BTCUSDT", "silence", 35.0, window_seconds=10)
+    report.cut_at, report.cancelled_at, report.cancel_type = 100.0, 160.0, "CancelByDCP"  # 30 + 10 + a 20 s scan
+    assert verdict.judge(report).outcome == verdict.PASSED and report.slack_seconds == 20.0
+    report.cancelled_at = 176.0
+    assert verdict.judge(report).outcome == verdict.LATE and "idle cut-off" in report.message
 
 
 def test_a_cancel_after_window_plus_tolerance_is_late():

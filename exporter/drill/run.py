@@ -32,6 +32,7 @@ from .verdict import (
     PRODUCT_CATEGORIES,
     PRODUCT_CATEGORY,
     REFUSED,
+    SILENCE_IDLE_CUTOFF,
     DrillReport,
     canary_order,
     canary_price,
@@ -48,7 +49,6 @@ PING_INTERVAL = 5.0
 CANARY_CONFIRM_TIMEOUT = 5.0  # for the canary's first push; then the open-order list decides
 OTHERS_SETTLE = 1.0  # after the canary's cancel, for other cancels of the same trigger to arrive
 CLEANUP_TIMEOUT = 15.0
-SILENCE_IDLE_CUTOFF = 30  # Bybit's shortest max_active_time: a silent armed connection dies after it
 TERMINAL = frozenset({"Filled", "Cancelled", "Rejected", "Deactivated"})
 LINEAR_SETTLE_COINS = ("USDT", "USDC")  # Bybit lists linear active orders per settle coin
 

@@ -19,6 +19,7 @@ PRODUCT_CATEGORY = {"DERIVATIVES": "linear", "SPOT": "spot", "OPTIONS": "option"
 # Categories whose active orders DCP cancels together, per product.
 PRODUCT_CATEGORIES = {"DERIVATIVES": ("linear", "inverse"), "SPOT": ("spot",), "OPTIONS": ("option",)}
 CANARY_LINK_PREFIX = "dcp-drill-"
+SILENCE_IDLE_CUTOFF = 30  # Bybit's shortest max_active_time: a silent armed connection dies after it
 PRICE_DIGITS = 3  # the canary's price keeps 3 significant digits: a multiple of any tick below it
 
 # Outcomes; only PASSED exits 0.
@@ -133,15 +134,19 @@ class DrillReport:
 
 
 def judge(report: DrillReport) -> DrillReport:
-    """The verdict from the canary's fate: DCP's cancel within window + tolerance, and nothing else."""
+    """The verdict from the canary's fate: DCP's cancel within window + tolerance, and nothing else.
+
+    A ``silence`` cut kills the armed connection only at the idle cut-off, so there the cut-off
+    is part of the expected delay: the slack is over window + cut-off."""
     fate = report.cancel_type
     if report.cut_at is not None and report.cancelled_at is not None and fate == CANCEL_BY_DCP:
         delay = report.cancelled_at - report.cut_at
         report.trigger_delay_seconds = round(delay, 3)
-        window = report.window_seconds or 0
+        window = (report.window_seconds or 0) + (SILENCE_IDLE_CUTOFF if report.cut == "silence" else 0)
         report.slack_seconds = round(delay - window, 3)
         if delay > window + report.tolerance_seconds:
-            return _verdict(report, LATE, f"DCP fired {delay:.1f} s after the cut, beyond window + tolerance")
+            beyond = "window + idle cut-off + tolerance" if report.cut == "silence" else "window + tolerance"
+            return _verdict(report, LATE, f"DCP fired {delay:.1f} s after the cut, beyond {beyond}")
         if report.other_orders_cancelled:
             n = len(report.other_orders_cancelled)
             return _verdict(report, OTHERS_CANCELLED, f"DCP fired in time, but also cancelled {n} other order(s)")
