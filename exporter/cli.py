@@ -16,8 +16,7 @@ import socket
 import sys
 
 from . import __version__
-from .bybit.connection_share import shared_budget
-from .bybit.pacing import Pacing
+from .bybit.pacing import Pacing, budget_for_share
 from .clock import SYSTEM_CLOCK
 from .config import (
     DEFAULT_LISTEN_ADDRESS,
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = load_config(args.config_file, **flags)
         shard = Shard(resolve_index(args.shard_index, args.shard_count, socket.gethostname()), args.shard_count)
-        pacing = Pacing(budget=shared_budget(args.connection_share))
+        pacing = Pacing(budget=budget_for_share(args.connection_share))
         web_config = WebConfigSource(args.web_config_file) if args.web_config_file else None
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

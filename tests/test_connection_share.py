@@ -5,18 +5,18 @@ import random
 
 import pytest
 
-from exporter.bybit.connection_share import (
+from exporter.bybit.pacing import (
     BURST,
     BYBIT_PERIOD,
     PACE,
-    WindowBudget,
+    ConnectionBudget,
+    budget_for_share,
     cold_start_seconds,
-    shared_budget,
 )
 from exporter.cli import main
 
 
-def grants(budget: WindowBudget, nows: list[float], host: str = "stream.bybit.com") -> list[float]:
+def grants(budget: ConnectionBudget, nows: list[float], host: str = "stream.bybit.com") -> list[float]:
     return [now + budget.reserve(host, now) for now in nows]
 
 
@@ -32,7 +32,7 @@ def most_in_any_window(times: list[float], period: float) -> int:
 
 @pytest.mark.parametrize("share", [1.0, 0.6, 0.1])
 def test_no_five_minutes_hold_more_than_the_share(share):
-    budget = shared_budget(share)
+    budget = budget_for_share(share)
     rng = random.Random(7)
     now, nows = 0.0, []
     for _ in range(2_000):  # bursts of reconnects and quiet spells
@@ -46,7 +46,7 @@ def test_no_five_minutes_hold_more_than_the_share(share):
 
 
 def test_a_thousand_accounts_start_in_one_window_and_a_pace():
-    times = grants(shared_budget(1.0), [0.0] * 1_000)
+    times = grants(budget_for_share(1.0), [0.0] * 1_000)
     assert times[-1] == pytest.approx(cold_start_seconds(1_000))
     assert 300 < times[-1] < 330  # a token bucket with a fifth of the limit as burst needs 675 s
     assert times[BURST - 1] == 0.0  # a burst at once
@@ -54,7 +54,7 @@ def test_a_thousand_accounts_start_in_one_window_and_a_pace():
 
 
 def test_each_host_has_its_own_window():
-    budget = shared_budget(1.0)
+    budget = budget_for_share(1.0)
     for _ in range(500):
         budget.reserve("a", 0.0)
     assert budget.reserve("b", 0.0) == 0.0
@@ -64,14 +64,14 @@ def test_each_host_has_its_own_window():
 def test_cold_start_math_for_a_share():
     assert cold_start_seconds(100) == 0.0
     assert cold_start_seconds(1_000, share=0.5) == pytest.approx(3 * 305 + (249 - 99) / PACE)  # 250 per window
-    times = grants(shared_budget(0.5), [0.0] * 1_000)
+    times = grants(budget_for_share(0.5), [0.0] * 1_000)
     assert times[-1] == pytest.approx(cold_start_seconds(1_000, share=0.5))
 
 
 @pytest.mark.parametrize("share", [0, -1, 1.5, 0.001])
 def test_a_share_outside_the_budget_is_refused(share):
     with pytest.raises(ValueError):
-        shared_budget(share)
+        budget_for_share(share)
 
 
 @pytest.mark.parametrize(("share", "status"), [("0.5", 0), ("1.5", 2), ("none", 2)])

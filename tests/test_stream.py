@@ -60,12 +60,12 @@ def test_connection_budget_never_exceeds_limit_per_period():
 
 
 def test_connection_budget_is_per_host_and_refills():
-    budget = ConnectionBudget(limit=10, period=10.0, burst=2)  # refill 0.8/s
+    budget = ConnectionBudget(limit=10, period=10.0, burst=2, pace=0.8)
     assert budget.reserve("a", 0.0) == 0.0
     assert budget.reserve("a", 0.0) == 0.0
     assert budget.reserve("a", 0.0) == pytest.approx(1.25)
     assert budget.reserve("b", 0.0) == 0.0
-    assert budget.reserve("a", 100.0) == 0.0  # refilled (capped at the burst)
+    assert budget.reserve("a", 100.0) == 0.0  # paced tokens came back (capped at the burst)
 
 
 def test_config_repr_hides_credentials():
@@ -356,7 +356,7 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
         metrics,
         on_orders=lambda orders: None,
         rng=random.Random(5),
-        budget=ConnectionBudget(limit=11, period=10.0, burst=1),
+        budget=ConnectionBudget(limit=11, period=10.0, burst=1, pace=1.0),
         clock=RecordingClock(),
     )
     task = asyncio.create_task(stream.run())

@@ -3,7 +3,16 @@
 - Reconnect and restart delays: capped exponential backoff with jitter, so a thousand
   accounts that lose their streams together do not come back together.
 - :class:`ConnectionBudget`: Bybit allows 500 new websocket connections per 5 minutes per
-  domain; one budget per process, shared by every stream.
+  host, counted against the IP, so a desk's own bots on the same IP draw on the same 500;
+  ``--bybit.connection-share`` gives the exporter a share of it (:func:`budget_for_share`: at
+  0.6 it opens at most 300 per 5 minutes and leaves 200 to the bots). Within its share L the
+  exporter follows the rule itself: at most L openings in any 305 s (300 s and a margin, as
+  Bybit sees each opening a little after it is sent), 100 of them at once and the rest 25 a
+  second, so a cold start's TLS handshakes never take the loop for long. N accounts on one
+  host are all allowed to connect after ``floor((N - 1) / L) * 305 + max(0, (N - 1) mod L -
+  99) / 25`` seconds (:func:`cold_start_seconds`): 1,000 accounts take 321 s at the full
+  share; a token bucket keeping a fifth of the limit for bursts needs 675 s; no schedule
+  within the rule can be done before 300 s. One budget per process, shared by every stream.
 - :class:`HostBans`: an HTTP 403 is Bybit banning this IP for every endpoint and key; one
   record per process, shared by every REST client.
 - :func:`stable_phase` and :func:`next_slot`: each account pings and polls on a grid of its own,
@@ -20,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 RESTART_BACKOFF_MIN = 1.0
@@ -73,27 +83,68 @@ def next_slot(now: float, interval: float, phase: float) -> float:
     return slot if slot > now else slot + interval
 
 
-class ConnectionBudget:
-    """A token bucket per host.
+# Bybit: 500 new websocket connections per 5 minutes per host (counted against the IP).
+BYBIT_LIMIT = 500
+BYBIT_PERIOD = 300.0
+MARGIN = 5.0  # seconds added to the window: an opening reaches Bybit a little after it is sent
+BURST = 100  # openings at once, then ...
+PACE = 25.0  # ... this many a second
 
-    With ``burst`` tokens and a refill of ``(limit - burst) / period`` per second, no window
-    of ``period`` seconds can hold more than ``limit`` openings, however many accounts
-    reconnect at once. :meth:`reserve` takes a token now and says how long to wait before
-    using it.
+
+class ConnectionBudget:
+    """Per host: at most ``limit`` openings in any ``period`` seconds; ``burst`` at once, then ``pace`` a second.
+
+    Grants are first come, first served: each :meth:`reserve` gets the earliest moment that
+    keeps both limits, given every opening granted before it.
     """
 
-    def __init__(self, limit: int = 500, period: float = 300.0, burst: int = 100) -> None:
-        if not 0 < burst < limit or period <= 0:
-            raise ValueError("need 0 < burst < limit and period > 0")
-        self.burst = float(burst)
-        self.rate = (limit - burst) / period
-        self._hosts: dict[str, tuple[float, float]] = {}  # host -> (tokens, at)
+    def __init__(
+        self, limit: int = BYBIT_LIMIT, period: float = BYBIT_PERIOD + MARGIN, burst: int = BURST, pace: float = PACE
+    ) -> None:
+        if limit < 1 or period <= 0 or burst < 1 or pace <= 0:
+            raise ValueError("need limit >= 1, period > 0, burst >= 1 and pace > 0")
+        self.limit, self.period, self.burst, self.pace = limit, period, float(min(burst, limit)), pace
+        # host -> the last `limit` opening times (oldest first), and the pace's tokens at the last one
+        self._granted: dict[str, deque[float]] = {}
+        self._tokens: dict[str, float] = {}
 
     def reserve(self, host: str, now: float) -> float:
-        tokens, at = self._hosts.get(host, (self.burst, now))
-        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate) - 1.0
-        self._hosts[host] = (tokens, now)
-        return 0.0 if tokens >= 0 else -tokens / self.rate
+        granted = self._granted.setdefault(host, deque(maxlen=self.limit))
+        tokens = self._tokens.get(host, self.burst)
+        at = now
+        if granted:
+            at = max(at, granted[-1])
+            tokens = min(self.burst, tokens + (at - granted[-1]) * self.pace)
+        if len(granted) == self.limit:  # the window since the oldest of the last `limit` is full
+            window_end = granted[0] + self.period
+            if window_end > at:
+                tokens = min(self.burst, tokens + (window_end - at) * self.pace)
+                at = window_end
+        if tokens < 1.0:
+            at += (1.0 - tokens) / self.pace
+            tokens = 1.0
+        granted.append(at)
+        self._tokens[host] = tokens - 1.0
+        return at - now
+
+
+def budget_for_share(share: float) -> ConnectionBudget:
+    """The budget for ``share`` (0 < share <= 1) of Bybit's 500 connections per 5 minutes."""
+    if not 0 < share <= 1:
+        raise ValueError(f"--bybit.connection-share must be in (0, 1], not {share}")
+    limit = math.floor(BYBIT_LIMIT * share)
+    if limit < 1:
+        raise ValueError(f"--bybit.connection-share {share} leaves no connection at all")
+    return ConnectionBudget(limit)
+
+
+def cold_start_seconds(accounts: int, share: float = 1.0) -> float:
+    """Seconds until ``accounts`` streams on one host have all been allowed to open."""
+    if accounts <= 0:
+        return 0.0
+    limit = budget_for_share(share).limit
+    windows, rest = divmod(accounts - 1, limit)
+    return windows * (BYBIT_PERIOD + MARGIN) + max(0, rest - (min(BURST, limit) - 1)) / PACE
 
 
 class HostBans:
