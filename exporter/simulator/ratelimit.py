@@ -7,6 +7,7 @@ headers, so clients can read their headroom.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 PERIOD = 1.0  # seconds
@@ -46,4 +47,5 @@ class RateLimiter:
         if allowed:
             used += 1
         self._windows[(key, path)] = (start, used)
-        return LimitState(limit, max(limit - used, 0), int((start + PERIOD) * 1000), allowed)
+        # Rounded up: a client that waits until the advertised millisecond must find the window reset.
+        return LimitState(limit, max(limit - used, 0), math.ceil((start + PERIOD) * 1000), allowed)
