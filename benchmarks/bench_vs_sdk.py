@@ -21,7 +21,7 @@ every host's budget lets its 100 connect at once.
 ``/metrics`` is scraped 20 times back to back while a heartbeat probe asks ``/healthz``
 (answered on the event loop) every 5 ms: its slowest answer bounds how long a scrape kept
 the loop from reading a pong. At the end: what one more account costs each client (the RSS
-slope between the sizes run) and the targets of issue 12 at the largest size.
+slope between the sizes run) and the scale targets (see docs/performance.md) at the largest size.
 
     python3 benchmarks/bench_vs_sdk.py --accounts 100 500 1000 [--warmup 20] [--seconds 60]
 """

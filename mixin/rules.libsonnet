@@ -430,8 +430,8 @@
         },
       ],
     },
-    // Guardian liveness and DCP drills (issue 13). Self-contained: no recording rule of the
-    // group above is used, so the group can move into the mixin as it is.
+    // Guardian liveness and DCP drills. Self-contained: no recording rule of the group above
+    // is used.
     {
       name: "bybit-dcp-guardian-drill",
       rules: [
