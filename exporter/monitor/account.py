@@ -33,7 +33,6 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
 from ..dcp import CATEGORIES, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
 from ..drill.run import LINEAR_SETTLE_COINS
-from ..labelled_metrics import LabelledGauge
 from ..metrics import Metrics
 from .drills import ScheduledDrill
 from .enforcer import Enforcer
@@ -99,15 +98,15 @@ def apply_dcp_info(metrics: Metrics, account: str, reported: Mapping[str, DcpSet
         if setting is not None and on:
             metrics.window.labels(account, product).set(setting.window)
         else:
-            _remove(metrics.window, account, product)
+            metrics.window.remove(account, product)
 
 
 def forget_dcp_info(metrics: Metrics, account: str) -> None:
     """The DCP state is unknown (no good poll yet, or the last one failed): export no
     ``enabled`` or ``window`` at all rather than a 0 that would say "not enabled"."""
     for product in PRODUCTS:
-        _remove(metrics.enabled, account, product)
-        _remove(metrics.window, account, product)
+        metrics.enabled.remove(account, product)
+        metrics.window.remove(account, product)
 
 
 def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
@@ -118,13 +117,6 @@ def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
             metrics.last_poll_error.remove(account, labels["code"], labels["hint"])
     if code is not None:
         metrics.last_poll_error.labels(account, code, hint(code)).set(1)
-
-
-def _remove(gauge: LabelledGauge, *labels: str) -> None:
-    try:
-        gauge.remove(*labels)
-    except KeyError:
-        pass
 
 
 class AccountSupervisor:
