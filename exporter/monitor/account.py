@@ -79,10 +79,9 @@ def list_trigger(metrics: Metrics, account: str, product: str, trigger: str) -> 
     replica, names the same trigger the same way and Alertmanager sees one alert."""
     metrics.trigger_info.labels(account, product, trigger).set(1)
     listed = sorted(
-        (int(s.labels["trigger"]), s.labels["trigger"])
-        for f in metrics.trigger_info.collect()
-        for s in f.samples
-        if s.labels["account"] == account and s.labels["product"] == product
+        (int(trigger_id), trigger_id)
+        for (a, p, trigger_id), _ in metrics.trigger_info.rows()
+        if a == account and p == product
     )
     for _, old in listed[:-TRIGGERS_LISTED]:
         metrics.trigger_info.remove(account, product, old)
@@ -112,9 +111,9 @@ def forget_dcp_info(metrics: Metrics, account: str) -> None:
 def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
     """``bybit_dcp_last_poll_error_info``: the failing poll's code and hint, or none after a good poll."""
     code = None if code is None else code_label(code)
-    for labels in [s.labels for f in metrics.last_poll_error.collect() for s in f.samples]:
-        if labels["account"] == account and labels["code"] != code:
-            metrics.last_poll_error.remove(account, labels["code"], labels["hint"])
+    for (a, listed_code, listed_hint), _ in metrics.last_poll_error.rows():
+        if a == account and listed_code != code:
+            metrics.last_poll_error.remove(account, listed_code, listed_hint)
     if code is not None:
         metrics.last_poll_error.labels(account, code, hint(code)).set(1)
 
