@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from helpers import free_port, stop_process
 
 from exporter.bybit.pacing import ConnectionBudget, Pacing
 from exporter.bybit.signing import sign_rest, ws_auth_args
@@ -116,7 +116,7 @@ def start_simulator(keys: list[tuple[str, str]], workdir: Path) -> tuple[subproc
     line = proc.stdout.readline()
     urls = dict(re.findall(r"(REST|websocket|control) (\S+)", line))
     if len(urls) != 3:
-        stop(proc)
+        stop_process(proc, timeout=20)
         raise RuntimeError(f"the simulator did not start: {line!r}")
     return proc, urls
 
@@ -127,22 +127,6 @@ def set_pong_delay(control_url: str, keys: list[str], seconds: float) -> None:
         request = urllib.request.Request(f"{control_url}/set_pong_latency", data=body, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the exporter's own figures
@@ -248,7 +232,7 @@ async def measure(setup: Setup) -> Figures:
                 await fleet.stop()
                 await runner.cleanup()
         finally:
-            stop(sim)
+            stop_process(sim, timeout=20)
 
     def diff(name: str) -> float | None:
         return after[name] - before.get(name, 0.0) if name in after else None
