@@ -20,10 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dcp import ORDER_TOPIC
 from .sanity import load_json, timestamp_seconds
-
-# Topics whose pushes carry orders: `order` (all categories) or `order.<category>`.
-ORDER_TOPIC_PREFIX = "order"
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,8 @@ def parse_message(obj: Any) -> Frame:
     if topic is not None:
         if not isinstance(topic, str):
             return Invalid("bad_topic", "topic is not a string")
-        if topic == ORDER_TOPIC_PREFIX or topic.startswith(ORDER_TOPIC_PREFIX + "."):
+        # Order pushes come on `order` (every category) or `order.<category>`.
+        if topic == ORDER_TOPIC or topic.startswith(ORDER_TOPIC + "."):
             data = obj.get("data")
             if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
                 return Invalid("bad_order_push", "data is not a list of objects")
