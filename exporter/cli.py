@@ -37,7 +37,7 @@ from .status.model import DEFAULT_RUNBOOK_URL, Links
 from .status.service import StatusService
 from .version import version_text
 from .web import make_app
-from .webconfig import WebConfigError, WebConfigSource
+from .webconfig import WebConfigSource
 from .webguard import ConnectionGuard
 
 log = logging.getLogger("exporter")
@@ -152,10 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         shard = Shard(resolve_index(args.shard_index, args.shard_count, socket.gethostname()), args.shard_count)
         pacing = Pacing(budget=budget_for_share(args.connection_share))
         web_config = WebConfigSource(args.web_config_file) if args.web_config_file else None
-    except ConfigError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, WebConfigError) as exc:  # the shard and connection-share flags, the web config
+    # ValueError: the shard and connection-share flags; WebConfigError (a ValueError): the web config.
+    except (ConfigError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     config = dataclasses.replace(
