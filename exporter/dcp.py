@@ -6,7 +6,7 @@ Sources are Bybit's V5 documentation; where a fact is our own reading it says so
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
 # Products DCP is set for (``query-dcp-info`` and ``disconnected-cancel-all``). A product
 # Bybit does not list is not enabled; ``dcpStatus`` is only ever ``ON``.
@@ -43,7 +43,6 @@ CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "
 
 # What the exporter may do when Bybit reports another window than the desired one.
 REASSERT_POLICIES: Final = ("off", "dry-run", "enforce")
-Policy = Literal["off", "dry-run", "enforce"]
 
 
 def valid_window(window: object) -> bool:
