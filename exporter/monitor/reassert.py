@@ -12,8 +12,9 @@ lives here, where it can be tested without sockets, sleeps or Bybit:
 - failures (an error answer, or a verification that still shows drift) back off
   exponentially, ``settle * 2**n`` capped at ``max_backoff``; a verified success
   resets the count;
-- a key, signature, permission or IP error (10003/10004/10005/10010) blocks the whole
-  account until the configuration or the credentials change, which creates a new core;
+- a key, signature, permission, ban, region, IP or route error (``errors.AUTH_CODES``)
+  blocks the whole account until the configuration or the credentials change, which
+  creates a new core;
 - ``off`` and ``dry-run`` never ask for a set; dry-run describes the request instead.
 
 The core is clock-injected: every call takes ``now`` (seconds). Time never runs
