@@ -1,7 +1,7 @@
 """A real Prometheus and Alertmanager for the end-to-end tests, and the webhook receiver behind it.
 
-One harness for tests/test_prometheus_e2e.py, test_guardian_e2e.py, test_alertmanager.py and
-test_alert_matrix.py: rules generated from the mixin with a test _config (short `for`,
+One harness for tests/test_prometheus_e2e.py, test_guardian_e2e.py, test_guardian.py,
+test_alertmanager.py and test_alert_matrix.py: rules generated from the mixin with a test _config (short `for`,
 `keep_firing_for` and ranges, parameters rather than copies), Debian's `prometheus` and
 `prometheus-alertmanager` on 127.0.0.1, the shipped alerts/alertmanager.yml with its receivers
 pointed at a webhook receiver in the test's process. Every process started here is stopped by
