@@ -1,4 +1,5 @@
-"""Small clients for the simulator tests: a websockets private-stream client and polling."""
+"""Small clients for the simulator tests: a websockets private-stream client, signed REST
+calls, a raw client that stops reading, polling, and a manual clock for the simulator."""
 
 from __future__ import annotations
 
