@@ -24,7 +24,7 @@ from ..bybit.rest import RestClient
 from ..bybit.signing import ws_auth_args
 from ..clock import Clock
 from ..config import AccountConfig, DrillSettings
-from ..dcp import CANCEL_BY_DCP, PRODUCT_TOPIC
+from ..dcp import CANCEL_BY_DCP, ORDER_TOPIC, PRODUCT_TOPIC
 from ..secrets import Secret
 from .verdict import (
     ERROR,
@@ -201,7 +201,7 @@ async def _drill(
     report.window_seconds = dcp.window
     progress(f"DCP window for {product}: {dcp.window} s")
 
-    observer = Connection(account.ws_url, account.api_key, account.api_secret, ("order",), clock, watch.on_orders)
+    observer = Connection(account.ws_url, account.api_key, account.api_secret, (ORDER_TOPIC,), clock, watch.on_orders)
     connections.append(observer)
     await observer.open()
     armed_url = account.ws_url
