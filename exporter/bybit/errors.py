@@ -102,11 +102,15 @@ HINTS = {
 }
 
 
+def _is_http_5xx(code: str) -> bool:
+    return code.isdigit() and 500 <= int(code) < 600
+
+
 def hint(code: str) -> str:
     """The advice for a failure code (HTTP 5xx and anything else: a generic one)."""
     if code in HINTS:
         return HINTS[code]
-    return "Bybit server error: retrying" if code.isdigit() and 500 <= int(code) < 600 else "see the exporter's log"
+    return HINTS["10016"] if _is_http_5xx(code) else "see the exporter's log"
 
 
 def code_label(code: str) -> str:
@@ -127,7 +131,7 @@ def error_for(code: str | int, message: str = "", endpoint: str = "", reset_at: 
         return TimestampError(code, message, endpoint)
     if code in ("10006", "403"):
         return RateLimited(code, message, endpoint, reset_at)
-    if code == "10016" or (code.isdigit() and 500 <= int(code) < 600):
+    if code == "10016" or _is_http_5xx(code):
         return ServerError(code, message, endpoint)
     if code in OWN_CODES:
         return TransportError(code, message, endpoint)
