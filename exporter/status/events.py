@@ -31,8 +31,6 @@ class Event:
 class LastTrigger:
     """The latest trigger as the sampler saw it: the orders it cancelled, by category."""
 
-    at: float
-    products: tuple[str, ...]
     orders: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -86,7 +84,7 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
         ).items()
     }
     if fired:
-        watch.last_trigger = LastTrigger(at, tuple(sorted(fired)), dict(cancelled))
+        watch.last_trigger = LastTrigger(dict(cancelled))
         for product, n in sorted(fired.items()):
             orders = {c: k for c, k in cancelled.items() if CATEGORY_PRODUCT.get(c) == product}
             what = f"{sum(orders.values())} orders cancelled ({_count(orders)})" if orders else "orders cancelled"

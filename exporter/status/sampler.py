@@ -99,7 +99,7 @@ class History:
         )
         watch = self.watch
         last = watch.last_trigger
-        copied = replace(watch, last_trigger=LastTrigger(last.at, last.products, dict(last.orders)) if last else None)
+        copied = replace(watch, last_trigger=LastTrigger(dict(last.orders)) if last else None)
         return AccountView(
             self.times.values(),
             self.gaps.values(),
