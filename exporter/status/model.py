@@ -25,6 +25,7 @@ TRIGGER_DOWN_SECONDS = 15 * 60
 TRIGGER_DEGRADED_SECONDS = 3600
 FLAPPING_RECONNECTS = 3  # more than this in an hour, as BybitDcpReconnectFlapping
 RTT_P99_HIGH_SECONDS = 1.0
+DEFAULT_NOT_AVAILABLE = "DCP not available or not enabled for this account"  # Bybit lists no product
 DEFAULT_RUNBOOK_URL = "https://github.com/bybit-dcp-exporter/bybit-dcp-exporter/blob/main/alerts/runbook.md"
 
 
@@ -239,7 +240,7 @@ def account_status(
     view: AccountView | None,
     now: float,
     links: Links,
-    not_available: str = "DCP not available or not enabled for this account",
+    not_available: str = DEFAULT_NOT_AVAILABLE,
 ) -> AccountStatus:
     """One account's row. ``not_available``: what to say when Bybit lists no product."""
     snap = snap if snap is not None else Snapshot(name)

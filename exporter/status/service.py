@@ -32,7 +32,7 @@ class StatusService:
         clock: Clock = SYSTEM_CLOCK,
         interval: float = SAMPLE_INTERVAL,
         links: model.Links | None = None,
-        not_available: str = "DCP not available or not enabled for this account",
+        not_available: str = model.DEFAULT_NOT_AVAILABLE,
     ) -> None:
         self.metrics = metrics
         self.clock = clock
