@@ -16,6 +16,7 @@ from typing import Protocol
 from ..bybit.errors import BybitError
 from ..bybit.models import DcpSetting, set_dcp_request
 from ..clock import SYSTEM_CLOCK, Clock
+from ..dcp import MIN_SETTLE_SECONDS
 from ..metrics import Metrics
 from .reassert import (
     DEFAULT_MAX_BACKOFF,
@@ -58,7 +59,7 @@ class Enforcer:
         rest: DcpRest,
         metrics: Metrics,
         *,
-        settle_seconds: float = 10.0,
+        settle_seconds: float = MIN_SETTLE_SECONDS,
         clock: Clock = SYSTEM_CLOCK,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from ..bybit.errors import AUTH_CODES
 from ..bybit.models import DcpSetting, set_dcp_request
-from ..dcp import MAX_WINDOW, MIN_WINDOW, REASSERT_POLICIES, valid_window
+from ..dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, REASSERT_POLICIES, valid_window
 
 DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
 
@@ -207,7 +207,7 @@ class Reasserter:
         self,
         desired: Mapping[str, int],
         policy: str = "off",
-        settle_seconds: float = 10.0,
+        settle_seconds: float = MIN_SETTLE_SECONDS,
         *,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> None:
