@@ -29,7 +29,6 @@ from .config import (
 from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
-from .monitor.account import NOT_AVAILABLE
 from .monitor.fleet import Fleet
 from .monitor.guardian import add_liveness_route
 from .shard import ONE_SHARD, Shard, resolve_index, select
@@ -228,7 +227,7 @@ async def run_exporter(
         clock=clock.time,
         web_config=web_config,
         middlewares=[guard.middleware],
-        status=StatusService(metrics, clock=clock, links=links, not_available=NOT_AVAILABLE),
+        status=StatusService(metrics, clock=clock, links=links),
     )
     add_liveness_route(app, fleet.guardian)
     try:

@@ -41,6 +41,11 @@ CANCEL_BY_DCP: Final = "CancelByDCP"
 # cancelled before it triggered). Only these, with CancelByDCP, are DCP cancels.
 CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
 
+# An empty dcpInfos list: not an error, most likely an account DCP is not offered to.
+NOT_AVAILABLE: Final = (
+    "DCP not available or not enabled for this account (Bybit offers DCP to institutional accounts only)"
+)
+
 # What the exporter may do when Bybit reports another window than the desired one.
 REASSERT_POLICIES: Final = ("off", "dry-run", "enforce")
 

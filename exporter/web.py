@@ -22,7 +22,6 @@ from prometheus_client.exposition import choose_encoder
 
 from .labelled_metrics import direct
 from .metrics import Metrics
-from .monitor.account import NOT_AVAILABLE
 from .pauses import freeze_survivors
 from .status.service import StatusService
 from .webconfig import WebConfigSource
@@ -56,7 +55,7 @@ def make_app(
     if web_config is not None:
         guards.append(secured(web_config))
     app = web.Application(middlewares=guards)
-    board = status if status is not None else StatusService(metrics, not_available=NOT_AVAILABLE)
+    board = status if status is not None else StatusService(metrics)
     app.cleanup_ctx.append(board.running)
 
     async def landing(request: web.Request) -> web.Response:

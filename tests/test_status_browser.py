@@ -22,7 +22,6 @@ from test_account import KEY, TIME_SCALE, account, protected_client
 
 from exporter.config import Config
 from exporter.metrics import Metrics
-from exporter.monitor.account import NOT_AVAILABLE
 from exporter.monitor.fleet import Fleet
 from exporter.simulator import Simulator
 from exporter.status.model import Links
@@ -97,7 +96,7 @@ async def board(sim: Simulator, **overrides):
     """The exporter on one simulated account, its board sampled every 0.1 s; yields (url, metrics, status)."""
     metrics = Metrics()
     fleet = Fleet(Config(accounts=[account(sim, **overrides)]), metrics)
-    status = StatusService(metrics, interval=0.1, links=Links(GRAFANA), not_available=NOT_AVAILABLE)
+    status = StatusService(metrics, interval=0.1, links=Links(GRAFANA))
     runner = web.AppRunner(make_app(metrics, fleet, status=status))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

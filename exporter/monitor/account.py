@@ -31,7 +31,7 @@ from ..bybit.rest import RestClient
 from ..bybit.stream import PrivateStream, StreamConfig
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
-from ..dcp import CATEGORIES, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
+from ..dcp import CATEGORIES, NOT_AVAILABLE, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
 from ..drill.run import LINEAR_SETTLE_COINS
 from ..metrics import Metrics
 from .drills import ScheduledDrill
@@ -46,7 +46,6 @@ BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream w
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 HISTORY_KEPT_MS = 24 * 3600 * 1000
 RECENT_CLOSED_PAGES = 10  # Bybit lists the latest 500 closed orders: 10 pages of 50
-NOT_AVAILABLE = "DCP not available or not enabled for this account (Bybit offers DCP to institutional accounts only)"
 
 
 def stream_topics(account: AccountConfig) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ..dcp import PRODUCTS
+from ..dcp import NOT_AVAILABLE, PRODUCTS
 from .events import Event, LastTrigger
 from .sampler import AccountView
 from .snapshot import Snapshot, quantile
@@ -25,7 +25,6 @@ TRIGGER_DOWN_SECONDS = 15 * 60
 TRIGGER_DEGRADED_SECONDS = 3600
 FLAPPING_RECONNECTS = 3  # more than this in an hour, as BybitDcpReconnectFlapping
 RTT_P99_HIGH_SECONDS = 1.0
-DEFAULT_NOT_AVAILABLE = "DCP not available or not enabled for this account"  # Bybit lists no product
 DEFAULT_RUNBOOK_URL = "https://github.com/bybit-dcp-exporter/bybit-dcp-exporter/blob/main/alerts/runbook.md"
 
 
@@ -158,9 +157,7 @@ def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, 
     return tuple(products)
 
 
-def _reasons(
-    snap: Snapshot, view: AccountView | None, now: float, reconnects: int, p99: float | None, not_available: str
-) -> list[Reason]:
+def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: int, p99: float | None) -> list[Reason]:
     reasons: list[Reason] = []
     connected = snap.flag("bybit_dcp_ws_connected")
     gap = snap.get("bybit_dcp_ws_ping_gap_seconds")
@@ -197,7 +194,7 @@ def _reasons(
     elif not snap.flag("bybit_dcp_up"):
         reasons.append(Reason(UNKNOWN, "DCP state unknown: no good poll yet", "BybitDcpConfigPollFailing"))
     elif snap.by("bybit_dcp_enabled") and not any(snap.by("bybit_dcp_enabled").values()):
-        reasons.append(Reason(DEGRADED, not_available, "BybitDcpNotEnabled"))
+        reasons.append(Reason(DEGRADED, NOT_AVAILABLE, "BybitDcpNotEnabled"))
     # Triggers.
     fired = max(snap.by("bybit_dcp_last_trigger_timestamp_seconds").values(), default=0.0)
     if fired and now - fired < TRIGGER_DOWN_SECONDS:
@@ -240,9 +237,8 @@ def account_status(
     view: AccountView | None,
     now: float,
     links: Links,
-    not_available: str = DEFAULT_NOT_AVAILABLE,
 ) -> AccountStatus:
-    """One account's row. ``not_available``: what to say when Bybit lists no product."""
+    """One account's row."""
     snap = snap if snap is not None else Snapshot(name)
     buckets_before = view.rtt_buckets_before if view is not None else ()
     p50 = _finite(quantile(0.5, snap.rtt_buckets, buckets_before))
@@ -252,7 +248,7 @@ def account_status(
     if not snap.series:
         reasons = [Reason(UNKNOWN, "no sample yet: the account is starting", None)]
     else:
-        reasons = _reasons(snap, view, now, reconnects, p99, not_available)
+        reasons = _reasons(snap, view, now, reconnects, p99)
     reasons.sort(key=lambda r: (STATES.index(r.state), r.alert is None))  # the runbook-backed one leads
     state = reasons[0].state if reasons else OK
     interval = snap.get("bybit_dcp_ws_ping_interval_seconds")

@@ -32,13 +32,11 @@ class StatusService:
         clock: Clock = SYSTEM_CLOCK,
         interval: float = SAMPLE_INTERVAL,
         links: model.Links | None = None,
-        not_available: str = model.DEFAULT_NOT_AVAILABLE,
     ) -> None:
         self.metrics = metrics
         self.clock = clock
         self.sampler = Sampler(interval)
         self.links = links if links is not None else model.Links()
-        self.not_available = not_available
 
     def sample(self) -> None:
         self.sampler.observe(read(collect(self.metrics)), self.clock.time())
@@ -65,10 +63,7 @@ class StatusService:
     def board(self, names: Sequence[str], *, now: float, ready: bool, account: str | None = None) -> model.Board:
         snapshots = read(collect(self.metrics))
         shown = [n for n in names if account is None or n == account]
-        rows = [
-            model.account_status(n, snapshots.get(n), self.sampler.view(n, now), now, self.links, self.not_available)
-            for n in shown
-        ]
+        rows = [model.account_status(n, snapshots.get(n), self.sampler.view(n, now), now, self.links) for n in shown]
         events = self.sampler.events(account) if account is None or account in names else []
         return model.board(rows, events, list(names), now=now, ready=ready, selected=account)
 
