@@ -16,6 +16,7 @@ import socket
 import sys
 
 from . import __version__
+from .allocator import keep_memory_small
 from .bybit.pacing import Pacing, budget_for_share
 from .clock import SYSTEM_CLOCK
 from .config import (
@@ -33,7 +34,7 @@ from .monitor.fleet import Fleet
 from .monitor.guardian import add_liveness_route
 from .shard import ONE_SHARD, Shard, resolve_index, select
 from .status.model import DEFAULT_RUNBOOK_URL, Links
-from .status.service import StatusService
+from .status.service import StatusService, sample_interval
 from .version import version_text
 from .web import make_app
 from .webconfig import WebConfigSource
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
+    keep_memory_small()  # before any worker thread starts (see exporter/allocator.py)
     try:
         links = Links(args.dashboard_url, args.runbook_url)
         return asyncio.run(
@@ -227,7 +229,7 @@ async def run_exporter(
         clock=clock.time,
         web_config=web_config,
         middlewares=[guard.middleware],
-        status=StatusService(metrics, clock=clock, links=links),
+        status=StatusService(metrics, clock=clock, interval=sample_interval(len(config.accounts)), links=links),
     )
     add_liveness_route(app, fleet.guardian)
     try:

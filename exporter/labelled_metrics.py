@@ -95,6 +95,7 @@ class _Family(Collector, Generic[C]):
 
     kind = ""
     suffix = ""  # of the value sample: counters end in _total
+    _bounds: tuple[float, ...] = ()  # a histogram's bucket bounds
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], *, registry: CollectorRegistry | None = None
@@ -142,7 +143,7 @@ class _Family(Collector, Generic[C]):
         yield Metric(self._name, self._documentation, self.kind)
 
     def collect(self) -> Iterable[Metric]:
-        yield _Read(self, self.rows())
+        yield Read(self, self.rows())
 
     def rows(self) -> list[Row]:
         """Every series' label values and value (a histogram's: its counts and sum), as of now."""
@@ -167,13 +168,35 @@ class _Family(Collector, Generic[C]):
         return f"# HELP {name} {help_text}\n# TYPE {name} {self.kind}\n"
 
 
-class _Read(Metric):
-    """One family as read at collect time; its Sample objects are built only when asked for."""
+class Read(Metric):
+    """One family as read at collect time; its Sample objects are built only when asked for.
+
+    A reader in this package can take the rows as they are (``labelnames``, ``rows``, and a
+    histogram's ``bounds``) and skip building a Sample per line: the status board does."""
 
     def __init__(self, source: _Family, rows: list[Row]) -> None:
         self._source, self._rows = source, rows
         self._built: list[Sample] | None = None
         super().__init__(source._name, source._documentation, source.kind)
+
+    @property
+    def labelnames(self) -> tuple[str, ...]:
+        return self._source._labelnames
+
+    @property
+    def rows(self) -> list[Row]:
+        """Label values in ``labelnames`` order, then the value (a histogram's: per-bucket counts, then the sum)."""
+        return self._rows
+
+    @property
+    def value_name(self) -> str:
+        """The name of a gauge's or counter's sample (a counter's ends in ``_total``)."""
+        return self._source._name + self._source.suffix
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """A histogram's bucket bounds, ``+Inf`` last (empty for a gauge or counter)."""
+        return self._source._bounds
 
     @property
     def samples(self) -> list[Sample]:
@@ -222,7 +245,7 @@ class Readout(_Scalar[_Value]):
         super().__init__(name, documentation, labelnames)
 
     def read(self, rows: list[Row]) -> Metric:
-        return _Read(self, rows)
+        return Read(self, rows)
 
 
 class LabelledGauge(_Scalar[_GaugeChild]):
@@ -326,7 +349,7 @@ def text_exposition(registry: Collector) -> bytes:
     """``generate_latest(registry)``, byte for byte, with the labelled families written directly."""
     parts = []
     for family in registry.collect():
-        parts.append(family.text(False).encode() if isinstance(family, _Read) else generate_latest(_One(family)))
+        parts.append(family.text(False).encode() if isinstance(family, Read) else generate_latest(_One(family)))
     return b"".join(parts)
 
 
@@ -334,7 +357,7 @@ def openmetrics_exposition(registry: Collector) -> bytes:
     """OpenMetrics 1.0.0 (what Prometheus asks for first), byte for byte, written the same way."""
     parts = []
     for family in registry.collect():
-        if isinstance(family, _Read):
+        if isinstance(family, Read):
             parts.append(family.text(True).encode())
         else:
             parts.append(generate_openmetrics(_One(family)).removesuffix(EOF))

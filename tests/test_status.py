@@ -72,6 +72,55 @@ def test_ring_keeps_the_last_values_oldest_first():
     assert ring.values() == [2.0, 3.0, 4.0]
 
 
+def _read_from_samples(families) -> dict[str, dict]:
+    """The same reading done the slow, obvious way: one Sample at a time (the reference)."""
+    out: dict[str, dict] = {}
+    for family in families:
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            account = labels.pop("account", None)
+            if account is None:
+                continue
+            snap = out.setdefault(account, {"series": {}, "buckets": []})
+            if sample.name == "bybit_dcp_ws_ping_rtt_seconds_bucket":
+                snap["buckets"].append((float(labels["le"]), sample.value))
+            elif sample.name == "bybit_dcp_last_poll_error_info":
+                snap["error"] = (labels["code"], labels["hint"])
+            elif sample.name == "bybit_dcp_account_info":
+                snap["info"] = (labels["environment"], labels["mode"])
+            else:
+                key = next((labels[k] for k in ("product", "category", "reason", "code", "to") if k in labels), "")
+                values = snap["series"].setdefault(sample.name, {})
+                values[key] = values.get(key, 0.0) + sample.value
+    return out
+
+
+def test_reading_rows_gives_what_reading_every_sample_gives():
+    desk = Desk("a", "b")
+    desk.healthy("a")
+    m = desk.metrics
+    for rtt in (0.004, 0.02, 0.02, 0.3, 7.0):
+        m.ws_rtt.labels("a").observe(rtt)
+    m.api_errors.labels("a", "query_dcp_info", "10003").inc(2)
+    m.api_errors.labels("a", "server_time", "10003").inc()  # the same code at another endpoint: summed
+    m.api_errors.labels("b", "query_dcp_info", "timeout").inc()
+    m.ws_reconnects.labels("a", "pong_timeout").inc(3)
+    m.triggers.labels("b", "SPOT").inc()
+    m.cancelled_orders.labels("b", "spot").inc(4)
+    m.last_poll_error.labels("b", "timeout", "no answer").set(1)
+    m.guardian_transitions.labels("a", "armed").inc()
+    families = collect(m)
+    fast, slow = read(families), _read_from_samples(families)
+    assert sorted(fast) == sorted(slow) == ["a", "b"]
+    for account, snap in fast.items():
+        assert snap.series == slow[account]["series"]
+        assert snap.rtt_buckets == tuple(sorted(slow[account]["buckets"]))
+        assert (snap.error_code, snap.error_hint) == slow[account].get("error", (None, ""))
+        assert (snap.environment, snap.mode) == slow[account]["info"]
+    assert fast["a"].get("bybit_dcp_api_errors_total", "10003") == 3
+    assert fast["a"].rtt_counts == (1, 1, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 5)  # cumulative, as /metrics has them
+
+
 def test_quantile_counts_only_the_observations_in_the_window():
     earlier = ((0.01, 100.0), (0.1, 100.0), (float("inf"), 100.0))  # 100 fast pongs, long ago
     now = ((0.01, 100.0), (0.1, 110.0), (float("inf"), 110.0))  # then 10 between 10 and 100 ms

@@ -15,11 +15,12 @@ import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typing import TYPE_CHECKING
 
 from ..secrets import Secret, is_pem
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 DEFAULT_RECV_WINDOW_MS = 5000
 
@@ -35,6 +36,10 @@ def ws_auth_payload(expires_ms: int) -> str:
 @functools.lru_cache(maxsize=1024)
 def _rsa_private_key(pem: str) -> rsa.RSAPrivateKey:
     """Parse a PEM key once (tens of ms each time); a failure raises and is not cached."""
+    # Loaded only when an RSA key is used: cryptography costs 8 MB of resident memory.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa  # (the same reason)
+
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("the PEM key is not an RSA private key")
@@ -45,6 +50,10 @@ def sign(secret: Secret | str, message: str) -> str:
     """Sign ``message`` with an HMAC secret (hex) or an RSA private key (base64)."""
     raw = secret.reveal() if isinstance(secret, Secret) else secret
     if is_pem(raw):
+        # Loaded only when an RSA key is used (see _rsa_private_key).
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding  # (the same reason)
+
         key = _rsa_private_key(raw)
         signature = key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())
         return base64.b64encode(signature).decode()

@@ -1,7 +1,7 @@
 """A small memory per account, fed a snapshot every few seconds (pure: snapshots and time in).
 
 Per account: the ping gap and the mean RTT of each sampling interval over the last 15
-minutes (fixed-size float rings, about 4 KB), the RTT histogram every 30 s for 5 minutes
+minutes (fixed-size float rings, about 3 KB), the RTT histogram every 30 s for 5 minutes
 (for p50/p99 over that window, not since start), the reconnect count every minute for an
 hour, and the events. Across accounts: the last 200 events. The service samples on the
 event loop while a page renders in a worker thread, so reading and writing take a lock.
@@ -33,8 +33,8 @@ Buckets = tuple[tuple[float, float], ...]
 class Ring:
     """The last ``size`` floats, oldest first; NaN stands for "no value"."""
 
-    def __init__(self, size: int) -> None:
-        self._values = array("d", [math.nan]) * size
+    def __init__(self, size: int, typecode: str = "d") -> None:
+        self._values = array(typecode, [math.nan]) * size
         self._next = 0
         self._count = 0
 
@@ -66,8 +66,12 @@ class History:
     """One account's recent past."""
 
     def __init__(self, size: int) -> None:
-        self.times, self.gaps, self.rtts = Ring(size), Ring(size), Ring(size)
-        self.rtt_marks: deque[tuple[float, Buckets]] = deque(maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2)
+        # Gaps and RTTs are shown, not summed: single precision is plenty and halves their rings.
+        self.times, self.gaps, self.rtts = Ring(size), Ring(size, "f"), Ring(size, "f")
+        self.rtt_bounds: tuple[float, ...] = ()  # the same tuple for every account
+        self.rtt_marks: deque[tuple[float, tuple[float, ...]]] = deque(
+            maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2
+        )
         self.reconnect_marks: deque[tuple[float, float]] = deque(
             maxlen=int(RECONNECT_WINDOW_SECONDS / RECONNECT_MARK_EVERY) + 2
         )
@@ -84,7 +88,8 @@ class History:
         self.gaps.append(snap.get("bybit_dcp_ws_ping_gap_seconds"))
         self.rtts.append(spent / pongs if pongs > 0 else None)
         if not self.rtt_marks or at - self.rtt_marks[-1][0] >= RTT_MARK_EVERY:
-            self.rtt_marks.append((at, snap.rtt_buckets))
+            self.rtt_marks.append((at, snap.rtt_counts))
+            self.rtt_bounds = snap.rtt_bounds or self.rtt_bounds
         reconnects = sum(snap.by("bybit_dcp_ws_reconnects_total").values())
         if not self.reconnect_marks or at - self.reconnect_marks[-1][0] >= RECONNECT_MARK_EVERY:
             self.reconnect_marks.append((at, reconnects))
@@ -93,7 +98,8 @@ class History:
         return events
 
     def view(self, now: float) -> AccountView:
-        rtt_before = next((b for at, b in reversed(self.rtt_marks) if at <= now - RTT_WINDOW_SECONDS), ())
+        counts = next((c for at, c in reversed(self.rtt_marks) if at <= now - RTT_WINDOW_SECONDS), ())
+        rtt_before = tuple(zip(self.rtt_bounds, counts, strict=False))
         reconnects_before = next(
             (n for at, n in reversed(self.reconnect_marks) if at <= now - RECONNECT_WINDOW_SECONDS), 0.0
         )

@@ -7,12 +7,12 @@ seconds stays cheap with a thousand accounts.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import Metric
-
+from ..labelled_metrics import Read
 from ..metrics import Metrics
 
 # The Metrics attributes the board reads; each is a collector of one family.
@@ -49,7 +49,7 @@ SOURCES = (
 )
 # The label that tells series of one account apart; the others (endpoint) are summed over.
 KEY_LABELS = ("product", "category", "reason", "code", "to")
-RTT_BUCKET = "bybit_dcp_ws_ping_rtt_seconds_bucket"
+RTT = "bybit_dcp_ws_ping_rtt_seconds"
 
 
 @dataclass
@@ -63,7 +63,13 @@ class Snapshot:
     mode: str = ""
     error_code: str | None = None
     error_hint: str = ""
-    rtt_buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), +Inf last
+    rtt_bounds: tuple[float, ...] = ()  # the RTT histogram's bucket bounds, +Inf last (one tuple for all accounts)
+    rtt_counts: tuple[float, ...] = ()  # its cumulative count per bucket
+
+    @property
+    def rtt_buckets(self) -> tuple[tuple[float, float], ...]:
+        """(upper bound, cumulative count) per bucket, +Inf last."""
+        return tuple(zip(self.rtt_bounds, self.rtt_counts, strict=True))
 
     def get(self, name: str, key: str = "") -> float | None:
         return self.series.get(name, {}).get(key)
@@ -75,37 +81,51 @@ class Snapshot:
         return bool(self.get(name, key))
 
 
-def collect(metrics: Metrics) -> list[Metric]:
+def collect(metrics: Metrics) -> list[Read]:
     return [family for source in SOURCES for family in getattr(metrics, source).collect()]
 
 
-def read(families: Iterable[Metric]) -> dict[str, Snapshot]:
-    """Per account, every sample of ``families``."""
+def read(families: Iterable[Read]) -> dict[str, Snapshot]:
+    """Per account, every value of ``families``, read from their rows (no Sample per line:
+    at 1,000 accounts that is a few ms instead of a tenth of a second)."""
     snapshots: dict[str, Snapshot] = {}
-    buckets: dict[str, list[tuple[float, float]]] = {}
     for family in families:
-        for sample in family.samples:
-            labels = sample.labels
-            account = labels.get("account")
-            if account is None:
-                continue
+        names = family.labelnames
+        if "account" not in names:
+            continue
+        at = names.index("account")
+        by = next((names.index(k) for k in KEY_LABELS if k in names), None)
+        histogram = bool(family.bounds)
+        value_name = family.value_name
+        for labels, value in family.rows:
+            account = labels[at]
             snap = snapshots.get(account)
             if snap is None:
                 snap = snapshots[account] = Snapshot(account)
-            name = sample.name
-            if name == RTT_BUCKET:
-                buckets.setdefault(account, []).append((float(labels["le"]), sample.value))
-            elif name == "bybit_dcp_last_poll_error_info":
-                snap.error_code, snap.error_hint = labels["code"], labels["hint"]
-            elif name == "bybit_dcp_account_info":
-                snap.environment, snap.mode = labels["environment"], labels["mode"]
-            else:
-                key = next((labels[k] for k in KEY_LABELS if k in labels), "")
-                values = snap.series.setdefault(name, {})
-                values[key] = values.get(key, 0.0) + sample.value
-    for account, pairs in buckets.items():
-        snapshots[account].rtt_buckets = tuple(sorted(pairs, key=lambda p: p[0]))
+            key = labels[by] if by is not None else ""
+            if histogram:
+                counts = tuple(itertools.accumulate(value[:-1]))  # type: ignore[index]
+                _add(snap, f"{family.name}_count", key, counts[-1])
+                _add(snap, f"{family.name}_sum", key, value[-1])  # type: ignore[index]
+                if family.name == RTT:
+                    snap.rtt_bounds, snap.rtt_counts = family.bounds, counts
+            elif value_name == "bybit_dcp_last_poll_error_info":
+                snap.error_code, snap.error_hint = labels[names.index("code")], labels[names.index("hint")]
+            elif value_name == "bybit_dcp_account_info":
+                snap.environment, snap.mode = labels[names.index("environment")], labels[names.index("mode")]
+            else:  # inline, as this runs for every series of every account
+                values = snap.series.get(value_name)
+                if values is None:
+                    snap.series[value_name] = {key: value}  # type: ignore[dict-item]
+                else:
+                    values[key] = values.get(key, 0.0) + value  # type: ignore[operator]
     return snapshots
+
+
+def _add(snap: Snapshot, name: str, key: str, value: float) -> None:
+    """Series of one account that share a key (say, one error code at two endpoints) are summed."""
+    values = snap.series.setdefault(name, {})
+    values[key] = values.get(key, 0.0) + value
 
 
 def quantile(q: float, buckets: tuple[tuple[float, float], ...], earlier: tuple[tuple[float, float], ...]) -> float:
