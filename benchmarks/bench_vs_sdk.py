@@ -1,17 +1,22 @@
-"""Side by side on one machine: Bybit's Python SDK, a bare aiohttp client and this exporter.
+"""Side by side on one machine: Bybit's Python SDK, two bare clients and this exporter.
 
 Each client holds N authenticated private connections (subscribed to ``order``, JSON ping
 every 20 s) to a fake Bybit running in other processes, one client after the other in the
 same run. For each it measures, in steady state: resident memory, CPU over a window after a
 warm-up, threads, and the time until all N were connected; for the exporter also the time
-and size of ``/metrics``. It prints a table with the ratios exporter/SDK and exporter/floor.
+and size of ``/metrics`` and its RSS after the scrapes. It prints a table with the ratios of
+each exporter kind to the SDK and to both floors.
 
 - SDK: ``pybit.unified_trading.WebSocket(channel_type="private")``, one thread per socket
   (its URL constant is pointed at the fake, the only change made to it).
 - floor: one asyncio process with aiohttp websockets doing auth, subscribe and JSON pings,
   nothing else: what a connection costs at the least.
+- wsfloor: the same with the websockets library, which the exporter's streams use: what a
+  connection costs with the exporter's own websocket stack.
 - exporter: ``bybit-dcp-exporter --config.file`` with N observer accounts (REST polls every
-  30 s as well, which the other two do not do).
+  30 s as well, which the SDK and the floors do not do).
+- exporter-nopoll: the exporter holding the same connections with its DCP-config polls every
+  50 minutes: like for like with the SDK and the floors, which do not poll.
 
 Bybit allows 500 new connections per 5 minutes per host, and the exporter keeps to that,
 which would make a cold start of 1,000 accounts take minutes. The accounts are therefore
@@ -24,12 +29,14 @@ the loop from reading a pong. At the end: what one more account costs each clien
 slope between the sizes run) and the scale targets (see docs/performance.md) at the largest size.
 
     python3 benchmarks/bench_vs_sdk.py --accounts 100 500 1000 [--warmup 20] [--seconds 60]
+        [--clients sdk floor wsfloor exporter exporter-nopoll]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -51,6 +58,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS_PER_HOST = 100
 PING_INTERVAL = 20.0
 TICK = os.sysconf("SC_CLK_TCK")
+CHILDREN = ("sdk", "floor", "wsfloor")  # run as child processes of this script
+# The exporter kinds, each with the lines its accounts get in the YAML config beyond their connection;
+# 3000 s: after the first poll at start, none falls in the measuring window.
+EXPORTERS: dict[str, tuple[str, ...]] = {"exporter": (), "exporter-nopoll": ("    poll_interval: 3000",)}
+KINDS = (*CHILDREN, *EXPORTERS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Figures:
     scrape_p95_ms: float | None = None
     scrape_kb: float | None = None
     probe_max_ms: float | None = None  # the slowest /healthz answer while the scrapes ran
+    rss_after_scrapes_mb: float | None = None  # what the scrape bodies leave behind
 
 
 # ---------------------------------------------------------------- /proc readings
@@ -180,38 +193,47 @@ async def floor_client(accounts: list[Account]) -> None:
         await asyncio.gather(*tasks)
 
 
+async def wsfloor_client(accounts: list[Account]) -> None:
+    from websockets.asyncio.client import connect  # only in this child process
+    from websockets.exceptions import ConnectionClosed
+
+    async def hold(account: Account, ready: asyncio.Queue[None]) -> None:
+        async with connect(account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20) as ws:
+            expires = int((time.time() + 10) * 1000)
+            signature = hmac.new(account.secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
+            await ws.send(
+                json.dumps({"req_id": "a", "op": "auth", "args": [account.key, expires, signature.hexdigest()]})
+            )
+            await ws.recv()
+            await ws.send(json.dumps({"req_id": "s", "op": "subscribe", "args": ["order"]}))
+            await ws.recv()
+            ready.put_nowait(None)
+            with contextlib.suppress(ConnectionClosed):  # a closed connection ends quietly, as the aiohttp floor's does
+                while True:
+                    await ws.send(json.dumps({"op": "ping"}))
+                    with contextlib.suppress(TimeoutError):  # read (and drop) whatever comes until the next ping is due
+                        async with asyncio.timeout(PING_INTERVAL):
+                            async for _ in ws:
+                                pass
+
+    started = time.monotonic()
+    ready: asyncio.Queue[None] = asyncio.Queue()
+    tasks = [asyncio.create_task(hold(a, ready)) for a in accounts]
+    for _ in accounts:
+        await ready.get()
+    print(json.dumps({"connected": len(accounts), "seconds": time.monotonic() - started}), flush=True)
+    await asyncio.gather(*tasks)
+
+
 # ---------------------------------------------------------------- measuring one client
 
 
 def launch(kind: str, accounts: list[Account], workdir: Path, port: int) -> tuple[subprocess.Popen, float]:
     """Start one client; return it and the seconds until all its connections were up."""
-    started = time.monotonic()
+    if kind in EXPORTERS:
+        return launch_exporter(kind, accounts, workdir, port, EXPORTERS[kind])
     spec = workdir / "accounts.json"
     spec.write_text(json.dumps([a.__dict__ for a in accounts]))
-    if kind == "exporter":
-        env = dict(os.environ)
-        lines = ["accounts:"]
-        for i, a in enumerate(accounts):
-            env[f"BENCH_SECRET_{i}"] = a.secret
-            lines += [
-                f"  - name: acct-{i:04d}",
-                f"    api_key: {a.key}",
-                f"    api_secret_env: BENCH_SECRET_{i}",
-                f"    rest_url: {a.rest_url}",
-                f"    ws_url: {a.ws_url}",
-            ]
-        config = workdir / "exporter.yml"
-        config.write_text("\n".join(lines) + "\n")
-        command = [sys.executable, "-m", "exporter.cli", "--config.file", str(config)]
-        command += ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 600
-        while connected(port) < len(accounts):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                stop(proc)
-                raise SystemExit("the exporter did not connect every account within 600 s")
-            time.sleep(0.5)
-        return proc, time.monotonic() - started
     proc = subprocess.Popen(
         [sys.executable, __file__, "--client", kind, str(spec)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -221,6 +243,37 @@ def launch(kind: str, accounts: list[Account], workdir: Path, port: int) -> tupl
         stop(proc)
         raise SystemExit(f"the {kind} client stopped before connecting")
     return proc, json.loads(line)["seconds"]
+
+
+def launch_exporter(
+    kind: str, accounts: list[Account], workdir: Path, port: int, extra: tuple[str, ...]
+) -> tuple[subprocess.Popen, float]:
+    """Start the exporter, each account's config given the ``extra`` lines; wait until all are connected."""
+    started = time.monotonic()
+    env = dict(os.environ)
+    lines = ["accounts:"]
+    for i, a in enumerate(accounts):
+        env[f"BENCH_SECRET_{i}"] = a.secret
+        lines += [
+            f"  - name: acct-{i:04d}",
+            f"    api_key: {a.key}",
+            f"    api_secret_env: BENCH_SECRET_{i}",
+            f"    rest_url: {a.rest_url}",
+            f"    ws_url: {a.ws_url}",
+            *extra,
+        ]
+    config = workdir / "exporter.yml"
+    config.write_text("\n".join(lines) + "\n")
+    command = [sys.executable, "-m", "exporter.cli", "--config.file", str(config)]
+    command += ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while connected(port) < len(accounts):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop(proc)
+            raise SystemExit(f"the {kind} did not connect every account within 600 s")
+        time.sleep(0.5)
+    return proc, time.monotonic() - started
 
 
 def connected(port: int) -> int:
@@ -273,8 +326,9 @@ def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, se
         time.sleep(seconds)
         cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
         figures = Figures(status(proc.pid, "VmRSS") / 1024, 100 * cpu, status(proc.pid, "Threads"), connect_seconds)
-        if kind == "exporter":
+        if kind in EXPORTERS:
             samples, probe_max = scrapes_with_probe(port, 20)
+            figures.rss_after_scrapes_mb = status(proc.pid, "VmRSS") / 1024
             figures.probe_max_ms = 1000 * probe_max
             times = sorted(t for t, _ in samples)
             figures.scrape_p50_ms = 1000 * statistics.median(times)
@@ -297,26 +351,36 @@ def free_port() -> int:
 
 
 def report(n: int, results: dict[str, Figures]) -> None:
-    sdk, floor, exporter = results["sdk"], results["floor"], results["exporter"]
     print(f"\nN = {n} accounts")
-    print(f"{'client':<10} {'RSS MB':>8} {'KB/acct':>8} {'CPU %':>7} {'threads':>8} {'connect s':>10}  /metrics")
+    print(
+        f"{'client':<15} {'RSS MB':>8} {'KB/acct':>8} {'CPU %':>7} {'threads':>8} {'connect s':>10} "
+        f"{'RSS after scrapes':>17}  /metrics"
+    )
     for kind, f in results.items():
-        scrape_text = ""
+        scrape_text = after_text = ""
         if f.scrape_p50_ms is not None:
             scrape_text = (
                 f"p50 {f.scrape_p50_ms:.0f} ms, p95 {f.scrape_p95_ms:.0f} ms, {f.scrape_kb:.0f} KB; "
                 f"loop probe max {f.probe_max_ms:.0f} ms"
             )
+        if f.rss_after_scrapes_mb is not None:
+            after_text = f"{f.rss_after_scrapes_mb:.1f}"
         per_account = 1024 * f.rss_mb / n
         print(
-            f"{kind:<10} {f.rss_mb:>8.1f} {per_account:>8.1f} {f.cpu_percent:>7.2f} {f.threads:>8} "
-            f"{f.connect_seconds:>10.1f}  {scrape_text}"
+            f"{kind:<15} {f.rss_mb:>8.1f} {per_account:>8.1f} {f.cpu_percent:>7.2f} {f.threads:>8} "
+            f"{f.connect_seconds:>10.1f} {after_text:>17}  {scrape_text}"
         )
-    print(f"exporter/SDK:   RSS {exporter.rss_mb / sdk.rss_mb:.2f}, CPU {ratio(exporter.cpu_percent, sdk.cpu_percent)}")
-    print(
-        f"exporter/floor: RSS {exporter.rss_mb / floor.rss_mb:.2f}, "
-        f"CPU {ratio(exporter.cpu_percent, floor.cpu_percent)}"
-    )
+    bases = (("sdk", "SDK"), ("floor", "floor"), ("wsfloor", "wsfloor"))
+    for kind, (base, label) in itertools.product(EXPORTERS, bases):
+        name = f"{kind}/{label}:"
+        exporter, other = results.get(kind), results.get(base)
+        if exporter is None or other is None:
+            print(f"{name:<25} not run ({kind if exporter is None else base})")
+        else:
+            print(
+                f"{name:<25} RSS {ratio(exporter.rss_mb, other.rss_mb)}, "
+                f"CPU {ratio(exporter.cpu_percent, other.cpu_percent)}"
+            )
 
 
 def ratio(a: float, b: float) -> str:
@@ -330,36 +394,59 @@ def per_account(runs: dict[int, dict[str, Figures]]) -> None:
         slopes = ", ".join(
             f"{kind} {1024 * (runs[large][kind].rss_mb - runs[small][kind].rss_mb) / (large - small):.1f}"
             for kind in runs[large]
+            if kind in runs[small]
         )
         print(f"KB per account from {small} to {large}: {slopes}")
 
 
-def targets(runs: dict[int, dict[str, Figures]]) -> None:
-    """The issue's targets at the largest size run (and the per-account slope up to it)."""
+TARGETS = (
+    "RSS <= 3/4 of the SDK's",
+    "CPU <= 1/3 of the SDK's",
+    "/metrics p50 <= 100 ms",
+    "loop never stalled > 20 ms by a scrape",
+    "<= 25 KB per account above the baseline",
+)
+
+
+def judge(kind: str, runs: dict[int, dict[str, Figures]]) -> list[tuple[str, bool | None]]:
+    """Each target with its figures and whether ``kind`` met it at the largest size run; None: a client not run."""
     sizes = sorted(runs)
     n, results = sizes[-1], runs[sizes[-1]]
-    sdk, exporter = results["sdk"], results["exporter"]
-    checks = [
-        (
-            f"RSS <= 3/4 of the SDK's ({exporter.rss_mb:.0f} / {sdk.rss_mb:.0f} MB)",
-            exporter.rss_mb <= 0.75 * sdk.rss_mb,
-        ),
-        (
-            f"CPU <= 1/3 of the SDK's ({exporter.cpu_percent:.2f} / {sdk.cpu_percent:.2f} %)",
-            exporter.cpu_percent <= sdk.cpu_percent / 3,
-        ),
-        (f"/metrics p50 <= 100 ms ({exporter.scrape_p50_ms:.0f} ms)", (exporter.scrape_p50_ms or 0) <= 100),
-        (
-            f"loop never stalled > 20 ms by a scrape ({exporter.probe_max_ms:.0f} ms)",
-            (exporter.probe_max_ms or 0) <= 20,
-        ),
+    rss, cpu, p50, stall, slope = TARGETS
+    exporter, sdk = results.get(kind), results.get("sdk")
+    if exporter is None:
+        return [(f"{target} ({kind} not run)", None) for target in TARGETS[: 5 if len(sizes) > 1 else 4]]
+    checks: list[tuple[str, bool | None]]
+    if sdk is None:
+        checks = [(f"{rss} (sdk not run)", None), (f"{cpu} (sdk not run)", None)]
+    else:
+        checks = [
+            (f"{rss} ({exporter.rss_mb:.0f} / {sdk.rss_mb:.0f} MB)", exporter.rss_mb <= 0.75 * sdk.rss_mb),
+            (
+                f"{cpu} ({exporter.cpu_percent:.2f} / {sdk.cpu_percent:.2f} %)",
+                exporter.cpu_percent <= sdk.cpu_percent / 3,
+            ),
+        ]
+    checks += [
+        (f"{p50} ({exporter.scrape_p50_ms:.0f} ms)", (exporter.scrape_p50_ms or 0) <= 100),
+        (f"{stall} ({exporter.probe_max_ms:.0f} ms)", (exporter.probe_max_ms or 0) <= 20),
     ]
     if len(sizes) > 1:
-        slope = 1024 * (exporter.rss_mb - runs[sizes[-2]]["exporter"].rss_mb) / (n - sizes[-2])
-        checks.append((f"<= 25 KB per account above the baseline ({slope:.1f} KB)", slope <= 25))
-    print(f"\nTargets at N = {n}:")
-    for text, met in checks:
-        print(f"  {'met   ' if met else 'MISSED'} {text}")
+        kb = 1024 * (exporter.rss_mb - runs[sizes[-2]][kind].rss_mb) / (n - sizes[-2])
+        checks.append((f"{slope} ({kb:.1f} KB)", kb <= 25))
+    return checks
+
+
+def targets(runs: dict[int, dict[str, Figures]]) -> None:
+    """The issue's targets at the largest size run (and the per-account slope up to it).
+
+    They judge ``exporter``, the default configuration; each is followed by the same check of
+    ``exporter-nopoll``, like for like with the SDK, which does not poll.
+    """
+    print(f"\nTargets at N = {max(runs)}:")
+    for default, like_for_like in zip(judge("exporter", runs), judge("exporter-nopoll", runs), strict=True):
+        for (text, met), label in ((default, ""), (like_for_like, "like for like (no REST polls): ")):
+            print(f"  {'not run' if met is None else 'met    ' if met else 'MISSED '} {label}{text}")
 
 
 def main() -> None:
@@ -367,7 +454,14 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds after all connected (default 20)")
     parser.add_argument("--seconds", type=float, default=60.0, help="CPU measuring window (default 60)")
-    parser.add_argument("--client", choices=("sdk", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=KINDS,
+        default=list(KINDS),
+        help="the clients to run, in this order (default: all)",
+    )
+    parser.add_argument("--client", choices=CHILDREN, help=argparse.SUPPRESS)
     parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -375,7 +469,7 @@ def main() -> None:
         if args.client == "sdk":
             sdk_client(accounts)
         else:
-            asyncio.run(floor_client(accounts))
+            asyncio.run({"floor": floor_client, "wsfloor": wsfloor_client}[args.client](accounts))
         return
     runs: dict[int, dict[str, Figures]] = {}
     for n in args.accounts:
@@ -384,7 +478,7 @@ def main() -> None:
             try:
                 results = {
                     kind: measure(kind, accounts, Path(tmp), args.warmup, args.seconds)
-                    for kind in ("sdk", "floor", "exporter")
+                    for kind in dict.fromkeys(args.clients)  # each once, in the order given
                 }
             finally:
                 for fake in fakes:
