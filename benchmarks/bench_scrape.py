@@ -48,7 +48,7 @@ def build(accounts: int) -> Metrics:
             metrics.ws_rtt.labels(name).observe(rtt)
             metrics.ws_heartbeat_gap.labels(name).observe(20 + rtt)
         for endpoint in ENDPOINTS[:2]:  # the poll's two calls
-            metrics.api_duration.labels(name, endpoint).observe(0.04)
+            metrics.api_duration.labels("mainnet", endpoint).observe(0.04)
             metrics.rate_limit_remaining.labels(name, endpoint).set(9)
             metrics.rate_limit.labels(name, endpoint).set(10)
     return metrics

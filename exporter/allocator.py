@@ -7,8 +7,9 @@ bodies come from the heap and stay resident when freed; and each worker thread g
 arena of its own (up to 8 per core), where freed blocks linger too. At 1,000 accounts the
 two together held about 40 MB that nothing used (``benchmarks/bench_vs_sdk.py``).
 
-:func:`keep_memory_small` fixes the mmap threshold at glibc's starting value (128 KiB), so
-large blocks always go back to the system when freed, and allows two arenas. It must run
+:func:`keep_memory_small` fixes the mmap threshold at 512 KiB, so large blocks always go back
+to the system when freed, and allows two arenas. Not lower: asyncio reads each socket into a
+256 KiB buffer, and below that every read would cost an mmap, an mremap and a munmap. It must run
 before the worker threads start. Outside glibc (musl, macOS) it does nothing; the
 ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_ARENA_MAX`` environment variables, when set, win.
 """
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
-MMAP_THRESHOLD_BYTES = 128 * 1024
+MMAP_THRESHOLD_BYTES = 512 * 1024
 ARENAS = 2
 
 

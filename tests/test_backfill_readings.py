@@ -35,6 +35,7 @@ async def history_ids(sim: Simulator, start: float, end: float) -> set[str]:
         rest = RestClient(
             session,
             account="probe",
+            environment="testnet",
             base_url=sim.rest_url,
             api_key=KEY,
             api_secret=account(sim).api_secret,

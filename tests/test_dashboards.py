@@ -175,10 +175,24 @@ def test_every_rate_uses_rate_interval():
             assert window == "$__rate_interval", f"{func}() over [{window}] in: {expr}"
 
 
+def _without_account() -> set[str]:
+    """Families the exporter labels without ``account`` (say, the REST latency per environment)."""
+    return {
+        family._name
+        for family in vars(Metrics()).values()
+        if hasattr(family, "_labelnames") and "account" not in family._labelnames
+    }
+
+
 def test_queries_filter_by_job_and_account():
+    """Every query keeps to the chosen jobs, and to the chosen accounts where the series has one."""
+    process_wide = _without_account()
+    assert "bybit_dcp_api_request_duration_seconds" in process_wide
     for expr in dashboard_exprs(DASHBOARD):
-        for selector in re.findall(r"(bybit_dcp_\w+|[a-z_]+:bybit_dcp_\w+:\w+)\{([^}]*)\}", expr):
-            assert 'job=~"$job"' in selector[1] and 'account=~"$account"' in selector[1], expr
+        for name, matchers in re.findall(r"(bybit_dcp_\w+|[a-z_]+:bybit_dcp_\w+:\w+)\{([^}]*)\}", expr):
+            assert 'job=~"$job"' in matchers, expr
+            family = re.sub(r"_(bucket|count|sum|total)$", "", name)
+            assert ('account=~"$account"' in matchers) != (family in process_wide), expr
 
 
 def test_dashboard_covers_the_issue():

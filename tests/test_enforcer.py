@@ -233,6 +233,7 @@ def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics
     return RestClient(
         session,
         account=ACCOUNT,
+        environment="testnet",
         base_url=sim.rest_url,
         api_key=KEY,
         api_secret=Secret(acct.api_secret),

@@ -39,6 +39,7 @@ def client(session, sim, metrics, **kw) -> RestClient:
     return RestClient(
         session,
         account="acct",
+        environment="testnet",
         base_url=sim.rest_url,
         api_key=KEY,
         api_secret=Secret(SECRET),

@@ -93,7 +93,7 @@ def test_direct_text_rendering_of_a_populated_exporter_registry_matches_generate
         metrics.add_account(account, environment="mainnet", mode="guardian", ping_interval=20, poll_interval=30)
         metrics.ping_gap.set_source(account, lambda: 990.0)
         metrics.ws_rtt.labels(account).observe(0.02)
-        metrics.api_duration.labels(account, "query_dcp_info").observe(0.3)
+        metrics.api_duration.labels("mainnet", "query_dcp_info").observe(0.3)
         metrics.api_errors.labels(account, "query_dcp_info", "10004").inc()
     metrics.set_shard(0, 1, len(ACCOUNTS))
 

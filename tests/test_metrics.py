@@ -20,7 +20,7 @@ CONTRACT = {
     "bybit_dcp_last_poll_success_timestamp_seconds": ("gauge", {"account"}),
     "bybit_dcp_api_requests": ("counter", {"account", "endpoint"}),
     "bybit_dcp_api_errors": ("counter", {"account", "endpoint", "code"}),
-    "bybit_dcp_api_request_duration_seconds": ("histogram", {"account", "endpoint"}),
+    "bybit_dcp_api_request_duration_seconds": ("histogram", {"environment", "endpoint"}),
     "bybit_dcp_api_rate_limit_remaining": ("gauge", {"account", "endpoint"}),
     "bybit_dcp_clock_skew_seconds": ("gauge", {"account"}),
     "bybit_dcp_ws_connected": ("gauge", {"account"}),
@@ -64,7 +64,7 @@ def populated() -> Metrics:
     metrics.last_poll_error.labels("desk-a", "10004", "check the secret").set(1)
     metrics.last_poll_success.labels("desk-a").set(990)
     metrics.api_errors.labels("desk-a", "query_dcp_info", "10004").inc()
-    metrics.api_duration.labels("desk-a", "query_dcp_info").observe(0.05)
+    metrics.api_duration.labels("mainnet", "query_dcp_info").observe(0.05)
     metrics.rate_limit_remaining.labels("desk-a", "query_dcp_info").set(4)
     metrics.rate_limit.labels("desk-a", "query_dcp_info").set(5)
     metrics.clock_skew.labels("desk-a").set(0.2)

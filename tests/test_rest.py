@@ -36,7 +36,14 @@ async def sim():
 def client(session, base_url, metrics, *, secret=SECRET, key=KEY, account="acct", **kw) -> RestClient:
     kw.setdefault("host_bans", HostBans())  # a 403 in one test must not ban the host for the next
     return RestClient(
-        session, account=account, base_url=base_url, api_key=key, api_secret=Secret(secret), metrics=metrics, **kw
+        session,
+        account=account,
+        environment="testnet",
+        base_url=base_url,
+        api_key=key,
+        api_secret=Secret(secret),
+        metrics=metrics,
+        **kw,
     )
 
 
@@ -54,7 +61,9 @@ async def test_query_set_and_counted(sim, session):
     assert (await c.query_dcp_info())["SPOT"].window == 25
     assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 2
     assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="set_dcp") == 1
-    assert sample(m, "bybit_dcp_api_request_duration_seconds_count", account="acct", endpoint="query_dcp_info") == 2
+    assert (
+        sample(m, "bybit_dcp_api_request_duration_seconds_count", environment="testnet", endpoint="query_dcp_info") == 2
+    )
     assert sample(m, "bybit_dcp_api_rate_limit", account="acct", endpoint="query_dcp_info") == 50
     assert sample(m, "bybit_dcp_api_rate_limit_remaining", account="acct", endpoint="query_dcp_info") == 48
     skew = sample(m, "bybit_dcp_clock_skew_seconds", account="acct")

@@ -100,7 +100,13 @@ async def test_rest_duration_leaves_out_the_pool_wait_and_connections_are_reused
     tracing = session_tracing(SYSTEM_CLOCK, metrics)
     async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
         client = RestClient(
-            session, account="a", base_url=sim.rest_url, api_key=KEY, api_secret=Secret(SECRET), metrics=metrics
+            session,
+            account="a",
+            environment="testnet",
+            base_url=sim.rest_url,
+            api_key=KEY,
+            api_secret=Secret(SECRET),
+            metrics=metrics,
         )
         for _ in range(5):
             await client.server_time()
@@ -117,7 +123,7 @@ async def test_rest_duration_leaves_out_the_pool_wait_and_connections_are_reused
 
     assert value("bybit_dcp_api_connection_wait_seconds_count") == 7
     assert value("bybit_dcp_api_connection_wait_seconds_sum") >= 0.25  # the second call's wait
-    durations = value("bybit_dcp_api_request_duration_seconds_sum", account="a", endpoint="server_time")
+    durations = value("bybit_dcp_api_request_duration_seconds_sum", environment="testnet", endpoint="server_time")
     # 0.3 s for the held call plus next to nothing for six quick ones: the wait is not in it.
     assert 0.3 <= durations < 0.45
     assert value("bybit_dcp_api_connections_opened_total") == 1

@@ -66,6 +66,7 @@ class RestClient:
         session: aiohttp.ClientSession,
         *,
         account: str,
+        environment: str,
         base_url: str,
         api_key: str,
         api_secret: Secret,
@@ -77,6 +78,7 @@ class RestClient:
     ) -> None:
         self._session = session
         self.account = account
+        self.environment = environment  # the REST latency is labelled by it, not by the account
         self._base_url = base_url.rstrip("/")
         self._host = urlsplit(self._base_url).netloc or self._base_url
         # A 403 bans this IP for every client: the fleet passes one record to all of them.
@@ -246,8 +248,7 @@ class RestClient:
             headers.update(signed_headers.as_dict())
         url = URL(self._base_url + path + (f"?{query}" if query else ""), encoded=True)
 
-        labels = (self.account, endpoint)
-        self._metrics.api_requests.labels(*labels).inc()
+        self._metrics.api_requests.labels(self.account, endpoint).inc()
         t0 = self._clock.time()
         timing = RequestTiming()
         started = self._clock.monotonic()
@@ -265,14 +266,14 @@ class RestClient:
                 raw = await resp.read()
                 resp_headers = resp.headers
         except TimeoutError:
-            self._observe_duration(labels, timing, started)
+            self._observe_duration(endpoint, timing, started)
             self._count_error(endpoint, "timeout")
             raise TransportError("timeout", f"no answer within {self._timeout.total:g} s", endpoint) from None
         except (aiohttp.ClientError, OSError) as exc:
-            self._observe_duration(labels, timing, started)
+            self._observe_duration(endpoint, timing, started)
             self._count_error(endpoint, "network")
             raise TransportError("network", type(exc).__name__, endpoint) from None
-        self._observe_duration(labels, timing, started)
+        self._observe_duration(endpoint, timing, started)
         t1 = self._clock.time()
         reset_at = self._rate_limit_headers(endpoint, resp_headers)
 
@@ -312,10 +313,10 @@ class RestClient:
             return self._fail(endpoint, code, envelope.message, reset_at)
         return data
 
-    def _observe_duration(self, labels: tuple[str, str], timing: RequestTiming, started: float) -> None:
+    def _observe_duration(self, endpoint: str, timing: RequestTiming, started: float) -> None:
         """From the connection (or, without the fleet's trace hooks, the call's start) to now."""
         since = timing.connected_at if timing.connected_at is not None else started
-        self._metrics.api_duration.labels(*labels).observe(self._clock.monotonic() - since)
+        self._metrics.api_duration.labels(self.environment, endpoint).observe(self._clock.monotonic() - since)
 
     def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
         self._count_error(endpoint, code)

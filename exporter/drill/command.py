@@ -142,6 +142,7 @@ async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillR
         rest = RestClient(
             session,
             account=account.name,
+            environment=account.environment,
             base_url=account.rest_url,
             api_key=account.api_key,
             api_secret=account.api_secret,

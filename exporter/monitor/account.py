@@ -141,6 +141,7 @@ class AccountSupervisor:
         self.rest = RestClient(
             session,
             account=config.name,
+            environment=config.environment,
             base_url=config.rest_url,
             api_key=config.api_key,
             api_secret=config.api_secret,
