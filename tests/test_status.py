@@ -315,3 +315,37 @@ def test_json_says_null_for_what_nobody_knows():
     assert [p["enabled"] for p in a["products"]] == [None, None, None]
     assert a["products"][0]["desired_window_seconds"] == 10
     assert body["counts"] == {"down": 0, "unknown": 1, "degraded": 0, "ok": 0}
+
+
+def test_what_the_sampler_remembers_covers_every_series_the_next_sample_is_compared_with():
+    """Only ``events.REMEMBERED`` is kept between samples: a series read from the previous
+    snapshot but not kept would be compared with 0 and tell the same event again."""
+    from exporter.status.events import REMEMBERED, Watch, advance
+    from exporter.status.sampler import History
+    from exporter.status.snapshot import Snapshot
+
+    read_names: set[str] = set()
+
+    class Recording(Snapshot):
+        def get(self, name, key=""):
+            read_names.add(name)
+            return super().get(name, key)
+
+        def by(self, name):
+            read_names.add(name)
+            return super().by(name)
+
+    desk = Desk("a")
+    desk.healthy("a")
+    m = desk.metrics
+    m.triggers.labels("a", "SPOT").inc()
+    m.drift.labels("a", "SPOT").set(1)
+    m.reassert_last_success.labels("a", "SPOT").set(T0)
+    m.drill_last_run.labels("a", "SPOT").set(T0)
+    now = read(collect(m))["a"]
+    before = Recording("a", {name: dict(values) for name, values in now.series.items()})
+    advance(Watch(previous=before), now, T0 + 5)
+    history = History(4)
+    history.watch.previous = before
+    history.record(now, T0 + 5)
+    assert read_names and read_names <= set(REMEMBERED), read_names - set(REMEMBERED)

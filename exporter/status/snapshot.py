@@ -80,6 +80,11 @@ class Snapshot:
     def flag(self, name: str, key: str = "") -> bool:
         return bool(self.get(name, key))
 
+    def only(self, names: Iterable[str]) -> Snapshot:
+        """The same account with only the series ``names`` (and the poll error): what is worth remembering."""
+        kept = {name: self.series[name] for name in names if name in self.series}
+        return Snapshot(self.account, kept, error_code=self.error_code, error_hint=self.error_hint)
+
 
 def collect(metrics: Metrics) -> list[Read]:
     return [family for source in SOURCES for family in getattr(metrics, source).collect()]
