@@ -17,6 +17,7 @@ Time comes from the injected clock, as everywhere in ``bybit/``.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -53,8 +54,11 @@ class StampedConnection(ClientConnection):
         return message, self._arrivals.popleft()
 
 
+@functools.lru_cache(maxsize=16)
 def stamped_connection(clock: Clock) -> type[StampedConnection]:
-    """The connection class to give ``websockets.connect(create_connection=...)``, reading ``clock``."""
+    """The connection class to give ``websockets.connect(create_connection=...)``, reading ``clock``.
+
+    One class per clock, not per stream: a class costs a kilobyte or two, a thousand streams share one clock."""
     return type("StampedConnection", (StampedConnection,), {"clock": clock})
 
 

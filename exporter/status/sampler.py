@@ -1,7 +1,7 @@
 """A small memory per account, fed a snapshot every few seconds (pure: snapshots and time in).
 
 Per account: the ping gap and the mean RTT of each sampling interval over the last 15
-minutes (fixed-size float rings, about 3 KB), the RTT histogram every 30 s for 5 minutes
+minutes (fixed-size float rings, about 3 KB), the RTT histogram every minute for 5 minutes
 (for p50/p99 over that window, not since start), the reconnect count every minute for an
 hour, and the events. Across accounts: the last 200 events. The service samples on the
 event loop while a page renders in a worker thread, so reading and writing take a lock.
@@ -21,7 +21,7 @@ from .snapshot import Snapshot
 
 HISTORY_SECONDS = 15 * 60
 RTT_WINDOW_SECONDS = 5 * 60
-RTT_MARK_EVERY = 30.0
+RTT_MARK_EVERY = 60.0
 RECONNECT_WINDOW_SECONDS = 3600
 RECONNECT_MARK_EVERY = 60.0
 EVENTS_KEPT = 200
@@ -69,7 +69,8 @@ class History:
         # Gaps and RTTs are shown, not summed: single precision is plenty and halves their rings.
         self.times, self.gaps, self.rtts = Ring(size), Ring(size, "f"), Ring(size, "f")
         self.rtt_bounds: tuple[float, ...] = ()  # the same tuple for every account
-        self.rtt_marks: deque[tuple[float, tuple[float, ...]]] = deque(
+        # The counts as doubles in an array: a tuple of float objects took three times the room.
+        self.rtt_marks: deque[tuple[float, array[float]]] = deque(
             maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2
         )
         self.reconnect_marks: deque[tuple[float, float]] = deque(
@@ -88,7 +89,7 @@ class History:
         self.gaps.append(snap.get("bybit_dcp_ws_ping_gap_seconds"))
         self.rtts.append(spent / pongs if pongs > 0 else None)
         if not self.rtt_marks or at - self.rtt_marks[-1][0] >= RTT_MARK_EVERY:
-            self.rtt_marks.append((at, snap.rtt_counts))
+            self.rtt_marks.append((at, array("d", snap.rtt_counts)))
             self.rtt_bounds = snap.rtt_bounds or self.rtt_bounds
         reconnects = sum(snap.by("bybit_dcp_ws_reconnects_total").values())
         if not self.reconnect_marks or at - self.reconnect_marks[-1][0] >= RECONNECT_MARK_EVERY:
@@ -98,7 +99,7 @@ class History:
         return events
 
     def view(self, now: float) -> AccountView:
-        counts = next((c for at, c in reversed(self.rtt_marks) if at <= now - RTT_WINDOW_SECONDS), ())
+        counts = next((c for at, c in reversed(self.rtt_marks) if at <= now - RTT_WINDOW_SECONDS), array("d"))
         rtt_before = tuple(zip(self.rtt_bounds, counts, strict=False))
         reconnects_before = next(
             (n for at, n in reversed(self.reconnect_marks) if at <= now - RECONNECT_WINDOW_SECONDS), 0.0
