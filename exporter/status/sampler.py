@@ -70,9 +70,7 @@ class History:
         self.times, self.gaps, self.rtts = Ring(size), Ring(size, "f"), Ring(size, "f")
         self.rtt_bounds: tuple[float, ...] = ()  # the same tuple for every account
         # The counts as doubles in an array: a tuple of float objects took three times the room.
-        self.rtt_marks: deque[tuple[float, array[float]]] = deque(
-            maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2
-        )
+        self.rtt_marks: deque[tuple[float, array[float]]] = deque(maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2)
         self.reconnect_marks: deque[tuple[float, float]] = deque(
             maxlen=int(RECONNECT_WINDOW_SECONDS / RECONNECT_MARK_EVERY) + 2
         )
