@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from wire_timing import Setup, measure
 
 from exporter.bybit.heartbeat import Heartbeat
-from exporter.bybit.pacing import next_slot, stable_phase
+from exporter.bybit.pacing import PHASE_STEP, next_slot, stable_phase
 from exporter.bybit.rest import RestClient
 from exporter.bybit.wire import session_tracing, stamped_connection
 from exporter.clock import SYSTEM_CLOCK
@@ -38,12 +38,20 @@ def test_phase_is_stable_per_name_and_purpose_and_within_the_interval():
     assert all(0.0 <= stable_phase(f"acct-{i}", "ping", 20.0) < 20.0 for i in range(1000))
 
 
-def test_a_thousand_accounts_spread_their_pings_evenly_over_the_interval():
+def test_a_thousand_accounts_spread_their_pings_evenly_over_the_interval_in_shared_steps():
     # Before: every account pinged in the same instant (up to 587 pings within 100 ms).
-    slots = [0] * 200  # 100 ms slots of a 20 s interval
-    for i in range(1000):
-        slots[int(stable_phase(f"acct-{i:04d}", "ping", 20.0) / 0.1)] += 1
-    assert max(slots) <= 15  # 5 expected per slot; a uniform spread rarely triples it
+    phases = [stable_phase(f"acct-{i:04d}", "ping", 20.0) for i in range(1000)]
+    assert all(p / PHASE_STEP == int(p / PHASE_STEP) for p in phases)  # on the 250 ms steps
+    steps = [0] * 80
+    for p in phases:
+        steps[int(p / PHASE_STEP)] += 1
+    assert max(steps) <= 30  # 12.5 expected per step; a uniform spread rarely more than doubles it
+    assert sum(1 for n in steps if n) >= 75  # and nearly every step has some
+
+
+def test_a_short_interval_keeps_80_steps():
+    phases = {stable_phase(f"acct-{i:04d}", "ping", 1.0) for i in range(1000)}
+    assert len(phases) == 80 and max(phases) < 1.0
 
 
 def test_next_slot_keeps_the_grid_whatever_the_wake_up_time():
