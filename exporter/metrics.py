@@ -422,13 +422,15 @@ class Metrics:
         self.ws_connected.labels(account).set(0)
         self.reassert_blocked.labels(account).set(0)
         for product in PRODUCTS:
-            self.drift.labels(account, product).set(0)
             self.ws_dcp_subscribed.labels(account, product).set(0)
             self.triggers.labels(account, product)
-            self.reassert_attempts.labels(account, product)
-            self.reassert_failures.labels(account, product)
+        # Drift and re-assertion exist only where a window is wanted: elsewhere neither can
+        # happen, and 9,000 series of zeros for 1,000 observers would only slow every scrape.
         for product, window in (desired_windows or {}).items():
             self.desired_window.labels(account, product).set(window)
+            self.drift.labels(account, product).set(0)
+            self.reassert_attempts.labels(account, product)
+            self.reassert_failures.labels(account, product)
         for category in CATEGORIES:
             self.cancelled_orders.labels(account, category)
             self.backfill_failures.labels(account, category)

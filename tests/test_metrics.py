@@ -105,10 +105,21 @@ def test_series_known_in_advance_start_at_zero():
     assert values("bybit_dcp_api_failures", "endpoint") == {e: 0.0 for e in ENDPOINTS}
     assert values("bybit_dcp_triggers", "product") == {p: 0.0 for p in PRODUCTS}
     assert values("bybit_dcp_cancelled_orders", "category") == {c: 0.0 for c in CATEGORIES}
-    assert values("bybit_dcp_window_drift", "product") == {p: 0.0 for p in PRODUCTS}
     assert values("bybit_dcp_ws_dcp_subscribed", "product") == {p: 0.0 for p in PRODUCTS}
     up = [s.value for s in exposed["bybit_dcp_up"].samples if s.labels["account"] == "desk-b"]
     assert up == [0.0]
+    # No desired window: drift and re-assertion cannot happen, so there is nothing to say.
+    for name in ("bybit_dcp_window_drift", "bybit_dcp_reassert_attempts", "bybit_dcp_reassert_failures"):
+        assert values(name, "product") == {}
+
+
+def test_drift_and_reassertion_series_start_at_zero_for_the_desired_products_only():
+    metrics = Metrics()
+    metrics.add_account("desk-c", environment="testnet", mode="observer", desired_windows={"SPOT": 10, "OPTIONS": 30})
+    exposed = families(metrics)
+    for name in ("bybit_dcp_window_drift", "bybit_dcp_reassert_attempts", "bybit_dcp_reassert_failures"):
+        got = {s.labels["product"]: s.value for s in exposed[name].samples if s.labels.get("account") == "desk-c"}
+        assert got == {"SPOT": 0.0, "OPTIONS": 0.0}, name
 
 
 def test_ping_gap_is_computed_at_scrape_time():
