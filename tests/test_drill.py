@@ -48,17 +48,15 @@ def account(sim: Simulator, **drill) -> AccountConfig:
     )
 
 
+def drill_rest(sim, session, metrics: Metrics | None = None) -> RestClient:
+    metrics = metrics if metrics is not None else Metrics()
+    kw = {"environment": "testnet", "api_key": KEY, "api_secret": SECRET}
+    return RestClient(session, account="drill", base_url=sim.rest_url, metrics=metrics, **kw)
+
+
 async def drill(sim, session, progress=lambda text: None, **settings) -> verdict.DrillReport:
     spec = DrillSettings(**{"tolerance": 1.0, **settings})
-    rest = RestClient(
-        session,
-        account="drill",
-        environment="testnet",
-        base_url=sim.rest_url,
-        api_key=KEY,
-        api_secret=SECRET,
-        metrics=Metrics(),
-    )
+    rest = drill_rest(sim, session)
     report = verdict.DrillReport("drill", "custom", spec.product, "linear", spec.symbol, spec.cut, spec.tolerance)
     return await run_drill(account(sim), spec, rest, SYSTEM_CLOCK, report, link_id="dcp-drill-t", progress=progress)
 
@@ -189,15 +187,7 @@ def test_mainnet_is_refused_without_the_flag(monkeypatch, capsys):
 async def test_a_scheduled_drill_records_its_metrics(sim, session):
     metrics = Metrics()
     config = account(sim, every=3600.0, tolerance=1.0)
-    rest = RestClient(
-        session,
-        account="drill",
-        environment="testnet",
-        base_url=sim.rest_url,
-        api_key=KEY,
-        api_secret=SECRET,
-        metrics=metrics,
-    )
+    rest = drill_rest(sim, session, metrics)
     report = await ScheduledDrill(config, rest, metrics).run_once()
     assert report.passed
     labels = {"account": "drill", "product": "DERIVATIVES"}
