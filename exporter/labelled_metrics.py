@@ -227,13 +227,20 @@ class _Scalar(_Family[C]):
     def text(self, rows: list[Row], openmetrics: bool) -> str:
         name = self._name + self.suffix
         lines = [self._header(openmetrics)]
+        values = _value_texts([value for _, value in rows])  # type: ignore[misc]
         if len(self._labelnames) == 1:  # most families: by account alone
             label = self._labelnames[0]
-            for (value_of_label,), value in rows:
-                lines.append(f"{name}{{{_pair(label, value_of_label)}}} {_value_text(value)}\n")  # type: ignore[arg-type]
+            for ((value_of_label,), _), value in zip(rows, values, strict=True):
+                lines.append(f"{name}{{{_pair(label, value_of_label)}}} {value}\n")
             return "".join(lines)
-        for key, value in rows:
-            lines.append(f"{name}{{{','.join(self._pairs(key))}}} {_value_text(value)}\n")  # type: ignore[arg-type]
+        if len(self._labelnames) == 2:  # account and one more (product, endpoint, reason...): no list per line
+            (first, second), names = self._sorted, self._labelnames
+            a, b = names[first], names[second]
+            for (key, _), value in zip(rows, values, strict=True):
+                lines.append(f"{name}{{{_pair(a, key[first])},{_pair(b, key[second])}}} {value}\n")
+            return "".join(lines)
+        for (key, _), value in zip(rows, values, strict=True):
+            lines.append(f"{name}{{{','.join(self._pairs(key))}}} {value}\n")
         return "".join(lines)
 
 
@@ -335,6 +342,11 @@ def _sample(name: str, labels: dict[str, str], value: float) -> Sample:
 def _value_text(value: float) -> str:
     """``floatToGoString(value)``; Python's repr is Go's below a million (above, Go writes an exponent)."""
     return repr(value) if -INF < value < 1_000_000 else floatToGoString(value)
+
+
+def _value_texts(values: list[float]) -> list[str]:
+    """:func:`_value_text` of each, without a call per value (a family has thousands)."""
+    return [repr(v) if -INF < v < 1_000_000 else floatToGoString(v) for v in values]
 
 
 class _One(Collector):
