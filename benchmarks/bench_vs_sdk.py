@@ -310,26 +310,37 @@ def scrapes_with_probe(
     """``rounds`` scrapes back to back while a heartbeat probe asks ``/healthz`` every 5 ms.
 
     ``/healthz`` is answered on the event loop, so its slowest answer while the scrapes run
-    bounds how long a scrape kept the loop from reading a pong.
+    bounds how long a scrape kept the loop from reading a pong. The probe runs in a process
+    of its own: in a thread of this one it would also wait for this process's interpreter,
+    busy reading the scrapes (up to 5 ms a turn), and blame the exporter for it.
     """
-    import threading  # only the parent probes
-
-    done = threading.Event()
-    probes: list[float] = []
-
-    def probe() -> None:
-        while not done.is_set():
-            probes.append(scrape(port, "/healthz")[0])
-            time.sleep(0.005)
-
-    prober = threading.Thread(target=probe)
-    prober.start()
+    probe = subprocess.Popen(
+        [sys.executable, __file__, "--probe", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert probe.stdin is not None and probe.stdout is not None
+    probe.stdout.readline()  # "ready": its first answer came back
     try:
         samples = [scrape(port, headers=headers) for _ in range(rounds)]
     finally:
-        done.set()
-        prober.join()
-    return samples, max(probes, default=0.0)
+        probe.stdin.close()  # the probe stops at end of input and prints its slowest answer
+        slowest = float(probe.stdout.readline() or 0.0)
+        probe.wait(timeout=10)
+    return samples, slowest
+
+
+def probe_healthz(port: int) -> None:
+    """The probe's process: ``/healthz`` every 5 ms until standard input ends, then the slowest answer."""
+    import select  # only the probe needs it
+
+    scrape(port, "/healthz")
+    print("ready", flush=True)
+    slowest = 0.0
+    while not select.select([sys.stdin], [], [], 0.005)[0]:  # readable: the parent closed it
+        slowest = max(slowest, scrape(port, "/healthz")[0])
+    print(slowest, flush=True)
 
 
 def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, seconds: float) -> Figures:
@@ -482,8 +493,12 @@ def main() -> None:
         help="the clients to run, in this order (default: all)",
     )
     parser.add_argument("--client", choices=CHILDREN, help=argparse.SUPPRESS)
+    parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        probe_healthz(args.probe)
+        return
     if args.client:
         accounts = [Account(**a) for a in json.loads(Path(args.spec).read_text())]
         if args.client == "sdk":
