@@ -22,7 +22,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .labelled_metrics import direct
 from .metrics import Metrics
-from .pauses import freeze_survivors
+from .pauses import freeze_survivors, no_collections
 from .status.service import StatusService
 from .webconfig import WebConfigSource
 
@@ -109,7 +109,8 @@ def make_app(
 
 
 def _render(encoder: Callable[..., bytes], metrics: Metrics, gzipped: bool) -> bytes:
-    body = encoder(metrics.registry)
+    with no_collections():  # the caller collects after (pauses.py)
+        body = encoder(metrics.registry)
     return gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
 
 
