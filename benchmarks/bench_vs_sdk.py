@@ -25,9 +25,10 @@ every host's budget lets its 100 connect at once.
 
 ``/metrics`` is scraped 20 times back to back as Prometheus scrapes (OpenMetrics first and
 gzip: these are the times judged), then 10 times as curl would (plain text, no gzip), while a
-heartbeat probe asks ``/healthz`` (answered on the event loop) every 5 ms: its slowest answer
-bounds how long a scrape kept the loop from reading a pong. At the end: what one more account costs each client (the RSS
-slope between the sizes run) and the scale targets (see docs/performance.md) at the largest size.
+heartbeat probe in a process of its own asks ``/healthz`` (answered on the event loop) every
+5 ms: its slowest answer bounds how long a scrape kept the loop from reading a pong. At the
+end: what one more account costs each client (the RSS slope between the sizes run) and the
+scale targets (see docs/performance.md) at the largest size.
 
     python3 benchmarks/bench_vs_sdk.py --accounts 100 500 1000 [--warmup 20] [--seconds 60]
         [--clients sdk floor wsfloor exporter exporter-nopoll]
@@ -52,6 +53,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,16 +166,35 @@ def sdk_client(accounts: list[Account]) -> None:
     signal.pause()  # until the parent ends it
 
 
+def auth_message(account: Account) -> dict:
+    """The private stream's auth request, signed as Bybit's docs say."""
+    expires = int((time.time() + 10) * 1000)
+    signature = hmac.new(account.secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
+    return {"req_id": "a", "op": "auth", "args": [account.key, expires, signature.hexdigest()]}
+
+
+SUBSCRIBE = {"req_id": "s", "op": "subscribe", "args": ["order"]}
+
+
+async def hold_all(accounts: list[Account], hold: Callable[[Account, asyncio.Queue[None]], Awaitable[None]]) -> None:
+    """Hold every account's connection; print one JSON line once all are up (what ``launch`` waits for)."""
+    started = time.monotonic()
+    ready: asyncio.Queue[None] = asyncio.Queue()
+    tasks = [asyncio.create_task(hold(a, ready)) for a in accounts]
+    for _ in accounts:
+        await ready.get()
+    print(json.dumps({"connected": len(accounts), "seconds": time.monotonic() - started}), flush=True)
+    await asyncio.gather(*tasks)
+
+
 async def floor_client(accounts: list[Account]) -> None:
     import aiohttp  # only in this child process, like the SDK above
 
     async def hold(session: aiohttp.ClientSession, account: Account, ready: asyncio.Queue[None]) -> None:
         async with session.ws_connect(account.ws_url, autoping=True) as ws:
-            expires = int((time.time() + 10) * 1000)
-            signature = hmac.new(account.secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
-            await ws.send_json({"req_id": "a", "op": "auth", "args": [account.key, expires, signature.hexdigest()]})
+            await ws.send_json(auth_message(account))
             await ws.receive()
-            await ws.send_json({"req_id": "s", "op": "subscribe", "args": ["order"]})
+            await ws.send_json(SUBSCRIBE)
             await ws.receive()
             ready.put_nowait(None)
             while not ws.closed:
@@ -185,15 +206,9 @@ async def floor_client(accounts: list[Account]) -> None:
                 except TimeoutError:
                     pass
 
-    started = time.monotonic()
-    ready: asyncio.Queue[None] = asyncio.Queue()
     # aiohttp's default pool holds 100 connections, and a websocket keeps its connection for good
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        tasks = [asyncio.create_task(hold(session, a, ready)) for a in accounts]
-        for _ in accounts:
-            await ready.get()
-        print(json.dumps({"connected": len(accounts), "seconds": time.monotonic() - started}), flush=True)
-        await asyncio.gather(*tasks)
+        await hold_all(accounts, lambda account, ready: hold(session, account, ready))
 
 
 async def wsfloor_client(accounts: list[Account]) -> None:
@@ -202,13 +217,9 @@ async def wsfloor_client(accounts: list[Account]) -> None:
 
     async def hold(account: Account, ready: asyncio.Queue[None]) -> None:
         async with connect(account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20) as ws:
-            expires = int((time.time() + 10) * 1000)
-            signature = hmac.new(account.secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
-            await ws.send(
-                json.dumps({"req_id": "a", "op": "auth", "args": [account.key, expires, signature.hexdigest()]})
-            )
+            await ws.send(json.dumps(auth_message(account)))
             await ws.recv()
-            await ws.send(json.dumps({"req_id": "s", "op": "subscribe", "args": ["order"]}))
+            await ws.send(json.dumps(SUBSCRIBE))
             await ws.recv()
             ready.put_nowait(None)
             with contextlib.suppress(ConnectionClosed):  # a closed connection ends quietly, as the aiohttp floor's does
@@ -219,13 +230,7 @@ async def wsfloor_client(accounts: list[Account]) -> None:
                             async for _ in ws:
                                 pass
 
-    started = time.monotonic()
-    ready: asyncio.Queue[None] = asyncio.Queue()
-    tasks = [asyncio.create_task(hold(a, ready)) for a in accounts]
-    for _ in accounts:
-        await ready.get()
-    print(json.dumps({"connected": len(accounts), "seconds": time.monotonic() - started}), flush=True)
-    await asyncio.gather(*tasks)
+    await hold_all(accounts, hold)
 
 
 # ---------------------------------------------------------------- measuring one client
