@@ -155,13 +155,18 @@ class _Family(Collector, Generic[C]):
     def text(self, rows: list[Row], openmetrics: bool) -> str:
         raise NotImplementedError
 
+    @property
+    def value_name(self) -> str:
+        """The name of a gauge's or counter's sample (a counter's ends in ``_total``)."""
+        return self._name + self.suffix
+
     def _pairs(self, key: tuple[str, ...]) -> list[str]:
         names = self._labelnames
         return [_pair(names[i], key[i]) for i in self._sorted]
 
     def _header(self, openmetrics: bool) -> str:
         """OpenMetrics names the family (``c``), the text format its sample (``c_total``), and escapes quotes too."""
-        name = self._name if openmetrics else self._name + self.suffix
+        name = self._name if openmetrics else self.value_name
         help_text = self._documentation.replace("\\", r"\\").replace("\n", r"\n")
         if openmetrics:
             help_text = help_text.replace('"', r"\"")
@@ -191,7 +196,7 @@ class Read(Metric):
     @property
     def value_name(self) -> str:
         """The name of a gauge's or counter's sample (a counter's ends in ``_total``)."""
-        return self._source._name + self._source.suffix
+        return self._source.value_name
 
     @property
     def bounds(self) -> tuple[float, ...]:
@@ -218,14 +223,14 @@ class _Scalar(_Family[C]):
         return [(key, child.value) for key, child in children.items()]  # type: ignore[union-attr]  # _Value children
 
     def samples(self, rows: list[Row]) -> list[Sample]:
-        name, names = self._name + self.suffix, self._labelnames
+        name, names = self.value_name, self._labelnames
         if len(names) == 1:
             label = names[0]
             return [_sample(name, {label: value_of_label}, value) for (value_of_label,), value in rows]  # type: ignore[arg-type]
         return [_sample(name, dict(zip(names, key, strict=False)), value) for key, value in rows]  # type: ignore[arg-type]
 
     def text(self, rows: list[Row], openmetrics: bool) -> str:
-        name = self._name + self.suffix
+        name = self.value_name
         lines = [self._header(openmetrics)]
         values = _value_texts([value for _, value in rows])  # type: ignore[misc]
         if len(self._labelnames) == 1:  # most families: by account alone
@@ -339,14 +344,14 @@ def _sample(name: str, labels: dict[str, str], value: float) -> Sample:
     return tuple.__new__(Sample, (name, labels, value, *_NOT_SET))
 
 
-def _value_text(value: float) -> str:
-    """``floatToGoString(value)``; Python's repr is Go's below a million (above, Go writes an exponent)."""
-    return repr(value) if -INF < value < 1_000_000 else floatToGoString(value)
-
-
 def _value_texts(values: list[float]) -> list[str]:
-    """:func:`_value_text` of each, without a call per value (a family has thousands)."""
+    """``floatToGoString`` of each; Python's repr is Go's below a million (above, Go writes an
+    exponent). One comprehension, not a call per value: a family has thousands."""
     return [repr(v) if -INF < v < 1_000_000 else floatToGoString(v) for v in values]
+
+
+def _value_text(value: float) -> str:
+    return _value_texts([value])[0]
 
 
 class _One(Collector):

@@ -118,12 +118,8 @@ def read(families: Iterable[Read]) -> dict[str, Snapshot]:
                 snap.error_code, snap.error_hint = labels[names.index("code")], labels[names.index("hint")]
             elif value_name == "bybit_dcp_account_info":
                 snap.environment, snap.mode = labels[names.index("environment")], labels[names.index("mode")]
-            else:  # inline, as this runs for every series of every account
-                values = snap.series.get(value_name)
-                if values is None:
-                    snap.series[value_name] = {key: value}  # type: ignore[dict-item]
-                else:
-                    values[key] = values.get(key, 0.0) + value  # type: ignore[operator]
+            else:
+                _add(snap, value_name, key, value)  # type: ignore[arg-type]
     return snapshots
 
 
