@@ -40,6 +40,7 @@ from ..dcp import TOPIC_PRODUCT
 from ..metrics import Metrics
 from ..secrets import Secret
 from . import messages as msg
+from . import tls
 from .heartbeat import Heartbeat
 from .pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
 from .signing import ws_auth_args
@@ -202,6 +203,11 @@ class PrivateStream:
             await self.clock.sleep(wait)
         self._session_pong = False
         cfg = self.config
+        proxy = proxy_for(cfg.url)
+        # One TLS context for all (see .tls); websockets refuses any for ws:// or an http:// proxy.
+        proxy_tls: dict[str, Any] = (
+            {"proxy_ssl": tls.client_context()} if proxy is not None and tls.is_secure(proxy) else {}
+        )
         try:
             async with _connect_here(
                 cfg.url,
@@ -210,7 +216,9 @@ class PrivateStream:
                 ping_interval=None,  # the JSON ping is the heartbeat Bybit (and DCP) counts
                 compression=None,  # frames are tiny JSON; deflate's zlib contexts cost ~190 KB a socket
                 max_size=cfg.max_frame_bytes,
-                proxy=proxy_for(cfg.url),
+                proxy=proxy,
+                ssl=tls.context_for(cfg.url),
+                **proxy_tls,
                 logger=wire_log,
                 create_connection=self._connection_class,
             ) as ws:

@@ -24,6 +24,7 @@ from types import TracebackType
 import aiohttp
 
 from ..bybit.pacing import Pacing
+from ..bybit.tls import session_context
 from ..bybit.wire import session_tracing
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
@@ -87,7 +88,9 @@ class Fleet:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=CONNECTION_POOL_SIZE, keepalive_timeout=keepalive_seconds(self.config)
+                    limit=CONNECTION_POOL_SIZE,
+                    keepalive_timeout=keepalive_seconds(self.config),
+                    ssl=session_context(a.rest_url for a in self.config.accounts),
                 ),
                 headers={"User-Agent": USER_AGENT},
                 trace_configs=[session_tracing(self.clock, self.metrics)],

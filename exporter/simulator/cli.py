@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import secrets
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -92,7 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-cutoff", type=float, default=None, help="seconds of client silence that count as a dead connection"
     )
     p.add_argument("--settle-delay", type=float, default=0.0, help="seconds before a newly set window takes effect")
+    p.add_argument(
+        "--tls-cert", metavar="FILE", help="serve https:// and wss:// with this PEM certificate (and --tls-key)"
+    )
+    p.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     return p
+
+
+def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server context of ``--tls-cert``/``--tls-key``; None without them."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-cert/--tls-key: cannot load them ({exc})") from None
+    return context
 
 
 def make_simulator(args: argparse.Namespace, out=sys.stdout) -> Simulator:
@@ -120,8 +139,8 @@ def make_simulator(args: argparse.Namespace, out=sys.stdout) -> Simulator:
     return sim
 
 
-async def serve(sim: Simulator, host: str, port: int, out=sys.stdout) -> None:
-    await sim.start(host, port)
+async def serve(sim: Simulator, host: str, port: int, out=sys.stdout, tls: ssl.SSLContext | None = None) -> None:
+    await sim.start(host, port, tls=tls)
     print(f"simulator: REST {sim.rest_url}  websocket {sim.ws_url}  control {sim.control_url}", file=out, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         host, port = parse_listen(args.listen)
+        tls = server_tls(args)
         sim = make_simulator(args)
     except UsageError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        asyncio.run(serve(sim, host, port))
+        asyncio.run(serve(sim, host, port, tls=tls))
     except OSError as exc:
         print(f"simulate: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -88,6 +89,7 @@ class Simulator:
         self._ticker: asyncio.Task | None = None
         self.host = "127.0.0.1"
         self.port = 0
+        self.secure = False  # serving https:// and wss://
 
     @property
     def clock(self) -> Clock:
@@ -116,7 +118,8 @@ class Simulator:
             self._core.history_delay = max(0.0, float(delay))
 
     # --- lifecycle --------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None) -> Simulator:
+        """Listen on loopback; with ``tls`` (a server context) as ``https://`` and ``wss://``, as Bybit does."""
         if not is_loopback(host):
             raise ValueError(f"the simulator only listens on loopback, not {host!r}")
         if host == "localhost":  # one address: "localhost" may bind ::1 and 127.0.0.1 on two ports
@@ -127,8 +130,9 @@ class Simulator:
         ControlSurface(self).add_to(app.router)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        await web.TCPSite(self._runner, host, port, ssl_context=tls).start()
         self.host, self.port = host, self._runner.addresses[0][1]
+        self.secure = tls is not None
         self._ticker = asyncio.create_task(self._core.run_ticker(), name="simulator-dcp-ticker")
         return self
 
@@ -166,11 +170,11 @@ class Simulator:
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self._authority}"
+        return f"{'https' if self.secure else 'http'}://{self._authority}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self._authority}/v5/private"
+        return f"{'wss' if self.secure else 'ws'}://{self._authority}/v5/private"
 
     @property
     def control_url(self) -> str:

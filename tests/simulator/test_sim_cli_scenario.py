@@ -5,16 +5,20 @@ import json
 import os
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
+import pytest
 from helpers import free_port
 from sim_helpers import WsClient, wait_for
 
 from exporter.simulator import Simulator
 from exporter.simulator.cli import main
+from exporter.simulator.pki import make_server_pki
 from exporter.simulator.scenario import run_demo_scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,6 +67,36 @@ def test_cli_refuses_non_loopback_and_bad_flags(capsys):
     assert "loopback" in capsys.readouterr().err
     assert main(["--listen", "127.0.0.1:9000", "--api-key", "k"]) == 2
     assert main(["--listen", "127.0.0.1:x"]) == 2
+
+
+def test_cli_refuses_half_or_unreadable_tls_flags(capsys, tmp_path):
+    assert main(["--listen", "127.0.0.1:9000", "--tls-cert", "cert.pem"]) == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+    missing = str(tmp_path / "missing.pem")
+    assert main(["--listen", "127.0.0.1:9000", "--tls-cert", missing, "--tls-key", missing]) == 2
+    assert "cannot load them" in capsys.readouterr().err
+
+
+def test_cli_serves_https_with_the_given_certificate(tmp_path):
+    pki = make_server_pki(tmp_path)
+    command = [sys.executable, "-m", "exporter.simulator.cli", "--listen", f"127.0.0.1:{free_port()}"]
+    command += ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        while line and not line.startswith("simulator:"):  # the demo account's line comes first
+            line = proc.stdout.readline()
+        rest = line.split("REST ", 1)[1].split()[0]
+        assert rest.startswith("https://127.0.0.1:") and "websocket wss://127.0.0.1:" in line
+        trusting = ssl.create_default_context(cafile=str(pki.ca))
+        with urllib.request.urlopen(f"{rest}/v5/market/time", timeout=2, context=trusting) as resp:
+            assert json.loads(resp.read())["retCode"] == 0
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"{rest}/v5/market/time", timeout=2, context=ssl.create_default_context())
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
 
 
 def test_cli_with_credentials_and_sigterm():
