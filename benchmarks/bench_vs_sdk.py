@@ -47,6 +47,7 @@ import math
 import os
 import re
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -56,6 +57,10 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exporter.simulator.pki import ServerPki
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS_PER_HOST = 100
@@ -117,16 +122,35 @@ def stop(proc: subprocess.Popen) -> None:
 # ---------------------------------------------------------------- the fake Bybit
 
 
-def start_fakes(n: int, workdir: Path) -> tuple[list[subprocess.Popen], list[Account]]:
+def fake_hosts(n: int) -> list[str]:
+    """The loopback addresses of the fakes for ``n`` accounts, one per 100."""
+    return [f"127.0.0.{i + 2}" for i in range(math.ceil(n / ACCOUNTS_PER_HOST))]
+
+
+def trust_fakes(n: int, workdir: Path) -> ServerPki:
+    """Certificates for the fakes' addresses, and ``SSL_CERT_FILE`` (inherited by every client)
+    pointing at the system's trust store with their CA added: each client loads as many roots
+    as it would to reach Bybit."""
+    from exporter.simulator.pki import make_server_pki  # here: the clients' processes import no cryptography
+
+    pki = make_server_pki(workdir, fake_hosts(n))
+    system = Path(ssl.get_default_verify_paths().cafile or "/nonexistent")
+    bundle = workdir / "trust.pem"
+    bundle.write_text((system.read_text() if system.is_file() else "") + pki.ca.read_text())
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    return pki
+
+
+def start_fakes(n: int, workdir: Path, tls: ServerPki | None = None) -> tuple[list[subprocess.Popen], list[Account]]:
     fakes, accounts = [], []
-    for host_index in range(math.ceil(n / ACCOUNTS_PER_HOST)):
-        host = f"127.0.0.{host_index + 2}"
+    for host_index, host in enumerate(fake_hosts(n)):
         first = host_index * ACCOUNTS_PER_HOST
         keys = [(f"bench-{i:04d}", f"bench-secret-{i:04d}") for i in range(first, min(n, first + ACCOUNTS_PER_HOST))]
         spec = workdir / f"fake-{host_index}.yml"
         spec.write_text(json.dumps([{"api_key": k, "api_secret": s} for k, s in keys]))  # JSON is YAML
         proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter.simulator", "--listen", f"{host}:0", "--accounts", str(spec)],
+            [sys.executable, "-m", "exporter.simulator", "--listen", f"{host}:0", "--accounts", str(spec)]
+            + (["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -215,8 +239,15 @@ async def wsfloor_client(accounts: list[Account]) -> None:
     from websockets.asyncio.client import connect  # only in this child process
     from websockets.exceptions import ConnectionClosed
 
+    shared = (
+        ssl.create_default_context()
+    )  # one for all, as the exporter does: the floor is the least a connection needs
+
     async def hold(account: Account, ready: asyncio.Queue[None]) -> None:
-        async with connect(account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20) as ws:
+        secure = shared if account.ws_url.startswith("wss://") else None
+        async with connect(
+            account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20, ssl=secure
+        ) as ws:
             await ws.send(json.dumps(auth_message(account)))
             await ws.recv()
             await ws.send(json.dumps(SUBSCRIBE))
@@ -497,6 +528,11 @@ def main() -> None:
         default=list(KINDS),
         help="the clients to run, in this order (default: all)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the fakes serve https:// and wss:// (as Bybit does) with a throwaway CA every client trusts",
+    )
     parser.add_argument("--client", choices=CHILDREN, help=argparse.SUPPRESS)
     parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
@@ -509,12 +545,15 @@ def main() -> None:
         if args.client == "sdk":
             sdk_client(accounts)
         else:
+            from exporter.bybit.tls import lean_read_buffers
+
+            lean_read_buffers()  # the floors get the exporter's TLS read buffer: the least a connection needs
             asyncio.run({"floor": floor_client, "wsfloor": wsfloor_client}[args.client](accounts))
         return
     runs: dict[int, dict[str, Figures]] = {}
     for n in args.accounts:
         with tempfile.TemporaryDirectory() as tmp:
-            fakes, accounts = start_fakes(n, Path(tmp))
+            fakes, accounts = start_fakes(n, Path(tmp), trust_fakes(n, Path(tmp)) if args.tls else None)
             try:
                 results = {
                     kind: measure(kind, accounts, Path(tmp), args.warmup, args.seconds)

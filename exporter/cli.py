@@ -18,6 +18,7 @@ import sys
 from . import __version__
 from .allocator import keep_memory_small
 from .bybit.pacing import Pacing, budget_for_share
+from .bybit.tls import lean_read_buffers
 from .clock import SYSTEM_CLOCK
 from .config import (
     DEFAULT_LISTEN_ADDRESS,
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
     keep_memory_small()  # before any worker thread starts (see exporter/allocator.py)
+    lean_read_buffers()  # before any TLS connection (see exporter/bybit/tls.py)
     try:
         links = Links(args.dashboard_url, args.runbook_url)
         return asyncio.run(

@@ -8,13 +8,17 @@ as long as the connection lives.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import gc
 import random
 import ssl
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from helpers import eventually
+from websockets.asyncio.client import connect
 
 from exporter.bybit import tls
 from exporter.bybit.pacing import ConnectionBudget, Pacing
@@ -136,3 +140,42 @@ def test_plain_urls_get_no_context_and_secure_ones_the_shared_one():
     assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
     assert tls.session_context(["http://127.0.0.1:1"]) is True
     assert tls.session_context(["http://127.0.0.1:1", "https://api.bybit.com"]) is shared
+
+
+async def test_lean_read_buffers_keep_large_answers_whole(pki: ServerPki, monkeypatch: pytest.MonkeyPatch):
+    """With a read buffer of one TLS record, a 1 MB HTTP body and a 300 KB websocket message arrive intact."""
+    monkeypatch.setattr(asyncio.sslproto.SSLProtocol, "max_size", asyncio.sslproto.SSLProtocol.max_size)  # restored
+    tls.lean_read_buffers()
+    assert asyncio.sslproto.SSLProtocol.max_size == tls.READ_BUFFER_BYTES
+    tls.lean_read_buffers()  # twice is the same, and it never grows the buffer back
+    assert asyncio.sslproto.SSLProtocol.max_size == tls.READ_BUFFER_BYTES
+
+    body = random.Random(7).randbytes(1_000_000)
+    message = "x" * 300_000
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        if request.path == "/ws":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            await ws.send_str(message)
+            await ws.close()
+            return ws
+        return web.Response(body=body)
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(pki.cert, pki.key)
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", big)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    await site.start()
+    port = runner.addresses[0][1]
+    trusting = ssl.create_default_context(cafile=str(pki.ca))
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"https://127.0.0.1:{port}/", ssl=trusting) as resp:
+            assert await resp.read() == body
+        async with connect(f"wss://127.0.0.1:{port}/ws", ssl=trusting, max_size=2**20, proxy=None) as ws:
+            assert await ws.recv() == message
+    finally:
+        await runner.cleanup()
