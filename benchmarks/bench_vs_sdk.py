@@ -135,7 +135,8 @@ def trust_fakes(n: int, workdir: Path) -> ServerPki:
     from exporter.simulator.pki import make_server_pki  # here: the clients' processes import no cryptography
 
     pki = make_server_pki(workdir, fake_hosts(n))
-    system = Path(ssl.get_default_verify_paths().cafile or "/nonexistent")
+    # OpenSSL's own default, not ``cafile``: that follows SSL_CERT_FILE, which an earlier size set.
+    system = Path(ssl.get_default_verify_paths().openssl_cafile)
     bundle = workdir / "trust.pem"
     bundle.write_text((system.read_text() if system.is_file() else "") + pki.ca.read_text())
     os.environ["SSL_CERT_FILE"] = str(bundle)
