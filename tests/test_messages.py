@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from exporter.bybit import messages as m
@@ -84,13 +84,19 @@ def test_binary_frames():
 FRAME_TYPES = (m.AuthAck, m.SubscribeAck, m.UnsubscribeAck, m.Pong, m.OrderPush, m.Invalid)
 
 
+def not_json(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity; JSON has neither
+
+
 @given(st.one_of(st.text(), st.binary()))
+@example("NaN")
+@example("-Infinity")
 def test_parse_frame_never_raises(data):
     frame = m.parse_frame(data)
     assert isinstance(frame, FRAME_TYPES)
     try:
-        decoded = json.loads(data)
-    except (ValueError, RecursionError):  # not UTF-8, or not JSON
+        decoded = json.loads(data, parse_constant=not_json)
+    except (ValueError, RecursionError):  # not UTF-8, or not JSON (NaN and Infinity included)
         assert isinstance(frame, m.Invalid) and frame.kind in ("not_json", "not_utf8")
     else:
         assert frame == m.parse_message(decoded)  # the text is classified by what it decodes to

@@ -26,6 +26,9 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load_json(data: str | bytes) -> object:
     """Decode one JSON text; raises ValueError and nothing else.
 
@@ -33,7 +36,9 @@ def load_json(data: str | bytes) -> object:
     RecursionError inside the decoder, and bytes may not be UTF-8: all become ValueError.
     """
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        if isinstance(data, str):  # every frame: one decoder, not a new one per call as json.loads builds
+            return _DECODER.decode(data)
+        return json.loads(data, parse_constant=_reject_constant)  # bytes: json.loads finds their encoding
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
