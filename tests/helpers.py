@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,7 +20,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.bybit.pacing import ConnectionBudget
+from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.clock import Clock
+from exporter.metrics import Metrics
+from exporter.secrets import Secret
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_PATH = ROOT / "dashboards" / "bybit-dcp.json"
@@ -152,3 +157,14 @@ def iter_panels(dashboard: dict) -> Iterator[dict]:
     for panel in dashboard["panels"]:
         yield panel
         yield from panel.get("panels", [])
+
+
+def bare_stream(url: str, metrics: Metrics, account: str = "desk-a", **config: float) -> PrivateStream:
+    """A private stream to ``url`` as key ``key`` (secret ``secret``) that drops its orders:
+    for tests about the connection itself."""
+
+    async def drop(*_: object) -> None:
+        return None
+
+    settings = StreamConfig(url, "key", Secret("secret"), ("order",), **config)  # type: ignore[arg-type]
+    return PrivateStream(account, settings, metrics, on_orders=drop, rng=random.Random(1), budget=ConnectionBudget())

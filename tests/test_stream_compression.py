@@ -2,15 +2,11 @@
 more than everything else one watched account holds, for frames of a few hundred bytes."""
 
 import asyncio
-import random
 
-from helpers import eventually
+from helpers import bare_stream, eventually
 from websockets.asyncio.server import ServerConnection, serve
 
-from exporter.bybit.pacing import ConnectionBudget
-from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
-from exporter.secrets import Secret
 
 
 async def test_the_handshake_offers_no_compression_extension():
@@ -22,15 +18,7 @@ async def test_the_handshake_offers_no_compression_extension():
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        metrics = Metrics()
-        config = StreamConfig(f"ws://127.0.0.1:{port}", "key", Secret("secret"), ("order",), handshake_timeout=2.0)
-
-        async def nothing(*_: object) -> None:
-            return None
-
-        stream = PrivateStream(
-            "desk-a", config, metrics, on_orders=nothing, rng=random.Random(1), budget=ConnectionBudget()
-        )
+        stream = bare_stream(f"ws://127.0.0.1:{port}", Metrics(), handshake_timeout=2.0)
         task = asyncio.create_task(stream.run())
         try:
             await eventually(lambda: offered, 5.0, 0.01, "a handshake")

@@ -17,12 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import eventually
+from helpers import bare_stream, eventually
 from websockets.asyncio.client import connect
 
 from exporter.bybit import tls
 from exporter.bybit.pacing import ConnectionBudget, Pacing
-from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.config import AccountConfig, Config
 from exporter.metrics import Metrics
 from exporter.monitor.fleet import Fleet
@@ -111,14 +110,7 @@ async def test_a_stream_refuses_a_server_it_does_not_trust(secure_sim: Simulator
     await impostor.start(tls=context)
     impostor.add_account("key", "secret")
     metrics = Metrics()
-    config = StreamConfig(impostor.ws_url, "key", Secret("secret"), ("order",), handshake_timeout=2.0)
-
-    async def nothing(*_: object) -> None:
-        return None
-
-    stream = PrivateStream(
-        "desk-a", config, metrics, on_orders=nothing, rng=random.Random(1), budget=ConnectionBudget()
-    )
+    stream = bare_stream(impostor.ws_url, metrics, handshake_timeout=2.0)
     task = asyncio.create_task(stream.run())
     try:
         await eventually(
