@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import tracemalloc
 
 import pytest
 from status_page import article, cells, fact, state, text
 
 from exporter.metrics import Metrics
-from exporter.status import api, model, render
-from exporter.status.sampler import Ring, Sampler
+from exporter.status import api, model, render, sampler
+from exporter.status.sampler import Marks, Ring, Sampler
 from exporter.status.snapshot import collect, quantile, read
 
 T0 = 1_800_000_000.0
@@ -247,6 +248,31 @@ def test_drift_reassertion_guardian_and_drill_events():
     ]
     assert desk.status().state == model.DOWN
     assert desk.status().reasons[0].alert == "BybitDcpGuardianLetGo"
+
+
+def test_marks_give_the_newest_value_at_or_before_a_moment_and_forget_the_oldest():
+    marks = Marks(3)
+    assert marks.last_at() is None and marks.latest_at_or_before(100.0, -1.0) == -1.0
+    for at, value in ((10.0, 1.0), (20.0, 2.0), (30.0, 3.0), (40.0, 4.0)):  # the first falls out
+        marks.append(at, value)
+    assert marks.last_at() == 40.0
+    assert marks.latest_at_or_before(35.0, -1.0) == 3.0
+    assert marks.latest_at_or_before(20.0, -1.0) == 2.0
+    assert marks.latest_at_or_before(15.0, -1.0) == -1.0  # (10, 1) is gone
+
+
+def test_an_hour_of_reconnect_marks_is_two_arrays_not_a_deque_of_tuples():
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        marks = Marks(62)
+        for minute in range(62):
+            marks.append(60.0 * minute, float(minute))
+        changes = tracemalloc.take_snapshot().compare_to(before, "filename")
+        held = sum(c.size_diff for c in changes if c.traceback[0].filename == sampler.__file__)
+    finally:
+        tracemalloc.stop()
+    assert held < 2048  # 62 tuples of two floats in a deque: about 7 KB
 
 
 def test_reconnects_in_the_last_hour_only():
