@@ -13,7 +13,7 @@ from helpers import ShiftedClock
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
 from exporter.bybit.pacing import HostBans
-from exporter.bybit.rest import RestClient
+from exporter.bybit.rest import RestClient, proxy_for
 from exporter.metrics import Metrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
@@ -290,3 +290,72 @@ async def test_non_utf8_error_page_is_a_counted_error():
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="invalid") == 1
     finally:
         await runner.cleanup()
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY")
+
+
+@pytest.fixture
+def proxy_env(monkeypatch):
+    """No proxy variable but those a test sets, and the per-URL proxy worked out afresh."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    proxy_for.cache_clear()
+    yield monkeypatch
+    proxy_for.cache_clear()
+
+
+@pytest.fixture
+async def forward_proxy():
+    """A plain HTTP forward proxy on loopback: its URL, and the URLs it was asked for (then fetched)."""
+    asked: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        asked.append(str(request.url))  # absolute-form: the Host header names the target
+        sent = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection", "proxy-connection")}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(request.method, request.url, headers=sent, data=await request.read()) as answer,
+        ):
+            kept = {
+                k: v for k, v in answer.headers.items() if k.lower() == "content-type" or k.lower().startswith("x-")
+            }
+            return web.Response(status=answer.status, body=await answer.read(), headers=kept)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_rest_calls_go_through_the_environments_proxy(sim, session, proxy_env, forward_proxy):
+    """As the private stream does: a desk whose only way out is its proxy polls through it."""
+    proxy_url, asked = forward_proxy
+    proxy_env.setenv("HTTP_PROXY", proxy_url)
+    settings = await client(session, sim.rest_url, Metrics()).query_dcp_info()
+    assert settings  # the simulator's default DCP settings came back through the proxy
+    assert [u.split("?")[0] for u in asked] == [sim.rest_url + "/v5/account/query-dcp-info"]
+
+
+async def test_no_proxy_sends_rest_calls_direct(sim, session, proxy_env, forward_proxy):
+    proxy_url, asked = forward_proxy
+    proxy_env.setenv("HTTP_PROXY", proxy_url)
+    proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    assert await client(session, sim.rest_url, Metrics()).query_dcp_info()
+    assert asked == []
+
+
+def test_the_rest_proxy_is_http_or_https_and_worked_out_once(proxy_env):
+    proxy_env.setenv("HTTPS_PROXY", "socks5://proxy.example:1080")  # aiohttp cannot speak it: direct
+    assert proxy_for("https://api.bybit.com") is None
+    proxy_for.cache_clear()
+    proxy_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert proxy_for("https://api.bybit.com") == "http://proxy.example:3128"
+    proxy_env.setenv("HTTPS_PROXY", "http://another.example:3128")  # a process's environment does not change
+    assert proxy_for("https://api.bybit.com") == "http://proxy.example:3128"
+    assert proxy_for("http://127.0.0.1:8090") is None  # only HTTPS_PROXY is set: plain http goes direct

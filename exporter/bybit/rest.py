@@ -17,8 +17,10 @@ string is built once, signed, and sent byte for byte as signed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import urllib.request
 from collections.abc import Mapping
 from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
@@ -60,6 +62,19 @@ TICKERS = "/v5/market/tickers"
 RATE_LIMIT_FALLBACK_SECONDS = 1.0
 
 
+@functools.lru_cache(maxsize=64)
+def proxy_for(base_url: str) -> str | None:
+    """The HTTP(S) proxy for REST calls to ``base_url``, from ``HTTPS_PROXY`` / ``HTTP_PROXY`` and
+    ``NO_PROXY`` as for the private stream, worked out once per URL (the environment can hold
+    a thousand ``api_secret_env`` variables). aiohttp speaks to ``http://`` and ``https://``
+    proxies only; any other (``socks5://``) is left out and the call goes direct."""
+    parts = urlsplit(base_url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme.lower())
+    return proxy if proxy is not None and urlsplit(proxy).scheme.lower() in ("http", "https") else None
+
+
 class RestClient:
     def __init__(
         self,
@@ -88,6 +103,7 @@ class RestClient:
         self._metrics = metrics
         self._recv_window_ms = recv_window_ms
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._proxy = proxy_for(self._base_url)
         self._clock = clock
         # Added to the local clock when signing; set by a resync after 10002.
         self.time_offset = 0.0
@@ -260,6 +276,7 @@ class RestClient:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
                 trace_request_ctx=timing,
             ) as resp:
                 status = resp.status
