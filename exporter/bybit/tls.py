@@ -12,7 +12,8 @@ the start: a quarter of a megabyte a connection for frames of a few hundred byte
 :func:`lean_read_buffers` makes it one TLS record's size.
 
 Trust is the system's default, as before: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` point it at
-another store (a corporate proxy's CA, say) when set before the exporter starts.
+another store (a corporate proxy's CA, say) when set before the exporter starts. The store is
+read once: a changed CA file takes effect at the next restart, not at the next reconnect.
 """
 
 from __future__ import annotations
