@@ -3,7 +3,7 @@
 Each client holds N authenticated private connections (subscribed to ``order``, JSON ping
 every 20 s) to a fake Bybit running in other processes, one client after the other in the
 same run. For each it measures, in steady state: resident memory, CPU over a window after a
-warm-up, threads, and the time until all N were connected; for the exporter also the time
+warm-up, threads, and the time until the fakes held all N subscribed; for the exporter also the time
 and size of ``/metrics`` and its RSS after the scrapes. It prints a table with the ratios of
 each exporter kind to the SDK and to both floors.
 
@@ -385,6 +385,7 @@ def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, se
     port = free_port()
     proc, connect_seconds = launch(kind, accounts, workdir, port)
     try:
+        connect_seconds += wait_until_held(accounts)
         time.sleep(warmup)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(seconds)
@@ -406,6 +407,18 @@ def measure(kind: str, accounts: list[Account], workdir: Path, warmup: float, se
         return figures
     finally:
         stop(proc)
+
+
+def wait_until_held(accounts: list[Account], limit: float = 30.0) -> float:
+    """Seconds until the fakes hold every account's subscribed connection, at most ``limit``.
+
+    A client says it is ready when it thinks so; the SDK does once its sockets exist, before
+    its subscriptions reach the fake. "All connected" is when the fakes agree (or the limit,
+    after which the ``held`` column tells the rest)."""
+    started = time.monotonic()
+    while held(accounts) < len(accounts) and time.monotonic() - started < limit:
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def held(accounts: list[Account]) -> int:
