@@ -15,12 +15,15 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.bybit.pacing import ConnectionBudget
+from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.clock import Clock
 from exporter.metrics import Metrics
@@ -157,6 +160,17 @@ def iter_panels(dashboard: dict) -> Iterator[dict]:
     for panel in dashboard["panels"]:
         yield panel
         yield from panel.get("panels", [])
+
+
+def rest_client(
+    session: aiohttp.ClientSession, base_url: str, metrics: Metrics, key: str, secret: str | Secret, **kw: Any
+) -> RestClient:
+    """A REST client of account ``acct`` (unless ``account=`` says otherwise) on the testnet,
+    with a 403 ban record of its own."""
+    kw.setdefault("account", "acct")
+    return RestClient(
+        session, environment="testnet", base_url=base_url, api_key=key, api_secret=secret, metrics=metrics, **kw
+    )
 
 
 def bare_stream(url: str, metrics: Metrics, account: str = "desk-a", **config: float) -> PrivateStream:

@@ -11,10 +11,9 @@ import time
 
 import aiohttp
 import pytest
-from helpers import eventually
+from helpers import eventually, rest_client
 from test_account import KEY, TIME_SCALE, account, protected_client, running
 
-from exporter.bybit.rest import RestClient
 from exporter.metrics import Metrics
 from exporter.monitor.account import AccountSupervisor
 from exporter.simulator import Simulator
@@ -32,15 +31,7 @@ async def sim():
 async def history_ids(sim: Simulator, start: float, end: float) -> set[str]:
     """What order history alone lists for linear orders in [start, end]."""
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(
-            session,
-            account="probe",
-            environment="testnet",
-            base_url=sim.rest_url,
-            api_key=KEY,
-            api_secret=account(sim).api_secret,
-            metrics=Metrics(),
-        )
+        rest = rest_client(session, sim.rest_url, Metrics(), KEY, account(sim).api_secret, account="probe")
         orders, _ = await rest.order_history("linear", int(start * 1000), int(end * 1000))
     return {o["orderId"] for o in orders}
 

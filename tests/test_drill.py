@@ -12,7 +12,7 @@ import signal
 import sys
 
 import pytest
-from helpers import eventually, exporter_env
+from helpers import eventually, exporter_env, rest_client
 
 from exporter.bybit.rest import RestClient
 from exporter.clock import SYSTEM_CLOCK
@@ -49,9 +49,9 @@ def account(sim: Simulator, **drill) -> AccountConfig:
 
 
 def drill_rest(sim, session, metrics: Metrics | None = None) -> RestClient:
-    metrics = metrics if metrics is not None else Metrics()
-    kw = {"environment": "testnet", "api_key": KEY, "api_secret": SECRET}
-    return RestClient(session, account="drill", base_url=sim.rest_url, metrics=metrics, **kw)
+    return rest_client(
+        session, sim.rest_url, metrics if metrics is not None else Metrics(), KEY, SECRET, account="drill"
+    )
 
 
 async def drill(sim, session, progress=lambda text: None, **settings) -> verdict.DrillReport:

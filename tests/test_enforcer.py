@@ -9,6 +9,7 @@ import logging
 import time
 
 import aiohttp
+import helpers
 import pytest
 
 from exporter.bybit.errors import AuthError, ParamError, error_for
@@ -17,7 +18,6 @@ from exporter.bybit.rest import RestClient
 from exporter.clock import Clock
 from exporter.metrics import Metrics
 from exporter.monitor.enforcer import Enforcer
-from exporter.secrets import Secret
 from exporter.simulator import Simulator
 
 SET_PATH = "/v5/order/disconnected-cancel-all"
@@ -229,16 +229,7 @@ async def sim():
 
 
 def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics) -> RestClient:
-    acct = sim.account(KEY)
-    return RestClient(
-        session,
-        account=ACCOUNT,
-        environment="testnet",
-        base_url=sim.rest_url,
-        api_key=KEY,
-        api_secret=Secret(acct.api_secret),
-        metrics=metrics,
-    )
+    return helpers.rest_client(session, sim.rest_url, metrics, KEY, sim.account(KEY).api_secret, account=ACCOUNT)
 
 
 def set_requests(sim: Simulator) -> list[dict]:

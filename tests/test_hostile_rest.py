@@ -10,14 +10,12 @@ import random
 import time
 
 import pytest
-from helpers import ShiftedClock
+from helpers import ShiftedClock, rest_client
 
 from exporter.bybit.errors import OWN_CODES, ParamError, RateLimited, TransportError
-from exporter.bybit.pacing import HostBans
 from exporter.bybit.rest import QUERY_DCP_INFO, SERVER_TIME, RestClient
 from exporter.bybit.sanity import MAX_RATE_LIMIT_WAIT
 from exporter.metrics import Metrics
-from exporter.secrets import Secret
 from exporter.simulator import Simulator
 
 KEY = "hostile-rest-key"
@@ -36,17 +34,7 @@ async def sim():
 
 
 def client(session, sim, metrics, **kw) -> RestClient:
-    return RestClient(
-        session,
-        account="acct",
-        environment="testnet",
-        base_url=sim.rest_url,
-        api_key=KEY,
-        api_secret=Secret(SECRET),
-        metrics=metrics,
-        host_bans=HostBans(),
-        **kw,
-    )
+    return rest_client(session, sim.rest_url, metrics, KEY, SECRET, **kw)
 
 
 def body(**fields) -> str:

@@ -8,14 +8,13 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import ShiftedClock
+from helpers import ShiftedClock, rest_client
 
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
 from exporter.bybit.pacing import HostBans
 from exporter.bybit.rest import RestClient, proxy_for
 from exporter.metrics import Metrics
-from exporter.secrets import Secret
 from exporter.simulator import Simulator
 
 KEY = "rest-test-key"
@@ -33,18 +32,8 @@ async def sim():
         yield s
 
 
-def client(session, base_url, metrics, *, secret=SECRET, key=KEY, account="acct", **kw) -> RestClient:
-    kw.setdefault("host_bans", HostBans())  # a 403 in one test must not ban the host for the next
-    return RestClient(
-        session,
-        account=account,
-        environment="testnet",
-        base_url=base_url,
-        api_key=key,
-        api_secret=Secret(secret),
-        metrics=metrics,
-        **kw,
-    )
+def client(session, base_url, metrics, *, secret=SECRET, key=KEY, **kw) -> RestClient:
+    return rest_client(session, base_url, metrics, key, secret, **kw)
 
 
 async def test_query_set_and_counted(sim, session):

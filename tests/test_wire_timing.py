@@ -9,19 +9,17 @@ import time
 
 import aiohttp
 import pytest
-from helpers import eventually
+from helpers import eventually, rest_client
 from virtual_clock import VirtualClock, settle
 from websockets.asyncio.client import connect
 from wire_timing import Setup, measure
 
 from exporter.bybit.heartbeat import Heartbeat
 from exporter.bybit.pacing import PHASE_STEP, next_slot, stable_phase
-from exporter.bybit.rest import RestClient
 from exporter.bybit.wire import session_tracing, stamped_connection
 from exporter.clock import SYSTEM_CLOCK
 from exporter.metrics import Metrics
 from exporter.monitor.loop_lag import LOOP_LAG_PERIOD, watch_loop_lag
-from exporter.secrets import Secret
 from exporter.simulator import Simulator
 
 KEY = "wire-key"
@@ -107,15 +105,7 @@ async def test_rest_duration_leaves_out_the_pool_wait_and_connections_are_reused
     connector = aiohttp.TCPConnector(limit=1)
     tracing = session_tracing(SYSTEM_CLOCK, metrics)
     async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
-        client = RestClient(
-            session,
-            account="a",
-            environment="testnet",
-            base_url=sim.rest_url,
-            api_key=KEY,
-            api_secret=Secret(SECRET),
-            metrics=metrics,
-        )
+        client = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="a")
         for _ in range(5):
             await client.server_time()
         assert metrics.registry.get_sample_value("bybit_dcp_api_connections_opened_total") == 1
