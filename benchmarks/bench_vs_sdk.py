@@ -241,12 +241,10 @@ async def wsfloor_client(accounts: list[Account]) -> None:
     from websockets.asyncio.client import connect  # only in this child process
     from websockets.exceptions import ConnectionClosed
 
-    shared = (
-        ssl.create_default_context()
-    )  # one for all, as the exporter does: the floor is the least a connection needs
+    from exporter.bybit.tls import context_for  # one context for all, as the exporter: the least a connection needs
 
     async def hold(account: Account, ready: asyncio.Queue[None]) -> None:
-        secure = shared if account.ws_url.startswith("wss://") else None
+        secure = context_for(account.ws_url)
         async with connect(
             account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20, ssl=secure
         ) as ws:
