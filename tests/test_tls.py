@@ -28,6 +28,7 @@ from exporter.monitor.fleet import Fleet
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.simulator.pki import ServerPki, make_server_pki
+from exporter.simulator.server import server_tls
 
 ACCOUNTS = 4
 
@@ -48,10 +49,8 @@ def trusted(pki: ServerPki, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 async def secure_sim(pki: ServerPki):
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki.cert, pki.key)
     sim = Simulator()
-    await sim.start(tls=context)
+    await sim.start(tls=server_tls(pki.cert, pki.key))
     try:
         yield sim
     finally:
@@ -104,10 +103,8 @@ async def test_a_stream_refuses_a_server_it_does_not_trust(secure_sim: Simulator
     """Sharing the context keeps verification: a CA the process does not trust is an error, not a connection."""
     (tmp_path / "stranger").mkdir()
     stranger = make_server_pki(tmp_path / "stranger")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(stranger.cert, stranger.key)
     impostor = Simulator()
-    await impostor.start(tls=context)
+    await impostor.start(tls=server_tls(stranger.cert, stranger.key))
     impostor.add_account("key", "secret")
     metrics = Metrics()
     stream = bare_stream(impostor.ws_url, metrics, handshake_timeout=2.0)
@@ -156,13 +153,11 @@ async def test_lean_read_buffers_keep_large_answers_whole(pki: ServerPki, monkey
             return ws
         return web.Response(body=body)
 
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(pki.cert, pki.key)
     app = web.Application()
     app.router.add_get("/{tail:.*}", big)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls(pki.cert, pki.key))
     await site.start()
     port = runner.addresses[0][1]
     trusting = ssl.create_default_context(cafile=str(pki.ca))

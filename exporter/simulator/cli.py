@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .server import Simulator, is_loopback
+from .server import Simulator, is_loopback, server_tls
 from .signatures import new_api_secret
 
 EXIT_USAGE = 2
@@ -100,18 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+def tls_from_args(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The server context of ``--tls-cert``/``--tls-key``; None without them."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     if not args.tls_cert:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(args.tls_cert, args.tls_key)
+        return server_tls(args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"--tls-cert/--tls-key: cannot load them ({exc})") from None
-    return context
 
 
 def make_simulator(args: argparse.Namespace, out=sys.stdout) -> Simulator:
@@ -158,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         host, port = parse_listen(args.listen)
-        tls = server_tls(args)
+        tls = tls_from_args(args)
         sim = make_simulator(args)
     except UsageError as exc:
         print(f"simulate: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import random
 import ssl
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ from .signatures import new_api_secret
 # so it is event-loop time, not the simulator's clock.
 CLOSE_WAIT = 2.0
 SHUTDOWN_TIMEOUT = 2.0
+
+
+def server_tls(cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> ssl.SSLContext:
+    """The context for :meth:`Simulator.start`'s ``tls``: serve ``https://`` and ``wss://`` with this PEM pair."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def is_loopback(host: str) -> bool:
