@@ -162,6 +162,15 @@ def iter_panels(dashboard: dict) -> Iterator[dict]:
         yield from panel.get("panels", [])
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY")
+
+
+def without_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy variable but those the test sets next (the machine's own would decide otherwise)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 def rest_client(
     session: aiohttp.ClientSession, base_url: str, metrics: Metrics, key: str, secret: str | Secret, **kw: Any
 ) -> RestClient:

@@ -8,7 +8,7 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import ShiftedClock, rest_client
+from helpers import ShiftedClock, rest_client, without_proxy_variables
 
 from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
 from exporter.bybit.models import DcpSetting
@@ -281,14 +281,10 @@ async def test_non_utf8_error_page_is_a_counted_error():
         await runner.cleanup()
 
 
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY")
-
-
 @pytest.fixture
 def proxy_env(monkeypatch):
     """No proxy variable but those a test sets, and the per-URL proxy worked out afresh."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    without_proxy_variables(monkeypatch)
     proxy_for.cache_clear()
     yield monkeypatch
     proxy_for.cache_clear()

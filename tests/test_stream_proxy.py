@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from helpers import without_proxy_variables
 
 from exporter.bybit.stream import proxy_for
 
 
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch):
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    without_proxy_variables(monkeypatch)
     proxy_for.cache_clear()
     yield
     proxy_for.cache_clear()
