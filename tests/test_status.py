@@ -3,17 +3,20 @@ states, the HTML and the JSON. Metrics are set by hand and time is passed in."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import re
 import tracemalloc
 
 import pytest
 from status_page import article, cells, fact, state, text
 
 from exporter.metrics import Metrics
-from exporter.status import api, model, render, sampler
+from exporter.status import api, events, model, render, sampler
 from exporter.status.sampler import Marks, Ring, Sampler
-from exporter.status.snapshot import collect, quantile, read
+from exporter.status.service import StatusService
+from exporter.status.snapshot import RTT, SAMPLED_SOURCES, SOURCES, Snapshot, collect, quantile, read
 
 T0 = 1_800_000_000.0
 
@@ -375,3 +378,181 @@ def test_what_the_sampler_remembers_covers_every_series_the_next_sample_is_compa
     history.watch.previous = before
     history.record(now, T0 + 5)
     assert read_names and read_names <= set(REMEMBERED), read_names - set(REMEMBERED)
+
+
+# Every kind of event ``advance`` tells (each is said once in its source, as ``say("kind", ...)``).
+EVENT_KINDS = set(re.findall(r'say\("(\w+)"', inspect.getsource(events)))
+
+
+def _every_event(desk: Desk, step) -> list[str]:
+    """Take account "a" through every kind of event, with pongs all along and steps of a minute
+    for the RTT and reconnect marks; "b" is added and never heard from. ``step(seconds)``
+    samples and gives the events; the kinds told, in order."""
+    m = desk.metrics
+    kinds: list[str] = []
+
+    def then(seconds: float = 5.0) -> None:
+        m.ws_rtt.labels("a").observe(0.01 + desk.now % 7 / 1000)
+        kinds.extend(e.kind for e in step(seconds))
+
+    desk.healthy()
+    then()
+    m.last_poll_error.labels("a", "10003", "API key unknown on this environment").set(1)
+    then()
+    m.last_poll_error.clear()
+    then(61)
+    m.ws_connected.labels("a").set(0)
+    m.ws_reconnects.labels("a", "pong_timeout").inc()
+    then()
+    m.ws_connected.labels("a").set(1)
+    then(61)
+    m.ws_reconnects.labels("a", "closed").inc()
+    then()
+    m.triggers.labels("a", "DERIVATIVES").inc()
+    m.cancelled_orders.labels("a", "linear").inc(3)
+    m.last_trigger.labels("a", "DERIVATIVES").set(desk.now)
+    then()
+    m.cancelled_orders.labels("a", "inverse").inc()  # the backfill's late find
+    then()
+    m.window.labels("a", "SPOT").set(30)
+    m.drift.labels("a", "SPOT").set(1)
+    m.reassert_failures.labels("a", "SPOT").inc()
+    then()
+    m.window.labels("a", "SPOT").set(10)
+    m.drift.labels("a", "SPOT").set(0)
+    m.reassert_last_success.labels("a", "SPOT").set(desk.now)
+    then()
+    m.drift.labels("a", "SPOT").set(1)
+    then()
+    m.drift.labels("a", "SPOT").set(0)  # cleared without a re-assertion
+    then()
+    m.guardian_armed.labels("a", "DERIVATIVES").set(0)
+    m.guardian_transitions.labels("a", "released").inc()
+    then()
+    m.guardian_armed.labels("a", "DERIVATIVES").set(1)
+    m.guardian_transitions.labels("a", "armed").inc()
+    then()
+    m.drill_last_run.labels("a", "DERIVATIVES").set(desk.now)
+    m.drill_last_success.labels("a", "DERIVATIVES").set(1)
+    m.drill_trigger_delay.labels("a", "DERIVATIVES").set(10.25)
+    then(61)
+    m.drill_last_run.labels("a", "DERIVATIVES").set(desk.now)
+    m.drill_last_success.labels("a", "DERIVATIVES").set(0)
+    then()
+    return kinds
+
+
+def test_sampling_only_the_sampled_families_tells_what_a_full_read_tells():
+    """The periodic sample reads ``SAMPLED_SOURCES``, not all the families a page reads: fed
+    side by side, a sampler of each must tell the same events and keep the same history."""
+    desk = Desk("a", "b")
+    full, sampled = Sampler(), Sampler()
+
+    def step(seconds: float):
+        desk.now += seconds
+        told = full.observe(read(collect(desk.metrics)), desk.now)
+        assert sampled.observe(read(collect(desk.metrics, SAMPLED_SOURCES)), desk.now) == told
+        for name in desk.names:  # repr: a ring's NaN (no RTT in an interval) equals itself there
+            assert repr(sampled.view(name, desk.now)) == repr(full.view(name, desk.now))
+        return told
+
+    assert set(_every_event(desk, step)) == EVENT_KINDS
+    assert sampled.events() == full.events() and len(full.events()) > len(EVENT_KINDS)
+
+
+def test_the_sampler_asks_only_for_series_the_sampled_families_give():
+    """If ``advance`` or ``History.record`` came to read a series of a family not in
+    ``SAMPLED_SOURCES``, the periodic sample would hand it nothing and tell a wrong event or
+    none. Every series (and the RTT buckets, the poll error, the account info) asked of a
+    snapshot through a whole scenario must come from a sampled family; and every sampled
+    family is asked for, so the list is no longer than it needs to be."""
+    fields = {
+        "rtt_bounds": RTT,
+        "rtt_counts": RTT,
+        "error_code": "bybit_dcp_last_poll_error_info",
+        "error_hint": "bybit_dcp_last_poll_error_info",
+        "environment": "bybit_dcp_account_info",
+        "mode": "bybit_dcp_account_info",
+    }
+    asked: set[str] = set()
+
+    class Series(dict):
+        def __getitem__(self, name):
+            asked.add(name)
+            return super().__getitem__(name)
+
+        def get(self, name, default=None):
+            asked.add(name)
+            return super().get(name, default)
+
+        def __contains__(self, name):
+            asked.add(name)
+            return super().__contains__(name)
+
+    class Recording(Snapshot):
+        def __getattribute__(self, attr):
+            if attr in fields:
+                asked.add(fields[attr])
+            return super().__getattribute__(attr)
+
+        def get(self, name, key=""):
+            asked.add(name)
+            return super().get(name, key)
+
+        def by(self, name):
+            asked.add(name)
+            return super().by(name)
+
+        def flag(self, name, key=""):
+            asked.add(name)
+            return super().flag(name, key)
+
+        def only(self, names):  # what is kept is asked of the next sample's ``before``: recorded too
+            names = list(names)
+            asked.update(names)
+            kept = super().only(names)
+            return Recording(kept.account, Series(kept.series), error_code=kept.error_code, error_hint=kept.error_hint)
+
+    def recording(s: Snapshot) -> Recording:
+        return Recording(
+            s.account, Series(s.series), s.environment, s.mode, s.error_code, s.error_hint, s.rtt_bounds, s.rtt_counts
+        )
+
+    desk = Desk("a", "b")
+
+    def step(seconds: float):
+        desk.now += seconds
+        snapshots = {name: recording(s) for name, s in read(collect(desk.metrics)).items()}  # a full read
+        return desk.sampler.observe(snapshots, desk.now)
+
+    assert set(_every_event(desk, step)) == EVENT_KINDS
+    given: set[str] = set()
+    for family in collect(desk.metrics, SAMPLED_SOURCES):
+        given.update(
+            (family.name, f"{family.name}_count", f"{family.name}_sum") if family.bounds else (family.value_name,)
+        )
+    assert asked <= given, f"read by the sampler, not sampled: {sorted(asked - given)}"
+    assert asked == given, f"sampled, never read: {sorted(given - asked)}"
+
+
+def test_the_periodic_sample_collects_only_the_sampled_families_and_a_page_all():
+    desk = Desk()
+    desk.healthy()
+    collected: list[str] = []
+
+    class Counted:
+        def __init__(self, source: str, collector) -> None:
+            self.source, self.collector = source, collector
+
+        def collect(self):
+            collected.append(self.source)
+            return self.collector.collect()
+
+    for source in SOURCES:
+        setattr(desk.metrics, source, Counted(source, getattr(desk.metrics, source)))
+    service = StatusService(desk.metrics)
+    service.sample()
+    assert sorted(collected) == sorted(SAMPLED_SOURCES) and len(SAMPLED_SOURCES) < len(SOURCES)
+    collected.clear()
+    service.board(desk.names, now=desk.now, ready=True)
+    assert sorted(collected) == sorted(SOURCES)
