@@ -14,8 +14,9 @@ import pytest
 from helpers import eventually
 from virtual_clock import VirtualClock, settle
 
+from exporter.bybit import stream as stream_module
 from exporter.bybit.pacing import RESTART_BACKOFF_MAX, ConnectionBudget
-from exporter.bybit.stream import PrivateStream, StreamConfig
+from exporter.bybit.stream import OrdersCallback, PrivateStream, StreamConfig
 from exporter.config import AccountConfig
 from exporter.metrics import Metrics
 from exporter.monitor.account import AccountSupervisor
@@ -43,7 +44,7 @@ async def sim():
 
 
 @asynccontextmanager
-async def running_stream(sim: Simulator):
+async def running_stream(sim: Simulator, on_orders: OrdersCallback = lambda orders: None):
     """A stream at Bybit's real heartbeat settings (20 s pings, 10 s pong timeout) on a virtual clock."""
     clock = VirtualClock()
     metrics = Metrics(clock=clock.time)
@@ -53,7 +54,7 @@ async def running_stream(sim: Simulator):
         ACCOUNT,
         config,
         metrics,
-        on_orders=lambda orders: None,
+        on_orders=on_orders,
         clock=clock,
         rng=random.Random(11),
         budget=ConnectionBudget(),
@@ -103,17 +104,81 @@ async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
 
 
 async def test_second_ping_is_due_one_interval_after_the_first(sim):
-    async with running_stream(sim) as (_stream, metrics, clock):
+    async with running_stream(sim) as (stream, metrics, clock):
         await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1, what="the first pong")
         await settle()
-        assert clock.deadlines() == [20.0]  # answered: nothing is overdue, the next ping is due at 20 s
-        await clock.advance(19.9)
+        # The heartbeat looks once more when the pong would have been overdue (10 s), finds it
+        # answered, and sleeps until the next ping, due at 20 s.
+        assert clock.deadlines() == [10.0]
+        await clock.advance(10.0)
+        assert clock.deadlines() == [20.0]
+        assert stream.connected and sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 0
+        await clock.advance(9.9)
         assert ping_count(sim) == 1
         await clock.advance(0.1)
         await eventually(lambda: ping_count(sim) == 2, what="the second ping")
         await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 2, what="its pong")
         # RTT is measured on the virtual clock, which did not move during the round trip.
         assert sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_sum") == 0.0
+
+
+def heartbeat_tasks() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t.get_name().endswith(":heartbeat") and not t.done()]
+
+
+async def test_overdue_pong_never_interrupts_orders_being_handed_on(sim):
+    entered, release = asyncio.Event(), asyncio.Event()
+    handed: list[str] = []
+
+    async def slow_consumer(orders: list[dict]) -> None:
+        entered.set()
+        await release.wait()
+        handed.extend(o["orderId"] for o in orders)
+
+    async with running_stream(sim, slow_consumer) as (stream, metrics, clock):
+        await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1, what="the first pong")
+        sim.drop_pongs(KEY)
+        placed = sim.place_order(KEY, category="linear")
+        await eventually(entered.is_set, what="the order push handed on")
+        await clock.advance(20.0)
+        await eventually(lambda: ping_count(sim) == 2, what="the second ping")
+        await clock.advance(10.0)  # its pong is now overdue
+        await settle()
+        assert sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 1
+        # The connection is given up on, but the orders in hand are handed on first.
+        assert stream.connected and handed == []
+        release.set()
+        await eventually(
+            lambda: sample(metrics, "bybit_dcp_ws_reconnects_total", reason="pong_timeout") == 1,
+            what="the reconnect after the orders",
+        )
+        assert handed == [placed["orderId"]]
+        assert sample(metrics, "bybit_dcp_ws_connected") == 0
+    assert heartbeat_tasks() == []  # nothing of the stream outlives it
+
+
+async def test_a_failing_heartbeat_ends_the_connection_instead_of_going_quiet(sim, monkeypatch, caplog):
+    real_ping_frame = stream_module.msg.ping_frame
+    failures = iter([RuntimeError("a bug in the heartbeat")])
+
+    def ping_frame_failing_once(req_id: str) -> str:
+        for failure in failures:
+            raise failure
+        return real_ping_frame(req_id)
+
+    monkeypatch.setattr(stream_module.msg, "ping_frame", ping_frame_failing_once)
+    async with running_stream(sim) as (stream, metrics, clock):
+        await eventually(
+            lambda: sample(metrics, "bybit_dcp_ws_reconnects_total", reason="error") == 1, what="the reconnect"
+        )
+        assert any(r.getMessage() == "heartbeat failed unexpectedly" for r in caplog.records)
+        assert ping_count(sim) == 0 and len(heartbeat_tasks()) == 0
+        await eventually(lambda: clock.deadlines(), what="the backoff sleep")
+        await clock.advance_to(clock.deadlines()[0])
+        await eventually(
+            lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1, what="a pong on the next connection"
+        )
+        assert stream.connected and len(heartbeat_tasks()) == 1
 
 
 async def test_supervisor_restarts_a_crashing_part_with_doubling_backoff(session):

@@ -36,8 +36,12 @@ class VirtualClock(Clock):
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         done = asyncio.get_running_loop().create_future()
-        self._call_at(self._now + max(seconds, 0.0), lambda: done.done() or done.set_result(None))
-        await done
+        entry = self._call_at(self._now + max(seconds, 0.0), lambda: done.done() or done.set_result(None))
+        try:
+            await done
+        except asyncio.CancelledError:
+            self._cancel(entry)  # as asyncio.sleep cancels its timer: a cancelled sleep is no deadline
+            raise
 
     def timeout(self, seconds: float | None) -> _VirtualTimeout:
         return _VirtualTimeout(self, seconds)

@@ -8,7 +8,8 @@ moves frames and waits, on the :class:`~exporter.clock.Clock` it is given.
 Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
 (signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
 JSON ``ping`` at once and then on the account's grid (every ``ping_interval``, at its own
-``ping_phase``). No pong within ``pong_timeout`` -> close and reconnect. RTT runs from the
+``ping_phase``), from a heartbeat task beside the reader. No pong within ``pong_timeout`` ->
+close and reconnect. RTT runs from the
 moment the ping is written to the moment its pong is read off the socket (:mod:`.wire`), so
 the exporter's own queueing is not counted as Bybit's. ``bybit_dcp_ws_connected`` is 1 only between an acknowledged
 subscription and the end of that connection. Every reconnect is counted with its reason.
@@ -102,6 +103,27 @@ def proxy_for(url: str) -> str | None:
 
 def _is_redirect(exc: InvalidStatus) -> bool:
     return 300 <= exc.response.status_code < 400
+
+
+class _Stop:
+    """How the heartbeat task ends the reader of one connection.
+
+    The reader is interrupted only while it waits on the socket, never while it hands orders
+    on; ``interrupted`` tells that cancellation apart from the process shutting down."""
+
+    __slots__ = ("interrupted", "reader", "reading", "reason")
+
+    def __init__(self, reader: asyncio.Task[Any]) -> None:
+        self.reader = reader
+        self.reason: str | None = None
+        self.reading = False
+        self.interrupted = False
+
+    def give_up(self, reason: str) -> None:
+        self.reason = reason
+        if self.reading and not self.interrupted:
+            self.interrupted = True
+            self.reader.cancel()
 
 
 class _Reconnect(Exception):
@@ -280,29 +302,64 @@ class PrivateStream:
             raise _Reconnect("subscribe_failed")
 
         self._set_up()
-        hb = self.heartbeat
-        while True:
-            now = self.clock.monotonic()
-            if hb.timed_out(now):
-                self.metrics.ws_pong_timeouts.labels(self.account).inc()
-                log.warning(
-                    "no pong in time; reconnecting",
-                    extra={"account": self.account, "pong_timeout_seconds": cfg.pong_timeout},
-                )
-                raise _Reconnect("pong_timeout")
-            if hb.ping_due(now):
-                req = self._req_ids.next("ping")
-                await ws.send(msg.ping_frame(req))
-                hb.on_ping_sent(req, self.clock.monotonic())  # written: handed to the socket
-                continue
-            deadline = hb.deadline()
-            timeout = None if deadline is None else max(0.0, deadline - now)
-            try:
-                async with self.clock.timeout(timeout):
+        await self._read_while_beating(ws)
+
+    async def _read_while_beating(self, ws: StampedConnection) -> None:
+        """Read frames while a second task keeps the heartbeat; end with the reason it gave up.
+
+        The reader waits on the socket with no timeout, and the heartbeat task sleeps until the
+        next ping or pong deadline: a plain sleep each, where one loop waking its read with a
+        timeout for every ping cost a cancelled read and a raised exception per account per cycle.
+        """
+        reader = asyncio.current_task()
+        assert reader is not None
+        stop = _Stop(reader)
+        beat = asyncio.get_running_loop().create_task(self._beat(ws, stop), name=f"{self.account}:heartbeat")
+        try:
+            while stop.reason is None:
+                stop.reading = True
+                try:
                     raw, arrived = await ws.recv_stamped()
-            except TimeoutError:
-                continue
-            await self._handle(msg.parse_frame(raw), arrived)
+                except asyncio.CancelledError:
+                    if stop.interrupted and reader.uncancel() == 0:
+                        break  # the heartbeat's doing, not a shutdown
+                    raise
+                finally:
+                    stop.reading = False
+                await self._handle(msg.parse_frame(raw), arrived)
+            assert stop.reason is not None
+            raise _Reconnect(stop.reason)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    async def _beat(self, ws: StampedConnection, stop: _Stop) -> None:
+        """Ping on the account's grid; give up on the connection when a pong is overdue."""
+        hb = self.heartbeat
+        try:
+            while True:
+                now = self.clock.monotonic()
+                if hb.timed_out(now):
+                    self.metrics.ws_pong_timeouts.labels(self.account).inc()
+                    log.warning(
+                        "no pong in time; reconnecting",
+                        extra={"account": self.account, "pong_timeout_seconds": self.config.pong_timeout},
+                    )
+                    stop.give_up("pong_timeout")
+                    return
+                if hb.ping_due(now):
+                    req = self._req_ids.next("ping")
+                    await ws.send(msg.ping_frame(req))
+                    hb.on_ping_sent(req, self.clock.monotonic())  # written: handed to the socket
+                    continue
+                deadline = hb.deadline()
+                assert deadline is not None  # connected: a ping is always scheduled
+                await self.clock.sleep(deadline - now)
+        except ConnectionClosed:
+            return  # the reader sees the same closed connection and reports it
+        except Exception:
+            log.exception("heartbeat failed unexpectedly", extra={"account": self.account})
+            stop.give_up("error")
 
     async def _await_ack(self, ws: StampedConnection, kind: type[AckT], req_id: str) -> AckT:
         """Wait for the ack of ``req_id``; other frames are handled (or counted) meanwhile."""
