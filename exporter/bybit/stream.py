@@ -9,10 +9,10 @@ Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``a
 (signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
 JSON ``ping`` at once and then on the account's grid (every ``ping_interval``, at its own
 ``ping_phase``), from a heartbeat task beside the reader. No pong within ``pong_timeout`` ->
-close and reconnect. RTT runs from the
-moment the ping is written to the moment its pong is read off the socket (:mod:`.wire`), so
-the exporter's own queueing is not counted as Bybit's. ``bybit_dcp_ws_connected`` is 1 only between an acknowledged
-subscription and the end of that connection. Every reconnect is counted with its reason.
+close and reconnect. RTT runs from the moment the ping is written to the moment its pong is
+read off the socket (:mod:`.wire`), so the exporter's own queueing is not counted as Bybit's.
+``bybit_dcp_ws_connected`` is 1 only between an acknowledged subscription and the end of that
+connection. Every reconnect is counted with its reason.
 
 The stream subscribes exactly the topics it is given. Observer mode gives ``("order",)``;
 a ``dcp.*`` topic makes this connection one of the account's protected connections,
