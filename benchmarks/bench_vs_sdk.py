@@ -10,7 +10,10 @@ each exporter kind to the SDK and to both floors.
 - SDK: ``pybit.unified_trading.WebSocket(channel_type="private")``, one thread per socket
   (its URL constant is pointed at the fake, the only change made to it).
 - floor: one asyncio process with aiohttp websockets doing auth, subscribe and JSON pings,
-  nothing else: what a connection costs at the least.
+  nothing else: what a connection costs at the least. It pings at once and then on the
+  exporter's grid (each connection at its own 250 ms step of the interval), as the exporter
+  does: pings bunched together would cost a third as much each, a schedule the exporter
+  avoids on purpose.
 - wsfloor: the same with the websockets library, which the exporter's streams use: what a
   connection costs with the exporter's own websocket stack.
 - exporter: ``bybit-dcp-exporter --config.file`` with N observer accounts (REST polls every
@@ -206,6 +209,21 @@ def auth_message(account: Account) -> dict:
 SUBSCRIBE = {"req_id": "s", "op": "subscribe", "args": ["order"]}
 
 
+def ping_schedule(account: Account) -> Callable[[], float]:
+    """The seconds until the account's next ping on the exporter's grid (its own 250 ms step within
+    the interval), so a floor's pings are spread as the exporter's are, not bunched: bunched, the
+    same bare loop costs a third as much a ping (docs/performance.md)."""
+    from exporter.bybit.pacing import next_slot, stable_phase  # only in the floors' child processes
+
+    phase = stable_phase(account.key, "ping", PING_INTERVAL)
+
+    def until_next() -> float:
+        now = time.monotonic()
+        return next_slot(now, PING_INTERVAL, phase) - now
+
+    return until_next
+
+
 async def hold_all(accounts: list[Account], hold: Callable[[Account, asyncio.Queue[None]], Awaitable[None]]) -> None:
     """Hold every account's connection; print one JSON line once all are up (what ``launch`` waits for)."""
     started = time.monotonic()
@@ -227,10 +245,11 @@ async def floor_client(accounts: list[Account]) -> None:
             await ws.send_json(SUBSCRIBE)
             await ws.receive()
             ready.put_nowait(None)
+            until_next_ping = ping_schedule(account)
             while not ws.closed:
                 await ws.send_json({"op": "ping"})
                 try:  # read (and drop) whatever comes until the next ping is due
-                    async with asyncio.timeout(PING_INTERVAL):
+                    async with asyncio.timeout(until_next_ping()):
                         while not ws.closed:
                             await ws.receive()
                 except TimeoutError:
@@ -257,11 +276,12 @@ async def wsfloor_client(accounts: list[Account]) -> None:
             await ws.send(json.dumps(SUBSCRIBE))
             await ws.recv()
             ready.put_nowait(None)
+            until_next_ping = ping_schedule(account)
             with contextlib.suppress(ConnectionClosed):  # a closed connection ends quietly, as the aiohttp floor's does
                 while True:
                     await ws.send(json.dumps({"op": "ping"}))
                     with contextlib.suppress(TimeoutError):  # read (and drop) whatever comes until the next ping is due
-                        async with asyncio.timeout(PING_INTERVAL):
+                        async with asyncio.timeout(until_next_ping()):
                             async for _ in ws:
                                 pass
 
