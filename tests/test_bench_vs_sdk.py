@@ -27,5 +27,7 @@ def test_every_client_holds_every_connection_over_tls():
     }
     assert set(rows) == set(CLIENTS), run.stdout
     assert all(int(m["held"]) == ACCOUNTS for m in rows.values()), run.stdout
-    assert re.search(r"^exporter .* p50 \d+ ms, .* loop probe max \d+ ms \(without scrapes \d+ ms\)$", run.stdout, re.M), run.stdout
+    assert re.search(
+        r"^exporter .* p50 \d+ ms, .* loop probe max \d+ ms \(without scrapes \d+ ms\)$", run.stdout, re.M
+    ), run.stdout
     assert f"Targets at N = {ACCOUNTS}:" in run.stdout and "NOTE" not in run.stdout
