@@ -36,9 +36,9 @@ def load_json(data: str | bytes) -> object:
     RecursionError inside the decoder, and bytes may not be UTF-8: all become ValueError.
     """
     try:
-        if isinstance(data, str):  # every frame: one decoder, not a new one per call as json.loads builds
-            return _DECODER.decode(data)
-        return json.loads(data, parse_constant=_reject_constant)  # bytes: json.loads finds their encoding
+        if not isinstance(data, str):  # bytes: their encoding found as json.loads finds it
+            data = data.decode(json.detect_encoding(data), "surrogatepass")
+        return _DECODER.decode(data)  # one decoder, not a new one per call as json.loads builds
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
