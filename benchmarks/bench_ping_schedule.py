@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import resource
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_vs_sdk import SUBSCRIBE, Account, auth_message, start_fakes, stop
+from bench_vs_sdk import Account, hold_with_websockets, ping_schedule, start_fakes, stop
 
 SCHEDULES = {"together": 0.0, "1s": 1.0, "250ms": 0.25, "random": None}
 CLIENTS = ("bare", "stream")
@@ -51,25 +50,6 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def bare(account: Account, interval: float, phase: float, ready: list[int]) -> None:
-    from websockets.asyncio.client import connect  # only in the child processes
-
-    from exporter.bybit.pacing import next_slot  # as the exporter's grid, in the child processes
-
-    async with connect(account.ws_url, ping_interval=None, compression=None, proxy=None) as ws:
-        await ws.send(json.dumps(auth_message(account)))
-        await ws.recv()
-        await ws.send(json.dumps(SUBSCRIBE))
-        await ws.recv()
-        ready.append(1)
-        while True:
-            await ws.send(json.dumps({"op": "ping"}))
-            with contextlib.suppress(TimeoutError):  # read (and drop) whatever comes until the next ping is due
-                async with asyncio.timeout(next_slot(time.monotonic(), interval, phase) - time.monotonic()):
-                    async for _ in ws:
-                        pass
-
-
 async def child(client: str, accounts: list[Account], interval: float, step: float | None, seconds: float) -> dict:
     from exporter.bybit.pacing import ConnectionBudget  # only in the child processes
     from exporter.bybit.stream import PrivateStream, StreamConfig
@@ -82,7 +62,8 @@ async def child(client: str, accounts: list[Account], interval: float, step: flo
     tasks = []
     for i, (account, phase) in enumerate(zip(accounts, phases(len(accounts), interval, step), strict=True)):
         if client == "bare":
-            tasks.append(asyncio.create_task(bare(account, interval, phase, ready)))
+            beat = hold_with_websockets(account, ping_schedule(phase, interval), lambda: ready.append(1))
+            tasks.append(asyncio.create_task(beat))
             continue
         config = StreamConfig(
             account.ws_url, account.key, Secret(account.secret), ("order",), ping_interval=interval, ping_phase=phase

@@ -209,19 +209,52 @@ def auth_message(account: Account) -> dict:
 SUBSCRIBE = {"req_id": "s", "op": "subscribe", "args": ["order"]}
 
 
-def ping_schedule(account: Account) -> Callable[[], float]:
-    """The seconds until the account's next ping on the exporter's grid (its own 250 ms step within
-    the interval), so a floor's pings are spread as the exporter's are, not bunched: bunched, the
-    same bare loop costs a third as much a ping (docs/performance.md)."""
-    from exporter.bybit.pacing import next_slot, stable_phase  # only in the floors' child processes
+def grid_phase(account: Account) -> float:
+    """The account's own 250 ms step within the interval, as the exporter picks its ping phases."""
+    from exporter.bybit.pacing import stable_phase  # only in the floors' child processes
 
-    phase = stable_phase(account.key, "ping", PING_INTERVAL)
+    return stable_phase(account.key, "ping", PING_INTERVAL)
+
+
+def ping_schedule(phase: float, interval: float = PING_INTERVAL) -> Callable[[], float]:
+    """The seconds until the next ping on the grid ``phase + k * interval``. On the exporter's
+    grid a floor's pings are spread as the exporter's are, not bunched: bunched, the same bare
+    loop costs a third as much a ping (docs/performance.md)."""
+    from exporter.bybit.pacing import next_slot  # only in the floors' child processes
 
     def until_next() -> float:
         now = time.monotonic()
-        return next_slot(now, PING_INTERVAL, phase) - now
+        return next_slot(now, interval, phase) - now
 
     return until_next
+
+
+async def hold_with_websockets(
+    account: Account, until_next_ping: Callable[[], float], ready: Callable[[], None]
+) -> None:
+    """One connection with the websockets library: auth, subscribe, ``ready()``, then a JSON ping
+    at once and on the schedule, reading (and dropping) whatever comes between."""
+    from websockets.asyncio.client import connect  # only in the child processes
+    from websockets.exceptions import ConnectionClosed
+
+    from exporter.bybit.tls import context_for  # one context for all, as the exporter: the least a connection needs
+
+    secure = context_for(account.ws_url)
+    async with connect(
+        account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20, ssl=secure
+    ) as ws:
+        await ws.send(json.dumps(auth_message(account)))
+        await ws.recv()
+        await ws.send(json.dumps(SUBSCRIBE))
+        await ws.recv()
+        ready()
+        with contextlib.suppress(ConnectionClosed):  # a closed connection ends quietly, as the aiohttp floor's does
+            while True:
+                await ws.send(json.dumps({"op": "ping"}))
+                with contextlib.suppress(TimeoutError):  # read (and drop) whatever comes until the next ping is due
+                    async with asyncio.timeout(until_next_ping()):
+                        async for _ in ws:
+                            pass
 
 
 async def hold_all(accounts: list[Account], hold: Callable[[Account, asyncio.Queue[None]], Awaitable[None]]) -> None:
@@ -245,7 +278,7 @@ async def floor_client(accounts: list[Account]) -> None:
             await ws.send_json(SUBSCRIBE)
             await ws.receive()
             ready.put_nowait(None)
-            until_next_ping = ping_schedule(account)
+            until_next_ping = ping_schedule(grid_phase(account))
             while not ws.closed:
                 await ws.send_json({"op": "ping"})
                 try:  # read (and drop) whatever comes until the next ping is due
@@ -261,29 +294,8 @@ async def floor_client(accounts: list[Account]) -> None:
 
 
 async def wsfloor_client(accounts: list[Account]) -> None:
-    from websockets.asyncio.client import connect  # only in this child process
-    from websockets.exceptions import ConnectionClosed
-
-    from exporter.bybit.tls import context_for  # one context for all, as the exporter: the least a connection needs
-
     async def hold(account: Account, ready: asyncio.Queue[None]) -> None:
-        secure = context_for(account.ws_url)
-        async with connect(
-            account.ws_url, ping_interval=None, compression=None, proxy=None, max_size=2**20, ssl=secure
-        ) as ws:
-            await ws.send(json.dumps(auth_message(account)))
-            await ws.recv()
-            await ws.send(json.dumps(SUBSCRIBE))
-            await ws.recv()
-            ready.put_nowait(None)
-            until_next_ping = ping_schedule(account)
-            with contextlib.suppress(ConnectionClosed):  # a closed connection ends quietly, as the aiohttp floor's does
-                while True:
-                    await ws.send(json.dumps({"op": "ping"}))
-                    with contextlib.suppress(TimeoutError):  # read (and drop) whatever comes until the next ping is due
-                        async with asyncio.timeout(until_next_ping()):
-                            async for _ in ws:
-                                pass
+        await hold_with_websockets(account, ping_schedule(grid_phase(account)), lambda: ready.put_nowait(None))
 
     await hold_all(accounts, hold)
 
