@@ -36,7 +36,7 @@ from exporter.metrics import Metrics
 from exporter.monitor.fleet import Fleet
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
-from exporter.web import make_app
+from exporter.web.app import make_app
 
 
 def cpu_seconds() -> float:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from prometheus_client import generate_latest
 
 from exporter.dcp import CATEGORIES, PRODUCTS
-from exporter.labelled_metrics import openmetrics_exposition, text_exposition
 from exporter.metrics import ENDPOINTS, Metrics
+from exporter.metrics.labelled import openmetrics_exposition, text_exposition
 
 
 def build(accounts: int) -> Metrics:

@@ -17,7 +17,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the harness the test uses too
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))  # the harness the test uses too
 
 from wire_timing import Setup, measure
 

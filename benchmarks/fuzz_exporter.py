@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 from mutations import mutate
 
 from exporter.bybit.rest import ORDER_HISTORY, QUERY_DCP_INFO
@@ -33,7 +33,7 @@ from exporter.metrics import Metrics
 from exporter.monitor.fleet import Fleet
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
-from exporter.web import make_app
+from exporter.web.app import make_app
 
 KEY = "fuzz-key"
 

@@ -16,10 +16,8 @@ import socket
 import sys
 
 from . import __version__
-from .allocator import keep_memory_small
 from .bybit.pacing import Pacing, budget_for_share
 from .bybit.tls import lean_read_buffers
-from .clock import SYSTEM_CLOCK
 from .config import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
@@ -32,14 +30,16 @@ from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
 from .monitor.fleet import Fleet
-from .monitor.guardian import add_liveness_route
-from .shard import ONE_SHARD, Shard, resolve_index, select
+from .monitor.shard import ONE_SHARD, Shard, resolve_index, select
+from .runtime.allocator import keep_memory_small
+from .runtime.clock import SYSTEM_CLOCK
 from .status.model import DEFAULT_RUNBOOK_URL, Links
 from .status.service import StatusService, sample_interval
 from .version import version_text
-from .web import make_app
-from .webconfig import WebConfigSource
-from .webguard import ConnectionGuard
+from .web.app import make_app
+from .web.config import WebConfigSource
+from .web.guard import ConnectionGuard
+from .web.liveness import add_liveness_route
 
 log = logging.getLogger("exporter")
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
-    keep_memory_small()  # before any worker thread starts (see exporter/allocator.py)
+    keep_memory_small()  # before any worker thread starts (see exporter/runtime/allocator.py)
     lean_read_buffers()  # before any TLS connection (see exporter/bybit/tls.py)
     try:
         links = Links(args.dashboard_url, args.runbook_url)

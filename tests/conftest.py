@@ -1,4 +1,10 @@
-"""Shared fixtures. Tests run against the simulator over loopback; nothing reaches Bybit."""
+"""Shared fixtures. Tests run against the simulator over loopback; nothing reaches Bybit.
+
+The tests live in three rooms, and each test is marked with its room, so
+``pytest -m "not e2e"`` runs everything that needs no tool beyond Python:
+``unit/`` (pure), ``sim/`` (against the simulator over loopback) and ``e2e/`` (real Prometheus,
+Alertmanager, Chromium, podman, kubectl, systemd, the package build and whole benchmarks).
+"""
 
 from collections.abc import Callable
 
@@ -33,3 +39,17 @@ async def session():
     """One aiohttp client session for a test, closed after it (as the exporter uses one per process)."""
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+ROOMS = ("unit", "sim", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the room (tests/<room>/...) it lives in."""
+    for item in items:
+        parts = item.path.parts
+        room = next(
+            (parts[i + 1] for i in range(len(parts) - 1) if parts[i] == "tests" and parts[i + 1] in ROOMS), None
+        )
+        if room is not None:
+            item.add_marker(room)

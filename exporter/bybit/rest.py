@@ -28,8 +28,8 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
-from ..clock import SYSTEM_CLOCK, Clock
 from ..metrics import Metrics
+from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
 from .errors import RateLimited, TimestampError, TransportError, code_label, error_for
 from .models import (

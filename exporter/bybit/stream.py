@@ -3,7 +3,7 @@
 One :class:`PrivateStream` per account. The decisions live in sans-I/O pieces:
 frame parsing in :mod:`.messages`, ping/pong bookkeeping in :class:`.heartbeat.Heartbeat`,
 reconnect delays and the per-host connection budget in :mod:`.pacing`. This module only
-moves frames and waits, on the :class:`~exporter.clock.Clock` it is given.
+moves frames and waits, on the :class:`~exporter.runtime.clock.Clock` it is given.
 
 Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
 (signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
@@ -36,9 +36,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
-from ..clock import SYSTEM_CLOCK, Clock
 from ..dcp import TOPIC_PRODUCT
 from ..metrics import Metrics
+from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
 from . import messages as msg
 from . import tls

@@ -56,7 +56,7 @@ def lean_read_buffers() -> None:
     """Give every TLS connection made from now on a read buffer of one record, not 256 KiB.
 
     Process-wide (asyncio's TLS transport takes the size from its class), so called once at
-    start-up, like :func:`exporter.allocator.keep_memory_small`; only ever made smaller."""
+    start-up, like :func:`exporter.runtime.allocator.keep_memory_small`; only ever made smaller."""
     protocol = getattr(asyncio.sslproto, "SSLProtocol", None)
     current = getattr(protocol, "max_size", None)
     if isinstance(current, int) and current > READ_BUFFER_BYTES:

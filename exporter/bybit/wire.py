@@ -29,8 +29,8 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import Event
 from websockets.typing import Data
 
-from ..clock import Clock
 from ..metrics import Metrics
+from ..runtime.clock import Clock
 
 
 class StampedConnection(ClientConnection):

@@ -17,10 +17,10 @@ import sys
 import aiohttp
 
 from ..bybit.rest import RestClient
-from ..clock import SYSTEM_CLOCK
 from ..config import DRILL_CUTS, DRILL_SIDES, AccountConfig, ConfigError, DrillSettings, drill_settings, load_config
 from ..dcp import PRODUCTS
 from ..metrics import Metrics
+from ..runtime.clock import SYSTEM_CLOCK
 from .run import run_drill
 from .verdict import CANARY_LINK_PREFIX, PRODUCT_CATEGORY, DrillReport
 

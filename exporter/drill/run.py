@@ -22,9 +22,9 @@ from ..bybit import messages as msg
 from ..bybit.errors import BybitError
 from ..bybit.rest import RestClient
 from ..bybit.signing import ws_auth_args
-from ..clock import Clock
 from ..config import AccountConfig, DrillSettings
 from ..dcp import CANCEL_BY_DCP, ORDER_TOPIC, PRODUCT_TOPIC
+from ..runtime.clock import Clock
 from ..secrets import Secret
 from .verdict import (
     ERROR,

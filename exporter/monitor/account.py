@@ -29,12 +29,12 @@ from ..bybit.models import DcpSetting
 from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, next_slot, restart_delay, stable_phase
 from ..bybit.rest import RestClient
 from ..bybit.stream import PrivateStream, StreamConfig
-from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
 from ..dcp import CATEGORIES, NOT_AVAILABLE, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
 from ..drill.run import LINEAR_SETTLE_COINS
+from ..drill.schedule import ScheduledDrill
 from ..metrics import Metrics
-from .drills import ScheduledDrill
+from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .enforcer import Enforcer
 from .guardian import Guardian
 from .triggers import Observation, TriggerEvent, TriggerTracker

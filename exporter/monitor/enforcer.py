@@ -15,9 +15,9 @@ from typing import Protocol
 
 from ..bybit.errors import BybitError
 from ..bybit.models import DcpSetting, set_dcp_request
-from ..clock import SYSTEM_CLOCK, Clock
 from ..dcp import MIN_SETTLE_SECONDS
 from ..metrics import Metrics
+from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .reassert import (
     DEFAULT_MAX_BACKOFF,
     Blocked,

@@ -26,13 +26,13 @@ import aiohttp
 from ..bybit.pacing import Pacing
 from ..bybit.tls import session_context
 from ..bybit.wire import session_tracing
-from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..metrics import Metrics
-from ..pauses import freeze_survivors, prefer_the_loop
+from ..runtime.clock import SYSTEM_CLOCK, Clock
+from ..runtime.loop_lag import watch_loop_lag
+from ..runtime.pauses import freeze_survivors, prefer_the_loop
 from .account import AccountSupervisor
 from .guardian import Guardian
-from .loop_lag import watch_loop_lag
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ class Fleet:
                 headers={"User-Agent": USER_AGENT},
                 trace_configs=[session_tracing(self.clock, self.metrics)],
             )
-        self._loop_lag = asyncio.create_task(watch_loop_lag(self.clock, self.metrics), name="event-loop-lag")
+        self._loop_lag = asyncio.create_task(
+            watch_loop_lag(self.clock, self.metrics.event_loop_lag.observe), name="event-loop-lag"
+        )
         for account in self.config.accounts:
             self.metrics.add_account(
                 account.name,

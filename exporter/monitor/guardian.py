@@ -18,19 +18,17 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from ..bybit.pacing import ConnectionBudget
 from ..bybit.stream import PrivateStream, StreamConfig
-from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig, GuardianLiveness
 from ..dcp import PRODUCT_TOPIC
 from ..metrics import Metrics
+from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .liveness import TRANSITIONS, Switch
 
 log = logging.getLogger(__name__)
 
-LIVENESS_PATH = "/api/v1/accounts/{account}/liveness"
 STATUS_EVERY = 1.0  # seconds: the armed gauge follows the guarded connection at least this often
 FILE_POLLS_PER_TIMEOUT = 4
 PROMETHEUS_POLL_MAX = 5.0
@@ -215,21 +213,3 @@ class Guardian:
                 )
                 failing = problem
             await self.clock.sleep(every)
-
-
-def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardian | None]) -> None:
-    """``POST /api/v1/accounts/<account>/liveness`` with ``Authorization: Bearer <token>``: 204, 401 or 404."""
-
-    async def liveness(request: web.Request) -> web.Response:
-        guardian = guardian_of(request.match_info["account"])
-        if guardian is None or guardian.liveness.source != "http":
-            return web.Response(status=404, text="no guardian with http liveness for this account\n")
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if not guardian.accepts(token.strip() if scheme.lower() == "bearer" else ""):
-            return web.Response(
-                status=401, text="bad or missing bearer token\n", headers={"WWW-Authenticate": "Bearer"}
-            )
-        guardian.sign_of_life()
-        return web.Response(status=204)
-
-    app.router.add_post(LIVENESS_PATH, liveness)

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clock import SYSTEM_CLOCK, Clock
 from ..metrics import Metrics
+from ..runtime.clock import SYSTEM_CLOCK, Clock
 from . import api, model, render
 from .sampler import Sampler
 from .snapshot import SAMPLED_SOURCES, collect, read

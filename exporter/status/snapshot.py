@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..labelled_metrics import Read
 from ..metrics import Metrics
+from ..metrics.labelled import Read
 
 # The Metrics attributes the board reads; each is a collector of one family.
 SOURCES = (

@@ -1,0 +1,33 @@
+"""The guardian's HTTP liveness route: a REST-only bot's sign of life.
+
+It lives with the rest of the HTTP side; what a sign of life does (arm, keep armed) is the
+guardian's (:class:`~exporter.monitor.guardian.Guardian`), which this route only feeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ..monitor.guardian import Guardian
+
+LIVENESS_PATH = "/api/v1/accounts/{account}/liveness"
+
+
+def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardian | None]) -> None:
+    """``POST /api/v1/accounts/<account>/liveness`` with ``Authorization: Bearer <token>``: 204, 401 or 404."""
+
+    async def liveness(request: web.Request) -> web.Response:
+        guardian = guardian_of(request.match_info["account"])
+        if guardian is None or guardian.liveness.source != "http":
+            return web.Response(status=404, text="no guardian with http liveness for this account\n")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not guardian.accepts(token.strip() if scheme.lower() == "bearer" else ""):
+            return web.Response(
+                status=401, text="bad or missing bearer token\n", headers={"WWW-Authenticate": "Bearer"}
+            )
+        guardian.sign_of_life()
+        return web.Response(status=204)
+
+    app.router.add_post(LIVENESS_PATH, liveness)

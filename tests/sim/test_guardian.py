@@ -1,0 +1,267 @@
+"""Guardian liveness: the pure switch, and the guardian on the simulator with each source: the
+real liveness route (http), a touched file (file), and a real Prometheus on loopback (prometheus).
+
+DCP timers run at 0.1x (a 10 s window lasts 1 s); the liveness timeout is 1 s (2 s for Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+from alert_stack import prometheus_query, start_prometheus
+from helpers import eventually, free_port, stop_process
+
+from exporter.config import AccountConfig, Config, GuardianLiveness
+from exporter.metrics import Metrics
+from exporter.monitor.fleet import Fleet
+from exporter.monitor.liveness import Switch
+from exporter.secrets import Secret
+from exporter.simulator import Simulator
+from exporter.web.app import make_app
+from exporter.web.liveness import add_liveness_route
+
+KEY, SECRET, TOKEN = "guard-key-0001", "guard-secret-0001", "bot-token-0001"
+TIMEOUT = 1.0
+pytestmark = pytest.mark.timeout(60)
+
+
+# ------------------------------------------------------------------ the pure switch
+
+
+def test_the_switch_starts_released_arms_on_a_sign_and_lets_go_after_the_timeout():
+    switch = Switch(timeout=30)
+    assert switch.decide(now=0) is None and not switch.armed and switch.next_decision() is None
+    switch.sign_of_life(at=10)
+    assert switch.decide(now=10) == "armed" and switch.next_decision() == 40
+    switch.sign_of_life(at=5)  # an older sign changes nothing
+    assert switch.decide(now=39.9) is None and switch.armed
+    assert switch.decide(now=40) == "released" and switch.decide(now=41) is None
+    switch.sign_of_life(at=50)
+    assert switch.decide(now=50) == "armed"
+
+
+def test_a_stale_sign_never_arms():
+    switch = Switch(timeout=30)
+    switch.sign_of_life(at=0)  # e.g. a file last touched long ago
+    assert switch.decide(now=31) is None and not switch.armed
+
+
+# ------------------------------------------------------------------ on the simulator
+
+
+@asynccontextmanager
+async def guarding(liveness: GuardianLiveness):
+    """The simulator, a fleet with one guardian-liveness account, and the liveness route on loopback."""
+    async with Simulator(time_scale=0.1) as sim:
+        sim.add_account(KEY, SECRET)
+        account = AccountConfig(
+            name="bot",
+            api_key=KEY,
+            api_secret=Secret(SECRET),
+            environment="custom",
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            mode="guardian",
+            guardian_products=("DERIVATIVES",),
+            ping_interval=0.5,
+            pong_timeout=0.25,
+            poll_interval=1.0,
+            guardian_liveness=liveness,
+        )
+        metrics = Metrics()
+        fleet = Fleet(Config(accounts=[account]), metrics)
+        app = make_app(metrics, fleet)
+        add_liveness_route(app, fleet.guardian)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await fleet.start()
+        try:
+            yield sim, fleet, metrics, f"http://127.0.0.1:{port}/api/v1/accounts/bot/liveness"
+        finally:
+            await fleet.stop()
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def guarded(session):
+    async with guarding(GuardianLiveness("http", TIMEOUT, token=Secret(TOKEN))) as running:
+        yield running
+
+
+def dcp_connections(sim: Simulator) -> list:
+    return [c for c in sim.connection_info() if any(t.startswith("dcp.") for t in c.topics)]
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def armed(metrics: Metrics) -> bool:
+    return value(metrics, "bybit_dcp_guardian_armed", account="bot", product="DERIVATIVES") == 1
+
+
+def transitions(metrics: Metrics, to: str) -> float | None:
+    return value(metrics, "bybit_dcp_guardian_transitions_total", account="bot", to=to)
+
+
+async def test_the_guardian_holds_dcp_for_a_live_bot_lets_go_when_it_stops_and_rearms(guarded, session):
+    sim, fleet, metrics, url = guarded
+    order = sim.place_order(KEY, category="linear")
+    await eventually(lambda: sim.connection_info(), what="the observer connection")
+    assert dcp_connections(sim) == [] and not armed(metrics)  # starts disarmed
+
+    async with session.post(url, headers={"Authorization": "Bearer wrong"}) as resp:
+        assert resp.status == 401
+    async with session.post(url) as resp:
+        assert resp.status == 401
+    assert value(metrics, "bybit_dcp_guardian_liveness_rejected_total", account="bot") == 2
+    assert dcp_connections(sim) == []  # a bad token never arms
+
+    last_sign = 0.0
+
+    async def bot(seconds: float) -> None:
+        nonlocal last_sign
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            async with session.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                assert resp.status == 204
+            last_sign = time.monotonic()
+            await asyncio.sleep(0.2)
+
+    living = asyncio.create_task(bot(3.0))  # three DCP windows
+    await eventually(lambda: armed(metrics), what="the guardian to arm")
+    await living
+    assert sim.account(KEY).orders[order["orderId"]]["orderStatus"] == "New"  # held across the window
+    # The observer connection never subscribes dcp.*: the guarded one is separate.
+    assert [sorted(c.topics) for c in dcp_connections(sim)] == [["dcp.future"]]
+    assert {"order"} in [set(c.topics) for c in sim.connection_info()]
+
+    await eventually(lambda: not dcp_connections(sim), timeout=TIMEOUT + 2, what="the guardian to let go")
+    let_go = time.monotonic() - last_sign
+    print(f"guardian let-go latency: {let_go:.2f} s after the last sign (timeout {TIMEOUT:g} s)")
+    assert let_go <= TIMEOUT + 1.0
+    await eventually(
+        lambda: value(metrics, "bybit_dcp_triggers_total", account="bot", product="DERIVATIVES") == 1,
+        timeout=5,
+        what="DCP to fire and be counted",
+    )
+    assert sim.account(KEY).orders[order["orderId"]]["cancelType"] == "CancelByDCP"
+    await eventually(lambda: transitions(metrics, "released") == 1, what="the let-go counted")
+    assert value(metrics, "bybit_dcp_ws_connected", account="bot") == 1  # letting go never blinds the exporter
+
+    returning = asyncio.create_task(bot(0.5))
+    await eventually(lambda: dcp_connections(sim), what="the guardian to re-arm")
+    await returning
+    assert transitions(metrics, "armed") == 2
+
+
+async def test_the_route_knows_only_guardians_with_http_liveness(guarded, session):
+    _, _, _, url = guarded
+    async with session.post(url.replace("/bot/", "/nobody/"), headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        assert resp.status == 404
+
+
+# ------------------------------------------------------------------ the polled sources
+
+
+async def test_the_file_source_arms_on_a_touch_lets_go_after_the_timeout_and_rearms(tmp_path):
+    alive = tmp_path / "alive"
+    alive.touch()
+    os.utime(alive, (time.time() - 3600, time.time() - 3600))  # touched an hour ago: a dead bot
+    async with guarding(GuardianLiveness("file", TIMEOUT, path=str(alive))) as (sim, _, metrics, _url):
+
+        def age() -> float | None:
+            return value(metrics, "bybit_dcp_guardian_liveness_age_seconds", account="bot")
+
+        await eventually(lambda: (age() or 0) > 3000, what="the stale file read")
+        await eventually(lambda: sim.connection_info(), what="the observer connection")
+        assert not armed(metrics) and dcp_connections(sim) == []  # a stale file never arms
+
+        last_touch = 0.0
+
+        async def bot(seconds: float) -> None:
+            nonlocal last_touch
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                alive.touch()
+                last_touch = time.monotonic()
+                await asyncio.sleep(0.1)
+
+        touching = asyncio.create_task(bot(2 * TIMEOUT))
+        await eventually(lambda: dcp_connections(sim), what="the guardian to arm on the first touch")
+        await touching
+        assert armed(metrics) and transitions(metrics, "released") == 0  # held while touched, past the timeout
+        await eventually(lambda: not dcp_connections(sim), timeout=TIMEOUT + 2, what="the guardian to let go")
+        let_go = time.monotonic() - last_touch
+        assert TIMEOUT - 0.1 <= let_go <= TIMEOUT + 1.0, let_go  # timeout after the last touch, not before
+        # the socket closes before the switch's change is counted: wait for the count
+        await eventually(lambda: transitions(metrics, "released") == 1, what="the let-go counted")
+
+        alive.touch()
+        await eventually(lambda: dcp_connections(sim), what="the guardian to re-arm on a new touch")
+        assert transitions(metrics, "armed") == 2
+        alive.unlink()  # gone: no sign, and the watcher goes on
+        await eventually(lambda: transitions(metrics, "released") == 2, timeout=TIMEOUT + 2, what="let go again")
+
+
+class ScrapedBot:
+    """A target Prometheus scrapes: ``bot_alive`` is whatever the test sets."""
+
+    def __init__(self) -> None:
+        self.alive = 1
+
+    async def __aenter__(self) -> str:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(text=f"# TYPE bot_alive gauge\nbot_alive {self.alive}\n")
+
+        app = web.Application()
+        app.router.add_get("/metrics", handler)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        return f"127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
+@pytest.mark.e2e  # a real Prometheus
+async def test_the_prometheus_source_follows_a_real_query(tmp_path, session):
+    """A real Prometheus scrapes the bot's ``bot_alive`` every second; ``bot_alive == 1`` is the
+    liveness query: non-empty while the bot says 1, empty once it says 0."""
+    timeout = 2.0
+    rules = tmp_path / "rules.yml"
+    rules.write_text("groups: []\n")
+    bot = ScrapedBot()
+    async with bot as target:
+        prom, prom_url = start_prometheus(tmp_path, rules, targets=[target])
+        try:
+            liveness = GuardianLiveness("prometheus", timeout, url=prom_url, query="bot_alive == 1")
+            async with guarding(liveness) as (sim, _, metrics, _url):
+                await eventually(lambda: dcp_connections(sim), timeout=30, what="armed once Prometheus has the series")
+                await eventually(lambda: armed(metrics), what="the armed gauge")
+
+                bot.alive = 0
+                await eventually(
+                    lambda: prometheus_query(session, prom_url, "bot_alive == 0"),
+                    timeout=15,
+                    what="Prometheus to scrape the 0",
+                )
+                assert await prometheus_query(session, prom_url, "bot_alive == 1") == []  # the query is empty now
+                await eventually(lambda: not dcp_connections(sim), timeout=timeout + 6, what="the guardian to let go")
+                await eventually(lambda: transitions(metrics, "released") == 1, what="the let-go counted")
+                assert not armed(metrics)
+
+                bot.alive = 1
+                await eventually(lambda: dcp_connections(sim), timeout=15, what="the guardian to re-arm")
+                assert transitions(metrics, "armed") == 2
+        finally:
+            stop_process(prom)

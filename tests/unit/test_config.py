@@ -1,0 +1,487 @@
+"""Configuration: environment quick start, YAML accounts, validation messages, no secrets shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.config import (
+    ENVIRONMENTS,
+    QUICK_START_ACCOUNT_NAME,
+    SETTINGS,
+    AccountConfig,
+    ConfigError,
+    load_config,
+    parse_listen_address,
+)
+from exporter.secrets import Secret, mask_key
+
+SECRET = "s3cr3t-value-never-shown"
+
+
+def write(tmp_path, text: str, name: str = "config.yml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def errors_of(exc_info) -> list[str]:
+    return exc_info.value.errors
+
+
+# ------------------------------------------------------------------ environment quick start
+
+
+def test_env_quick_start_defaults_to_mainnet_observer():
+    config = load_config(env={"BYBIT_API_KEY": "key123456", "BYBIT_API_SECRET": SECRET})
+    (account,) = config.accounts
+    assert account.name == "default"
+    assert account.api_key == "key123456"
+    assert account.api_secret == Secret(SECRET)
+    assert (account.environment, account.rest_url, account.ws_url) == ("mainnet", *ENVIRONMENTS["mainnet"])
+    assert account.mode == "observer" and account.guardian_products == ()
+    assert (account.ping_interval, account.pong_timeout, account.poll_interval) == (20.0, 10.0, 30.0)
+    assert account.reassert == "off" and account.desired_windows == {}
+    assert account.settle_seconds == 10.0
+
+
+@pytest.mark.parametrize("env_name", ["testnet", "demo"])
+def test_env_selects_bybit_urls(env_name):
+    config = load_config(env={"BYBIT_API_KEY": "k" * 10, "BYBIT_API_SECRET": SECRET, "BYBIT_ENV": env_name})
+    account = config.accounts[0]
+    assert (account.rest_url, account.ws_url) == ENVIRONMENTS[env_name]
+    assert account.environment == env_name
+
+
+def test_env_urls_override_and_all_settings(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    config = load_config(
+        env={
+            "BYBIT_API_KEY": "key123456",
+            "BYBIT_API_SECRET_FILE": str(secret_file),
+            "BYBIT_REST_URL": "https://api.bybit.kz/",
+            "BYBIT_WS_URL": "wss://stream.bybit.kz/v5/private",
+            "BYBIT_MODE": "guardian",
+            "BYBIT_GUARDIAN_PRODUCTS": "DERIVATIVES, SPOT",
+            "BYBIT_DESIRED_WINDOWS": "DERIVATIVES=10,SPOT=15",
+            "BYBIT_REASSERT": "enforce",
+            "BYBIT_ACCOUNT": "desk-a",
+        }
+    )
+    a = config.accounts[0]
+    assert a.name == "desk-a"
+    assert a.api_secret.reveal() == SECRET  # trailing newline of the file stripped
+    assert a.rest_url == "https://api.bybit.kz" and a.ws_url == "wss://stream.bybit.kz/v5/private"
+    assert a.environment == "custom"
+    assert a.mode == "guardian" and a.guardian_products == ("DERIVATIVES", "SPOT")
+    assert a.desired_windows == {"DERIVATIVES": 10, "SPOT": 15}
+    assert a.reassert == "enforce"
+
+
+def test_env_without_key_explains_the_choices():
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={})
+    (message,) = errors_of(exc)
+    assert message.startswith("BYBIT_API_KEY:")
+    assert "--config.file" in message and "BYBIT_API_SECRET" in message
+
+
+def test_env_bad_desired_windows_named():
+    with pytest.raises(ConfigError) as exc:
+        load_config(
+            env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET, "BYBIT_DESIRED_WINDOWS": "SPOT=2,FUTURES=10,X"}
+        )
+    text = "\n".join(errors_of(exc))
+    assert "BYBIT_DESIRED_WINDOWS.SPOT" in text and "[3, 300]" in text
+    assert "BYBIT_DESIRED_WINDOWS.FUTURES" in text
+    assert "'X' is not PRODUCT=SECONDS" in text
+
+
+# ------------------------------------------------------------------ YAML file
+
+
+GOOD = """
+accounts:
+  - name: desk-a
+    api_key: AAAAAAAAAA
+    api_secret_env: DESK_A_SECRET
+    environment: testnet
+    mode: guardian
+    guardian_products: [DERIVATIVES]
+    ping_interval: 15
+    pong_timeout: 5
+    poll_interval: 60
+    max_active_time: 60
+    desired_windows: {DERIVATIVES: 10}
+    reassert: off
+  - name: desk-b
+    api_key_env: DESK_B_KEY
+    api_secret_file: {secret_file}
+    rest_url: http://127.0.0.1:9000
+    ws_url: ws://127.0.0.1:9000/v5/private
+    desired_windows: {SPOT: 20, DERIVATIVES: 300}
+    reassert: enforce
+    settle_seconds: 0.5
+    allow_short_settle: true
+"""
+
+
+def test_yaml_many_accounts(tmp_path):
+    secret_file = tmp_path / "b.secret"
+    secret_file.write_text("bbb-secret\n")
+    path = write(tmp_path, GOOD.replace("{secret_file}", str(secret_file)))
+    config = load_config(path, env={"DESK_A_SECRET": "aaa-secret", "DESK_B_KEY": "BBBBBBBBBB"})
+    a, b = config.accounts
+    assert a.name == "desk-a" and a.api_secret.reveal() == "aaa-secret" and a.environment == "testnet"
+    assert a.mode == "guardian" and a.guardian_products == ("DERIVATIVES",)
+    assert (a.ping_interval, a.pong_timeout, a.poll_interval) == (15, 5, 60)
+    assert a.reassert == "off"  # YAML's bare `off` is read as false; still means off
+    assert a.stream_url == ENVIRONMENTS["testnet"][1] + "?max_active_time=60s"
+    assert b.api_key == "BBBBBBBBBB" and b.api_secret.reveal() == "bbb-secret"
+    assert b.environment == "custom" and b.rest_url == "http://127.0.0.1:9000"
+    assert b.reassert == "enforce" and b.settle_seconds == 0.5
+    assert sorted(config.secrets()) == ["aaa-secret", "bbb-secret"]
+
+
+def test_rsa_private_key_file(tmp_path):
+    pem = tmp_path / "key.pem"
+    pem.write_text("-----BEGIN PRIVATE KEY-----\nMIIabc\n-----END PRIVATE KEY-----\n")
+    path = write(tmp_path, f"accounts:\n  - {{name: r, api_key: KKKKKKKK, rsa_private_key_file: {pem}}}\n")
+    (account,) = load_config(path, env={}).accounts
+    assert account.api_secret.reveal().startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_inline_secret_rejected_without_echoing_it(tmp_path):
+    path = write(tmp_path, f"accounts:\n  - name: a\n    api_key: KKKKKKKK\n    api_secret: {SECRET}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    text = str(exc.value)
+    assert "accounts[0].api_secret" in text
+    assert "api_secret_env" in text and "api_secret_file" in text
+    assert SECRET not in text
+
+
+def test_all_errors_collected_with_field_paths(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        accounts:
+          - name: ok
+            api_key: KKKKKKKK
+            api_secret_env: S
+          - name: ok
+            api_key: KKKKKKKK
+            api_secret_env: S
+          - name: "bad name!"
+            api_key: KKKKKKKK
+            api_secret_env: MISSING_VAR
+            environment: moon
+            mode: guardian
+            ping_interval: 5
+            pong_timeout: 5
+            poll_interval: 0
+            desired_windows: {SPOT: 2, FUTURES: 10, DERIVATIVES: "10"}
+            reassert: enforce
+            settle_seconds: 3
+            pingInterval: 5
+        """,
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": SECRET})
+    errors = errors_of(exc)
+    text = "\n".join(errors)
+    for expected in (
+        "accounts[1].name: 'ok' is already used by accounts[0]",
+        "accounts[2].name: 'bad name!'",
+        "accounts[2].api_secret_env: environment variable MISSING_VAR is not set",
+        "accounts[2].environment: 'moon'",
+        "accounts[2].guardian_products: guardian mode needs",
+        "accounts[2].pong_timeout: 5 s must be shorter than ping_interval (5 s)",
+        "accounts[2].poll_interval",
+        "accounts[2].desired_windows.SPOT: 2 must be a whole number of seconds in [3, 300]",
+        "accounts[2].desired_windows.FUTURES: unknown product",
+        "accounts[2].desired_windows.DERIVATIVES: '10'",
+        "accounts[2].settle_seconds: 3 must be at least 10",
+        "accounts[2].pingInterval: unknown setting; did you mean ping_interval?",
+    ):
+        assert expected in text, f"missing: {expected}\n{text}"
+    assert SECRET not in text
+
+
+def test_enforce_needs_desired_windows(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a, api_key: KKKKKKKK, api_secret_env: S, reassert: enforce}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": "x" * 10})
+    assert errors_of(exc) == [
+        "accounts[0].reassert: enforce needs desired_windows (e.g. DERIVATIVES: 10); set them or use dry-run/off"
+    ]
+
+
+def test_observer_with_guardian_products_is_an_error(tmp_path):
+    path = write(
+        tmp_path, "accounts:\n  - {name: a, api_key: KKKKKKKK, api_secret_env: S, guardian_products: [SPOT]}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": "x" * 10})
+    assert "accounts[0].guardian_products: only used in guardian mode" in errors_of(exc)[0]
+
+
+def test_custom_endpoint_needs_both_urls(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'http://x:1'}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": "x" * 10})
+    assert errors_of(exc)[0].startswith("accounts[0].ws_url:")
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(tmp_path / "nope.yml"), env={})
+    assert errors_of(exc)[0].startswith("--config.file: cannot read")
+    path = write(tmp_path, "accounts: [\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert "not valid YAML at line" in errors_of(exc)[0]
+    path = write(tmp_path, "accounts: []\nweb: {}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert {e.split(":")[0] for e in errors_of(exc)} == {"web", "accounts"}
+
+
+def test_flags_validated():
+    with pytest.raises(ConfigError) as exc:
+        load_config(
+            env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET},
+            listen_address="9842",
+            telemetry_path="metrics",
+            log_level="loud",
+            log_format="xml",
+        )
+    prefixes = sorted(e.split(":")[0] for e in errors_of(exc))
+    assert prefixes == ["--log.format", "--log.level", "--web.listen-address", "--web.telemetry-path"]
+
+
+def test_parse_listen_address():
+    assert parse_listen_address(":9842") == ("0.0.0.0", 9842)
+    assert parse_listen_address("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listen_address("[::1]:9842") == ("::1", 9842)
+    with pytest.raises(ValueError):
+        parse_listen_address("localhost")
+
+
+def test_repr_and_key_mask_hide_credentials():
+    config = load_config(env={"BYBIT_API_KEY": "ABCDEFGHIJKL", "BYBIT_API_SECRET": SECRET})
+    text = repr(config)
+    assert SECRET not in text and "ABCDEFGHIJKL" not in text
+    assert mask_key("ABCDEFGHIJKL") == "ABC***KL"
+
+
+def test_secret_pasted_into_api_secret_env_is_not_repeated(tmp_path):
+    pasted = "xZ9kQ2mN7pL4vB8cR1tY6wE3"  # looks like a Bybit secret, also a valid variable name
+    path = write(tmp_path, f"accounts:\n  - {{name: a, api_key: 12345678, api_secret_env: {pasted}}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    (message,) = errors_of(exc)
+    assert message.startswith("accounts[0].api_secret_env:") and "NAME of a variable" in message
+    assert pasted not in message
+
+
+def test_numeric_api_key_is_read_as_text(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a, api_key: 12345678, api_secret_env: S}\n")
+    assert load_config(path, env={"S": "x" * 10}).accounts[0].api_key == "12345678"
+
+
+def test_secret_pasted_into_api_secret_file_is_not_repeated(tmp_path):
+    pasted = "xZ9kQ2mN7pL4vB8cR1tY6wE3"
+    path = write(tmp_path, f"accounts:\n  - {{name: a, api_key: KKKKKKKK, api_secret_file: {pasted}}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert pasted not in str(exc.value) and "accounts[0].api_secret_file: cannot read" in str(exc.value)
+
+
+# ------------------------------------------------------------------ the table of settings drives all three uses
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def env_name(setting_name: str) -> str:
+    variable = BY_NAME[setting_name].env
+    assert variable, f"{setting_name} has no BYBIT_* variable"
+    return variable
+
+
+# For each setting the quick start reads: (its variable's text, other settings it needs as text,
+# the AccountConfig attribute it lands in, the expected value). "{secret_file}" is a file of SECRET.
+ENV_SAMPLES: dict[str, tuple[str, dict[str, str], str, object]] = {
+    "name": ("desk-z", {}, "name", "desk-z"),
+    "api_key": ("KEY-FROM-ENV", {}, "api_key", "KEY-FROM-ENV"),
+    "api_secret_env": ("another-secret", {}, "api_secret", Secret("another-secret")),
+    "api_secret_file": ("{secret_file}", {}, "api_secret", Secret(SECRET)),
+    "environment": ("testnet", {}, "rest_url", ENVIRONMENTS["testnet"][0]),
+    "rest_url": ("https://api.bybit.kz", {"environment": "demo"}, "rest_url", "https://api.bybit.kz"),
+    "ws_url": (
+        "wss://stream.bybit.kz/v5/private",
+        {"environment": "demo"},
+        "ws_url",
+        "wss://stream.bybit.kz/v5/private",
+    ),
+    "mode": ("guardian", {"guardian_products": "SPOT"}, "mode", "guardian"),
+    "guardian_products": ("SPOT, OPTIONS", {"mode": "guardian"}, "guardian_products", ("SPOT", "OPTIONS")),
+    "ping_interval": ("25", {}, "ping_interval", 25.0),
+    "pong_timeout": ("5", {}, "pong_timeout", 5.0),
+    "poll_interval": ("60", {}, "poll_interval", 60.0),
+    "max_active_time": ("120", {}, "max_active_time", 120.0),
+    "desired_windows": ("SPOT=20", {}, "desired_windows", {"SPOT": 20}),
+    "reassert": ("dry-run", {}, "reassert", "dry-run"),
+    "settle_seconds": ("12.5", {}, "settle_seconds", 12.5),
+}
+
+
+def test_every_setting_with_a_variable_has_a_sample():
+    assert set(ENV_SAMPLES) == {setting.name for setting in SETTINGS if setting.env}
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.env], ids=lambda s: s.env)
+def test_each_variable_sets_its_setting(setting, tmp_path):
+    text, companions, attribute, expected = ENV_SAMPLES[setting.name]
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    env = {env_name("api_key"): "key123456", env_name("api_secret_env"): SECRET}
+    if setting.name == "api_secret_file":
+        del env[env_name("api_secret_env")]
+    env |= {env_name(name): value for name, value in companions.items()}
+    env[setting.env] = text.format(secret_file=secret_file)
+    (account,) = load_config(env=env).accounts
+    assert getattr(account, attribute) == expected
+
+
+# Credentials are free text: any value is a valid key or secret.
+FREE_TEXT = {"api_key", "api_secret_env"}
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.env and s.name not in FREE_TEXT], ids=lambda s: s.env)
+def test_a_bad_variable_is_named_in_its_problem(setting):
+    env = {env_name("api_key"): "key123456", env_name("api_secret_env"): SECRET, setting.env: "not a value!"}
+    if setting.name == "api_secret_file":
+        del env[env_name("api_secret_env")]
+    with pytest.raises(ConfigError) as exc:
+        load_config(env=env)
+    assert any(e.startswith(f"{setting.env}:") or e.startswith(f"{setting.env}.") for e in errors_of(exc)), exc.value
+
+
+def yaml_account(tmp_path, **settings) -> str:
+    account = {"name": "a", "api_key": "KKKKKKKK", "api_secret_env": "S"} | settings
+    return write(tmp_path, yaml.safe_dump({"accounts": [account]}))
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_each_yaml_setting_is_known_and_checked_by_its_row(setting, tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(yaml_account(tmp_path, **{setting.name: ["not", "a", "value"]}), env={"S": SECRET})
+    errors = errors_of(exc)
+    assert not any("unknown setting" in e for e in errors), errors
+    assert any(e.startswith(f"accounts[0].{setting.name}:") for e in errors), errors
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_a_misspelt_setting_is_refused_with_a_hint(setting, tmp_path):
+    typo = setting.name + "x"
+    with pytest.raises(ConfigError) as exc:
+        load_config(yaml_account(tmp_path, **{typo: 1}), env={"S": SECRET})
+    assert errors_of(exc) == [f"accounts[0].{typo}: unknown setting; did you mean {setting.name}?"]
+
+
+def test_an_unlike_setting_is_refused_with_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(yaml_account(tmp_path, zzz=1), env={"S": SECRET})
+    (message,) = errors_of(exc)
+    assert message == f"accounts[0].zzz: unknown setting; known settings: {', '.join(BY_NAME)}"
+
+
+def test_table_defaults_are_the_account_defaults():
+    account_defaults = {
+        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        for f in dataclasses.fields(AccountConfig)
+    }
+    shared = [s for s in SETTINGS if s.name in account_defaults and s.default is not None]
+    assert {s.name for s in shared} >= {"environment", "mode", "ping_interval", "reassert", "settle_seconds"}
+    for setting in shared:
+        assert setting.default == account_defaults[setting.name], setting.name
+
+
+def readme_table(header: str) -> list[tuple[list[str], str]]:
+    """The rows of the README table under ``header``: (the names in the first cell, the default cell)."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = lines.index(header) + 2  # past the header and the |---| line
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        first, default, *_ = (cell.strip() for cell in line.strip("|").split("|"))
+        rows.append((re.findall(r"`([^`]+)`", first), default))
+    return rows
+
+
+def shown(value: object) -> str:
+    """A default as the README writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def check_readme_defaults(rows, setting_of, *, quick_start: bool) -> None:
+    """A blank default cell means none; a `literal` one is the table's default as written."""
+    for names, default in rows:
+        for name in names:
+            setting = setting_of(name)
+            literal = re.fullmatch(r"`([^`]+)`", default)
+            if default == "":
+                assert not setting.required and setting.default in (None, (), {}), name
+            elif literal:
+                if quick_start and setting.name == "name":
+                    assert literal[1] == QUICK_START_ACCOUNT_NAME, name
+                else:
+                    assert literal[1] == shown(setting.default), name
+
+
+def test_readme_lists_every_variable_of_the_table():
+    rows = readme_table("| variable | default | meaning |")
+    assert sorted(n for names, _ in rows for n in names) == sorted(s.env for s in SETTINGS if s.env)
+    by_env = {s.env: s for s in SETTINGS if s.env}
+    check_readme_defaults(rows, by_env.__getitem__, quick_start=True)
+
+
+def test_readme_lists_every_setting_of_the_table():
+    rows = readme_table("| field | default | meaning |")
+    assert sorted(n for names, _ in rows for n in names) == sorted(BY_NAME)
+    assert {n for names, default in rows if default == "(required)" for n in names} == {
+        s.name for s in SETTINGS if s.required
+    }
+    check_readme_defaults(rows, BY_NAME.__getitem__, quick_start=False)
+
+
+def test_a_number_too_big_for_a_float_is_a_clear_error_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_SECRET", SECRET)
+    path = write(
+        tmp_path,
+        f"""
+        accounts:
+          - name: desk
+            api_key: KEY1234567
+            api_secret_env: DESK_SECRET
+            ping_interval: {10**400}
+        """,
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"DESK_SECRET": SECRET})
+    [problem] = errors_of(exc)
+    assert problem.startswith("accounts[0].ping_interval: ") and "is not a number of seconds" in problem
+    assert len(problem) < 200  # the number is shown cut short, not in its 400 digits
