@@ -2,7 +2,7 @@
 
 N accounts on a fake Bybit in its own process, with a fixed pong delay; the exporter (a Fleet and
 its web app) in this process; a probe in a third process pinging one more account, reading the
-same REST endpoint and scraping /metrics every 10 s like Prometheus (see tests/wire_timing.py).
+same REST endpoint and scraping /metrics every 10 s like Prometheus (see tests/support/wire_timing.py).
 Prints both sides' mean RTT and REST duration, the exporter's pool wait, the TCP connections it
 opened in the window, its event-loop lag and the scrapes. The per-host connection budget is
 lifted for the fleet (Bybit's 500 new connections per 5 minutes would only make the start wait).

@@ -1,7 +1,7 @@
 """100,000 hostile inputs against a live exporter: counts of inputs tried, crashes and stuck states.
 
 One exporter (fleet + web app) watches one account of the simulator over loopback. The run
-sends mutated frames (tests/mutations.py) down its private stream and mutated answers to its
+sends mutated frames (tests/support/mutations.py) down its private stream and mutated answers to its
 REST polls and backfills, scraping /metrics every few hundred inputs, then checks it recovers.
 
 - crash: a log record at ERROR or above (a part that failed, a callback that raised);

@@ -2,7 +2,7 @@
 Alertmanager, and every DCP trigger paging, proven end to end.
 
 On 127.0.0.1 only: Debian's `prometheus-alertmanager` and `amtool`, Debian's `prometheus`
-with the mixin's rules (every non-zero `for` 3 s; tests/alert_stack.py),
+with the mixin's rules (every non-zero `for` 3 s; tests/support/alert_stack.py),
 the exporter as a subprocess, the simulator in this process (DCP at 0.1x) and a webhook
 receiver in this process standing in for the pager, the ticket system and the chat.
 """

@@ -1,4 +1,4 @@
-"""README's Deploy section and the runbook name the objects the project ships: the
+"""The deploy guide (docs/deploy.md) and the runbook name the objects the project ships: the
 namespace, labels, StatefulSet and pods of deploy/kubernetes, the unit of deploy/systemd and
 the files they mention. A renamed object fails here instead of in an incident.
 """
@@ -11,11 +11,10 @@ import pytest
 from helpers import ROOT
 from test_kubernetes import by_kind
 
-README = (ROOT / "README.md").read_text()
-DEPLOY = README[README.index("## Deploy\n") : README.index("\n## ", README.index("## Deploy\n") + 1)]
+DEPLOY = (ROOT / "docs" / "deploy.md").read_text()
 RUNBOOK = (ROOT / "alerts" / "runbook.md").read_text()
 UNIT = "bybit-dcp-exporter"
-DOCS = {"readme": DEPLOY, "runbook": RUNBOOK}
+DOCS = {"deploy": DEPLOY, "runbook": RUNBOOK}
 
 
 def commands(text: str, tool: str) -> list[str]:

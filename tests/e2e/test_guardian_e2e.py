@@ -3,7 +3,7 @@
 On 127.0.0.1 only: the simulator (in this process, DCP at 0.1x), the exporter as a subprocess
 with two accounts (`bot`: guardian with http liveness, 1 s timeout; `drill`: an observer with a
 drill every 3 s), and Debian's `prometheus` with the mixin's rules, every non-zero `for`
-3 s (tests/alert_stack.py).
+3 s (tests/support/alert_stack.py).
 """
 
 from __future__ import annotations

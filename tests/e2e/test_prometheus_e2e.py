@@ -4,7 +4,7 @@ Each test starts, on 127.0.0.1 only:
   the simulator (in this process; DCP timers at 0.1x, so Bybit's 10 s window lasts 1 s),
   the exporter (`bybit-dcp-exporter` as a subprocess, 1 s ping and poll intervals),
   Debian's `prometheus` binary (scrape and evaluation interval 1 s) loading the mixin's rules
-  (tests/alert_stack.py).
+  (tests/support/alert_stack.py).
 
 In those rules every non-zero `for:` is FOR_IN_TESTS so an alert goes pending then firing in
 seconds rather than minutes; nothing else changes (expressions, thresholds, ranges, labels,

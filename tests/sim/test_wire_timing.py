@@ -1,5 +1,5 @@
 """The exporter measures Bybit, not itself: spread schedules, timestamps at the wire, lasting
-connections, and the proof at N = 300 against an independent client (tests/wire_timing.py)."""
+connections, and the proof at N = 300 against an independent client (tests/support/wire_timing.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules (tests/ and tests/simulator/)."""
+"""Helpers shared by the test modules of every room (tests/unit, tests/sim, tests/e2e)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ like Prometheus. Over one window the exporter's mean RTT and REST duration are c
 what the probe saw: the probe's process does nothing else, so its figures are the wire's and
 the fake's, not a busy client's.
 
-Used by ``tests/test_wire_timing.py`` (N = 300) and ``benchmarks/bench_wire_timing.py``
+Used by ``tests/sim/test_wire_timing.py`` (N = 300) and ``benchmarks/bench_wire_timing.py``
 (N = 1,000). The per-host connection budget (Bybit: 500 new websocket connections per
 5 minutes) is lifted for the fleet: it would only make the start wait. ``python
-tests/wire_timing.py probe SPEC`` is the probe's own entry point.
+tests/support/wire_timing.py probe SPEC`` is the probe's own entry point.
 """
 
 from __future__ import annotations

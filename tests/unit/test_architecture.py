@@ -110,3 +110,35 @@ def test_ruff_format_is_applied():
 def test_mypy_is_clean():
     result = run(str(BIN / "mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def documented_modules() -> dict[str, set[str]]:
+    """The modules docs/architecture.md lists: ``### `exporter/<room>/` `` and its table's first column."""
+    rooms: dict[str, set[str]] = {}
+    room = None
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        if line.startswith("### `exporter/"):
+            room = line.split("`")[1].removeprefix("exporter/").rstrip("/")
+            rooms[room] = set()
+        elif line.startswith("## "):
+            room = None
+        elif room is not None and line.startswith("| `"):
+            rooms[room].add(line.split("`")[1])
+    return rooms
+
+
+def test_the_architecture_page_lists_every_module_and_no_other():
+    documented = documented_modules()
+    actual: dict[str, set[str]] = {}
+    for path in modules():
+        if "__pycache__" in path.parts:
+            continue
+        actual.setdefault(str(path.parent.relative_to(PACKAGE)).replace(".", ""), set()).add(path.name)
+    assert documented == actual, {
+        "missing from docs/architecture.md": {
+            r: sorted(m - documented.get(r, set())) for r, m in actual.items() if m - documented.get(r, set())
+        },
+        "listed but not in exporter/": {
+            r: sorted(m - actual.get(r, set())) for r, m in documented.items() if m - actual.get(r, set())
+        },
+    }

@@ -307,7 +307,7 @@ def test_secret_pasted_into_api_secret_file_is_not_repeated(tmp_path):
 # ------------------------------------------------------------------ the table of settings drives all three uses
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIG_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def env_name(setting_name: str) -> str:
@@ -415,9 +415,9 @@ def test_table_defaults_are_the_account_defaults():
         assert setting.default == account_defaults[setting.name], setting.name
 
 
-def readme_table(header: str) -> list[tuple[list[str], str]]:
-    """The rows of the README table under ``header``: (the names in the first cell, the default cell)."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+def guide_table(header: str) -> list[tuple[list[str], str]]:
+    """The rows of the configuration guide's table under ``header``: (the names in the first cell, the default cell)."""
+    lines = CONFIG_GUIDE.read_text(encoding="utf-8").splitlines()
     start = lines.index(header) + 2  # past the header and the |---| line
     rows = []
     for line in lines[start:]:
@@ -429,7 +429,7 @@ def readme_table(header: str) -> list[tuple[list[str], str]]:
 
 
 def shown(value: object) -> str:
-    """A default as the README writes it."""
+    """A default as the configuration guide writes it."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -437,7 +437,7 @@ def shown(value: object) -> str:
     return str(value)
 
 
-def check_readme_defaults(rows, setting_of, *, quick_start: bool) -> None:
+def check_guide_defaults(rows, setting_of, *, quick_start: bool) -> None:
     """A blank default cell means none; a `literal` one is the table's default as written."""
     for names, default in rows:
         for name in names:
@@ -452,20 +452,20 @@ def check_readme_defaults(rows, setting_of, *, quick_start: bool) -> None:
                     assert literal[1] == shown(setting.default), name
 
 
-def test_readme_lists_every_variable_of_the_table():
-    rows = readme_table("| variable | default | meaning |")
+def test_the_configuration_guide_lists_every_variable_of_the_table():
+    rows = guide_table("| variable | default | meaning |")
     assert sorted(n for names, _ in rows for n in names) == sorted(s.env for s in SETTINGS if s.env)
     by_env = {s.env: s for s in SETTINGS if s.env}
-    check_readme_defaults(rows, by_env.__getitem__, quick_start=True)
+    check_guide_defaults(rows, by_env.__getitem__, quick_start=True)
 
 
-def test_readme_lists_every_setting_of_the_table():
-    rows = readme_table("| field | default | meaning |")
+def test_the_configuration_guide_lists_every_setting_of_the_table():
+    rows = guide_table("| field | default | meaning |")
     assert sorted(n for names, _ in rows for n in names) == sorted(BY_NAME)
     assert {n for names, default in rows if default == "(required)" for n in names} == {
         s.name for s in SETTINGS if s.required
     }
-    check_readme_defaults(rows, BY_NAME.__getitem__, quick_start=False)
+    check_guide_defaults(rows, BY_NAME.__getitem__, quick_start=False)
 
 
 def test_a_number_too_big_for_a_float_is_a_clear_error_not_a_crash(tmp_path, monkeypatch):

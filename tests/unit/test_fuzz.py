@@ -1,7 +1,7 @@
 """Never-raise is a tested property: the parsers at the edge take anything and give a value or their one error.
 
 Hypothesis draws JSON-like values with NaN, ±Inf, huge numbers and strings, deep nesting and
-wrong types; the mutation runs (tests/mutations.py) break real answers. Bounded: a few
+wrong types; the mutation runs (tests/support/mutations.py) break real answers. Bounded: a few
 thousand inputs in all (benchmarks/fuzz_exporter.py runs 100,000 against a live exporter).
 """
 

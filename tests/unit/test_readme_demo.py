@@ -14,8 +14,8 @@ PROCESS_WIDE = {"bybit_dcp_exporter_shard_info"}  # set once at start-up by the 
 
 def demo_paragraph() -> str:
     text = (ROOT / "README.md").read_text()
-    start = text.index("bybit-dcp-exporter --demo")
-    return text[start : text.index("### The status page", start)]
+    start = text.index("## The demo\n")
+    return text[start : text.index("\n## ", start)]
 
 
 def named_after(paragraph: str, marker: str) -> set[str]:
