@@ -15,6 +15,7 @@ This module is data only: it imports nothing of the project, so anything may rea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 # Prometheus types.
 GAUGE, COUNTER, HISTOGRAM = "gauge", "counter", "histogram"
@@ -114,17 +115,18 @@ class MetricSpec:
     source: str = RECORDED
     of: MetricSpec | None = None  # a SUM's summed family
 
-    @property
+    # Worked out once: the status board looks series up by these names thousands of times a sample.
+    @cached_property
     def sample(self) -> str:
         """The name of a gauge's or counter's sample (a counter's ends in ``_total``)."""
         return self.name + "_total" if self.kind == COUNTER else self.name
 
-    @property
+    @cached_property
     def count_sample(self) -> str:
         """A histogram's ``_count`` sample."""
         return self.name + "_count"
 
-    @property
+    @cached_property
     def sum_sample(self) -> str:
         """A histogram's ``_sum`` sample."""
         return self.name + "_sum"

@@ -261,3 +261,17 @@ def test_every_spec_name_passes_the_naming_rules():
             assert spec.help.strip() and spec.help.endswith("."), f"{name}: a help sentence"
         if name.endswith("_info"):
             assert spec.kind == specs.GAUGE, f"{name}: an info metric is a gauge of 1"
+
+
+def test_the_status_board_names_metrics_through_their_specs():
+    """``exporter/status`` reads series by ``specs.X.sample`` and families by ``metrics.family``:
+    a metric name or a Metrics attribute written there as a string would outlive a change of
+    its spec unnoticed."""
+    from helpers import ROOT
+
+    for path in sorted((ROOT / "exporter" / "status").glob("*.py")):
+        source = path.read_text()
+        for quote in ('"', "'"):
+            assert f"{quote}bybit_dcp_" not in source, f"{path.name} names a metric by a string"
+            assert f"{quote}process_" not in source, path.name
+        assert "getattr(" not in source, f"{path.name} looks a Metrics attribute up by name"
