@@ -5,14 +5,19 @@ every spec of the table (``exporter/metrics/specs.py``) is exposed as it says.""
 import re
 
 from exposition_fixture import fuller
+from helpers import ROOT
 from populated_metrics import populated
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import __version__
+from exporter.config import AccountConfig, GuardianLiveness
 from exporter.dcp import CATEGORIES, PRODUCTS
 from exporter.metrics import ENDPOINTS, Metrics, specs
 from exporter.metrics.registry import DOMAINS
+from exporter.monitor.guardian import Guardian
+from exporter.monitor.liveness import TRANSITIONS
+from exporter.secrets import Secret
 
 # The contract (README's metric table): renaming any of these breaks dashboards and alerts.
 CONTRACT = {
@@ -170,7 +175,7 @@ def test_each_spec_is_named_after_its_attribute_and_listed_once():
     assert {spec.group for spec in specs.SPECS} == set(specs.GROUPS)
 
 
-def _series_after_add_account(spec: specs.MetricSpec, exposed: dict, account: str) -> dict:
+def _series_of(spec: specs.MetricSpec, exposed: dict, account: str) -> dict:
     family = exposed.get(spec.name)
     samples = [] if family is None else family.samples
     value_name = spec.sample if spec.kind != specs.HISTOGRAM else spec.count_sample
@@ -192,7 +197,7 @@ def test_series_from_the_start_are_what_each_specs_rule_says():
     )
     exposed = exposed_families(metrics)
     for spec in specs.SPECS:
-        rule, got = spec.at_zero, _series_after_add_account(spec, exposed, "desk-x")
+        rule, got = spec.at_zero, _series_of(spec, exposed, "desk-x")
         if "account" not in spec.labels:
             continue
         if rule is None or rule.by != specs.ADD_ACCOUNT:
@@ -218,7 +223,7 @@ def test_configured_values_not_given_make_no_series():
     exposed = exposed_families(metrics)
     for spec in specs.SPECS:
         if spec.at_zero is not None and isinstance(spec.at_zero.value, str):
-            assert _series_after_add_account(spec, exposed, "desk-y") == {}, spec.name
+            assert _series_of(spec, exposed, "desk-y") == {}, spec.name
 
 
 def test_families_made_at_the_start_are_exposed_before_any_account():
@@ -267,11 +272,37 @@ def test_the_status_board_names_metrics_through_their_specs():
     """``exporter/status`` reads series by ``specs.X.sample`` and families by ``metrics.family``:
     a metric name or a Metrics attribute written there as a string would outlive a change of
     its spec unnoticed."""
-    from helpers import ROOT
-
     for path in sorted((ROOT / "exporter" / "status").glob("*.py")):
         source = path.read_text()
         for quote in ('"', "'"):
             assert f"{quote}bybit_dcp_" not in source, f"{path.name} names a metric by a string"
             assert f"{quote}process_" not in source, path.name
         assert "getattr(" not in source, f"{path.name} looks a Metrics attribute up by name"
+
+
+async def test_a_guardian_makes_the_series_its_specs_rules_name(session):
+    """The rules with ``by=GUARDIAN`` say what ``Guardian`` creates when it starts (it lives in
+    the monitor layer, which the metrics cannot import): 0 for every ``to``, for each product
+    it guards, and the rejected-call count."""
+
+    account = AccountConfig(
+        name="bot",
+        api_key="guard-key-0001",
+        api_secret=Secret("guard-secret-0001"),
+        environment="custom",
+        rest_url="http://127.0.0.1:9/",
+        ws_url="ws://127.0.0.1:9/",
+        mode="guardian",
+        guardian_products=("DERIVATIVES",),
+        guardian_liveness=GuardianLiveness("http", 1.0, token=Secret("bot-token-0001")),
+    )
+    metrics = Metrics()
+    Guardian(account, metrics, session)  # nothing connects before it runs
+    exposed = exposed_families(metrics)
+    domains = {"to": TRANSITIONS, "product": account.guardian_products}
+    for spec in specs.SPECS:
+        rule = spec.at_zero
+        if rule is None or rule.by != specs.GUARDIAN or spec.source == specs.AT_SCRAPE:
+            continue
+        want = {(value,): 0.0 for value in domains[rule.each]} if rule.each else {(): 0.0}
+        assert _series_of(spec, exposed, "bot") == want, spec.name
