@@ -19,7 +19,7 @@ from exporter.monitor.guardian import Guardian
 from exporter.monitor.liveness import TRANSITIONS
 from exporter.secrets import Secret
 
-# The contract (README's metric table): renaming any of these breaks dashboards and alerts.
+# The contract dashboards and alerts were built on (docs/metrics.md has every metric): renaming any breaks them.
 CONTRACT = {
     "bybit_dcp_up": ("gauge", {"account"}),
     "bybit_dcp_enabled": ("gauge", {"account", "product"}),
