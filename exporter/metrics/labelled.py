@@ -132,6 +132,15 @@ class _Family(Collector, Generic[C]):
             child = self._children[key] = self._new_child()
         return child
 
+    def known(self, key: tuple[str, ...]) -> C:
+        """``labels(*key)`` for a key the registry makes itself (one string per label, in order):
+        a series known in advance, created for each added account without the checks and
+        conversions a caller's values need (a third of ``add_account``'s time)."""
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._new_child()
+        return child
+
     def remove(self, *labelvalues: object) -> None:
         """Drop one series; nothing happens when it does not exist (as in prometheus_client)."""
         self._children.pop(self._key(labelvalues, {}), None)

@@ -1,13 +1,13 @@
-"""Every metric the exporter exposes, defined in one place (the metric contract).
+"""The registry the exporter records into, built from the metric specs (:mod:`.specs`).
 
-Dashboards and alert rules depend on these names and labels: add metrics freely,
+Dashboards and alert rules depend on the specs' names and labels: add metrics freely,
 never rename one. Each :class:`Metrics` owns its own registry so that tests (and
 one process watching many accounts) never share global state.
 
 Values that depend on "now" (the ping gap) are computed at scrape time by
 :class:`PingGapCollector`, not by a timer.
 
-Per-account series live in :mod:`.labelled_metrics` (a slotted object per label set, no
+Per-account series live in :mod:`.labelled` (a slotted object per label set, no
 locks), which keeps prometheus_client's API and exposition at a fraction of its memory;
 the few process-wide series without labels stay prometheus_client's own.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,7 +32,11 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..dcp import CATEGORIES, PRODUCTS
+from . import specs
 from .labelled import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
+from .specs import ADD_ACCOUNT, COUNTER, GAUGE, PROCESS, RECORDED, RTT_BUCKETS, START, MetricSpec
+
+__all__ = ["DOMAINS", "ENDPOINTS", "RTT_BUCKETS", "Metrics"]
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
 ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
@@ -40,11 +45,13 @@ RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscrib
 # The `_created` samples double the counter series for nothing a dashboard or alert uses.
 disable_created_metrics()
 
-RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
-HEARTBEAT_GAP_BUCKETS = (1, 2.5, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
-API_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CONNECTION_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
-LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The known values of the labels an AtZero rule's ``each`` names ("to" is the guardian's own).
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "product": PRODUCTS,
+    "category": CATEGORIES,
+    "endpoint": ENDPOINTS,
+    "reason": RECONNECT_REASONS,
+}
 
 GapSource = Callable[[], float | None]
 
@@ -57,25 +64,18 @@ class PingGapCollector(Collector):
     connection is silent even though nothing updates a gauge.
     """
 
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.time,
-        *,
-        name: str = "bybit_dcp_ws_ping_gap_seconds",
-        documentation: str = "",
-    ) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, spec: MetricSpec = specs.PING_GAP) -> None:
         self._sources: dict[str, GapSource] = {}
         self._clock = clock
         # The same "seconds since a unix time, per account" serves the guardian's liveness age.
-        self._name = name
-        self._documentation = documentation or _PING_GAP_HELP
-        self._readout = Readout("gauge", name, self._documentation, ["account"])
+        self._name, self._documentation, self._labels = spec.name, spec.help, list(spec.labels)
+        self._readout = Readout(spec.kind, spec.name, spec.help, spec.labels)
 
     def set_source(self, account: str, last_pong: GapSource) -> None:
         self._sources[account] = last_pong
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
-        yield GaugeMetricFamily(self._name, self._documentation, labels=["account"])
+        yield GaugeMetricFamily(self._name, self._documentation, labels=self._labels)
 
     def collect(self) -> Iterable[Metric]:
         now = self._clock()
@@ -87,9 +87,6 @@ class PingGapCollector(Collector):
         yield self._readout.read(rows)
 
 
-_PING_GAP_HELP = "Seconds since the last pong on the account's private stream, computed at scrape time."
-
-
 class ApiFailuresCollector(Collector):
     """``bybit_dcp_api_failures_total{account,endpoint}``: ``bybit_dcp_api_errors_total`` summed over codes.
 
@@ -97,19 +94,17 @@ class ApiFailuresCollector(Collector):
     exists at 0 for every known endpoint from the start, so an alert sees the first failure.
     """
 
-    NAME = "bybit_dcp_api_failures"
-    HELP = "Failed REST calls, all codes together; 0 from the start for every known endpoint."
-
-    def __init__(self, errors: LabelledCounter) -> None:
+    def __init__(self, errors: LabelledCounter, spec: MetricSpec = specs.API_FAILURES) -> None:
         self._errors = errors
         self._known: set[tuple[str, str]] = set()
-        self._readout = Readout("counter", self.NAME, self.HELP, ["account", "endpoint"])
+        self._name, self._help, self._labels = spec.name, spec.help, list(spec.labels)
+        self._readout = Readout(spec.kind, spec.name, spec.help, spec.labels)
 
     def add(self, account: str, endpoints: Iterable[str]) -> None:
         self._known.update((account, endpoint) for endpoint in endpoints)
 
     def describe(self) -> Iterable[CounterMetricFamily]:
-        yield CounterMetricFamily(self.NAME, self.HELP, labels=["account", "endpoint"])
+        yield CounterMetricFamily(self._name, self._help, labels=self._labels)
 
     def collect(self) -> Iterable[Metric]:
         totals = dict.fromkeys(self._known, 0.0)
@@ -118,284 +113,117 @@ class ApiFailuresCollector(Collector):
         yield self._readout.read(sorted(totals.items()))
 
 
+Series = Callable[[str, Mapping[str, Any], Mapping[str, int]], None]
+
+
 class Metrics:
-    """The metric contract (see README's metric table)."""
+    """The metric contract, built from :data:`.specs.SPECS`: one attribute per spec (``attr``).
+
+    The annotations are for the type checker only; the attributes are made from the table
+    (a test holds the two together).
+    """
+
+    up: LabelledGauge
+    enabled: LabelledGauge
+    window: LabelledGauge
+    desired_window: LabelledGauge
+    drift: LabelledGauge
+    last_poll_success: LabelledGauge
+    poll_interval: LabelledGauge
+    last_poll_error: LabelledGauge
+    api_requests: LabelledCounter
+    api_errors: LabelledCounter
+    api_failures: ApiFailuresCollector
+    api_duration: LabelledHistogram
+    api_connection_wait: Histogram
+    api_connections_opened: Counter
+    rate_limit_remaining: LabelledGauge
+    rate_limit: LabelledGauge
+    clock_skew: LabelledGauge
+    invalid_values: LabelledCounter
+    backfill_failures: LabelledCounter
+    ws_connected: LabelledGauge
+    ws_reconnects: LabelledCounter
+    ws_rtt: LabelledHistogram
+    ws_last_pong: LabelledGauge
+    ws_heartbeat_gap: LabelledHistogram
+    ws_pong_timeouts: LabelledCounter
+    ws_dcp_subscribed: LabelledGauge
+    ws_invalid_messages: LabelledCounter
+    ws_ping_interval: LabelledGauge
+    ws_pong_timeout: LabelledGauge
+    ping_gap: PingGapCollector
+    cancelled_orders: LabelledCounter
+    triggers: LabelledCounter
+    ignored_cancels: LabelledCounter
+    last_trigger: LabelledGauge
+    trigger_info: LabelledGauge
+    reassert_attempts: LabelledCounter
+    reassert_failures: LabelledCounter
+    reassert_last_success: LabelledGauge
+    reassert_blocked: LabelledGauge
+    guardian_armed: LabelledGauge
+    guardian_transitions: LabelledCounter
+    guardian_liveness_rejected: LabelledCounter
+    guardian_liveness_age: PingGapCollector
+    drill_last_success: LabelledGauge
+    drill_last_run: LabelledGauge
+    drill_trigger_delay: LabelledGauge
+    event_loop_lag: Histogram
+    account_info: LabelledGauge
+    build_info: LabelledGauge
+    shard_info: LabelledGauge
+    shard_accounts: Gauge
 
     def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._at_add: list[Series] = []
+        at_start = {"version": __version__}
+        process = False
+        for spec in specs.SPECS:
+            if spec.source == PROCESS:
+                if not process:  # process_cpu_seconds_total, process_resident_memory_bytes ... (Linux)
+                    ProcessCollector(registry=self.registry)
+                    process = True
+                continue
+            family = self._build(spec, clock)
+            setattr(self, spec.attr, family)
+            rule = spec.at_zero
+            if rule is not None and rule.by == ADD_ACCOUNT:
+                self._at_add.append(_series(spec, family))
+            elif rule is not None and rule.by == START and spec.labels:
+                labels = [at_start[name] for name in spec.labels]
+                family.labels(*labels).set(rule.value)
+
+    def _build(self, spec: MetricSpec, clock: Callable[[], float]) -> Any:
         reg = self.registry
-        by_account = ["account"]
-        by_product = ["account", "product"]
-        by_category = ["account", "category"]
-        by_endpoint = ["account", "endpoint"]
+        if spec.source == specs.AT_SCRAPE:
+            collector: Collector = PingGapCollector(clock, spec)
+            reg.register(collector)
+            return collector
+        if spec.source == specs.SUM:
+            assert spec.of is not None
+            collector = ApiFailuresCollector(getattr(self, spec.of.attr), spec)
+            reg.register(collector)
+            return collector
+        assert spec.source == RECORDED, spec
+        if spec.labels:
+            if spec.kind == GAUGE:
+                return LabelledGauge(spec.name, spec.help, spec.labels, registry=reg)
+            if spec.kind == COUNTER:
+                return LabelledCounter(spec.name, spec.help, spec.labels, registry=reg)
+            assert spec.buckets is not None, spec
+            return LabelledHistogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=reg)
+        if spec.kind == GAUGE:
+            return Gauge(spec.name, spec.help, registry=reg)
+        if spec.kind == COUNTER:
+            return Counter(spec.name, spec.help, registry=reg)
+        assert spec.buckets is not None, spec
+        return Histogram(spec.name, spec.help, buckets=spec.buckets, registry=reg)
 
-        # DCP configuration, from GET /v5/account/query-dcp-info
-        self.up = LabelledGauge("bybit_dcp_up", "1 if the last DCP-config poll succeeded.", by_account, registry=reg)
-        self.enabled = LabelledGauge(
-            "bybit_dcp_enabled", "1 if Bybit lists the product with DCP ON.", by_product, registry=reg
-        )
-        self.window = LabelledGauge(
-            "bybit_dcp_window_seconds", "DCP window Bybit reports for an enabled product.", by_product, registry=reg
-        )
-        self.desired_window = LabelledGauge(
-            "bybit_dcp_desired_window_seconds", "DCP window the configuration asks for.", by_product, registry=reg
-        )
-        self.drift = LabelledGauge(
-            "bybit_dcp_window_drift",
-            "1 if a desired window is set and Bybit reports another window or none.",
-            by_product,
-            registry=reg,
-        )
-        self.last_poll_success = LabelledGauge(
-            "bybit_dcp_last_poll_success_timestamp_seconds",
-            "Unix time of the last good DCP-config poll.",
-            by_account,
-            registry=reg,
-        )
-        self.poll_interval = LabelledGauge(
-            "bybit_dcp_poll_interval_seconds", "Configured DCP-config poll interval.", by_account, registry=reg
-        )
-        self.last_poll_error = LabelledGauge(
-            "bybit_dcp_last_poll_error_info",
-            "1 while the DCP-config poll fails: the failure's code and what to do (hint); gone after a good poll.",
-            ["account", "code", "hint"],
-            registry=reg,
-        )
-
-        # REST API
-        self.api_requests = LabelledCounter("bybit_dcp_api_requests", "REST calls made.", by_endpoint, registry=reg)
-        self.api_errors = LabelledCounter(
-            "bybit_dcp_api_errors",
-            "Failed REST calls; code is a documented Bybit retCode, an HTTP status, 'timeout', 'network', "
-            "'invalid' (no usable result), 'redirect' (never followed) or 'other'.",
-            by_endpoint + ["code"],
-            registry=reg,
-        )
-        self.api_failures = ApiFailuresCollector(self.api_errors)
-        reg.register(self.api_failures)
-        # Per environment and endpoint, not per account: the latency is Bybit's and the
-        # network's, the same for every account on a host, and per account it was 30 % of a
-        # 1,000-account scrape. Per-account failures are in bybit_dcp_api_errors_total.
-        self.api_duration = LabelledHistogram(
-            "bybit_dcp_api_request_duration_seconds",
-            "REST call latency, from the moment the call has its connection to the end of the body "
-            "(the wait for a pool slot is bybit_dcp_api_connection_wait_seconds).",
-            ["environment", "endpoint"],
-            buckets=API_DURATION_BUCKETS,
-            registry=reg,
-        )
-        self.api_connection_wait = Histogram(
-            "bybit_dcp_api_connection_wait_seconds",
-            "Wait for a free connection in the REST pool before a call (0 when one was free): the exporter's own queue.",
-            buckets=CONNECTION_WAIT_BUCKETS,
-            registry=reg,
-        )
-        self.api_connections_opened = Counter(
-            "bybit_dcp_api_connections_opened",
-            "TCP connections the REST pool opened; flat in steady state (keep-alive outlives the poll interval).",
-            registry=reg,
-        )
-        self.rate_limit_remaining = LabelledGauge(
-            "bybit_dcp_api_rate_limit_remaining",
-            "Requests left in the window, from X-Bapi-Limit-Status.",
-            by_endpoint,
-            registry=reg,
-        )
-        self.rate_limit = LabelledGauge(
-            "bybit_dcp_api_rate_limit", "Requests allowed per window, from X-Bapi-Limit.", by_endpoint, registry=reg
-        )
-        self.clock_skew = LabelledGauge(
-            "bybit_dcp_clock_skew_seconds", "Bybit time minus local time.", by_account, registry=reg
-        )
-        self.invalid_values = LabelledCounter(
-            "bybit_dcp_invalid_values",
-            "Numbers from Bybit outside their sane range (a timestamp, a reset time, a header count), "
-            "by field; each was left unused.",
-            ["account", "field"],
-            registry=reg,
-        )
-        self.backfill_failures = LabelledCounter(
-            "bybit_dcp_backfill_failures",
-            "Order-history backfills of one category that stopped early (an error or an unusable answer).",
-            by_category,
-            registry=reg,
-        )
-
-        # Private websocket stream
-        self.ws_connected = LabelledGauge(
-            "bybit_dcp_ws_connected",
-            "1 while the private stream is authenticated and subscribed.",
-            by_account,
-            registry=reg,
-        )
-        self.ws_reconnects = LabelledCounter(
-            "bybit_dcp_ws_reconnects", "Private-stream reconnects by reason.", ["account", "reason"], registry=reg
-        )
-        self.ws_rtt = LabelledHistogram(
-            "bybit_dcp_ws_ping_rtt_seconds",
-            "JSON ping to pong round-trip time, from the ping written to the pong read off the socket.",
-            by_account,
-            buckets=RTT_BUCKETS,
-            registry=reg,
-        )
-        self.ws_last_pong = LabelledGauge(
-            "bybit_dcp_ws_last_pong_timestamp_seconds", "Unix time of the last pong.", by_account, registry=reg
-        )
-        self.ws_heartbeat_gap = LabelledHistogram(
-            "bybit_dcp_ws_heartbeat_gap_seconds",
-            "Each gap between consecutive pongs, across reconnects.",
-            by_account,
-            buckets=HEARTBEAT_GAP_BUCKETS,
-            registry=reg,
-        )
-        self.ws_pong_timeouts = LabelledCounter(
-            "bybit_dcp_ws_pong_timeouts", "Pings that got no pong in time.", by_account, registry=reg
-        )
-        self.ws_dcp_subscribed = LabelledGauge(
-            "bybit_dcp_ws_dcp_subscribed",
-            "1 while this exporter's connection holds an acknowledged dcp.* subscription (guardian mode).",
-            by_product,
-            registry=reg,
-        )
-        self.ws_invalid_messages = LabelledCounter(
-            "bybit_dcp_ws_invalid_messages", "Frames that could not be understood.", by_account, registry=reg
-        )
-        self.ws_ping_interval = LabelledGauge(
-            "bybit_dcp_ws_ping_interval_seconds", "Configured heartbeat (JSON ping) interval.", by_account, registry=reg
-        )
-        self.ws_pong_timeout = LabelledGauge(
-            "bybit_dcp_ws_pong_timeout_seconds",
-            "Configured wait for a pong before reconnecting.",
-            by_account,
-            registry=reg,
-        )
-        self.ping_gap = PingGapCollector(clock)
-        reg.register(self.ping_gap)
-
-        # DCP triggers
-        self.cancelled_orders = LabelledCounter(
-            "bybit_dcp_cancelled_orders",
-            "Orders cancelled with cancelType CancelByDCP, each order once.",
-            by_category,
-            registry=reg,
-        )
-        self.triggers = LabelledCounter(
-            "bybit_dcp_triggers",
-            "DCP trigger events (a burst of CancelByDCP cancels is one).",
-            by_product,
-            registry=reg,
-        )
-        self.ignored_cancels = LabelledCounter(
-            "bybit_dcp_ignored_cancels",
-            "CancelByDCP orders that could not be counted: no orderId, or a category Bybit does not document.",
-            by_account,
-            registry=reg,
-        )
-        self.last_trigger = LabelledGauge(
-            "bybit_dcp_last_trigger_timestamp_seconds", "Unix time of the last DCP trigger.", by_product, registry=reg
-        )
-        self.trigger_info = LabelledGauge(
-            "bybit_dcp_trigger_info",
-            "1 for each of the last few DCP triggers of a product; trigger is its first cancel's updatedTime in ms, "
-            "so every trigger is an alert of its own.",
-            ["account", "product", "trigger"],
-            registry=reg,
-        )
-
-        # Re-assertion of the desired window
-        self.reassert_attempts = LabelledCounter(
-            "bybit_dcp_reassert_attempts", "DCP window re-assertions sent.", by_product, registry=reg
-        )
-        self.reassert_failures = LabelledCounter(
-            "bybit_dcp_reassert_failures", "DCP window re-assertions that failed.", by_product, registry=reg
-        )
-        self.reassert_last_success = LabelledGauge(
-            "bybit_dcp_reassert_last_success_timestamp_seconds",
-            "Unix time of the last verified re-assertion.",
-            by_product,
-            registry=reg,
-        )
-        self.reassert_blocked = LabelledGauge(
-            "bybit_dcp_reassert_blocked",
-            "1 while re-assertion is stopped for the account (credential or permission error) until config changes.",
-            by_account,
-            registry=reg,
-        )
-
-        # Guardian liveness: the dcp.* switch held for a bot while it shows signs of life
-        self.guardian_armed = LabelledGauge(
-            "bybit_dcp_guardian_armed",
-            "1 while the guardian holds the product's dcp.* switch for a live bot (its guarded connection is up).",
-            by_product,
-            registry=reg,
-        )
-        self.guardian_transitions = LabelledCounter(
-            "bybit_dcp_guardian_transitions",
-            "Guardian switch changes: to=armed (the bot showed life), to=released (it stopped: DCP may fire).",
-            ["account", "to"],
-            registry=reg,
-        )
-        self.guardian_liveness_rejected = LabelledCounter(
-            "bybit_dcp_guardian_liveness_rejected",
-            "Liveness calls refused for a missing or wrong bearer token (HTTP 401); they never arm the guardian.",
-            by_account,
-            registry=reg,
-        )
-        self.guardian_liveness_age = PingGapCollector(
-            clock,
-            name="bybit_dcp_guardian_liveness_age_seconds",
-            documentation="Seconds since the bot's last sign of life, computed at scrape time.",
-        )
-        reg.register(self.guardian_liveness_age)
-
-        # DCP drills: a canary order, an armed connection cut on purpose, DCP's cancel timed
-        self.drill_last_success = LabelledGauge(
-            "bybit_dcp_drill_last_success",
-            "1 if the last drill saw DCP cancel the canary within window + tolerance and nothing else; else 0.",
-            by_product,
-            registry=reg,
-        )
-        self.drill_last_run = LabelledGauge(
-            "bybit_dcp_drill_last_run_timestamp_seconds", "Unix time the last drill ended.", by_product, registry=reg
-        )
-        self.drill_trigger_delay = LabelledGauge(
-            "bybit_dcp_drill_trigger_delay_seconds",
-            "Seconds from cutting the armed connection to the canary's CancelByDCP, in the last drill that saw it.",
-            by_product,
-            registry=reg,
-        )
-
-        # The exporter itself
-        self.event_loop_lag = Histogram(
-            "bybit_dcp_exporter_event_loop_lag_seconds",
-            "How late the event loop wakes a task that sleeps 0.25 s, sampled 4 times a second: the time a pong "
-            "or a REST answer can wait before the exporter reads it.",
-            buckets=LOOP_LAG_BUCKETS,
-            registry=reg,
-        )
-
-        # Identity
-        self.account_info = LabelledGauge(
-            "bybit_dcp_account_info",
-            "Always 1; the account's environment and mode.",
-            ["account", "environment", "mode"],
-            registry=reg,
-        )
-        self.build_info = LabelledGauge(
-            "bybit_dcp_exporter_build_info", "Always 1; the exporter's version.", ["version"], registry=reg
-        )
-        self.build_info.labels(__version__).set(1)
-        self.shard_info = LabelledGauge(
-            "bybit_dcp_exporter_shard_info",
-            "Always 1; this replica's shard index and the number of shards.",
-            ["shard_index", "shard_count"],
-            registry=reg,
-        )
-        self.shard_accounts = Gauge(
-            "bybit_dcp_exporter_shard_accounts", "Accounts this replica watches (its shard).", registry=reg
-        )
-        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds ... (Linux)
-        ProcessCollector(registry=reg)
+    def family(self, spec: MetricSpec) -> Collector:
+        """The collector of one spec's family (``metrics.family(specs.UP)`` is ``metrics.up``)."""
+        return getattr(self, spec.attr)
 
     def set_shard(self, index: int, count: int, accounts: int) -> None:
         self.shard_info.labels(str(index), str(count)).set(1)
@@ -412,41 +240,74 @@ class Metrics:
         pong_timeout: float | None = None,
         poll_interval: float | None = None,
     ) -> None:
-        """Create every series known in advance for an account, at 0.
+        """Create every series known in advance for an account, by each spec's ``at_zero`` rule.
 
         Not ``bybit_dcp_enabled``: before the first good DCP-config poll the state is unknown,
-        and a 0 would say "not enabled".
+        and a 0 would say "not enabled". Drift and re-assertion exist only where a window is
+        wanted: elsewhere neither can happen, and 9,000 series of zeros for 1,000 observers
+        would only slow every scrape.
         """
-        self.account_info.labels(account, environment, mode).set(1)
-        self.up.labels(account).set(0)
-        self.ws_connected.labels(account).set(0)
-        self.reassert_blocked.labels(account).set(0)
-        for product in PRODUCTS:
-            self.ws_dcp_subscribed.labels(account, product).set(0)
-            self.triggers.labels(account, product)
-        # Drift and re-assertion exist only where a window is wanted: elsewhere neither can
-        # happen, and 9,000 series of zeros for 1,000 observers would only slow every scrape.
-        for product, window in (desired_windows or {}).items():
-            self.desired_window.labels(account, product).set(window)
-            self.drift.labels(account, product).set(0)
-            self.reassert_attempts.labels(account, product)
-            self.reassert_failures.labels(account, product)
-        for category in CATEGORIES:
-            self.cancelled_orders.labels(account, category)
-            self.backfill_failures.labels(account, category)
-        for endpoint in ENDPOINTS:
-            self.api_requests.labels(account, endpoint)
-        self.api_failures.add(account, ENDPOINTS)
-        for reason in RECONNECT_REASONS:
-            self.ws_reconnects.labels(account, reason)
-        self.ws_pong_timeouts.labels(account)
-        self.ws_invalid_messages.labels(account)
-        self.ignored_cancels.labels(account)
-        self.ws_rtt.labels(account)
-        self.ws_heartbeat_gap.labels(account)
-        if ping_interval is not None:
-            self.ws_ping_interval.labels(account).set(ping_interval)
-        if pong_timeout is not None:
-            self.ws_pong_timeout.labels(account).set(pong_timeout)
-        if poll_interval is not None:
-            self.poll_interval.labels(account).set(poll_interval)
+        given = {
+            "environment": environment,
+            "mode": mode,
+            "ping_interval": ping_interval,
+            "pong_timeout": pong_timeout,
+            "poll_interval": poll_interval,
+        }
+        desired = desired_windows or {}
+        for create in self._at_add:
+            create(account, given, desired)
+
+
+def _series(spec: MetricSpec, family: Any) -> Series:
+    """What ``add_account`` does for one spec, worked out once, so that each account costs
+    only its ``labels`` calls: the label values after the account, and the first value.
+
+    A gauge's series is set (to 0, 1 or the configured value); a counter's or a histogram's is
+    only created, at 0, so adding an account again never takes a count back.
+    """
+    rule = spec.at_zero
+    assert rule is not None
+    if spec.source == specs.SUM:  # a sum exists for every known value of its label, before any error
+        domain = DOMAINS[rule.each]
+        return lambda account, given, desired: family.add(account, domain)
+    known, gauge = family.known, spec.kind == GAUGE
+    if rule.each and rule.only == "desired":
+        from_config = rule.value == "desired_windows"
+
+        def desired_products(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+            for product, window in desired.items():
+                series = known((account, product))
+                if gauge:
+                    series.set(window if from_config else rule.value)
+
+        return desired_products
+    if rule.each:
+        assert not rule.only, spec
+        domain = DOMAINS[rule.each]
+
+        def every_value(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+            for value in domain:
+                series = known((account, value))
+                if gauge:
+                    series.set(rule.value)
+
+        return every_value
+    if isinstance(rule.value, str):  # a configured value, when there is one
+        argument = rule.value
+
+        def configured(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+            value = given[argument]
+            if value is not None:
+                known((account,)).set(value)
+
+        return configured
+    # Any other label is add_account's argument of its name (account_info's environment and mode).
+    names, first = spec.labels[1:], rule.value
+
+    def per_account(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+        series = known((account, *(given[name] for name in names)) if names else (account,))
+        if gauge:
+            series.set(first)
+
+    return per_account

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..dcp import CATEGORY_PRODUCT
+from ..metrics import specs
 from .snapshot import Snapshot
 
 # Severity words; the page colours them, and says them.
@@ -42,17 +43,17 @@ class LastTrigger:
 # count and sum (the sampler's mean RTT). Only these are kept between samples, not the whole
 # snapshot: about 5 KB less per account.
 REMEMBERED = (
-    "bybit_dcp_triggers_total",
-    "bybit_dcp_cancelled_orders_total",
-    "bybit_dcp_ws_reconnects_total",
-    "bybit_dcp_ws_connected",
-    "bybit_dcp_reassert_last_success_timestamp_seconds",
-    "bybit_dcp_window_drift",
-    "bybit_dcp_reassert_failures_total",
-    "bybit_dcp_guardian_transitions_total",
-    "bybit_dcp_drill_last_run_timestamp_seconds",
-    "bybit_dcp_ws_ping_rtt_seconds_count",
-    "bybit_dcp_ws_ping_rtt_seconds_sum",
+    specs.TRIGGERS.sample,
+    specs.CANCELLED_ORDERS.sample,
+    specs.WS_RECONNECTS.sample,
+    specs.WS_CONNECTED.sample,
+    specs.REASSERT_LAST_SUCCESS.sample,
+    specs.DRIFT.sample,
+    specs.REASSERT_FAILURES.sample,
+    specs.GUARDIAN_TRANSITIONS.sample,
+    specs.DRILL_LAST_RUN.sample,
+    specs.WS_RTT.count_sample,
+    specs.WS_RTT.sum_sample,
 )
 
 
@@ -94,12 +95,10 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
         events.append(Event(at, account, kind, severity, text))
 
     # DCP triggers, with the orders they cancelled.
-    fired = _deltas(before.by("bybit_dcp_triggers_total"), now.by("bybit_dcp_triggers_total"))
+    fired = _deltas(before.by(specs.TRIGGERS.sample), now.by(specs.TRIGGERS.sample))
     cancelled = {
         k: int(v)
-        for k, v in _deltas(
-            before.by("bybit_dcp_cancelled_orders_total"), now.by("bybit_dcp_cancelled_orders_total")
-        ).items()
+        for k, v in _deltas(before.by(specs.CANCELLED_ORDERS.sample), now.by(specs.CANCELLED_ORDERS.sample)).items()
     }
     if fired:
         watch.last_trigger = LastTrigger(dict(cancelled))
@@ -115,8 +114,8 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
         say("trigger", CRITICAL, f"{sum(cancelled.values())} more orders cancelled by DCP ({_count(cancelled)})")
 
     # The private stream.
-    reasons = _deltas(before.by("bybit_dcp_ws_reconnects_total"), now.by("bybit_dcp_ws_reconnects_total"))
-    was, is_ = before.flag("bybit_dcp_ws_connected"), now.flag("bybit_dcp_ws_connected")
+    reasons = _deltas(before.by(specs.WS_RECONNECTS.sample), now.by(specs.WS_RECONNECTS.sample))
+    was, is_ = before.flag(specs.WS_CONNECTED.sample), now.flag(specs.WS_CONNECTED.sample)
     why = _count(reasons) if reasons else "reason not yet counted"
     if was and not is_:
         watch.down_since = at
@@ -142,40 +141,40 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
     # Drift and re-assertion.
     reasserted = {
         p
-        for p, t in now.by("bybit_dcp_reassert_last_success_timestamp_seconds").items()
-        if t and t != before.get("bybit_dcp_reassert_last_success_timestamp_seconds", p)
+        for p, t in now.by(specs.REASSERT_LAST_SUCCESS.sample).items()
+        if t and t != before.get(specs.REASSERT_LAST_SUCCESS.sample, p)
     }
-    for product, drifting in now.by("bybit_dcp_window_drift").items():
-        was_drifting = before.flag("bybit_dcp_window_drift", product)
+    for product, drifting in now.by(specs.DRIFT.sample).items():
+        was_drifting = before.flag(specs.DRIFT.sample, product)
         if drifting and not was_drifting:
-            window = now.get("bybit_dcp_window_seconds", product)
-            desired = now.get("bybit_dcp_desired_window_seconds", product)
+            window = now.get(specs.WINDOW.sample, product)
+            desired = now.get(specs.DESIRED_WINDOW.sample, product)
             said = f"{window:g} s" if window is not None else "not enabled"
             wanted = f"{desired:g} s" if desired is not None else "?"
             say("drift", WARNING, f"{product} window drift: Bybit reports {said}, desired {wanted}")
         elif was_drifting and not drifting and product not in reasserted:
             say("drift_cleared", GOOD, f"{product} window back to the desired value")
     for product in sorted(reasserted):
-        desired = now.get("bybit_dcp_desired_window_seconds", product)
+        desired = now.get(specs.DESIRED_WINDOW.sample, product)
         to = f" to {desired:g} s" if desired is not None else ""
         say("reasserted", GOOD, f"{product} window re-asserted{to} and verified")
     for product, n in sorted(
-        _deltas(before.by("bybit_dcp_reassert_failures_total"), now.by("bybit_dcp_reassert_failures_total")).items()
+        _deltas(before.by(specs.REASSERT_FAILURES.sample), now.by(specs.REASSERT_FAILURES.sample)).items()
     ):
         say("reassert_failed", WARNING, f"{product} re-assertion failed" + ("" if n == 1 else f" ({n:g} times)"))
 
     # The guardian's switch.
-    moves = _deltas(before.by("bybit_dcp_guardian_transitions_total"), now.by("bybit_dcp_guardian_transitions_total"))
+    moves = _deltas(before.by(specs.GUARDIAN_TRANSITIONS.sample), now.by(specs.GUARDIAN_TRANSITIONS.sample))
     if moves.get("released"):
         say("guardian_released", CRITICAL, "guardian let go: the bot went silent, DCP may fire")
     if moves.get("armed"):
         say("guardian_armed", GOOD, "guardian armed: the bot shows signs of life")
 
     # Drills.
-    for product, ended in sorted(now.by("bybit_dcp_drill_last_run_timestamp_seconds").items()):
-        if ended and ended != before.get("bybit_dcp_drill_last_run_timestamp_seconds", product):
-            delay = now.get("bybit_dcp_drill_trigger_delay_seconds", product)
-            if now.flag("bybit_dcp_drill_last_success", product):
+    for product, ended in sorted(now.by(specs.DRILL_LAST_RUN.sample).items()):
+        if ended and ended != before.get(specs.DRILL_LAST_RUN.sample, product):
+            delay = now.get(specs.DRILL_TRIGGER_DELAY.sample, product)
+            if now.flag(specs.DRILL_LAST_SUCCESS.sample, product):
                 after = f": DCP cancelled the canary {delay:.1f} s after the cut" if delay is not None else ""
                 say("drill", GOOD, f"{product} drill passed{after}")
             else:

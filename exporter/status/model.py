@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from ..dcp import NOT_AVAILABLE, PRODUCTS
+from ..metrics import specs
 from .events import Event, LastTrigger
 from .sampler import AccountView
 from .snapshot import Snapshot, quantile
@@ -125,15 +126,15 @@ def _finite(value: float) -> float | None:
 
 
 def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, ...]:
-    blocked = snap.flag("bybit_dcp_reassert_blocked")
+    blocked = snap.flag(specs.REASSERT_BLOCKED.sample)
     products = []
     for product in PRODUCTS:
-        enabled = snap.get("bybit_dcp_enabled", product)
-        drift = snap.flag("bybit_dcp_window_drift", product)
-        attempts = snap.get("bybit_dcp_reassert_attempts_total", product) or 0.0
-        failures = snap.get("bybit_dcp_reassert_failures_total", product) or 0.0
-        success = snap.get("bybit_dcp_reassert_last_success_timestamp_seconds", product)
-        if blocked and snap.get("bybit_dcp_desired_window_seconds", product) is not None:
+        enabled = snap.get(specs.ENABLED.sample, product)
+        drift = snap.flag(specs.DRIFT.sample, product)
+        attempts = snap.get(specs.REASSERT_ATTEMPTS.sample, product) or 0.0
+        failures = snap.get(specs.REASSERT_FAILURES.sample, product) or 0.0
+        success = snap.get(specs.REASSERT_LAST_SUCCESS.sample, product)
+        if blocked and snap.get(specs.DESIRED_WINDOW.sample, product) is not None:
             reassert = "blocked"
         elif drift and attempts:
             reassert = f"re-asserting: {attempts:g} sent, {failures:g} failed"
@@ -141,17 +142,17 @@ def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, 
             reassert = f"re-asserted {ago(now - success)}"
         else:
             reassert = ""
-        armed = snap.get("bybit_dcp_guardian_armed", product)
+        armed = snap.get(specs.GUARDIAN_ARMED.sample, product)
         products.append(
             ProductStatus(
                 product,
                 None if enabled is None or not polled else bool(enabled),
-                snap.get("bybit_dcp_window_seconds", product),
-                snap.get("bybit_dcp_desired_window_seconds", product),
+                snap.get(specs.WINDOW.sample, product),
+                snap.get(specs.DESIRED_WINDOW.sample, product),
                 drift,
                 reassert,
                 None if armed is None else bool(armed),
-                snap.flag("bybit_dcp_ws_dcp_subscribed", product),
+                snap.flag(specs.WS_DCP_SUBSCRIBED.sample, product),
             )
         )
     return tuple(products)
@@ -159,15 +160,15 @@ def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, 
 
 def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: int, p99: float | None) -> list[Reason]:
     reasons: list[Reason] = []
-    connected = snap.flag("bybit_dcp_ws_connected")
-    gap = snap.get("bybit_dcp_ws_ping_gap_seconds")
-    interval = snap.get("bybit_dcp_ws_ping_interval_seconds")
-    timeout = snap.get("bybit_dcp_ws_pong_timeout_seconds")
+    connected = snap.flag(specs.WS_CONNECTED.sample)
+    gap = snap.get(specs.PING_GAP.sample)
+    interval = snap.get(specs.WS_PING_INTERVAL.sample)
+    timeout = snap.get(specs.WS_PONG_TIMEOUT.sample)
     ever = view is not None and view.watch.ever_connected
-    tried = sum(snap.by("bybit_dcp_ws_reconnects_total").values()) > 0
+    tried = sum(snap.by(specs.WS_RECONNECTS.sample).values()) > 0
     # The stream.
     if not connected and (ever or tried):
-        by_reason = {r: n for r, n in snap.by("bybit_dcp_ws_reconnects_total").items() if n}
+        by_reason = {r: n for r, n in snap.by(specs.WS_RECONNECTS.sample).items() if n}
         last = ", ".join(f"{r} {n:g}" for r, n in sorted(by_reason.items()))
         reasons.append(
             Reason(DOWN, f"stream disconnected (reconnects since start: {last})", "BybitDcpStreamDisconnected")
@@ -191,12 +192,12 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
     if snap.error_code is not None:
         text = f"DCP state unknown: poll failing with {snap.error_code} – {snap.error_hint}"
         reasons.append(Reason(UNKNOWN, text, "BybitDcpConfigPollFailing"))
-    elif not snap.flag("bybit_dcp_up"):
+    elif not snap.flag(specs.UP.sample):
         reasons.append(Reason(UNKNOWN, "DCP state unknown: no good poll yet", "BybitDcpConfigPollFailing"))
-    elif snap.by("bybit_dcp_enabled") and not any(snap.by("bybit_dcp_enabled").values()):
+    elif snap.by(specs.ENABLED.sample) and not any(snap.by(specs.ENABLED.sample).values()):
         reasons.append(Reason(DEGRADED, NOT_AVAILABLE, "BybitDcpNotEnabled"))
     # Triggers.
-    fired = max(snap.by("bybit_dcp_last_trigger_timestamp_seconds").values(), default=0.0)
+    fired = max(snap.by(specs.LAST_TRIGGER.sample).values(), default=0.0)
     if fired and now - fired < TRIGGER_DOWN_SECONDS:
         orders = view.watch.last_trigger if view is not None else None
         what = f": {orders.total} orders cancelled" if orders is not None and orders.total else ""
@@ -205,28 +206,28 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
         reasons.append(Reason(DEGRADED, f"DCP fired {ago(now - fired)}", "BybitDcpTriggered"))
     # Windows and re-assertion.
     for product in PRODUCTS:
-        if snap.flag("bybit_dcp_window_drift", product):
-            window = snap.get("bybit_dcp_window_seconds", product)
+        if snap.flag(specs.DRIFT.sample, product):
+            window = snap.get(specs.WINDOW.sample, product)
             said = f"{window:g} s" if window is not None else "not enabled"
-            desired = snap.get("bybit_dcp_desired_window_seconds", product)
+            desired = snap.get(specs.DESIRED_WINDOW.sample, product)
             wanted = f"{desired:g} s" if desired is not None else "?"
             reasons.append(
                 Reason(DEGRADED, f"{product} window drift: Bybit {said}, desired {wanted}", "BybitDcpWindowDrift")
             )
-            if snap.get("bybit_dcp_reassert_failures_total", product):
+            if snap.get(specs.REASSERT_FAILURES.sample, product):
                 reasons.append(Reason(DEGRADED, f"{product} re-assertion failing", "BybitDcpReassertFailing"))
-    if snap.flag("bybit_dcp_reassert_blocked"):
+    if snap.flag(specs.REASSERT_BLOCKED.sample):
         reasons.append(Reason(DEGRADED, "re-assertion blocked after a credential error", "BybitDcpReassertBlocked"))
     # Guardian and drills.
-    armed = snap.by("bybit_dcp_guardian_armed")
-    released = snap.get("bybit_dcp_guardian_transitions_total", "released") or 0.0
+    armed = snap.by(specs.GUARDIAN_ARMED.sample)
+    released = snap.get(specs.GUARDIAN_TRANSITIONS.sample, "released") or 0.0
     for product, held in sorted(armed.items()):
         if not held and released:
             reasons.append(Reason(DOWN, f"guardian let go of {product}: DCP may fire", "BybitDcpGuardianLetGo"))
         elif not held:
             reasons.append(Reason(DEGRADED, f"guardian of {product} never armed", "BybitDcpGuardianNeverArmed"))
-    for product, ended in sorted(snap.by("bybit_dcp_drill_last_run_timestamp_seconds").items()):
-        if ended and not snap.flag("bybit_dcp_drill_last_success", product):
+    for product, ended in sorted(snap.by(specs.DRILL_LAST_RUN.sample).items()):
+        if ended and not snap.flag(specs.DRILL_LAST_SUCCESS.sample, product):
             reasons.append(Reason(DEGRADED, f"{product} drill failed {ago(now - ended)}", "BybitDcpDrillFailed"))
     return reasons
 
@@ -243,7 +244,7 @@ def account_status(
     buckets_before = view.rtt_buckets_before if view is not None else ()
     p50 = _finite(quantile(0.5, snap.rtt_buckets, buckets_before))
     p99 = _finite(quantile(0.99, snap.rtt_buckets, buckets_before))
-    total = sum(snap.by("bybit_dcp_ws_reconnects_total").values())
+    total = sum(snap.by(specs.WS_RECONNECTS.sample).values())
     reconnects = int(total - (view.reconnects_before if view is not None else 0.0))
     if not snap.series:
         reasons = [Reason(UNKNOWN, "no sample yet: the account is starting", None)]
@@ -251,19 +252,19 @@ def account_status(
         reasons = _reasons(snap, view, now, reconnects, p99)
     reasons.sort(key=lambda r: (STATES.index(r.state), r.alert is None))  # the runbook-backed one leads
     state = reasons[0].state if reasons else OK
-    interval = snap.get("bybit_dcp_ws_ping_interval_seconds")
-    timeout = snap.get("bybit_dcp_ws_pong_timeout_seconds")
-    fired = max(snap.by("bybit_dcp_last_trigger_timestamp_seconds").values(), default=0.0) or None
-    polled = snap.flag("bybit_dcp_up") and snap.error_code is None
+    interval = snap.get(specs.WS_PING_INTERVAL.sample)
+    timeout = snap.get(specs.WS_PONG_TIMEOUT.sample)
+    fired = max(snap.by(specs.LAST_TRIGGER.sample).values(), default=0.0) or None
+    polled = snap.flag(specs.UP.sample) and snap.error_code is None
     return AccountStatus(
         account=name,
         environment=snap.environment,
         mode=snap.mode,
         state=state,
         reasons=tuple(reasons),
-        last_poll=snap.get("bybit_dcp_last_poll_success_timestamp_seconds"),
-        last_pong=snap.get("bybit_dcp_ws_last_pong_timestamp_seconds"),
-        ping_gap=snap.get("bybit_dcp_ws_ping_gap_seconds"),
+        last_poll=snap.get(specs.LAST_POLL_SUCCESS.sample),
+        last_pong=snap.get(specs.WS_LAST_PONG.sample),
+        ping_gap=snap.get(specs.PING_GAP.sample),
         gap_limit=interval + timeout if interval is not None and timeout is not None else None,
         error_code=snap.error_code,
         error_hint=snap.error_hint,

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from ..metrics import specs
 from .events import Event, LastTrigger, Watch, advance
 from .snapshot import Snapshot
 
@@ -102,17 +103,17 @@ class History:
 
     def record(self, snap: Snapshot, at: float) -> list[Event]:
         before = self.watch.previous
-        count = snap.get("bybit_dcp_ws_ping_rtt_seconds_count") or 0.0
-        total = snap.get("bybit_dcp_ws_ping_rtt_seconds_sum") or 0.0
-        pongs = count - ((before.get("bybit_dcp_ws_ping_rtt_seconds_count") or 0.0) if before else 0.0)
-        spent = total - ((before.get("bybit_dcp_ws_ping_rtt_seconds_sum") or 0.0) if before else 0.0)
+        count = snap.get(specs.WS_RTT.count_sample) or 0.0
+        total = snap.get(specs.WS_RTT.sum_sample) or 0.0
+        pongs = count - ((before.get(specs.WS_RTT.count_sample) or 0.0) if before else 0.0)
+        spent = total - ((before.get(specs.WS_RTT.sum_sample) or 0.0) if before else 0.0)
         self.times.append(at)
-        self.gaps.append(snap.get("bybit_dcp_ws_ping_gap_seconds"))
+        self.gaps.append(snap.get(specs.PING_GAP.sample))
         self.rtts.append(spent / pongs if pongs > 0 else None)
         if not self.rtt_marks or at - self.rtt_marks[-1][0] >= RTT_MARK_EVERY:
             self.rtt_marks.append((at, array("d", snap.rtt_counts)))
             self.rtt_bounds = snap.rtt_bounds or self.rtt_bounds
-        reconnects = sum(snap.by("bybit_dcp_ws_reconnects_total").values())
+        reconnects = sum(snap.by(specs.WS_RECONNECTS.sample).values())
         last = self.reconnect_marks.last_at()
         if last is None or at - last >= RECONNECT_MARK_EVERY:
             self.reconnect_marks.append(at, reconnects)

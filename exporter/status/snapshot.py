@@ -12,63 +12,64 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..metrics import Metrics
+from ..metrics import Metrics, specs
 from ..metrics.labelled import Read
+from ..metrics.specs import MetricSpec
 
-# The Metrics attributes the board reads; each is a collector of one family.
+# The families the board reads (each the spec of one collector of Metrics).
 SOURCES = (
-    "account_info",
-    "up",
-    "enabled",
-    "window",
-    "desired_window",
-    "drift",
-    "last_poll_success",
-    "last_poll_error",
-    "api_errors",
-    "ws_connected",
-    "ws_reconnects",
-    "ws_rtt",
-    "ws_last_pong",
-    "ws_ping_interval",
-    "ws_pong_timeout",
-    "ping_gap",
-    "ws_dcp_subscribed",
-    "cancelled_orders",
-    "triggers",
-    "last_trigger",
-    "reassert_attempts",
-    "reassert_failures",
-    "reassert_last_success",
-    "reassert_blocked",
-    "guardian_armed",
-    "guardian_transitions",
-    "drill_last_success",
-    "drill_last_run",
-    "drill_trigger_delay",
+    specs.ACCOUNT_INFO,
+    specs.UP,
+    specs.ENABLED,
+    specs.WINDOW,
+    specs.DESIRED_WINDOW,
+    specs.DRIFT,
+    specs.LAST_POLL_SUCCESS,
+    specs.LAST_POLL_ERROR,
+    specs.API_ERRORS,
+    specs.WS_CONNECTED,
+    specs.WS_RECONNECTS,
+    specs.WS_RTT,
+    specs.WS_LAST_PONG,
+    specs.WS_PING_INTERVAL,
+    specs.WS_PONG_TIMEOUT,
+    specs.PING_GAP,
+    specs.WS_DCP_SUBSCRIBED,
+    specs.CANCELLED_ORDERS,
+    specs.TRIGGERS,
+    specs.LAST_TRIGGER,
+    specs.REASSERT_ATTEMPTS,
+    specs.REASSERT_FAILURES,
+    specs.REASSERT_LAST_SUCCESS,
+    specs.REASSERT_BLOCKED,
+    specs.GUARDIAN_ARMED,
+    specs.GUARDIAN_TRANSITIONS,
+    specs.DRILL_LAST_SUCCESS,
+    specs.DRILL_LAST_RUN,
+    specs.DRILL_TRIGGER_DELAY,
 )
 # A sample every few seconds needs only what events.advance and History.record read (a test proves it); pages read all.
 SAMPLED_SOURCES = (
-    "window",
-    "desired_window",
-    "drift",
-    "last_poll_error",
-    "ws_connected",
-    "ws_reconnects",
-    "ws_rtt",
-    "ping_gap",
-    "cancelled_orders",
-    "triggers",
-    "reassert_failures",
-    "reassert_last_success",
-    "guardian_transitions",
-    "drill_last_success",
-    "drill_last_run",
-    "drill_trigger_delay",
+    specs.WINDOW,
+    specs.DESIRED_WINDOW,
+    specs.DRIFT,
+    specs.LAST_POLL_ERROR,
+    specs.WS_CONNECTED,
+    specs.WS_RECONNECTS,
+    specs.WS_RTT,
+    specs.PING_GAP,
+    specs.CANCELLED_ORDERS,
+    specs.TRIGGERS,
+    specs.REASSERT_FAILURES,
+    specs.REASSERT_LAST_SUCCESS,
+    specs.GUARDIAN_TRANSITIONS,
+    specs.DRILL_LAST_SUCCESS,
+    specs.DRILL_LAST_RUN,
+    specs.DRILL_TRIGGER_DELAY,
 )
 # The label that tells series of one account apart; the others (endpoint) are summed over.
 KEY_LABELS = ("product", "category", "reason", "code", "to")
-RTT = "bybit_dcp_ws_ping_rtt_seconds"
+RTT = specs.WS_RTT.name
 
 
 @dataclass
@@ -105,8 +106,9 @@ class Snapshot:
         return Snapshot(self.account, kept, error_code=self.error_code, error_hint=self.error_hint)
 
 
-def collect(metrics: Metrics, sources: Iterable[str] = SOURCES) -> list[Read]:
-    return [family for source in sources for family in getattr(metrics, source).collect()]
+def collect(metrics: Metrics, sources: Iterable[MetricSpec] = SOURCES) -> list[Read]:
+    # Every source is a labelled family, or a collector of one: each yields a Read.
+    return [family for source in sources for family in metrics.family(source).collect()]  # type: ignore[misc]
 
 
 def read(families: Iterable[Read]) -> dict[str, Snapshot]:
@@ -133,9 +135,9 @@ def read(families: Iterable[Read]) -> dict[str, Snapshot]:
                 _add(snap, f"{family.name}_sum", key, value[-1])  # type: ignore[index]
                 if family.name == RTT:
                     snap.rtt_bounds, snap.rtt_counts = family.bounds, counts
-            elif value_name == "bybit_dcp_last_poll_error_info":
+            elif value_name == specs.LAST_POLL_ERROR.sample:
                 snap.error_code, snap.error_hint = labels[names.index("code")], labels[names.index("hint")]
-            elif value_name == "bybit_dcp_account_info":
+            elif value_name == specs.ACCOUNT_INFO.sample:
                 snap.environment, snap.mode = labels[names.index("environment")], labels[names.index("mode")]
             else:
                 _add(snap, value_name, key, value)  # type: ignore[arg-type]

@@ -3,6 +3,8 @@ exporter's exposition passes ``promtool check metrics``."""
 
 import subprocess
 
+import pytest
+from exposition_fixture import fuller
 from helpers import ROOT, require_binary, rule_files
 from populated_metrics import populated
 from prometheus_client import generate_latest
@@ -25,9 +27,11 @@ def test_promtool_unit_tests():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_exposition_is_clean_under_promtool_check_metrics():
+@pytest.mark.parametrize("build", [populated, fuller], ids=["populated", "every-family"])
+def test_exposition_is_clean_under_promtool_check_metrics(build):
+    """Every spec's family with a value (``fuller``): each name and help passes promtool's lint."""
     promtool = require_binary("promtool")
     result = subprocess.run(
-        [promtool, "check", "metrics"], input=generate_latest(populated().registry), capture_output=True, timeout=60
+        [promtool, "check", "metrics"], input=generate_latest(build().registry), capture_output=True, timeout=60
     )
     assert result.returncode == 0 and not result.stdout.strip(), (result.stdout + result.stderr).decode()

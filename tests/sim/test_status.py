@@ -551,10 +551,10 @@ def test_the_periodic_sample_collects_only_the_sampled_families_and_a_page_all()
             return self.collector.collect()
 
     for source in SOURCES:
-        setattr(desk.metrics, source, Counted(source, getattr(desk.metrics, source)))
+        setattr(desk.metrics, source.attr, Counted(source.attr, desk.metrics.family(source)))
     service = StatusService(desk.metrics)
     service.sample()
-    assert sorted(collected) == sorted(SAMPLED_SOURCES) and len(SAMPLED_SOURCES) < len(SOURCES)
+    assert sorted(collected) == sorted(s.attr for s in SAMPLED_SOURCES) and len(SAMPLED_SOURCES) < len(SOURCES)
     collected.clear()
     service.board(desk.names, now=desk.now, ready=True)
-    assert sorted(collected) == sorted(SOURCES)
+    assert sorted(collected) == sorted(s.attr for s in SOURCES)

@@ -1,0 +1,19 @@
+"""The exposition stays byte for byte what it was before the metrics came from one table of
+specs: a populated registry, in the text format (both writers) and OpenMetrics, equals the
+files written from the hand-written definitions (``tests/support/exposition_fixture.py``)."""
+
+import pytest
+from exposition_fixture import FORMATS, SCENARIOS, exposition, path, without_process
+from prometheus_client import generate_latest
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_exposition_is_the_one_recorded(scenario: str, fmt: str):
+    assert exposition(scenario, fmt) == path(scenario, fmt).read_text()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_prometheus_clients_own_writer_gives_the_recorded_text_too(scenario: str):
+    text = without_process(generate_latest(SCENARIOS[scenario]().registry).decode())
+    assert text == path(scenario, "text").read_text()
