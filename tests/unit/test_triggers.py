@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from exporter.metrics import Metrics
 from exporter.monitor import triggers as tr
-from exporter.monitor.account import record_triggers
+from exporter.monitor.projections import record_triggers
 from exporter.monitor.triggers import TriggerTracker
 
 T0 = 1_700_000_000.0
