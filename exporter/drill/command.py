@@ -18,11 +18,11 @@ import aiohttp
 
 from ..bybit.clients import rest_client
 from ..config import DRILL_CUTS, DRILL_SIDES, AccountConfig, ConfigError, DrillSettings, drill_settings, load_config
-from ..dcp import PRODUCTS
+from ..dcp import PRODUCT_CATEGORY, PRODUCTS
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK
 from .run import run_drill
-from .verdict import CANARY_LINK_PREFIX, PRODUCT_CATEGORY, DrillReport
+from .verdict import CANARY_LINK_PREFIX, DrillReport
 
 PROG = "bybit-dcp-exporter drill"
 DEFAULTS = DrillSettings()

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..bybit.errors import BybitError
-from ..dcp import CATEGORIES
-from ..drill.run import LINEAR_SETTLE_COINS
+from ..dcp import CATEGORIES, CLOSED_ORDERS_LISTED, HISTORY_KEPT_MS, ORDERS_PER_PAGE, settle_coins
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 
@@ -23,8 +22,7 @@ log = logging.getLogger(__name__)
 
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
-HISTORY_KEPT_MS = 24 * 3600 * 1000
-RECENT_CLOSED_PAGES = 10  # Bybit lists the latest 500 closed orders: 10 pages of 50
+RECENT_CLOSED_PAGES = CLOSED_ORDERS_LISTED // ORDERS_PER_PAGE  # Bybit's latest 500 closed orders: 10 pages
 
 Gap = tuple[float, float]  # (down_since, up_at), wall-clock seconds
 TakeOrders = Callable[[list[dict], str], None]  # (orders, source): the trigger path
@@ -74,11 +72,6 @@ def changed_since(page: list[dict], start_ms: int, category: str) -> list[dict]:
     named with its ``category`` (that list does not say it). Older ones were settled before
     the gap and are no trigger of it."""
     return [{**o, "category": category} for o in page if updated_ms(o) >= start_ms]
-
-
-def settle_coins(category: str) -> tuple[str | None, ...]:
-    """The settle coins to list a category's orders by: Bybit lists linear ones per coin, the rest at once."""
-    return LINEAR_SETTLE_COINS if category == "linear" else (None,)
 
 
 # ---- the I/O --------------------------------------------------------------------------------

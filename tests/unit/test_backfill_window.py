@@ -9,15 +9,14 @@ import logging
 from virtual_clock import VirtualClock
 
 from exporter.bybit.errors import BybitError
+from exporter.dcp import HISTORY_KEPT_MS
 from exporter.metrics import Metrics
 from exporter.monitor.backfill import (
-    HISTORY_KEPT_MS,
     RECENT_CLOSED_PAGES,
     Backfill,
     changed_since,
     history_range,
     merge_gaps,
-    settle_coins,
     updated_ms,
 )
 
@@ -55,11 +54,6 @@ def test_changed_since_keeps_orders_updated_in_the_gap_named_by_category():
     assert {o["category"] for o in kept} == {"spot"}
     assert "category" not in page[0]  # the page itself is left alone
     assert updated_ms({}) == float("inf")
-
-
-def test_linear_orders_are_listed_per_settle_coin_the_others_at_once():
-    assert settle_coins("linear") == ("USDT", "USDC")
-    assert settle_coins("spot") == settle_coins("option") == settle_coins("inverse") == (None,)
 
 
 class FakeRest:
