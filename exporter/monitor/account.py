@@ -27,7 +27,15 @@ import aiohttp
 
 from ..bybit.errors import AUTH_CODES, BybitError, hint
 from ..bybit.models import DcpSetting
-from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, next_slot, restart_delay, stable_phase
+from ..bybit.pacing import (
+    EQUAL_JITTER,
+    RESTART_BACKOFF_MAX,
+    RESTART_BACKOFF_MIN,
+    Pacing,
+    backoff_delay,
+    next_slot,
+    stable_phase,
+)
 from ..config import AccountConfig
 from ..dcp import NOT_AVAILABLE
 from ..metrics import Metrics
@@ -125,7 +133,7 @@ class AccountSupervisor:
             if self.clock.monotonic() - started > RESTART_BACKOFF_MAX:
                 failures = 0  # it ran well for a while: start the backoff afresh
             failures += 1
-            delay = restart_delay(failures, self.rng)
+            delay = backoff_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, self.rng, floor=EQUAL_JITTER)
             log.error(
                 f"{part} {'failed' if crash else 'stopped unexpectedly'}; restarting",
                 extra={"account": self.name, "part": part, "restart_in_seconds": round(delay, 2)},

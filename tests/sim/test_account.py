@@ -14,11 +14,16 @@ from account_harness import KEY, account, protected_client, running, subscribe_t
 from helpers import eventually
 from status_page import article, cells
 
-from exporter.bybit.pacing import RESTART_BACKOFF_MAX, restart_delay
+from exporter.bybit.pacing import EQUAL_JITTER, RESTART_BACKOFF_MAX, RESTART_BACKOFF_MIN, backoff_delay
 from exporter.metrics import Metrics
 from exporter.monitor.account import AccountSupervisor
 from exporter.monitor.parts import stream_topics
 from exporter.secrets import Secret
+
+
+def restart_delay(failures, rng):
+    """The supervisor's wait before restarting a part after ``failures`` failures in a row."""
+    return backoff_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, rng, floor=EQUAL_JITTER)
 
 
 def test_restart_delay_is_capped_for_any_failure_count():
