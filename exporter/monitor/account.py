@@ -185,7 +185,7 @@ class AccountSupervisor:
         self.last_reported = reported
         if self.enforcer is not None:
             try:
-                self.enforcer.observe(reported)
+                self.enforcer.take_poll(reported)
             except Exception:  # re-assertion trouble must not stop polling
                 log.exception("re-assert enforcer failed on a poll", extra={"account": self.name})
         return True
@@ -206,4 +206,4 @@ class AccountSupervisor:
         # Stop re-asserting until the configuration (and so the process) changes; the same
         # codes stop it when a set itself is refused.
         if self.enforcer is not None and exc.code in AUTH_CODES:
-            self.enforcer.observe_auth_failure(exc.code)
+            self.enforcer.block(exc.code)

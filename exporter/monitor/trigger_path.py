@@ -27,7 +27,7 @@ class TriggerPath:
 
     def take(self, orders: list[dict], source: str) -> None:
         """Feed orders to the tracker; record and log what it saw."""
-        observation = self.tracker.observe(orders, self.clock.time())
+        observation = self.tracker.take(orders, self.clock.time())
         record_triggers(self.metrics, self.account, observation)
         for event in observation.events:
             self._log_trigger(event, source=source)
