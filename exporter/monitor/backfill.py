@@ -18,7 +18,7 @@ from ..dcp import CATEGORIES, CLOSED_ORDERS_LISTED, HISTORY_KEPT_MS, ORDERS_PER_
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("exporter.monitor.account")  # the account's log lines keep their logger name
 
 BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream went down
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders

@@ -15,7 +15,7 @@ from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .projections import record_triggers
 from .triggers import TriggerEvent, TriggerTracker
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("exporter.monitor.account")  # the account's log lines keep their logger name
 
 
 class TriggerPath:

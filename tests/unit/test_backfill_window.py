@@ -106,6 +106,8 @@ async def test_history_stops_at_the_page_limit_with_a_warning(caplog):
         assert await fill.run(T0 - 60, T0) == 12
     assert sum(1 for c, *_ in rest.history_calls if c == "spot") == 3
     assert "page limit" in caplog.text
+    # The account's lines keep the logger name they had before the backfill had a module.
+    assert {r.name for r in caplog.records} == {"exporter.monitor.account"}
 
 
 async def test_recent_closed_orders_stop_at_the_first_page_older_than_the_gap():
