@@ -2,7 +2,7 @@
 
 A DCP trigger on a busy account cancels thousands of orders at once, and a backfill
 after a reconnect feeds the same orders again. Prints orders/second through
-TriggerTracker.observe for a fresh burst, for the same burst replayed (all duplicates,
+TriggerTracker.take for a fresh burst, for the same burst replayed (all duplicates,
 the backfill case), and for a baseline that only filters CancelByDCP orders without
 counting or deduplicating (the floor any implementation pays).
 
@@ -52,13 +52,13 @@ def main() -> None:
         sum(1 for o in batch if o.get("cancelType") == CANCEL_BY_DCP)
 
     def fresh(batch: list[dict]) -> None:
-        TriggerTracker().observe(batch, NOW)
+        TriggerTracker().take(batch, NOW)
 
     replay_tracker = TriggerTracker()
-    replay_tracker.observe(orders, NOW)
+    replay_tracker.take(orders, NOW)
 
     def replay(batch: list[dict]) -> None:
-        replay_tracker.observe(batch, NOW)
+        replay_tracker.take(batch, NOW)
 
     base = rate(baseline, orders)
     print(f"{'case':<34} {'orders/s':>12} {'x slower':>11}")

@@ -26,6 +26,25 @@ CATEGORIES: Final = ("spot", "linear", "inverse", "option")
 # Category -> DCP product. Inferred from the names: Bybit does not state it.
 CATEGORY_PRODUCT: Final = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}
 
+# Product -> its categories, whose active orders DCP cancels together: the inverse of the above.
+PRODUCT_CATEGORIES: Final = {p: tuple(c for c in CATEGORIES if CATEGORY_PRODUCT[c] == p) for p in PRODUCTS}
+
+# Product -> its first category, the one an order for the product goes in unless it says
+# otherwise (linear for DERIVATIVES: USDT perpetuals, Bybit's busiest).
+PRODUCT_CATEGORY: Final = {p: categories[0] for p, categories in PRODUCT_CATEGORIES.items()}
+
+# Bybit lists a category's orders (``GET /v5/order/realtime``) per settle coin where it asks
+# for one (linear: one of symbol, baseCoin or settleCoin is required); the others at once.
+SETTLE_COINS: Final = {"linear": ("USDT", "USDC")}
+
+# Orders per page of order history and of the realtime list (``limit`` 1-50), and how many of
+# the latest closed orders the realtime list holds per category (``openOnly=1``).
+ORDERS_PER_PAGE: Final = 50
+CLOSED_ORDERS_LISTED: Final = 500
+
+# How far back order history keeps cancelled orders: 24 h (other closed orders 7 days).
+HISTORY_KEPT_MS: Final = 24 * 3600 * 1000
+
 # Product -> the private topic that makes a connection one of its protected connections.
 # Inferred from the names (``dcp.future`` for DERIVATIVES); the bare ``dcp`` is deprecated.
 PRODUCT_TOPIC: Final = {"DERIVATIVES": "dcp.future", "SPOT": "dcp.spot", "OPTIONS": "dcp.option"}
@@ -41,6 +60,13 @@ CANCEL_BY_DCP: Final = "CancelByDCP"
 # cancelled before it triggered). Only these, with CancelByDCP, are DCP cancels.
 CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
 
+# ``orderStatus`` of an order that is closed and never rests again: filled, rejected or cancelled.
+FINAL_STATUSES: Final = CANCELLED_STATUSES | {"Filled", "Rejected"}
+
+# ``max_active_time`` of a private connection: 30 s to 600 s (default 10 min); a connection
+# without ping, pong or data for that long is cut by Bybit.
+SHORTEST_MAX_ACTIVE_TIME: Final = 30
+
 # An empty dcpInfos list: not an error, most likely an account DCP is not offered to.
 NOT_AVAILABLE: Final = (
     "DCP not available or not enabled for this account (Bybit offers DCP to institutional accounts only)"
@@ -53,3 +79,8 @@ REASSERT_POLICIES: Final = ("off", "dry-run", "enforce")
 def valid_window(window: object) -> bool:
     """A window Bybit accepts: a whole number of seconds in [3, 300] (a bool is not one)."""
     return isinstance(window, int) and not isinstance(window, bool) and MIN_WINDOW <= window <= MAX_WINDOW
+
+
+def settle_coins(category: str) -> tuple[str | None, ...]:
+    """The settle coins to list a category's orders by (:data:`SETTLE_COINS`); ``(None,)``: all at once."""
+    return SETTLE_COINS.get(category, (None,))

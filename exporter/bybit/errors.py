@@ -56,6 +56,8 @@ class TransportError(BybitError):
     to another host)."""
 
 
+# Order entry: the order to cancel does not exist (any more): filled, cancelled or never placed.
+ORDER_NOT_FOUND = "110001"
 AUTH_CODES = frozenset({"10003", "10004", "10005", "10007", "10008", "10009", "10010", "10017"})
 # Bybit's documented V5 codes (see the README's error table).
 BYBIT_CODES = frozenset(

@@ -1,6 +1,7 @@
 """How often the exporter may knock on Bybit's door (sans-I/O: ``now`` and an rng come in).
 
-- Reconnect and restart delays: capped exponential backoff with jitter, so a thousand
+- :func:`backoff_delay`: every wait before trying again (reconnects, restarts, re-asserts),
+  capped exponential backoff with as much jitter as the caller asks for, so a thousand
   accounts that lose their streams together do not come back together.
 - :class:`ConnectionBudget`: Bybit allows 500 new websocket connections per 5 minutes per
   host, counted against the IP, so a desk's own bots on the same IP draw on the same 500;
@@ -43,29 +44,37 @@ RESTART_BACKOFF_MAX = 60.0
 IP_BAN_SECONDS = 600.0
 
 
-def jitter_ceiling(attempt: int, base: float, cap: float) -> float:
+# How much of the ceiling a delay is sure to wait (:func:`backoff_delay`'s ``floor``).
+FULL_JITTER = 0.0  # anywhere in [0, ceiling]: many clients retrying at once spread widest
+EQUAL_JITTER = 0.5  # in [ceiling / 2, ceiling]: where retrying quickly only adds load
+NO_JITTER = 1.0  # the ceiling itself: one account's own retries, with nobody to spread from
+
+
+def backoff_ceiling(attempt: int, base: float, cap: float) -> float:
     """``min(cap, base * 2**attempt)``; the exponent is capped so a huge attempt count cannot overflow."""
-    return min(cap, base * (2 ** min(max(attempt, 0), 62)))
+    return min(cap, base * (2 ** min(max(attempt, 0), 64)))
 
 
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
-    return rng.uniform(0.0, jitter_ceiling(attempt, base, cap))
+def backoff_delay(
+    attempt: int, base: float, cap: float, rng: random.Random | None = None, *, floor: float = FULL_JITTER
+) -> float:
+    """Capped exponential backoff: uniform in ``[floor * ceiling, ceiling]``, with
+    ``ceiling = min(cap, base * 2**attempt)`` (attempt counts from 0). Every delay the exporter
+    waits before trying again comes from here:
 
-
-def equal_jitter_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Equal jitter: uniform in [ceiling / 2, ceiling], ceiling = min(cap, base * 2**attempt).
-
-    Used where retrying quickly only adds load: auth failures (credentials rarely fix
-    themselves) and restarts of a crashed supervisor part.
+    - a stream's reconnect: full jitter, so a thousand accounts that lose their streams
+      together do not come back together;
+    - a stream's reconnect after an auth failure (credentials rarely fix themselves), and the
+      restart of a crashed supervisor part (:data:`RESTART_BACKOFF_MIN` to
+      :data:`RESTART_BACKOFF_MAX`): equal jitter;
+    - a re-assert that failed (``Reasserter.backoff``): no jitter, and no ``rng`` needed.
     """
-    ceiling = jitter_ceiling(attempt, base, cap)
-    return rng.uniform(0.5 * ceiling, ceiling)
-
-
-def restart_delay(failures: int, rng: random.Random) -> float:
-    """Wait before restarting a failed part: equal jitter, doubling from 1 s up to 60 s."""
-    return equal_jitter_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, rng)
+    ceiling = backoff_ceiling(attempt, base, cap)
+    if floor >= 1.0:
+        return ceiling
+    if rng is None:
+        raise ValueError("a jittered backoff needs an rng")
+    return rng.uniform(floor * ceiling, ceiling)
 
 
 PHASE_STEP = 0.25  # seconds; phases are multiples of it (of interval / MIN_STEPS for short intervals)

@@ -43,7 +43,7 @@ from ..secrets import Secret
 from . import messages as msg
 from . import tls
 from .heartbeat import Heartbeat
-from .pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
+from .pacing import EQUAL_JITTER, ConnectionBudget, backoff_delay
 from .signing import ws_auth_args
 from .wire import StampedConnection, stamped_connection
 
@@ -193,8 +193,12 @@ class PrivateStream:
                 reason = await self._one_connection()
                 self.metrics.ws_reconnects.labels(self.account, reason).inc()
                 if reason == "auth_failed":
-                    delay = equal_jitter_delay(
-                        self.auth_attempt, self.config.auth_backoff_base, self.config.auth_backoff_cap, self.rng
+                    delay = backoff_delay(
+                        self.auth_attempt,
+                        self.config.auth_backoff_base,
+                        self.config.auth_backoff_cap,
+                        self.rng,
+                        floor=EQUAL_JITTER,
                     )
                     self.auth_attempt += 1
                 else:

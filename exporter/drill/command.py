@@ -16,13 +16,13 @@ import sys
 
 import aiohttp
 
-from ..bybit.rest import RestClient
+from ..bybit.clients import rest_client
 from ..config import DRILL_CUTS, DRILL_SIDES, AccountConfig, ConfigError, DrillSettings, drill_settings, load_config
-from ..dcp import PRODUCTS
+from ..dcp import PRODUCT_CATEGORY, PRODUCTS
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK
 from .run import run_drill
-from .verdict import CANARY_LINK_PREFIX, PRODUCT_CATEGORY, DrillReport
+from .verdict import CANARY_LINK_PREFIX, DrillReport
 
 PROG = "bybit-dcp-exporter drill"
 DEFAULTS = DrillSettings()
@@ -139,16 +139,7 @@ async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillR
     clock = SYSTEM_CLOCK
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(
-            session,
-            account=account.name,
-            environment=account.environment,
-            base_url=account.rest_url,
-            api_key=account.api_key,
-            api_secret=account.api_secret,
-            metrics=Metrics(),
-            clock=clock,
-        )
+        rest = rest_client(account, session, metrics=Metrics(), clock=clock)
         link_id = CANARY_LINK_PREFIX + secrets.token_hex(8)
         task = asyncio.create_task(run_drill(account, settings, rest, clock, report, link_id=link_id, progress=_say))
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -19,18 +19,24 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ..bybit import messages as msg
-from ..bybit.errors import BybitError
+from ..bybit.errors import ORDER_NOT_FOUND, BybitError
 from ..bybit.rest import RestClient
 from ..bybit.signing import ws_auth_args
 from ..config import AccountConfig, DrillSettings
-from ..dcp import CANCEL_BY_DCP, ORDER_TOPIC, PRODUCT_TOPIC
+from ..dcp import (
+    CANCEL_BY_DCP,
+    FINAL_STATUSES,
+    ORDER_TOPIC,
+    PRODUCT_CATEGORIES,
+    PRODUCT_CATEGORY,
+    PRODUCT_TOPIC,
+    settle_coins,
+)
 from ..runtime.clock import Clock
 from ..secrets import Secret
 from .verdict import (
     ERROR,
     INTERRUPTED,
-    PRODUCT_CATEGORIES,
-    PRODUCT_CATEGORY,
     REFUSED,
     SILENCE_IDLE_CUTOFF,
     DrillReport,
@@ -49,8 +55,6 @@ PING_INTERVAL = 5.0
 CANARY_CONFIRM_TIMEOUT = 5.0  # for the canary's first push; then the open-order list decides
 OTHERS_SETTLE = 1.0  # after the canary's cancel, for other cancels of the same trigger to arrive
 CLEANUP_TIMEOUT = 15.0
-TERMINAL = frozenset({"Filled", "Cancelled", "Rejected", "Deactivated"})
-LINEAR_SETTLE_COINS = ("USDT", "USDC")  # Bybit lists linear active orders per settle coin
 
 
 class Connection:
@@ -280,7 +284,7 @@ async def _canary_rests(rest: RestClient, category: str, watch: _Watch, clock: C
 async def _active_orders(rest: RestClient, categories: tuple[str, ...]) -> list[dict]:
     orders: list[dict] = []
     for category in categories:
-        for coin in LINEAR_SETTLE_COINS if category == "linear" else (None,):
+        for coin in settle_coins(category):
             cursor: str | None = None
             while True:
                 page, cursor = await rest.open_orders(category, cursor, settle_coin=coin)
@@ -317,7 +321,7 @@ async def _clean_up(rest: RestClient, report: DrillReport, watch: _Watch, clock:
             await rest.cancel_order(PRODUCT_CATEGORY[report.product], watch.canary_id)
         report.canary_cleanup = "cancelled by the drill"
     except BybitError as exc:
-        if exc.code == "110001":
+        if exc.code == ORDER_NOT_FOUND:
             report.canary_cleanup = "already gone when the drill cancelled it"
         else:
             report.canary_cleanup = f"COULD NOT CANCEL ({_describe(exc)}): cancel order {watch.canary_id} by hand"
@@ -327,7 +331,7 @@ async def _clean_up(rest: RestClient, report: DrillReport, watch: _Watch, clock:
 
 
 def _final(order: dict | None) -> bool:
-    return order is not None and order.get("orderStatus") in TERMINAL
+    return order is not None and order.get("orderStatus") in FINAL_STATUSES
 
 
 def _describe(exc: BaseException) -> str:

@@ -12,10 +12,11 @@ import secrets
 
 from ..bybit.rest import RestClient
 from ..config import AccountConfig, DrillSettings
+from ..dcp import PRODUCT_CATEGORY
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .run import run_drill
-from .verdict import CANARY_LINK_PREFIX, PRODUCT_CATEGORY, DrillReport
+from .verdict import CANARY_LINK_PREFIX, DrillReport
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from ..config import DrillSettings
-from ..dcp import CANCEL_BY_DCP, CATEGORY_PRODUCT, PRODUCTS
+from ..dcp import CANCEL_BY_DCP, PRODUCT_CATEGORY, SHORTEST_MAX_ACTIVE_TIME
 
-# The category the canary is placed in, per product (linear: USDT perpetuals, Bybit's busiest).
-PRODUCT_CATEGORY = {"DERIVATIVES": "linear", "SPOT": "spot", "OPTIONS": "option"}
-# Categories whose active orders DCP cancels together, per product.
-PRODUCT_CATEGORIES = {p: tuple(c for c, q in CATEGORY_PRODUCT.items() if q == p) for p in PRODUCTS}
 CANARY_LINK_PREFIX = "dcp-drill-"
-SILENCE_IDLE_CUTOFF = 30  # Bybit's shortest max_active_time: a silent armed connection dies after it
+SILENCE_IDLE_CUTOFF = SHORTEST_MAX_ACTIVE_TIME  # a silent armed connection asks for it, and dies after it
 PRICE_DIGITS = 3  # the canary's price keeps 3 significant digits: a multiple of any tick below it
 
 # Outcomes; only PASSED exits 0.

@@ -1,7 +1,7 @@
 """Re-assertion I/O shell: turns :class:`Reasserter` decisions into metrics, logs and REST calls.
 
 Every rule (when to set, how often, when to stop) lives in :mod:`.reassert`; this module only
-carries it out. ``observe`` never blocks: in enforce mode it starts at most one background
+carries it out. ``take_poll`` never blocks: in enforce mode it starts at most one background
 task per product, which sends the set, waits the settle time, and verifies by querying.
 """
 
@@ -83,11 +83,11 @@ class Enforcer:
 
     # -- inputs -------------------------------------------------------------------
 
-    def observe(self, reported: Mapping[str, DcpSetting]) -> None:
+    def take_poll(self, reported: Mapping[str, DcpSetting]) -> None:
         """After every successful poll: update drift, log changes, start sets (enforce)."""
         self._apply(self.core.decide(reported, self._clock.time()))
 
-    def observe_auth_failure(self, code: str | int = "10003") -> None:
+    def block(self, code: str | int = "10003") -> None:
         """The key itself was refused (e.g. on the poll): stop re-asserting for this account."""
         self.core.block(code)
         self._announce_block(self.core.blocked_code or str(code))
@@ -245,7 +245,7 @@ class Enforcer:
             return
         if self._tasks.get(product) is asyncio.current_task():
             del self._tasks[product]  # done but for the bookkeeping below
-        self.observe(reported)
+        self.take_poll(reported)
 
     def _announce_block(self, code: str) -> None:
         if self._block_announced:

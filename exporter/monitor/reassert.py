@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ..bybit.errors import AUTH_CODES
 from ..bybit.models import DcpSetting, set_dcp_request
+from ..bybit.pacing import NO_JITTER, backoff_delay
 from ..dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, REASSERT_POLICIES, valid_window
 
 DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
@@ -242,10 +243,7 @@ class Reasserter:
 
     def backoff(self, failures: int) -> float:
         """Delay before the next attempt after ``failures`` consecutive failures."""
-        if failures <= 0:
-            return self.settle
-        # 2**n grows fast; cap the exponent before it can overflow a float.
-        return min(self.settle * 2.0 ** min(failures, 64), self.max_backoff)
+        return backoff_delay(failures, self.settle, self.max_backoff, floor=NO_JITTER)
 
     # -- inputs -------------------------------------------------------------------
 

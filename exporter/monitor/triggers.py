@@ -3,7 +3,7 @@
 When DCP fires, Bybit cancels every active order of the product with
 ``cancelType: "CancelByDCP"``. The exporter sees those orders twice over: live on the
 ``order`` stream and, after its own stream was down, in order history (backfill). Both
-paths feed :meth:`TriggerTracker.observe`, which
+paths feed :meth:`TriggerTracker.take`, which
 
 - takes an order as a DCP cancel only with ``cancelType: CancelByDCP`` and a terminal
   cancelled ``orderStatus``; one without a usable orderId, category or status is counted
@@ -37,7 +37,7 @@ MAX_BURSTS_PER_PRODUCT = 1000
 
 @dataclass(frozen=True)
 class TriggerEvent:
-    """Cancels of one burst seen in one :meth:`TriggerTracker.observe` call.
+    """Cancels of one burst seen in one :meth:`TriggerTracker.take` call.
 
     ``new`` is True when this burst was counted as a trigger now; False when the orders
     joined a burst counted earlier (e.g. the rest of a burst arriving by backfill).
@@ -84,7 +84,7 @@ class TriggerTracker:
         self._bursts: dict[str, list[_Burst]] = {}
         self._last_trigger: dict[str, float] = {}
 
-    def observe(self, orders: Iterable[object], now: float) -> Observation:
+    def take(self, orders: Iterable[object], now: float) -> Observation:
         """Count the ``CancelByDCP`` orders among ``orders`` seen at ``now`` (unix seconds)."""
         self._expire(now)
         ignored = undated = 0

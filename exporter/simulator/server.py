@@ -27,7 +27,7 @@ from .faults import ForcedResponse
 from .ratelimit import RateLimiter
 from .rest import HISTORY_FILTERS
 from .routes import DCP_PATHS, RestRoutes
-from .session import PrivateStream
+from .session import ServerStream
 from .signatures import new_api_secret
 
 # Seconds stop() gives the clients to answer the close handshake. A bound on real sockets,
@@ -134,7 +134,7 @@ class Simulator:
             host = "127.0.0.1"
         app = web.Application()
         RestRoutes(self._core).add_to(app.router)
-        app.router.add_get("/v5/private", PrivateStream(self._core).handle)
+        app.router.add_get("/v5/private", ServerStream(self._core).handle)
         ControlSurface(self).add_to(app.router)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()

@@ -1,6 +1,7 @@
 """The private websocket ``/v5/private``: one :class:`Session` per connection, and
-:class:`PrivateStream`, which speaks Bybit's protocol on it (auth, subscribe, unsubscribe,
-ping/pong) and feeds the DCP engine with what the client does.
+:class:`ServerStream`, the server side of the exporter's private stream, which speaks
+Bybit's protocol on it (auth, subscribe, unsubscribe, ping/pong) and feeds the DCP engine
+with what the client does.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class Session:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
 
-class PrivateStream:
-    """The aiohttp handler of ``/v5/private``."""
+class ServerStream:
+    """The server side of the private stream: the aiohttp handler of ``/v5/private``."""
 
     def __init__(self, core: SimCore) -> None:
         self._core = core

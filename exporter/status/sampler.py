@@ -147,7 +147,7 @@ class Sampler:
         self._events: deque[Event] = deque(maxlen=EVENTS_KEPT)
         self._lock = threading.Lock()
 
-    def observe(self, snapshots: Mapping[str, Snapshot], at: float) -> list[Event]:
+    def record(self, snapshots: Mapping[str, Snapshot], at: float) -> list[Event]:
         """Record one sample of every account; the events it brought, in order."""
         events: list[Event] = []
         with self._lock:

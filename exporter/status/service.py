@@ -47,7 +47,7 @@ class StatusService:
         self.links = links if links is not None else model.Links()
 
     def sample(self) -> None:
-        self.sampler.observe(read(collect(self.metrics, SAMPLED_SOURCES)), self.clock.time())
+        self.sampler.record(read(collect(self.metrics, SAMPLED_SOURCES)), self.clock.time())
 
     async def run(self) -> None:
         """Sample every interval until cancelled; a failed sample is logged and the next one tried.

@@ -14,10 +14,16 @@ from account_harness import KEY, account, protected_client, running, subscribe_t
 from helpers import eventually
 from status_page import article, cells
 
-from exporter.bybit.pacing import RESTART_BACKOFF_MAX, restart_delay
+from exporter.bybit.pacing import EQUAL_JITTER, RESTART_BACKOFF_MAX, RESTART_BACKOFF_MIN, backoff_delay
 from exporter.metrics import Metrics
-from exporter.monitor.account import AccountSupervisor, stream_topics
+from exporter.monitor.account import AccountSupervisor
+from exporter.monitor.parts import stream_topics
 from exporter.secrets import Secret
+
+
+def restart_delay(failures, rng):
+    """The supervisor's wait before restarting a part after ``failures`` failures in a row."""
+    return backoff_delay(failures - 1, RESTART_BACKOFF_MIN, RESTART_BACKOFF_MAX, rng, floor=EQUAL_JITTER)
 
 
 def test_restart_delay_is_capped_for_any_failure_count():
@@ -93,9 +99,9 @@ async def test_live_dcp_trigger_counted_exactly(sim):
         )
         await eventually(lambda: r.local("bybit_dcp_cancelled_orders_total", account="a", category="inverse") == 1)
         # A reconnect and its backfill re-read the same orders: still counted once.
-        backfills = r.fleet.supervisors["a"].backfills
+        backfills = r.fleet.supervisors["a"].backfill.gaps_read
         sim.close_connections(KEY)
-        await eventually(lambda: r.fleet.supervisors["a"].backfills > backfills, timeout=10, what="a backfill")
+        await eventually(lambda: r.fleet.supervisors["a"].backfill.gaps_read > backfills, timeout=10, what="a backfill")
         s = await r.scrape()
         assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "linear"}.items()))] == 3
         assert s[("bybit_dcp_cancelled_orders_total", frozenset({"account": "a", "category": "inverse"}.items()))] == 1
@@ -124,14 +130,14 @@ async def test_trigger_while_our_stream_was_down_is_backfilled_once(sim):
         assert r.local("bybit_dcp_ws_pong_timeouts_total", account="a") == 0
         assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 0
         # Pong timeout -> reconnect (new connections are not stalled) -> backfill finds the cancels.
-        await eventually(lambda: sup.backfills >= 1, timeout=15, what="the backfill after reconnecting")
+        await eventually(lambda: sup.backfill.gaps_read >= 1, timeout=15, what="the backfill after reconnecting")
         assert r.local("bybit_dcp_ws_reconnects_total", account="a", reason="pong_timeout") >= 1
         assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 4
         assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="option") == 0
         assert r.local("bybit_dcp_triggers_total", account="a", product="DERIVATIVES") == 1
         # Another reconnect overlaps the same history: nothing is counted twice.
         sim.close_connections(KEY)
-        await eventually(lambda: sup.backfills >= 2, timeout=15, what="a second backfill")
+        await eventually(lambda: sup.backfill.gaps_read >= 2, timeout=15, what="a second backfill")
         assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 4
         assert r.local("bybit_dcp_triggers_total", account="a", product="DERIVATIVES") == 1
 
@@ -266,7 +272,7 @@ async def test_backfill_pages_are_bounded_and_range_clamped(sim, caplog):
     async with aiohttp.ClientSession() as session:
         sup = AccountSupervisor(account(sim), metrics, session, backfill_max_pages=2)
         sim.force_error("/v5/order/realtime", 10016, count=None)  # order history alone
-        assert await sup.backfill(t0 - 3 * 24 * 3600, time.time()) == 100  # 2 pages of 50
+        assert await sup.backfill.run(t0 - 3 * 24 * 3600, time.time()) == 100  # 2 pages of 50
         sim.clear_errors()
         assert (
             metrics.registry.get_sample_value(
@@ -282,8 +288,8 @@ async def test_backfill_pages_are_bounded_and_range_clamped(sim, caplog):
             assert span <= 24 * 3600 * 1000
         # A second, unbounded pass finds the rest (history and the recent closed orders both
         # bring all 120); nothing is counted twice.
-        sup.backfill_max_pages = 20
-        assert await sup.backfill(t0 - 60, time.time()) >= 240
+        sup.backfill.max_pages = 20
+        assert await sup.backfill.run(t0 - 60, time.time()) >= 240
         assert (
             metrics.registry.get_sample_value(
                 "bybit_dcp_cancelled_orders_total", {"account": "a", "category": "linear"}

@@ -61,12 +61,12 @@ async def test_an_old_order_cancelled_by_dcp_in_the_gap_is_found_once(sim, filte
             assert listed == {old["orderId"], new["orderId"]}
 
         # Pong timeout -> reconnect -> backfill: both orders, one trigger, whatever history holds.
-        await eventually(lambda: sup.backfills >= 1, timeout=15, what="the backfill after reconnecting")
+        await eventually(lambda: sup.backfill.gaps_read >= 1, timeout=15, what="the backfill after reconnecting")
         assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 2
         assert r.local("bybit_dcp_triggers_total", account="a", product="DERIVATIVES") == 1
         # Another backfill over the same orders (both sources list them again): counted once.
         sim.close_connections(KEY)
-        await eventually(lambda: sup.backfills >= 2, timeout=15, what="a second backfill")
+        await eventually(lambda: sup.backfill.gaps_read >= 2, timeout=15, what="a second backfill")
         assert r.local("bybit_dcp_cancelled_orders_total", account="a", category="linear") == 2
         assert r.local("bybit_dcp_triggers_total", account="a", product="DERIVATIVES") == 1
 
@@ -83,7 +83,7 @@ async def test_closed_orders_settled_before_the_gap_are_not_a_trigger_of_it(sim)
         metrics.add_account("a", environment="simulator", mode="observer")
         sup = AccountSupervisor(account(sim), metrics, session, backfill_margin=0.0)
         gap = time.time() + 1  # the gap starts after the cancel
-        assert await sup.backfill(gap, gap + 1) == 0
+        assert await sup.backfill.run(gap, gap + 1) == 0
         assert (
             metrics.registry.get_sample_value("bybit_dcp_triggers_total", {"account": "a", "product": "DERIVATIVES"})
             == 0

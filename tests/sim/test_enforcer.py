@@ -97,12 +97,12 @@ async def test_enforce_sets_once_waits_settle_and_verifies(caplog):
     clock, bybit = FakeClock(), FakeBybit(DERIVATIVES=30, SPOT=10)
     enforcer, metrics = make("enforce", {"DERIVATIVES": 10, "SPOT": 10}, bybit, clock)
     start = clock.t
-    enforcer.observe(reported(**bybit.dcp))
+    enforcer.take_poll(reported(**bybit.dcp))
     assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 1
     assert sample(metrics, "bybit_dcp_window_drift", product="SPOT") == 0
     assert sample(metrics, "bybit_dcp_desired_window_seconds", product="DERIVATIVES") == 10
     # polls arriving while the task runs do not start a second set
-    enforcer.observe(reported(DERIVATIVES=30, SPOT=10))
+    enforcer.take_poll(reported(DERIVATIVES=30, SPOT=10))
     await settled(enforcer)
     assert bybit.set_calls == [("DERIVATIVES", 10)]
     assert bybit.queries == 1  # the verification
@@ -118,7 +118,7 @@ async def test_enforce_sets_once_waits_settle_and_verifies(caplog):
     # in sync now: nothing more is sent, however often it polls
     for _ in range(5):
         clock.t += 30
-        enforcer.observe(reported(**bybit.dcp))
+        enforcer.take_poll(reported(**bybit.dcp))
     await settled(enforcer)
     assert bybit.set_calls == [("DERIVATIVES", 10)]
     await enforcer.aclose()
@@ -129,14 +129,14 @@ async def test_drift_is_logged_once_per_change_with_its_kind(caplog):
     clock, bybit = FakeClock(), FakeBybit()
     enforcer, metrics = make("off", {"DERIVATIVES": 10, "OPTIONS": 10}, bybit, clock)
     for _ in range(3):
-        enforcer.observe(reported(DERIVATIVES=20))
+        enforcer.take_poll(reported(DERIVATIVES=20))
     drift = [r for r in caplog.records if r.getMessage().startswith("DCP window drift")]
     assert sorted((r.product, r.drift) for r in drift) == [
         ("DERIVATIVES", "different_window"),
         ("OPTIONS", "not_enabled"),
     ]
     assert sample(metrics, "bybit_dcp_window_drift", product="OPTIONS") == 1
-    enforcer.observe(reported(DERIVATIVES=10))
+    enforcer.take_poll(reported(DERIVATIVES=10))
     assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 0
     assert [r.product for r in caplog.records if r.getMessage() == "DCP window in sync again"] == ["DERIVATIVES"]
     assert bybit.set_calls == [] and bybit.queries == 0
@@ -147,7 +147,7 @@ async def test_dry_run_logs_the_exact_request_and_sends_nothing(caplog):
     clock, bybit = FakeClock(), FakeBybit(SPOT=25)
     enforcer, metrics = make("dry-run", {"SPOT": 15}, bybit, clock)
     for _ in range(4):
-        enforcer.observe(reported(SPOT=25))
+        enforcer.take_poll(reported(SPOT=25))
         clock.t += 30
     await settled(enforcer)
     assert bybit.set_calls == [] and bybit.queries == 0
@@ -165,14 +165,14 @@ async def test_auth_error_blocks_the_account_and_is_visible(caplog, code):
     clock, bybit = FakeClock(), FakeBybit(SPOT=20, DERIVATIVES=20)
     bybit.fail_with = code
     enforcer, metrics = make("enforce", {"SPOT": 10, "DERIVATIVES": 10}, bybit, clock)
-    enforcer.observe(reported(SPOT=20, DERIVATIVES=20))
+    enforcer.take_poll(reported(SPOT=20, DERIVATIVES=20))
     await settled(enforcer)
     assert len(bybit.set_calls) == 2  # both products tried once, concurrently
     assert enforcer.blocked
     assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
     for _ in range(50):
         clock.t += 600
-        enforcer.observe(reported(SPOT=20, DERIVATIVES=20))
+        enforcer.take_poll(reported(SPOT=20, DERIVATIVES=20))
     await settled(enforcer)
     assert len(bybit.set_calls) == 2
     assert sample(metrics, "bybit_dcp_reassert_failures_total", product="SPOT") == 1
@@ -186,7 +186,7 @@ async def test_failures_back_off_and_are_counted():
     bybit.fail_with = "10016"
     enforcer, metrics = make("enforce", {"SPOT": 10}, bybit, clock)
     for _ in range(120):  # an hour of 30 s polls
-        enforcer.observe(reported(SPOT=20))
+        enforcer.take_poll(reported(SPOT=20))
         await settled(enforcer)
         clock.t += 30
     # at 0, then 20/40/80/160/320/640/1280 s apart (rounded up to polls): 7 within the hour
@@ -199,7 +199,7 @@ async def test_aclose_cancels_a_running_set():
     clock, bybit = FakeClock(), FakeBybit(SPOT=20)
     bybit.gate = asyncio.Event()  # the set never answers
     enforcer, _ = make("enforce", {"SPOT": 10}, bybit, clock)
-    enforcer.observe(reported(SPOT=20))
+    enforcer.take_poll(reported(SPOT=20))
     await asyncio.sleep(0)
     assert enforcer.busy and bybit.set_calls == [("SPOT", 10)]
     await asyncio.wait_for(enforcer.aclose(), 2)
@@ -209,8 +209,8 @@ async def test_aclose_cancels_a_running_set():
 async def test_auth_failure_on_the_poll_blocks_too(caplog):
     clock, bybit = FakeClock(), FakeBybit(SPOT=20)
     enforcer, metrics = make("enforce", {"SPOT": 10}, bybit, clock)
-    enforcer.observe_auth_failure(AuthError("10003").code)
-    enforcer.observe(reported(SPOT=20))
+    enforcer.block(AuthError("10003").code)
+    enforcer.take_poll(reported(SPOT=20))
     await settled(enforcer)
     assert bybit.set_calls == []
     assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
@@ -247,7 +247,7 @@ class Poller:
 
     async def _run(self) -> None:
         while True:
-            self.enforcer.observe(await self.rest.query_dcp_info())
+            self.enforcer.take_poll(await self.rest.query_dcp_info())
             self.polls += 1
             await asyncio.sleep(self.interval)
 
@@ -376,7 +376,7 @@ async def test_product_not_enabled_is_reported_and_backed_off(sim, session, capl
     enforcer = Enforcer(ACCOUNT, {"OPTIONS": 10}, "enforce", rest, metrics, settle_seconds=10, clock=clock)
     start, attempt_times = clock.t, []
     for _ in range(240):
-        enforcer.observe(await rest.query_dcp_info())
+        enforcer.take_poll(await rest.query_dcp_info())
         await settled(enforcer)
         if len(set_requests(sim)) > len(attempt_times):
             attempt_times.append(clock.t - start)

@@ -47,7 +47,7 @@ async def test_an_unusable_page_or_a_crash_in_one_category_leaves_the_others_rea
 
         sup.rest.order_history = crash_on_inverse  # type: ignore[method-assign]
         caplog.set_level(logging.ERROR)
-        await sup.backfill(t0 - 60, time.time())
+        await sup.backfill.run(t0 - 60, time.time())
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 1
     assert value(metrics, "bybit_dcp_backfill_failures_total", category="spot") == 1
     assert value(metrics, "bybit_dcp_backfill_failures_total", category="inverse") == 1
@@ -78,15 +78,15 @@ async def test_gaps_reported_while_history_hangs_coalesce_into_one_backfill_in_f
         sup = AccountSupervisor(account(sim), metrics, session, backfill_margin=0.0)
         sup.rest.order_history = slow_history  # type: ignore[method-assign]
         now = time.time()
-        first = asyncio.create_task(sup.backfill(now - 100, now - 90))
+        first = asyncio.create_task(sup.backfill.run(now - 100, now - 90))
         await eventually(lambda: in_flight == 1, what="the first backfill waiting on history")
         # The stream flaps 60 times while history hangs: each report returns at once.
-        flaps = [await sup.backfill(now - 80 + i, now - 79 + i) for i in range(60)]
+        flaps = [await sup.backfill.run(now - 80 + i, now - 79 + i) for i in range(60)]
         assert flaps == [0] * 60
         release.set()
         await asyncio.wait_for(first, 10)
     assert most_in_flight == 1
-    assert sup.backfills == 2  # the first gap, then one merged gap for all 60 flaps
+    assert sup.backfill.gaps_read == 2  # the first gap, then one merged gap for all 60 flaps
     merged_start = min(start for start, _ in ranges[4:])
     assert merged_start == int((now - 80) * 1000)
     assert len(ranges) == 8  # 4 categories x 2 gaps, not 4 x 61

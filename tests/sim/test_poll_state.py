@@ -13,9 +13,9 @@ from account_harness import KEY, TIME_SCALE, account, running
 from helpers import eventually
 from status_page import article, cells, text
 
-from exporter.dcp import PRODUCTS
+from exporter.dcp import NOT_AVAILABLE, PRODUCTS
 from exporter.metrics import Metrics
-from exporter.monitor.account import NOT_AVAILABLE, TRIGGERS_LISTED, list_trigger
+from exporter.monitor.projections import TRIGGERS_LISTED, list_trigger
 from exporter.simulator import Simulator
 
 DCP_INFO = "/v5/account/query-dcp-info"

@@ -54,7 +54,7 @@ class Desk:
 
     def step(self, seconds: float = 5.0):
         self.now += seconds
-        return self.sampler.observe(read(collect(self.metrics)), self.now)
+        return self.sampler.record(read(collect(self.metrics)), self.now)
 
     def status(self, name: str = "a", links: model.Links | None = None) -> model.AccountStatus:
         snaps = read(collect(self.metrics))
@@ -501,8 +501,8 @@ def test_sampling_only_the_sampled_families_tells_what_a_full_read_tells():
 
     def step(seconds: float):
         desk.now += seconds
-        told = full.observe(read(collect(desk.metrics)), desk.now)
-        assert sampled.observe(read(collect(desk.metrics, SAMPLED_SOURCES)), desk.now) == told
+        told = full.record(read(collect(desk.metrics)), desk.now)
+        assert sampled.record(read(collect(desk.metrics, SAMPLED_SOURCES)), desk.now) == told
         for name in desk.names:  # repr: a ring's NaN (no RTT in an interval) equals itself there
             assert repr(sampled.view(name, desk.now)) == repr(full.view(name, desk.now))
         return told
@@ -525,7 +525,7 @@ def test_the_sampler_asks_only_for_series_the_sampled_families_give():
     def step(seconds: float):
         desk.now += seconds
         snapshots = {name: recording(s) for name, s in read(collect(desk.metrics)).items()}  # a full read
-        return desk.sampler.observe(snapshots, desk.now)
+        return desk.sampler.record(snapshots, desk.now)
 
     assert set(_every_event(desk, step)) == EVENT_KINDS
     given: set[str] = set()

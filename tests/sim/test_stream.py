@@ -10,7 +10,7 @@ import time
 import pytest
 from helpers import ShiftedClock, eventually, free_port
 
-from exporter.bybit.pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
+from exporter.bybit.pacing import EQUAL_JITTER, ConnectionBudget, backoff_delay
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
 from exporter.runtime.clock import SYSTEM_CLOCK, Clock
@@ -41,7 +41,7 @@ def test_auth_backoff_is_longer_and_never_near_zero():
     for attempt in range(8):
         ceiling = min(300.0, 10.0 * 2**attempt)
         for _ in range(100):
-            d = equal_jitter_delay(attempt, 10.0, 300.0, rng)
+            d = backoff_delay(attempt, 10.0, 300.0, rng, floor=EQUAL_JITTER)
             assert 0.5 * ceiling <= d <= ceiling
 
 

@@ -10,8 +10,9 @@ from status_page import article, cells, fact, state, text
 
 from exporter import __version__
 from exporter.bybit.models import DcpSetting
+from exporter.dcp import NOT_AVAILABLE
 from exporter.metrics import Metrics
-from exporter.monitor.account import NOT_AVAILABLE, apply_dcp_info, set_poll_error
+from exporter.monitor.projections import apply_dcp_info, set_poll_error
 from exporter.web.app import make_app
 
 

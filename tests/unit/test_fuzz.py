@@ -108,7 +108,7 @@ def test_what_the_rest_parsers_accept_is_sane(value):
     )
 )
 def test_the_trigger_tracker_never_raises_and_never_dates_beyond_now(orders):
-    observation = TriggerTracker().observe(orders, NOW)
+    observation = TriggerTracker().take(orders, NOW)
     for at in observation.last_trigger.values():
         assert math.isfinite(at) and at <= NOW + 300
 
@@ -149,7 +149,7 @@ def test_three_thousand_mutated_answers_never_raise_and_never_leak_an_insane_val
         if isinstance(frame, msg.Pong) and frame.server_ms is not None:
             assert frame.server_ms / 1000 <= LATEST_TIMESTAMP
         if isinstance(frame, msg.OrderPush):
-            for at in tracker.observe(frame.orders, NOW).last_trigger.values():
+            for at in tracker.take(frame.orders, NOW).last_trigger.values():
                 assert at <= NOW + 300
         try:
             envelope = parse_envelope(load_json(data))

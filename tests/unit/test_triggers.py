@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from exporter.metrics import Metrics
 from exporter.monitor import triggers as tr
-from exporter.monitor.account import record_triggers
+from exporter.monitor.projections import record_triggers
 from exporter.monitor.triggers import TriggerTracker
 
 T0 = 1_700_000_000.0
@@ -44,8 +44,8 @@ class Recorded:
         self.clock = clock
         self.ignored = 0
 
-    def observe(self, orders):
-        observation = self.tracker.observe(orders, self.clock())
+    def take(self, orders):
+        observation = self.tracker.take(orders, self.clock())
         record_triggers(self.metrics, "a", observation)
         self.ignored += observation.ignored
         return list(observation.events)
@@ -68,7 +68,7 @@ def value(metrics, name, **labels):
 
 def test_burst_is_one_trigger_and_each_order_counts_once():
     metrics, t, _ = make()
-    events = t.observe([order("1", at=T0), order("2", at=T0 + 0.2), order("3", "inverse", at=T0 + 1)])
+    events = t.take([order("1", at=T0), order("2", at=T0 + 0.2), order("3", "inverse", at=T0 + 1)])
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 2
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="inverse") == 1
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
@@ -79,21 +79,21 @@ def test_burst_is_one_trigger_and_each_order_counts_once():
     assert set(ev.order_ids) == {"1", "2", "3"} and set(ev.categories) == {"linear", "inverse"}
 
     # the same orders again (e.g. from history backfill): nothing changes
-    assert t.observe([order("1", at=T0), order("3", "inverse", at=T0 + 1)]) == []
+    assert t.take([order("1", at=T0), order("3", "inverse", at=T0 + 1)]) == []
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 2
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
 
 
 def test_other_cancels_are_ignored():
     metrics, t, _ = make()
-    assert t.observe([order("1", cancel="CancelByUser"), order("2", cancel="UNKNOWN"), {"orderId": "3"}]) == []
+    assert t.take([order("1", cancel="CancelByUser"), order("2", cancel="UNKNOWN"), {"orderId": "3"}]) == []
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 0
 
 
 def test_products_are_separate_triggers():
     metrics, t, _ = make()
-    events = t.observe([order("s1", "spot"), order("l1", "linear"), order("o1", "option")])
+    events = t.take([order("s1", "spot"), order("l1", "linear"), order("o1", "option")])
     assert {e.product for e in events} == {"SPOT", "DERIVATIVES", "OPTIONS"}
     for product in ("SPOT", "DERIVATIVES", "OPTIONS"):
         assert value(metrics, "bybit_dcp_triggers_total", product=product) == 1
@@ -101,8 +101,8 @@ def test_products_are_separate_triggers():
 
 def test_bursts_further_apart_than_window_are_two_triggers():
     metrics, t, _ = make(burst_window=5.0)
-    t.observe([order("1", at=T0)])
-    events = t.observe([order("2", at=T0 + 30)])
+    t.take([order("1", at=T0)])
+    events = t.take([order("2", at=T0 + 30)])
     assert events[0].new
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 2
     assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == T0 + 30
@@ -110,9 +110,9 @@ def test_bursts_further_apart_than_window_are_two_triggers():
 
 def test_late_order_of_a_counted_burst_joins_it():
     metrics, t, _ = make()
-    t.observe([order("1", at=T0 + 1)])
+    t.take([order("1", at=T0 + 1)])
     # the rest of the same burst arrives later by backfill, one of them even earlier
-    events = t.observe([order("2", at=T0 + 0.5), order("3", at=T0 + 3)])
+    events = t.take([order("2", at=T0 + 0.5), order("3", at=T0 + 3)])
     assert len(events) == 1 and not events[0].new
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 3
@@ -122,8 +122,8 @@ def test_late_order_of_a_counted_burst_joins_it():
 
 def test_backfilled_older_burst_counts_but_does_not_move_last_trigger_back():
     metrics, t, _ = make()
-    t.observe([order("new", at=T0 + 100)])
-    events = t.observe([order("old", at=T0)])
+    t.take([order("new", at=T0 + 100)])
+    events = t.take([order("old", at=T0)])
     assert events[0].new and events[0].started_at == T0
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 2
     assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == T0 + 100
@@ -133,22 +133,22 @@ def test_missing_updated_time_uses_the_clock():
     metrics, t, clock = make()
     o = order("1")
     del o["updatedTime"]
-    events = t.observe([o])
+    events = t.take([o])
     assert events[0].started_at == clock.now
 
 
 def test_memory_is_bounded_by_count():
     metrics, t, _ = make(max_remembered=10)
-    t.observe([order(str(i), at=T0 + i * 0.01) for i in range(50)])
+    t.take([order(str(i), at=T0 + i * 0.01) for i in range(50)])
     assert t.remembered == 10
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 50
 
 
 def test_memory_expires_after_25_hours():
     metrics, t, clock = make()
-    t.observe([order("1", at=T0)])
+    t.take([order("1", at=T0)])
     clock.now += tr.RETENTION_SECONDS + 1
-    t.observe([])
+    t.take([])
     assert t.remembered == 0
 
 
@@ -167,7 +167,7 @@ def test_malformed_dcp_orders_are_ignored_not_fatal():
         {"cancelType": "CancelByDCP", "orderId": "z", "category": "linear", "orderStatus": ["Cancelled"]},
         "not a dict",
     ]
-    events = t.observe(bad)
+    events = t.take(bad)
     assert t.ignored == 3
     assert value(metrics, "bybit_dcp_ignored_cancels_total") == 3
     assert [e.order_ids for e in events] == [("y",)]
@@ -178,23 +178,23 @@ def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_ignored_not_a_tr
     live = [
         dict(order(str(i)), orderStatus=status) for i, status in enumerate(["New", "PartiallyFilled", "Filled", None])
     ]
-    assert t.observe(live) == []
+    assert t.take(live) == []
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 0
     assert value(metrics, "bybit_dcp_ignored_cancels_total") == 4
     ended = [dict(order(s), orderStatus=s) for s in ("Cancelled", "PartiallyFilledCanceled", "Deactivated")]
-    assert len(t.observe(ended)[0].order_ids) == 3
+    assert len(t.take(ended)[0].order_ids) == 3
 
 
 def test_an_insane_updated_time_never_dates_a_trigger_and_later_triggers_still_move_the_gauge():
     metrics, t, clock = make()
     for i, raw in enumerate(["1e20", "Infinity", str(int((clock.now + 86400) * 1000)), "1700000000000000"]):
         clock.now += 3600
-        events = t.observe([dict(order(f"bad{i}"), updatedTime=raw)])
+        events = t.take([dict(order(f"bad{i}"), updatedTime=raw)])
         assert events[0].started_at == clock.now  # dated by its arrival instead
         assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.now
     assert value(metrics, "bybit_dcp_invalid_values_total", field="updatedTime") == 4
     clock.now += 3600
-    t.observe([order("good", at=clock.now - 1)])
+    t.take([order("good", at=clock.now - 1)])
     assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.now - 1
 
 
@@ -215,7 +215,7 @@ def test_one_burst_is_one_trigger_whatever_the_arrival_order(offsets, rnd, batch
     # deliver in batches, with duplicates
     chunks = [orders[i::batches] for i in range(batches)] + [orders[: len(orders) // 2]]
     for chunk in chunks:
-        t.observe(chunk)
+        t.take(chunk)
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 1
     total = sum(value(metrics, "bybit_dcp_cancelled_orders_total", category=c) for c in ("linear", "inverse"))
     assert total == len(orders)
