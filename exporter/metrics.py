@@ -34,7 +34,7 @@ from .dcp import CATEGORIES, PRODUCTS
 from .labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
-ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
+ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history", "account_info")
 RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed", "redirect")
 
 # The `_created` samples double the counter series for nothing a dashboard or alert uses.
@@ -159,6 +159,22 @@ class Metrics:
             "bybit_dcp_last_poll_error_info",
             "1 while the DCP-config poll fails: the failure's code and what to do (hint); gone after a good poll.",
             ["account", "code", "hint"],
+            registry=reg,
+        )
+
+        # The account mode, from GET /v5/account/info (read every few minutes, beside the DCP poll)
+        self.unified_margin_status = LabelledGauge(
+            "bybit_dcp_account_unified_margin_status",
+            "The account mode Bybit reports (unifiedMarginStatus): 1 classic, 3 UTA 1.0, 4 UTA 1.0 pro, "
+            "5 UTA 2.0, 6 UTA 2.0 pro; the last value read.",
+            by_account,
+            registry=reg,
+        )
+        self.unprotected_category = LabelledGauge(
+            "bybit_dcp_unprotected_category",
+            "1 where DCP is enabled for the category's product but the account mode keeps DCP from cancelling "
+            "its orders (inverse under UTA 1.0), else 0; only for categories the mode decides (inverse).",
+            by_category,
             registry=reg,
         )
 

@@ -5,6 +5,7 @@ An :class:`AccountSupervisor` wires the parts of one account together:
 - the DCP-config poller (first poll at start, then every ``poll_interval``) ->
   ``bybit_dcp_up``, ``_enabled``, ``_window_seconds``, last-success time, and each good
   poll handed to the re-assert :class:`Enforcer` when desired windows are configured;
+  after it, every few minutes, the account mode (:class:`AccountMode`);
 - the private stream (``order`` only in observer mode; plus ``dcp.*`` for the guarded
   products in guardian mode), whose order pushes feed the :class:`TriggerTracker`;
 - after every reconnect, an order-history backfill of the time the stream was down,
@@ -34,6 +35,7 @@ from ..config import AccountConfig
 from ..dcp import CATEGORIES, NOT_AVAILABLE, ORDER_TOPIC, PRODUCT_TOPIC, PRODUCTS
 from ..drill.run import LINEAR_SETTLE_COINS
 from ..metrics import Metrics
+from .account_mode import AccountMode
 from .drills import ScheduledDrill
 from .enforcer import Enforcer
 from .guardian import Guardian
@@ -182,6 +184,7 @@ class AccountSupervisor:
         self.guardian: Guardian | None = None
         if config.guardian_liveness is not None:
             self.guardian = Guardian(config, metrics, session, clock=clock, rng=self.rng, budget=pacing.budget)
+        self.account_mode = AccountMode(config.name, self.rest, metrics, clock)
         self.drill: ScheduledDrill | None = None
         if config.drill is not None:
             self.drill = ScheduledDrill(config, self.rest, metrics, clock=clock)
@@ -256,7 +259,11 @@ class AccountSupervisor:
         interval = self.config.poll_interval
         phase = stable_phase(self.name, "poll", interval)
         while True:
-            await self.poll_once()
+            polled = await self.poll_once()
+            try:  # the account mode, every few minutes (see account_mode.py); never stops polling
+                await self.account_mode.after_poll(self.last_reported if polled else None)
+            except Exception:
+                log.exception("account mode read failed unexpectedly", extra={"account": self.name})
             now = self.clock.monotonic()
             await self.clock.sleep(next_slot(now, interval, phase) - now)
 
