@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ..dcp import NOT_AVAILABLE, PRODUCTS
+from ..dcp import NOT_AVAILABLE, PRODUCTS, account_mode_name
 from .events import Event, LastTrigger
 from .sampler import AccountView
 from .snapshot import Snapshot, quantile
@@ -71,6 +71,7 @@ class AccountStatus:
     mode: str
     state: str
     reasons: tuple[Reason, ...]
+    account_mode: str  # Bybit's account mode ("UTA 2.0 (5)"); "" until first read
     last_poll: float | None
     last_pong: float | None
     ping_gap: float | None
@@ -195,6 +196,12 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
         reasons.append(Reason(UNKNOWN, "DCP state unknown: no good poll yet", "BybitDcpConfigPollFailing"))
     elif snap.by("bybit_dcp_enabled") and not any(snap.by("bybit_dcp_enabled").values()):
         reasons.append(Reason(DEGRADED, NOT_AVAILABLE, "BybitDcpNotEnabled"))
+    # The account mode: categories DCP leaves unprotected (inverse under UTA 1.0).
+    for category, unprotected in sorted(snap.by("bybit_dcp_unprotected_category").items()):
+        if unprotected:
+            mode = _account_mode(snap)
+            text = f"{category} orders are not protected by DCP under {mode}"
+            reasons.append(Reason(DEGRADED, text, "BybitDcpCategoryUnprotected"))
     # Triggers.
     fired = max(snap.by("bybit_dcp_last_trigger_timestamp_seconds").values(), default=0.0)
     if fired and now - fired < TRIGGER_DOWN_SECONDS:
@@ -231,6 +238,11 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
     return reasons
 
 
+def _account_mode(snap: Snapshot) -> str:
+    status = snap.get("bybit_dcp_account_unified_margin_status")
+    return "" if status is None else account_mode_name(int(status))
+
+
 def account_status(
     name: str,
     snap: Snapshot | None,
@@ -261,6 +273,7 @@ def account_status(
         mode=snap.mode,
         state=state,
         reasons=tuple(reasons),
+        account_mode=_account_mode(snap),
         last_poll=snap.get("bybit_dcp_last_poll_success_timestamp_seconds"),
         last_pong=snap.get("bybit_dcp_ws_last_pong_timestamp_seconds"),
         ping_gap=snap.get("bybit_dcp_ws_ping_gap_seconds"),

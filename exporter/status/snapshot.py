@@ -46,6 +46,8 @@ SOURCES = (
     "drill_last_success",
     "drill_last_run",
     "drill_trigger_delay",
+    "unified_margin_status",
+    "unprotected_category",
 )
 # A sample every few seconds needs only what events.advance and History.record read (a test proves it); pages read all.
 SAMPLED_SOURCES = (
