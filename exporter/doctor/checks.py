@@ -156,6 +156,8 @@ def credentials(account: AccountConfig, answers: Answers) -> Line:
         )
     if code == "10004":
         return line(FAILED, f"signature refused (10004){said}", hint(code))
+    if code == "10005":  # any key may read itself; a refusal here is a permission matter, not the key's
+        return line(WARNING, f"Bybit knows the key but refused GET /v5/user/query-api (10005){said}", hint(code))
     if code == "10010":
         return line(FAILED, f"this host's IP address is not bound to the key (10010){said}", hint(code))
     if code in AUTH_CODES:
@@ -171,9 +173,9 @@ def clock(account: AccountConfig, answers: Answers) -> list[Line]:
     if isinstance(skew, Failure) or skew is None:
         code = skew.code if isinstance(skew, Failure) else "network"
         return line(FAILED, f"GET /v5/market/time failed: {code}", hint(code))
-    also = (
-        f"; the signed answers' time says {answers.response_skew:+.3f} s" if answers.response_skew is not None else ""
-    )
+    skew = round(skew, 3) + 0.0  # never "-0.000"
+    response = None if answers.response_skew is None else round(answers.response_skew, 3) + 0.0
+    also = f"; the signed answers' time says {response:+.3f} s" if response is not None else ""
     resynced = "; a signed call was refused (10002) and retried on Bybit's time" if answers.resynced else ""
     said = f"Bybit's clock minus this host's: {skew:+.3f} s{also}{resynced}"
     ntp = "sync this host's clock (NTP, chrony)"
@@ -240,8 +242,9 @@ def _key_permissions(account: AccountConfig, key: Mapping[str, Any]) -> Line:
         return line(
             FAILED,
             f"{detail}: {' and '.join(needs)} cannot work, Bybit refuses every write of a read-only key (10005)",
-            "give the key write access with Order permission (ContractTrade Order), or set reassert: dry-run "
-            "(and drop the drill schedule)",
+            "give the key write access with Order permission (ContractTrade Order)"
+            + (", or set reassert: dry-run" if "reassert: enforce" in needs else "")
+            + (", or drop the drill schedule" if "scheduled drills" in needs else ""),
         )
     if needs and not trade:
         return line(
@@ -273,7 +276,7 @@ def _key_ips(account: AccountConfig, key: Mapping[str, Any]) -> Line:
     if bound and "*" not in ips:
         shown = ", ".join(bound[:5]) + (f" and {len(bound) - 5} more" if len(bound) > 5 else "")
         detail = f"bound to {shown}; Bybit accepted this host's address"
-        return Line(account.name, "key_ips", OK, detail, "add the exporter's egress address if it moves")
+        return Line(account.name, "key_ips", OK, detail)
     if key.get("readOnly") == 1:
         return Line(account.name, "key_ips", OK, "no IP restriction (read-only key)")
     return Line(
