@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from helpers import ROOT, ShiftedClock, exporter_env
+from helpers import ROOT, ShiftedClock, exporter_env, free_port
 
 from exporter.bybit.models import DcpSetting
 from exporter.config import AccountConfig, GuardianLiveness
@@ -370,3 +370,17 @@ async def test_the_command_prints_json_with_stable_keys_and_exits_by_the_worst_l
 async def test_the_command_refuses_an_unknown_account_with_exit_code_2(sim, tmp_path):
     code, _, err = await run_doctor(sim, "--account", "nobody")
     assert code == 2 and "no account named 'nobody'" in err
+
+
+async def test_an_unreachable_bybit_fails_the_credentials_and_stops_there(sim):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    lines = await doctor(sim, account(sim, rest_url=nowhere, ws_url=nowhere.replace("http", "ws") + "/v5/private"))
+    assert [(line.check, line.status) for line in lines] == [("credentials", FAILED), ("clock", FAILED)]
+    assert "network" in lines[0].detail and "DNS, proxy and firewall" in lines[0].hint
+
+
+async def test_a_refused_account_info_warns_and_says_what_the_key_knows(sim):
+    sim.force_error("/v5/account/info", 10016, None)
+    got = by_check(await doctor(sim))
+    assert got["account_mode"].status == WARNING
+    assert "10016" in got["account_mode"].detail and "unified account (uta 1)" in got["account_mode"].detail

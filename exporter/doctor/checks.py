@@ -100,20 +100,23 @@ class Answers:
     stream: StreamResult | None = None
 
 
-def credentials_refused(answers: Answers) -> bool:
-    """The key, its signature or its address was refused: every other signed check would fail the same way."""
-    return isinstance(answers.key, Failure) and answers.key.code in AUTH_CODES - {"10005"}
+def no_signed_answer(answers: Answers) -> bool:
+    """The key's first signed call brought nothing to go on (the key, its signature or its address
+    refused, Bybit unreachable): every other signed check would fail the same way. A 10005 (the
+    key is known but may not read itself) still lets the other checks run."""
+    key = answers.key
+    return key is None or (isinstance(key, Failure) and key.code != "10005")
 
 
 def account_lines(account: AccountConfig, answers: Answers, now: float) -> list[Line]:
     """Every check of one account, in :data:`CHECKS` order. After refused credentials only the
     credentials and the clock are reported: the others need a signed answer."""
     lines = [credentials(account, answers), *clock(account, answers)]
-    if credentials_refused(answers) or answers.key is None:
+    if no_signed_answer(answers) or answers.key is None:
         return lines
     lines += key_lines(account, answers.key, now)
     lines += dcp_lines(account, answers.dcp)
-    lines += account_mode(account, answers.account, answers.dcp)
+    lines += account_mode(account, answers.account, answers.dcp, answers.key)
     if answers.stream is not None:
         lines.append(stream(account, answers.stream))
     return lines
@@ -411,14 +414,23 @@ def dcp_lines(account: AccountConfig, dcp: Mapping[str, DcpSetting] | Failure | 
 
 
 def account_mode(
-    account: AccountConfig, info: Mapping[str, Any] | Failure | None, dcp: Mapping[str, DcpSetting] | Failure | None
+    account: AccountConfig,
+    info: Mapping[str, Any] | Failure | None,
+    dcp: Mapping[str, DcpSetting] | Failure | None,
+    key: Mapping[str, Any] | Failure | None = None,
 ) -> list[Line]:
     def line(status: str, detail: str, fix: str = "") -> list[Line]:
         return [Line(account.name, "account_mode", status, detail, fix)]
 
     if info is None or isinstance(info, Failure):
         code = info.code if isinstance(info, Failure) else "network"
-        return line(WARNING, f"GET /v5/account/info failed: {code}", hint(code))
+        uta = key.get("uta") if isinstance(key, Mapping) else None
+        known = ""
+        if uta == 0:
+            known = "; the key's information says a classic account (uta 0)"
+        elif uta == 1:
+            known = "; the key's information says a unified account (uta 1), not whether UTA 1.0 or 2.0"
+        return line(WARNING, f"GET /v5/account/info failed: {code}{known}", hint(code))
     try:
         status = parse_unified_margin_status(info)
     except ValueError:

@@ -28,7 +28,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import AccountConfig
 from ..dcp import ORDER_TOPIC
 from ..metrics import Metrics
-from .checks import Answers, Failure, Line, StreamResult, account_lines, credentials_refused
+from .checks import Answers, Failure, Line, StreamResult, account_lines, no_signed_answer
 
 STREAM_TIMEOUT = 20.0  # seconds for the probe: open, auth, subscribe and the first pong
 WATCH_STEP = 0.02  # how often the probe looks at the stream's state
@@ -64,7 +64,7 @@ async def examine(
     except BybitError as exc:
         answers.skew = Failure(exc.code, exc.message)
     answers.key = await _read(rest.api_key_info)
-    if not credentials_refused(answers):
+    if not no_signed_answer(answers):
         answers.dcp = await _read(rest.query_dcp_info)
         answers.account = await _read(rest.account_info)
         answers.stream = await probe_stream(account, clock=clock, budget=budget, timeout=stream_timeout)
