@@ -1,4 +1,4 @@
-"""Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo`` and ``simulate``.
+"""Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo``, ``simulate``, ``drill`` and ``doctor``.
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or a valid ``--check-config``,
 1 when it cannot listen on the web address, 2 for a bad command line, configuration or
@@ -26,6 +26,7 @@ from .config import (
     load_config,
     parse_listen_address,
 )
+from .doctor.command import main as doctor_main
 from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Prometheus exporter for Bybit Disconnection Protect (DCP). "
         "Without --config.file, one account is read from BYBIT_* environment variables. "
-        f"`{PROG} simulate --help` runs the Bybit simulator on its own.",
+        f"`{PROG} simulate --help` runs the Bybit simulator on its own; `{PROG} doctor --help` checks "
+        "each account before a deployment.",
     )
     p.add_argument("--config.file", dest="config_file", metavar="FILE", help="YAML file with accounts")
     p.add_argument(
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         return simulate_main(argv[1:])
     if argv and argv[0] == "drill":
         return drill_main(argv[1:])
+    if argv and argv[0] == "doctor":
+        return doctor_main(argv[1:])
 
     try:
         args = build_parser().parse_args(argv)

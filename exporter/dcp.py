@@ -84,3 +84,28 @@ def valid_window(window: object) -> bool:
 def settle_coins(category: str) -> tuple[str | None, ...]:
     """The settle coins to list a category's orders by (:data:`SETTLE_COINS`); ``(None,)``: all at once."""
     return SETTLE_COINS.get(category, (None,))
+
+
+# ``unifiedMarginStatus`` of ``GET /v5/account/info`` (Bybit's ``acct-mode.mdx``): the account
+# mode. "pro" is the same mode with a faster API path.
+ACCOUNT_MODES: Final = {1: "classic", 3: "UTA 1.0", 4: "UTA 1.0 pro", 5: "UTA 2.0", 6: "UTA 2.0 pro"}
+UTA_1: Final = frozenset({3, 4})
+
+# Bybit (``acct-mode.mdx``, Set Disconnect Cancel All): under UTA 2.0 "inverse trading orders
+# will be cancelled when dcp is triggered"; under UTA 1.0 they "will not be cancelled".
+UNPROTECTED_UNDER_UTA_1: Final = ("inverse",)
+
+
+def account_mode_name(status: int) -> str:
+    """``UTA 2.0 (5)``; a value Bybit does not document is shown as its number."""
+    name = ACCOUNT_MODES.get(status)
+    return f"{name} ({status})" if name else f"unknown ({status})"
+
+
+def unprotected_categories(status: int, enabled: frozenset[str] | set[str]) -> dict[str, bool]:
+    """The categories whose protection depends on the account mode, each True where DCP leaves it
+    unprotected: an inverse order under UTA 1.0 while DCP is enabled for DERIVATIVES (its product).
+
+    Only categories the mode decides are listed (today ``inverse``); where DERIVATIVES has no DCP
+    at all nothing is "left unprotected by the mode", so the value is False."""
+    return {c: status in UTA_1 and CATEGORY_PRODUCT[c] in enabled for c in UNPROTECTED_UNDER_UTA_1}

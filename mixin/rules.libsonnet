@@ -244,6 +244,27 @@
             runbook_url: $._config.runbookUrlPattern % "bybitdcpwindowdrift",
           },
         },
+        // DCP is on for a category's product, but the account mode keeps DCP from cancelling
+        // that category's orders: inverse orders under UTA 1.0 (Bybit's acct-mode page). The value
+        // is the account's unifiedMarginStatus (3 or 4); the mode is read every 5 minutes.
+        {
+          alert: "BybitDcpCategoryUnprotected",
+          expr: |||
+            (bybit_dcp_unprotected_category == 1)
+              * on (job, instance, account) group_left ()
+            bybit_dcp_account_unified_margin_status
+          |||,
+          'for': $._config.forDurations.BybitDcpCategoryUnprotected,
+          keep_firing_for: $._config.keepFiringFor.BybitDcpCategoryUnprotected,
+          labels: {
+            severity: "warning",
+          },
+          annotations: {
+            summary: "DCP does not protect this category's orders in the account's mode.",
+            description: "Account {{ $labels.account }} has DCP on for the product of {{ $labels.category }} orders, but its account mode (unifiedMarginStatus {{ $value }}, UTA 1.0) keeps DCP from cancelling them: if the bots die, their {{ $labels.category }} orders stay on the book.",
+            runbook_url: $._config.runbookUrlPattern % "bybitdcpcategoryunprotected",
+          },
+        },
         // ---------------------------------------------------------------- heartbeat and stream
         {
           alert: "BybitDcpHeartbeatGapHigh",

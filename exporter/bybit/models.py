@@ -133,3 +133,14 @@ def parse_order_page(result: object, category: str) -> OrderPage:
     cursor = result.get("nextPageCursor")
     next_cursor = cursor if isinstance(cursor, str) and 0 < len(cursor) <= MAX_CURSOR_LENGTH else None
     return OrderPage([{"category": page_category, **o} for o in result["list"] if isinstance(o, dict)], next_cursor)
+
+
+def parse_unified_margin_status(result: object) -> int:
+    """``result`` of ``GET /v5/account/info`` -> ``unifiedMarginStatus`` (Bybit sends an integer;
+    a string of digits is accepted too); ValueError without one."""
+    status = result.get("unifiedMarginStatus") if isinstance(result, dict) else None
+    if isinstance(status, str) and status.isascii() and status.isdigit() and len(status) <= 3:
+        status = int(status)
+    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status < 1000:
+        raise ValueError("account info without an integer unifiedMarginStatus")
+    return status

@@ -1,4 +1,4 @@
-"""Bybit V5 REST client (aiohttp): the four calls the exporter needs, signed and counted.
+"""Bybit V5 REST client (aiohttp): the calls the exporter, the drill and the doctor need, signed and counted.
 
 One ``aiohttp.ClientSession`` serves the whole process; each account gets its own
 :class:`RestClient`. Every call is counted under a short endpoint label; every
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 SERVER_TIME = "/v5/market/time"
 QUERY_DCP_INFO = "/v5/account/query-dcp-info"
+ACCOUNT_INFO = "/v5/account/info"  # the account mode (unifiedMarginStatus)
+API_KEY_INFO = "/v5/user/query-api"  # the key's own permissions, IPs and expiry (doctor)
 ORDER_HISTORY = "/v5/order/history"
 # The drill's calls: one canary order, the book it must be alone on, the price it keeps away from.
 ORDER_CREATE = "/v5/order/create"
@@ -128,6 +130,17 @@ class RestClient:
             return parse_dcp_info(body.get("result"))
         except ValueError as exc:
             self._invalid("query_dcp_info", exc)
+
+    async def account_info(self) -> dict[str, Any]:
+        """``result`` of ``GET /v5/account/info``: the account mode is its ``unifiedMarginStatus``."""
+        body = await self._call("account_info", "GET", ACCOUNT_INFO)
+        return self._result("account_info", body)
+
+    async def api_key_info(self) -> dict[str, Any]:
+        """``result`` of ``GET /v5/user/query-api``: the calling key's ``readOnly``, ``permissions``,
+        ``ips``, ``expiredAt`` and ``uta`` (any key may read its own)."""
+        body = await self._call("api_key_info", "GET", API_KEY_INFO)
+        return self._result("api_key_info", body)
 
     async def set_dcp(self, product: str, window: int) -> None:
         """Set the DCP window; ``product`` is always sent (Bybit would default to OPTIONS)."""
@@ -348,6 +361,12 @@ class RestClient:
                 extra={"account": self.account, "endpoint": endpoint, "code": code, "reset_at": reset_at},
             )
         raise error
+
+    def _result(self, endpoint: str, body: dict) -> dict[str, Any]:
+        result = body.get("result")
+        if not isinstance(result, dict):
+            self._invalid(endpoint, ValueError("the answer has no result object"))
+        return result
 
     def _count_error(self, endpoint: str, code: str) -> None:
         self._metrics.api_errors.labels(self.account, endpoint, code_label(code)).inc()

@@ -39,7 +39,7 @@ from .specs import ADD_ACCOUNT, COUNTER, GAUGE, PROCESS, RECORDED, RTT_BUCKETS, 
 __all__ = ["DOMAINS", "ENDPOINTS", "RTT_BUCKETS", "Metrics"]
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
-ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history")
+ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history", "account_info")
 RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed", "redirect")
 
 # The `_created` samples double the counter series for nothing a dashboard or alert uses.
@@ -131,6 +131,8 @@ class Metrics:
     last_poll_success: LabelledGauge
     poll_interval: LabelledGauge
     last_poll_error: LabelledGauge
+    unified_margin_status: LabelledGauge
+    unprotected_category: LabelledGauge
     api_requests: LabelledCounter
     api_errors: LabelledCounter
     api_failures: ApiFailuresCollector

@@ -226,6 +226,31 @@ LAST_POLL_ERROR = MetricSpec(
     "environment). Gone after a good poll.",
 )
 
+# The account mode, from GET /v5/account/info (read every few minutes, beside the DCP poll)
+UNIFIED_MARGIN_STATUS = MetricSpec(
+    "unified_margin_status",
+    "bybit_dcp_account_unified_margin_status",
+    GAUGE,
+    ACCOUNT,
+    "The account mode Bybit reports (unifiedMarginStatus): 1 classic, 3 UTA 1.0, 4 UTA 1.0 pro, "
+    "5 UTA 2.0, 6 UTA 2.0 pro; the last value read.",
+    GROUP_CONFIG,
+    "Bybit's account mode (`unifiedMarginStatus` of `GET /v5/account/info`: 1 classic, 3 UTA 1.0, 4 UTA 1.0 "
+    "pro, 5 UTA 2.0, 6 UTA 2.0 pro), read every 5 minutes; the last value read, kept while a read fails.",
+)
+UNPROTECTED_CATEGORY = MetricSpec(
+    "unprotected_category",
+    "bybit_dcp_unprotected_category",
+    GAUGE,
+    BY_CATEGORY,
+    "1 where DCP is enabled for the category's product but the account mode keeps DCP from cancelling "
+    "its orders (inverse under UTA 1.0), else 0; only for categories the mode decides (inverse).",
+    GROUP_CONFIG,
+    "1 where DCP is on for the category's product but the account mode keeps it from cancelling the "
+    "category's orders (inverse under UTA 1.0), else 0; `inverse` only, and absent until both the mode and "
+    "a good DCP poll are known ([observability.md](observability.md)).",
+)
+
 # ---------------------------------------------------------------- REST API
 
 API_REQUESTS = MetricSpec(
@@ -736,6 +761,8 @@ SPECS: tuple[MetricSpec, ...] = (
     LAST_POLL_SUCCESS,
     POLL_INTERVAL,
     LAST_POLL_ERROR,
+    UNIFIED_MARGIN_STATUS,
+    UNPROTECTED_CATEGORY,
     API_REQUESTS,
     API_ERRORS,
     API_FAILURES,

@@ -11,7 +11,8 @@ re-assert enforcer, guardian and drill. The supervisor keeps two things of its o
 - the DCP-config poller (first poll at start, then every ``poll_interval``) ->
   ``bybit_dcp_up``, ``_enabled``, ``_window_seconds``, last-success time
   (:mod:`exporter.monitor.projections`), and each good poll handed to the re-assert
-  :class:`Enforcer` when desired windows are configured.
+  :class:`Enforcer` when desired windows are configured; after it, every few minutes, the
+  account mode (:class:`~exporter.monitor.account_mode.AccountMode`).
 
 Time comes from the clock the fleet hands down.
 """
@@ -81,6 +82,7 @@ class AccountSupervisor:
         self.enforcer = self.parts.enforcer
         self.guardian = self.parts.guardian
         self.drill = self.parts.drill
+        self.account_mode = self.parts.account_mode
         self.first_poll_attempted = asyncio.Event()
         self.last_reported: dict[str, DcpSetting] | None = None
         self.last_poll_error: str | None = None
@@ -149,7 +151,11 @@ class AccountSupervisor:
         interval = self.config.poll_interval
         phase = stable_phase(self.name, "poll", interval)
         while True:
-            await self.poll_once()
+            polled = await self.poll_once()
+            try:  # the account mode, every few minutes (see account_mode.py); never stops polling
+                await self.account_mode.after_poll(self.last_reported if polled else None)
+            except Exception:
+                log.exception("account mode read failed unexpectedly", extra={"account": self.name})
             now = self.clock.monotonic()
             await self.clock.sleep(next_slot(now, interval, phase) - now)
 

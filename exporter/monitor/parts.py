@@ -3,7 +3,8 @@
 :func:`build_parts` is the whole wiring of an account: the REST client, the private stream
 (its topics and heartbeat settings from the configuration), the trigger path both it and the
 backfill feed, the backfill the stream runs after each reconnect, and the optional re-assert
-enforcer, guardian liveness connection and scheduled drill. It starts nothing: the
+enforcer, guardian liveness connection and scheduled drill, and the reader of the account
+mode. It starts nothing: the
 :class:`~exporter.monitor.account.AccountSupervisor` runs the parts and restarts them.
 """
 
@@ -23,6 +24,7 @@ from ..dcp import ORDER_TOPIC, PRODUCT_TOPIC
 from ..drill.schedule import ScheduledDrill
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
+from .account_mode import AccountMode
 from .backfill import BACKFILL_MARGIN_SECONDS, BACKFILL_MAX_PAGES, Backfill
 from .enforcer import Enforcer
 from .guardian import Guardian
@@ -60,6 +62,7 @@ class AccountParts:
     enforcer: Enforcer | None
     guardian: Guardian | None
     drill: ScheduledDrill | None
+    account_mode: AccountMode
 
 
 def build_parts(
@@ -107,4 +110,5 @@ def build_parts(
     if account.guardian_liveness is not None:
         guardian = Guardian(account, metrics, session, clock=clock, rng=rng, budget=pacing.budget)
     drill = ScheduledDrill(account, rest, metrics, clock=clock) if account.drill is not None else None
-    return AccountParts(rest, triggers, backfill, stream, enforcer, guardian, drill)
+    account_mode = AccountMode(account.name, rest, metrics, clock)
+    return AccountParts(rest, triggers, backfill, stream, enforcer, guardian, drill, account_mode)

@@ -8,12 +8,30 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from . import signatures
 from .engine import PRODUCTS
 
 DEFAULT_DCP = {"DERIVATIVES": 10, "SPOT": 10}
+# A read-write key of a UTA 2.0 account that can trade every product (Bybit's permission names).
+DEFAULT_PERMISSIONS = {
+    "ContractTrade": ["Order", "Position"],
+    "Spot": ["SpotTrade"],
+    "Wallet": ["AccountTransfer"],
+    "Options": ["OptionsTrade"],
+    "Derivatives": ["DerivativesTrade"],
+    "Exchange": [],
+    "Earn": [],
+    "NFT": [],
+    "BlockTrade": [],
+    "Affiliate": [],
+    "CopyTrading": [],
+}
+DEFAULT_UNIFIED_MARGIN_STATUS = 5  # UTA 2.0
+# Bybit: a key bound to no IP address expires after 90 days.
+UNBOUND_KEY_DAYS = 90
 ACTIVE_STATUSES = frozenset({"New", "PartiallyFilled", "Untriggered", "Created"})
 # What clients did is recorded for tests to assert on; a simulator left running for days
 # (a demo, a drill) keeps only the newest records.
@@ -57,6 +75,14 @@ class SimAccount:
     rsa_public_key_pem: str | None = None
     name: str = ""
     dcp: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DCP))
+    # What GET /v5/user/query-api and GET /v5/account/info answer for this account's key.
+    read_only: int = 0  # 1: every POST is refused with 10005
+    permissions: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_PERMISSIONS.items()}
+    )
+    ips: list[str] = field(default_factory=lambda: ["*"])  # bound addresses; "*" = any (calls from others: 10010)
+    expired_at: str | None = None  # ISO time; None: 90 days ahead for an unbound key, "" for a bound one
+    unified_margin_status: int = DEFAULT_UNIFIED_MARGIN_STATUS
     orders: dict[str, dict] = field(default_factory=dict)
     ws_frames: Records[tuple[str, dict]] = field(default_factory=Records)
     rest_calls: Records[dict] = field(default_factory=Records)
@@ -77,6 +103,62 @@ class SimAccount:
         if self.api_secret is None:
             return False
         return signatures.verify_hmac_hex(self.api_secret, message, signature)
+
+    def writes(self) -> list[dict]:
+        """Every REST call that could change something on Bybit (each POST), refused ones included."""
+        return [c for c in self.rest_calls if c["method"] == "POST"]
+
+    @property
+    def ip_bound(self) -> bool:
+        """The key is bound to addresses (no ``*``): calls from any other are refused with 10010."""
+        return bool(self.ips) and "*" not in self.ips
+
+    def allows_ip(self, address: str | None) -> bool:
+        return not self.ip_bound or address in self.ips
+
+    def key_info(self, now: float) -> dict:
+        """The ``result`` of ``GET /v5/user/query-api`` for this key (fields as Bybit documents them)."""
+        expired_at = self.expired_at
+        if expired_at is None:
+            expired_at = "" if self.ip_bound else _iso(now + UNBOUND_KEY_DAYS * 86400)
+        return {
+            "id": "13770661",
+            "note": self.name,
+            "apiKey": self.api_key,
+            "readOnly": self.read_only,
+            "secret": "",
+            "permissions": {k: list(v) for k, v in self.permissions.items()},
+            "ips": list(self.ips),
+            "type": 1,
+            "deadlineDay": _days_until(expired_at, now),
+            "expiredAt": expired_at,
+            "createdAt": _iso(now - 86400),
+            "unified": 0,
+            "uta": 0 if self.unified_margin_status == 1 else 1,
+            "userID": 24617703,
+            "inviterID": 0,
+            "vipLevel": "No VIP",
+            "mktMakerLevel": "0",
+            "affiliateID": 0,
+            "rsaPublicKey": self.rsa_public_key_pem or "",
+            "isMaster": True,
+            "parentUid": "0",
+            "kycLevel": "LEVEL_DEFAULT",
+            "kycRegion": "",
+        }
+
+    def account_info(self, now: float) -> dict:
+        """The ``result`` of ``GET /v5/account/info`` (``dcpStatus`` and ``timeWindow`` are deprecated, always OFF / 0)."""
+        return {
+            "unifiedMarginStatus": self.unified_margin_status,
+            "marginMode": "REGULAR_MARGIN",
+            "isMasterTrader": False,
+            "spotHedgingStatus": "OFF",
+            "updatedTime": ms(now - 86400),
+            "dcpStatus": "OFF",
+            "timeWindow": 0,
+            "smpGroup": 0,
+        }
 
     def subscribed_topics(self) -> set[str]:
         """Every topic ever successfully subscribed on this account's connections."""
@@ -195,6 +277,18 @@ class SimAccount:
             )
             cancelled.append(order)
         return cancelled
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _days_until(expired_at: str, now: float) -> int:
+    try:
+        at = datetime.strptime(expired_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0
+    return max(0, int((at - now) // 86400))
 
 
 def _mul(qty: str, price: str) -> str:

@@ -19,6 +19,8 @@ from .server import Simulator, is_loopback, server_tls
 from .signatures import new_api_secret
 
 EXIT_USAGE = 2
+# What GET /v5/user/query-api and GET /v5/account/info report (Simulator.set_key, set_account_mode).
+KEY_FIELDS = ("read_only", "permissions", "ips", "expired_at", "unified_margin_status")
 
 
 class UsageError(Exception):
@@ -42,7 +44,9 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def load_accounts(path: str) -> list[dict]:
-    """A YAML list of ``{api_key, api_secret | rsa_public_key_file, name, dcp: {PRODUCT: window}}``."""
+    """A YAML list of ``{api_key, api_secret | rsa_public_key_file, name, dcp: {PRODUCT: window}}``,
+    each optionally with the key's ``read_only``, ``permissions``, ``ips``, ``expired_at`` and the
+    account's ``unified_margin_status``."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
@@ -62,6 +66,9 @@ def load_accounts(path: str) -> list[dict]:
         if not isinstance(entry, dict) or not isinstance(entry.get("api_key"), str):
             raise UsageError(f"{where}: needs an api_key string")
         spec = {"api_key": entry["api_key"], "name": entry.get("name"), "dcp": entry.get("dcp")}
+        for key_field in KEY_FIELDS:
+            if entry.get(key_field) is not None:
+                spec[key_field] = entry[key_field]
         if entry.get("rsa_public_key_file"):
             key_path = Path(entry["rsa_public_key_file"])
             if not key_path.is_absolute():

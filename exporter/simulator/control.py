@@ -49,6 +49,12 @@ def controls(sim: Simulator) -> dict[str, Control]:
         "clear_errors": Control(sim.clear_errors, "remove every forced error and forced answer"),
         "send_malformed": Control(sim.send_malformed, "send `text` as a raw frame to the account's connections"),
         "set_dcp": Control(sim.set_dcp, "change a DCP window behind the clients' back (null = off)"),
+        "set_key": Control(
+            sim.set_key, "what query-api reports for the key: `read_only`, `permissions`, `ips`, `expired_at`"
+        ),
+        "set_account_mode": Control(
+            sim.set_account_mode, "the `unified_margin_status` account/info reports (1, 3, 4, 5, 6)"
+        ),
         "reset_faults": Control(sim.reset_faults, "clear latency, dropped pongs, refusals, stalls and forced errors"),
         "place_order": Control(sim.place_order, "place a resting limit order"),
     }

@@ -37,6 +37,8 @@ class RestRoutes:
         router.add_get("/v5/market/time", self._server_time)
         router.add_get("/v5/account/query-dcp-info", self._signed(self._query_dcp_info))
         router.add_post("/v5/order/disconnected-cancel-all", self._signed(self._set_dcp))
+        router.add_get("/v5/user/query-api", self._signed(self._api_key_info))
+        router.add_get("/v5/account/info", self._signed(self._account_info))
         router.add_post("/v5/order/create", self._signed(self._create_order))
         router.add_post("/v5/order/cancel", self._signed(self._cancel_order))
         router.add_get("/v5/order/realtime", self._signed(self._open_orders))
@@ -98,6 +100,8 @@ class RestRoutes:
                 # Bybit checks the signature against the query string as it arrived, not a re-quoted one.
                 payload = request.rel_url.raw_query_string if request.method == "GET" else raw
                 rest.check_signature(acct, ts, recv, payload, request.headers.get("X-BAPI-SIGN"))
+                if not acct.allows_ip(request.remote):
+                    raise ApiError(10010)
                 limit = core.limiter.hit(api_key, path, now)
                 headers = limit.headers()
                 if not limit.allowed:
@@ -108,6 +112,8 @@ class RestRoutes:
                     if forced == 10006:
                         headers["X-Bapi-Limit-Status"] = "0"
                     return self._forced_response(forced, now, headers)
+                if request.method == "POST" and acct.read_only:
+                    raise ApiError(10005, "Permission denied: the API key is read-only")
                 if request.method == "POST" and raw and body is None:
                     raise ApiError(10001, "params error: body is not valid JSON")
                 result = endpoint(acct, params, body, now)
@@ -122,6 +128,12 @@ class RestRoutes:
     # --- endpoints: (account, params, body, now) -> body ----------------------------------
     def _query_dcp_info(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
         return rest.envelope({"dcpInfos": acct.dcp_infos(now)}, msg="success", now=now)
+
+    def _api_key_info(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
+        return rest.envelope(acct.key_info(now), msg="", now=now)
+
+    def _account_info(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
+        return rest.envelope(acct.account_info(now), now=now)
 
     def _set_dcp(self, acct: SimAccount, params: dict[str, str], body: Any, now: float) -> dict:
         product, window = rest.parse_set_dcp(body if body is not None else {})

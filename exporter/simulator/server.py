@@ -197,6 +197,11 @@ class Simulator:
         rsa_public_key_pem: str | None = None,
         name: str | None = None,
         dcp: dict[str, int] | None = None,
+        read_only: int | None = None,
+        permissions: dict[str, list[str]] | None = None,
+        ips: list[str] | None = None,
+        expired_at: str | None = None,
+        unified_margin_status: int | None = None,
     ) -> SimAccount:
         if api_key in self._core.accounts:
             raise ValueError(f"account {masked_key(api_key)} already exists")
@@ -209,6 +214,9 @@ class Simulator:
             api_secret = new_api_secret()
         acct = SimAccount(api_key, api_secret, rsa_public_key_pem, name or api_key, dict(dcp))
         self._core.accounts[api_key] = acct
+        self.set_key(api_key, read_only=read_only, permissions=permissions, ips=ips, expired_at=expired_at)
+        if unified_margin_status is not None:
+            self.set_account_mode(api_key, unified_margin_status)
         return acct
 
     def account(self, api_key: str) -> SimAccount:
@@ -349,6 +357,44 @@ class Simulator:
                 raise ValueError("window must be an integer in [3, 300]")
             acct.dcp[product] = window
 
+    def set_key(
+        self,
+        api_key: str,
+        *,
+        read_only: int | None = None,
+        permissions: dict[str, list[str]] | None = None,
+        ips: list[str] | None = None,
+        expired_at: str | None = None,
+    ) -> None:
+        """What ``GET /v5/user/query-api`` reports for the key (None leaves a field as it is):
+        ``read_only`` 1 refuses every POST with 10005; ``ips`` without ``*`` refuses calls from
+        other addresses with 10010; ``expired_at`` is an ISO time (``""``: none reported)."""
+        acct = self.account(api_key)
+        if read_only is not None:
+            if read_only not in (0, 1) or isinstance(read_only, bool):
+                raise ValueError("read_only must be 0 (read and write) or 1 (read only)")
+            acct.read_only = read_only
+        if permissions is not None:
+            if not isinstance(permissions, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v) for v in permissions.values()
+            ):
+                raise ValueError("permissions must map a group to a list of names, as Bybit's do")
+            acct.permissions = {str(k): list(v) for k, v in permissions.items()}
+        if ips is not None:
+            if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
+                raise ValueError("ips must be a list of addresses (['*'] = any)")
+            acct.ips = list(ips)
+        if expired_at is not None:
+            if not isinstance(expired_at, str):
+                raise ValueError("expired_at must be an ISO time such as 2027-01-31T00:00:00Z, or ''")
+            acct.expired_at = expired_at
+
+    def set_account_mode(self, api_key: str, unified_margin_status: int) -> None:
+        """The ``unifiedMarginStatus`` ``GET /v5/account/info`` reports (1 classic, 3/4 UTA 1.0, 5/6 UTA 2.0)."""
+        if isinstance(unified_margin_status, bool) or not isinstance(unified_margin_status, int):
+            raise ValueError("unified_margin_status must be an integer")
+        self.account(api_key).unified_margin_status = unified_margin_status
+
     def reset_faults(self) -> None:
         self._core.faults.reset()
         for session in self._core.sessions.values():
@@ -398,6 +444,13 @@ class Simulator:
                     "name": acct.name,
                     "dcp": dict(acct.dcp),
                     "pending_dcp": [{"effective_at": t, "product": p, "window": w} for t, p, w in acct.pending_dcp],
+                    "key": {
+                        "read_only": acct.read_only,
+                        "permissions": acct.permissions,
+                        "ips": list(acct.ips),
+                        "expired_at": acct.expired_at,
+                    },
+                    "unified_margin_status": acct.unified_margin_status,
                     "active_orders": len(acct.active_orders()),
                     "orders": len(acct.orders),
                     "triggers": list(acct.triggers),

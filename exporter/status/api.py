@@ -22,6 +22,7 @@ def _account(a: AccountStatus) -> dict[str, Any]:
         "environment": a.environment,
         "mode": a.mode,
         "state": a.state,
+        "account_mode": a.account_mode or None,
         "reasons": [{"state": r.state, "text": r.text, "alert": r.alert} for r in a.reasons],
         "last_good_poll_timestamp": a.last_poll,
         "last_pong_timestamp": a.last_pong,

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ..dcp import NOT_AVAILABLE, PRODUCTS
+from ..dcp import NOT_AVAILABLE, PRODUCTS, account_mode_name
 from ..metrics import specs
 from .events import Event, LastTrigger
 from .sampler import AccountView
@@ -72,6 +72,7 @@ class AccountStatus:
     mode: str
     state: str
     reasons: tuple[Reason, ...]
+    account_mode: str  # Bybit's account mode ("UTA 2.0 (5)"); "" until first read
     last_poll: float | None
     last_pong: float | None
     ping_gap: float | None
@@ -196,6 +197,12 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
         reasons.append(Reason(UNKNOWN, "DCP state unknown: no good poll yet", "BybitDcpConfigPollFailing"))
     elif snap.by(specs.ENABLED.sample) and not any(snap.by(specs.ENABLED.sample).values()):
         reasons.append(Reason(DEGRADED, NOT_AVAILABLE, "BybitDcpNotEnabled"))
+    # The account mode: categories DCP leaves unprotected (inverse under UTA 1.0).
+    for category, unprotected in sorted(snap.by(specs.UNPROTECTED_CATEGORY.sample).items()):
+        if unprotected:
+            mode = _account_mode(snap)
+            text = f"{category} orders are not protected by DCP under {mode}"
+            reasons.append(Reason(DEGRADED, text, "BybitDcpCategoryUnprotected"))
     # Triggers.
     fired = max(snap.by(specs.LAST_TRIGGER.sample).values(), default=0.0)
     if fired and now - fired < TRIGGER_DOWN_SECONDS:
@@ -232,6 +239,11 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
     return reasons
 
 
+def _account_mode(snap: Snapshot) -> str:
+    status = snap.get(specs.UNIFIED_MARGIN_STATUS.sample)
+    return "" if status is None else account_mode_name(int(status))
+
+
 def account_status(
     name: str,
     snap: Snapshot | None,
@@ -262,6 +274,7 @@ def account_status(
         mode=snap.mode,
         state=state,
         reasons=tuple(reasons),
+        account_mode=_account_mode(snap),
         last_poll=snap.get(specs.LAST_POLL_SUCCESS.sample),
         last_pong=snap.get(specs.WS_LAST_PONG.sample),
         ping_gap=snap.get(specs.PING_GAP.sample),

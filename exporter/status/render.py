@@ -123,6 +123,7 @@ def account_html(a: AccountStatus, now: float) -> str:
         _fact("Last error", f"{a.error_code} – {a.error_hint}" if a.error_code else "none", "error"),
         _fact("Reconnects, last hour", f"{a.reconnects_hour}", "reconnects"),
         _fact("RTT p50 / p99, last 5 min", f"{_ms(a.rtt_p50)} / {_ms(a.rtt_p99)}", "rtt"),
+        _fact("Account mode", a.account_mode or "not read yet", "account-mode"),
     ]
     if a.last_trigger_at:
         trigger = ago(now - a.last_trigger_at)

@@ -47,6 +47,8 @@ SOURCES = (
     specs.DRILL_LAST_SUCCESS,
     specs.DRILL_LAST_RUN,
     specs.DRILL_TRIGGER_DELAY,
+    specs.UNIFIED_MARGIN_STATUS,
+    specs.UNPROTECTED_CATEGORY,
 )
 # A sample every few seconds needs only what events.advance and History.record read (a test proves it); pages read all.
 SAMPLED_SOURCES = (

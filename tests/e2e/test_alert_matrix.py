@@ -92,7 +92,9 @@ ACCOUNTS_A = {
     "drill": {"drill": {"every": 3, "tolerance": 1}},
     "let-go": GUARDIAN,
     "never-armed": GUARDIAN,
+    "uta1": {},  # UTA 1.0 from the start (the mode is read at start, then every 5 minutes)
 }
+ACCOUNT_MODE = {"uta1": 3}
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -194,7 +196,9 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
     try:
         for name in [*ACCOUNTS_A, "blocked", "down", "lagging"]:
             windows = {"DERIVATIVES": 30, "SPOT": 30} if name == "late" else None
-            sims.get(name, sims["shared"]).add_account(key(name), secret_env(name), name=name, dcp=windows)
+            sims.get(name, sims["shared"]).add_account(
+                key(name), secret_env(name), name=name, dcp=windows, unified_margin_status=ACCOUNT_MODE.get(name)
+            )
         names = [*ACCOUNTS_A, "blocked", "down", "lagging"]
         env = {secret_env(n): secret_env(n) for n in names} | {"BOT_TOKEN": TOKEN}
         ports = {x: free_port() for x in "ABCD"}
@@ -374,6 +378,9 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
             Incident("BybitDcpWindowDrift", "drift", "SPOT window 30 s, desired 10 s (observer); set back",
                      call(shared.set_dcp, key("drift"), "SPOT", 30), call(shared.set_dcp, key("drift"), "SPOT", 10),
                      {"product": "SPOT"}),
+            Incident("BybitDcpCategoryUnprotected", "uta1", "UTA 1.0 from the start; DERIVATIVES DCP switched off",
+                     _nothing, call(shared.set_dcp, key("uta1"), "DERIVATIVES", None), {"category": "inverse"},
+                     in_description="unifiedMarginStatus 3"),
             Incident("BybitDcpHeartbeatGapHigh", "late", "stream stalled, pongs dropped (30 s window); lifted",
                      lambda: stall("late", True), lambda: stall("late", False), {"product": "DERIVATIVES"}),
             Incident("BybitDcpHeartbeatGapCritical", "silent", "stream stalled, pongs dropped (10 s window); lifted",
@@ -406,7 +413,11 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
                      {"product": "DERIVATIVES"}),
         ]  # fmt: skip
         assert sorted(i.alert for i in incidents) == sorted(RULES), "an alert without an incident, or one too many"
-        since = {"BybitDcpExporterAbsent": lonely_started, "BybitDcpGuardianNeverArmed": exporter_started}
+        since = {
+            "BybitDcpExporterAbsent": lonely_started,
+            "BybitDcpGuardianNeverArmed": exporter_started,
+            "BybitDcpCategoryUnprotected": exporter_started,
+        }
 
         async def prove(incident: Incident) -> Measured:
             rule = RULES[incident.alert]

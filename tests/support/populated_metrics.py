@@ -28,4 +28,6 @@ def populated() -> Metrics:
     metrics.ws_last_pong.labels("desk-a").set(990)
     metrics.last_trigger.labels("desk-a", "SPOT").set(900)
     metrics.reassert_last_success.labels("desk-a", "SPOT").set(800)
+    metrics.unified_margin_status.labels("desk-a").set(3)
+    metrics.unprotected_category.labels("desk-a", "inverse").set(1)
     return metrics

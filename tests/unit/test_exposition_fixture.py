@@ -1,6 +1,8 @@
-"""The exposition stays byte for byte what it was before the metrics came from one table of
-specs: a populated registry, in the text format (both writers) and OpenMetrics, equals the
-files written from the hand-written definitions (``tests/support/exposition_fixture.py``)."""
+"""The exposition, byte for byte: a populated registry, in the text format (both writers) and
+OpenMetrics, equals the files recorded in ``tests/support/exposition/`` (first from the
+hand-written definitions the table of specs replaced). A new metric adds its lines there: record
+them with ``PYTHONPATH=tests/support python3 tests/support/exposition_fixture.py`` and check that
+the diff only adds them."""
 
 import pytest
 from exposition_fixture import FORMATS, SCENARIOS, exposition, path, without_process
