@@ -4,7 +4,7 @@ hardening, probes, secrets as files, Prometheus-only ingress, the rules from ale
 
 Kubernetes' kinds are checked with kubernetes-validate (strict: unknown fields fail); the
 Prometheus Operator's with the JSON schemas in deploy/kubernetes/schemas/ (their source is
-noted there), read as strictly. kubectl must be on PATH (.ci/run installs Debian's
+noted there), read as strictly. kubectl must be on PATH (scripts/test installs Debian's
 kubernetes-client): the test fails, never skips, without it.
 """
 
@@ -37,7 +37,7 @@ NAME = "bybit-dcp-exporter"
 def render(tree: str) -> tuple[dict, ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.fail("kubectl not found: install Debian's kubernetes-client (see .ci/run)")
+        pytest.fail("kubectl not found: scripts/test installs it (or says how)")
     result = subprocess.run([kubectl, "kustomize", str(TREES[tree])], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return tuple(yaml.safe_load_all(result.stdout))
