@@ -266,6 +266,13 @@ def test_flags_validated():
     assert prefixes == ["--log.format", "--log.level", "--web.listen-address", "--web.telemetry-path"]
 
 
+@pytest.mark.parametrize("written", ["warn", "WARN", "warning"])
+def test_log_level_warn_is_warning(written):
+    """The Prometheus exporters written in Go take --log.level=warn; so does this one."""
+    config = load_config(env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET}, log_level=written)
+    assert config.log_level == "warning"
+
+
 def test_parse_listen_address():
     assert parse_listen_address(":9842") == ("0.0.0.0", 9842)
     assert parse_listen_address("127.0.0.1:0") == ("127.0.0.1", 0)

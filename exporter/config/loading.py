@@ -15,6 +15,7 @@ from .model import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
     LOG_FORMATS,
+    LOG_LEVEL_ALIASES,
     LOG_LEVELS,
     QUICK_START_ACCOUNT_NAME,
     AccountConfig,
@@ -71,7 +72,7 @@ def build_config(
         accounts=list(accounts),
         listen_address=listen_address,
         telemetry_path=telemetry_path,
-        log_level=log_level.lower(),
+        log_level=_log_level(log_level),
         log_format=log_format.lower(),
     )
 
@@ -88,6 +89,12 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, port
 
 
+def _log_level(text: str) -> str:
+    """The level's own name: ``warn`` (as the Go exporters spell it) is ``warning``."""
+    level = text.lower()
+    return LOG_LEVEL_ALIASES.get(level, level)
+
+
 def _check_flags(listen_address: str, telemetry_path: str, log_level: str, log_format: str) -> list[str]:
     errors = []
     try:
@@ -98,8 +105,8 @@ def _check_flags(listen_address: str, telemetry_path: str, log_level: str, log_f
         errors.append(
             f"--web.telemetry-path: {telemetry_path!r} must start with '/' and not be '/', '/healthz' or '/readyz'"
         )
-    if log_level.lower() not in LOG_LEVELS:
-        errors.append(f"--log.level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if _log_level(log_level) not in LOG_LEVELS:
+        errors.append(f"--log.level: {log_level!r} is not one of {', '.join(LOG_LEVELS)} (or warn for warning)")
     if log_format.lower() not in LOG_FORMATS:
         errors.append(f"--log.format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
     return errors
