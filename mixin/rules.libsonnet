@@ -25,11 +25,16 @@
 //
 // The source of alerts/bybit-dcp.rules.yml (mixin/build.py writes it); thresholds, `for`
 // durations and the runbook address come from _config (config.libsonnet).
+//
+// As monitoring mixins do, the recording rules are `prometheusRules` and the alerts
+// `prometheusAlerts`. Both have a group "bybit-dcp": mixin/build.py writes it as one group,
+// recording rules first, because rules in a group are evaluated in order, so every alert sees
+// the recording rules of the same evaluation (groups are evaluated in no guaranteed order). A
+// tool that writes the two fields to two files (mixtool) gives two groups of that name; its
+// alerts then read the recording rules of the previous evaluation, one interval late.
 {
   prometheusRules+:: {
     groups+: [
-    // One group: rules in a group are evaluated in order, so every alert sees the recording
-    // rules of the same evaluation (groups are evaluated in no guaranteed order).
     {
       name: "bybit-dcp",
       rules: [
@@ -103,6 +108,15 @@
             bybit_dcp_api_rate_limit_remaining / (bybit_dcp_api_rate_limit > 0)
           |||,
         },
+      ],
+    },
+    ],
+  },
+  prometheusAlerts+:: {
+    groups+: [
+    {
+      name: "bybit-dcp",
+      rules: [
         // ---------------------------------------------------------------- the exporter itself
         // `up` of any target that exposed bybit_dcp_exporter_build_info in the last day: no
         // job name has to be configured (_config.jobSelector narrows it), and a target that never worked is caught by
