@@ -40,6 +40,8 @@ def render(tree: str) -> tuple[dict, ...]:
         pytest.fail("kubectl not found: scripts/test installs it (or says how)")
     result = subprocess.run([kubectl, "kustomize", str(TREES[tree])], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    # Current kustomize syntax (resources, patches): no deprecation warning, nor any other.
+    assert result.stderr == "", result.stderr
     return tuple(yaml.safe_load_all(result.stdout))
 
 
