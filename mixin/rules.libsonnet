@@ -359,9 +359,17 @@
         // ---------------------------------------------------------------- re-assertion
         // Drift that was put back leaves a trace: info (chat), for 15 minutes after each
         // verified re-assertion. Someone or something changed the window behind the desk.
+        // One alert per re-assertion, as for triggers: count_values turns the time of the last
+        // verified re-assertion into the label `reassertion`, so the next re-assertion is a new
+        // alert (the previous one resolves as the time moves on) and Alertmanager notifies again,
+        // however soon it comes. `without ()` keeps every label of the series (target labels too).
         {
           alert: "BybitDcpWindowReasserted",
-          expr: "(time() - bybit_dcp_reassert_last_success_timestamp_seconds) < %(reassertedRecentSeconds)s" % $._config,
+          expr: |||
+            count_values without () ("reassertion",
+              bybit_dcp_reassert_last_success_timestamp_seconds > time() - %(reassertedRecentSeconds)s
+            )
+          ||| % $._config,
           'for': $._config.forDurations.BybitDcpWindowReasserted,
           keep_firing_for: $._config.keepFiringFor.BybitDcpWindowReasserted,
           labels: {
@@ -369,7 +377,7 @@
           },
           annotations: {
             summary: "A drifted DCP window was put back.",
-            description: "The {{ $labels.product }} DCP window of account {{ $labels.account }} had drifted and the exporter re-asserted it {{ $value | humanizeDuration }} ago. Find out who or what changed it.",
+            description: "The {{ $labels.product }} DCP window of account {{ $labels.account }} had drifted and the exporter re-asserted it at {{ $labels.reassertion | humanizeTimestamp }}. Find out who or what changed it.",
             runbook_url: $._config.runbookUrlPattern % "bybitdcpwindowreasserted",
           },
         },

@@ -88,7 +88,9 @@ def test_the_windows_of_the_range_alerts_are_configurable():
     }
     mine = alerts(build.rule_groups(config))
     assert "bybit_dcp_trigger_info offset 5s" in mine["BybitDcpTriggered"]["expr"]
-    assert mine["BybitDcpWindowReasserted"]["expr"].endswith("< 6")
+    assert (
+        "bybit_dcp_reassert_last_success_timestamp_seconds > time() - 6\n" in mine["BybitDcpWindowReasserted"]["expr"]
+    )
     assert "bybit_dcp_ws_reconnects_total[20s]" in mine["BybitDcpReconnectFlapping"]["expr"]
     assert "in the last 20s" in mine["BybitDcpReconnectFlapping"]["annotations"]["description"]
     (p90,) = [r for g in build.rule_groups(config) for r in g["rules"] if r.get("labels") == {"quantile": "0.9"}]
