@@ -39,7 +39,9 @@ def render(tree: str) -> tuple[dict, ...]:
     if kubectl is None:
         pytest.fail("kubectl not found: scripts/test installs it (or says how)")
     result = subprocess.run([kubectl, "kustomize", str(TREES[tree])], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, (
+        f"{result.stderr}\n(kubectl reads this kustomize syntax from 1.21 on; scripts/test checks)"
+    )
     # Current kustomize syntax (resources, patches): no deprecation warning, nor any other.
     assert result.stderr == "", result.stderr
     return tuple(yaml.safe_load_all(result.stdout))
