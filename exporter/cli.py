@@ -1,4 +1,5 @@
-"""Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo``, ``simulate``, ``drill`` and ``doctor``.
+"""Command line: ``bybit-dcp-exporter [flags]``, ``--check-config``, ``--demo``, and the subcommands
+``doctor``, ``drill`` and ``simulate`` (:data:`SUBCOMMANDS`, which ``--help`` lists).
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or a valid ``--check-config``,
 1 when it cannot listen on the web address, 2 for a bad command line, configuration or
@@ -14,6 +15,8 @@ import logging
 import signal
 import socket
 import sys
+import textwrap
+from collections.abc import Callable
 
 from . import __version__
 from .bybit.pacing import Pacing, budget_for_share
@@ -48,13 +51,47 @@ PROG = "bybit-dcp-exporter"
 DEMO_LISTEN_ADDRESS = "127.0.0.1:9842"
 
 
+def _simulate(argv: list[str]) -> int:
+    # The simulator's modules (here and for --demo) load only when asked for: a
+    # production exporter watching many accounts never carries them.
+    from .simulator.cli import main as simulate_main
+
+    return simulate_main(argv)
+
+
+@dataclasses.dataclass(frozen=True)
+class Subcommand:
+    run: Callable[[list[str]], int]
+    help: str
+
+
+# Every subcommand `main` dispatches on (the first argument), each with the line --help shows for it.
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "doctor": Subcommand(
+        doctor_main, "check each account against Bybit before a deployment (read-only): key, clock, DCP, mode, stream"
+    ),
+    "drill": Subcommand(drill_main, "prove that DCP fires: one drill with a canary order, a summary and a report"),
+    "simulate": Subcommand(_simulate, "run the Bybit simulator on its own (REST, private stream, DCP engine)"),
+}
+
+
+def _subcommands_text() -> str:
+    width = max(map(len, SUBCOMMANDS)) + 2
+    lines = [f"  {name:<{width}}{sub.help}" for name, sub in SUBCOMMANDS.items()]
+    return f"subcommands ({PROG} SUBCOMMAND --help for each):\n" + "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    description = (
+        "Prometheus exporter for Bybit Disconnection Protect (DCP). "
+        "Without --config.file, one account is read from BYBIT_* environment variables."
+    )
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Prometheus exporter for Bybit Disconnection Protect (DCP). "
-        "Without --config.file, one account is read from BYBIT_* environment variables. "
-        f"`{PROG} simulate --help` runs the Bybit simulator on its own; `{PROG} doctor --help` checks "
-        "each account before a deployment.",
+        usage=f"%(prog)s [flags]\n       %(prog)s {{{','.join(SUBCOMMANDS)}}} ...",
+        description=textwrap.fill(description, 78),
+        epilog=_subcommands_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the list of subcommands as written
     )
     p.add_argument("--config.file", dest="config_file", metavar="FILE", help="YAML file with accounts")
     p.add_argument(
@@ -111,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of Bybit's 500 new websocket connections per 5 minutes per IP that this exporter may use, "
         "in (0, 1]; leave the rest to the desk's own bots on the same IP (default 1)",
     )
-    p.add_argument("--log.level", dest="log_level", default="info", help="debug, info, warning or error (default info)")
+    p.add_argument(
+        "--log.level", dest="log_level", default="info", help="debug, info, warn (or warning) or error (default info)"
+    )
     p.add_argument("--log.format", dest="log_format", default="logfmt", help="logfmt or json (default logfmt)")
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     p.add_argument(
@@ -125,16 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "simulate":
-        # The simulator's modules (here and for --demo) load only when asked for: a
-        # production exporter watching many accounts never carries them.
-        from .simulator.cli import main as simulate_main
-
-        return simulate_main(argv[1:])
-    if argv and argv[0] == "drill":
-        return drill_main(argv[1:])
-    if argv and argv[0] == "doctor":
-        return doctor_main(argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]].run(argv[1:])
 
     try:
         args = build_parser().parse_args(argv)

@@ -38,7 +38,7 @@ def evaluate(config: dict | None = None) -> dict:
         [k]: if std.isObject(cfg[k]) then super[k] + cfg[k] else cfg[k]
         for k in std.objectFields(cfg)
       } };
-      { rules: m.prometheusRules, dashboards: m.grafanaDashboards }
+      { rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards }
     """
     text = _jsonnet.evaluate_snippet(
         str(MIXIN / "build.jsonnet"), snippet, jpathdir=[str(MIXIN)], ext_vars={"config": json.dumps(config or {})}
@@ -46,9 +46,23 @@ def evaluate(config: dict | None = None) -> dict:
     return json.loads(text)
 
 
+def merged_groups(*parts: dict) -> list[dict]:
+    """The groups of ``parts`` (prometheusRules, then prometheusAlerts), those of the same name
+    made one, rules in order: an alert is evaluated after the recording rules it reads."""
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for group in part.get("groups", []):
+            if group["name"] in merged:
+                merged[group["name"]]["rules"] += group["rules"]
+            else:
+                merged[group["name"]] = {**group, "rules": list(group["rules"])}
+    return list(merged.values())
+
+
 def rule_groups(config: dict | None = None) -> list[dict]:
-    """The rule groups, each rule's fields in reading order."""
-    groups = evaluate(config)["rules"]["groups"]
+    """The rule groups (recording rules and alerts), each rule's fields in reading order."""
+    mixin = evaluate(config)
+    groups = merged_groups(mixin["rules"], mixin["alerts"])
     return [
         {**{k: v for k, v in g.items() if k != "rules"}, "rules": [_ordered(r) for r in g["rules"]]} for g in groups
     ]

@@ -24,7 +24,7 @@
     heartbeatRttHighSeconds: '0.5',  // 90th percentile of the ping RTT over heartbeatRttWindow
     heartbeatRttWindow: '5m',
     triggerNewFor: '1m',  // a trigger series counts as new this long (the alert then holds it)
-    reassertedRecentSeconds: '900',  // BybitDcpWindowReasserted is shown this long after a re-assertion
+    reassertedRecentSeconds: '900',  // BybitDcpWindowReasserted is shown this long after each re-assertion
     clockSkewAheadSeconds: '2',  // Bybit's clock ahead of ours (Bybit refuses at 5)
     clockSkewBehindSeconds: '-0.5',  // ... behind ours (Bybit refuses at -1)
     rateLimitHeadroomRatio: '0.2',  // fraction of a REST rate limit left

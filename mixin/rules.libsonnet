@@ -25,11 +25,16 @@
 //
 // The source of alerts/bybit-dcp.rules.yml (mixin/build.py writes it); thresholds, `for`
 // durations and the runbook address come from _config (config.libsonnet).
+//
+// As monitoring mixins do, the recording rules are `prometheusRules` and the alerts
+// `prometheusAlerts`. Both have a group "bybit-dcp": mixin/build.py writes it as one group,
+// recording rules first, because rules in a group are evaluated in order, so every alert sees
+// the recording rules of the same evaluation (groups are evaluated in no guaranteed order). A
+// tool that writes the two fields to two files (mixtool) gives two groups of that name; its
+// alerts then read the recording rules of the previous evaluation, one interval late.
 {
   prometheusRules+:: {
     groups+: [
-    // One group: rules in a group are evaluated in order, so every alert sees the recording
-    // rules of the same evaluation (groups are evaluated in no guaranteed order).
     {
       name: "bybit-dcp",
       rules: [
@@ -103,6 +108,15 @@
             bybit_dcp_api_rate_limit_remaining / (bybit_dcp_api_rate_limit > 0)
           |||,
         },
+      ],
+    },
+    ],
+  },
+  prometheusAlerts+:: {
+    groups+: [
+    {
+      name: "bybit-dcp",
+      rules: [
         // ---------------------------------------------------------------- the exporter itself
         // `up` of any target that exposed bybit_dcp_exporter_build_info in the last day: no
         // job name has to be configured (_config.jobSelector narrows it), and a target that never worked is caught by
@@ -366,9 +380,17 @@
         // ---------------------------------------------------------------- re-assertion
         // Drift that was put back leaves a trace: info (chat), for 15 minutes after each
         // verified re-assertion. Someone or something changed the window behind the desk.
+        // One alert per re-assertion, as for triggers: count_values turns the time of the last
+        // verified re-assertion into the label `reassertion`, so the next re-assertion is a new
+        // alert (the previous one resolves as the time moves on) and Alertmanager notifies again,
+        // however soon it comes. `without ()` keeps every label of the series (target labels too).
         {
           alert: "BybitDcpWindowReasserted",
-          expr: "(time() - bybit_dcp_reassert_last_success_timestamp_seconds) < %(reassertedRecentSeconds)s" % $._config,
+          expr: |||
+            count_values without () ("reassertion",
+              bybit_dcp_reassert_last_success_timestamp_seconds > time() - %(reassertedRecentSeconds)s
+            )
+          ||| % $._config,
           'for': $._config.forDurations.BybitDcpWindowReasserted,
           keep_firing_for: $._config.keepFiringFor.BybitDcpWindowReasserted,
           labels: {
@@ -376,7 +398,7 @@
           },
           annotations: {
             summary: "A drifted DCP window was put back.",
-            description: "The {{ $labels.product }} DCP window of account {{ $labels.account }} had drifted and the exporter re-asserted it {{ $value | humanizeDuration }} ago. Find out who or what changed it.",
+            description: "The {{ $labels.product }} DCP window of account {{ $labels.account }} had drifted and the exporter re-asserted it at {{ $labels.reassertion | humanizeTimestamp }}. Find out who or what changed it.",
             runbook_url: $._config.runbookUrlPattern % "bybitdcpwindowreasserted",
           },
         },

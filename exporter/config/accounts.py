@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
+from ..secrets import Secret
 from .checks import did_you_mean, reporter
 from .model import INLINE_SECRET_FIELDS, AccountConfig
 from .rules import (
@@ -21,16 +23,41 @@ from .rules import (
 )
 from .settings import SETTING_BY_NAME, SETTINGS
 
+# (the account after its per-setting pass, the environment) -> its API key and secret, each None
+# after reporting why it cannot be had.
+Credentials: TypeAlias = Callable[[Checked, Mapping[str, str]], tuple[str | None, Secret | None]]
+
+
+def file_credentials(checked: Checked, env: Mapping[str, str]) -> tuple[str | None, Secret | None]:
+    """A YAML account's key (api_key or api_key_env) and its one secret reference."""
+    return resolve_api_key(checked, env), resolve_api_secret(checked, env)
+
+
+@dataclass(frozen=True)
+class CheckedAccount:
+    """One account after every check: its configuration when it has no problem, and what tells it
+    from the others (name, API key, REST host) as far as they could be read even when it has one,
+    so the checks across a file's accounts still run and every problem is reported at once."""
+
+    config: AccountConfig | None
+    name: str | None
+    api_key: str | None
+    rest_url: str | None
+
 
 def account_config(
-    raw: Mapping[Any, Any], path: Callable[[str], str], env: Mapping[str, str], errors: list[str]
-) -> AccountConfig | None:
+    raw: Mapping[Any, Any],
+    path: Callable[[str], str],
+    env: Mapping[str, str],
+    errors: list[str],
+    *,
+    credentials: Credentials = file_credentials,
+) -> CheckedAccount:
     """Validate one account's raw settings; append every problem to ``errors``."""
     before = len(errors)
     _refuse_unknown_keys(raw, path, errors)
     checked = _check_each_setting(raw, path, errors)
-    api_key = resolve_api_key(checked, env)
-    api_secret = resolve_api_secret(checked, env)
+    api_key, api_secret = credentials(checked, env)
     endpoints = resolve_endpoints(checked)
     guardian_products_match_mode(checked)
     pong_before_next_ping(checked)
@@ -38,13 +65,14 @@ def account_config(
     settle_seconds = settle_seconds_in_range(checked)
     liveness = liveness_needs_guardian_and_its_token(checked, env)
     drill_only_for_an_observer(checked, endpoints)
+    rest_url = endpoints[1] if endpoints else None
     if len(errors) > before:
-        return None
+        return CheckedAccount(None, checked.values["name"], api_key, rest_url)
     # Every check and rule reports when it yields None, so with no problems all are set.
     assert api_key is not None and api_secret is not None and endpoints is not None and settle_seconds is not None
     values = checked.values
     environment, rest_url, ws_url = endpoints
-    return AccountConfig(
+    config = AccountConfig(
         name=values["name"],
         api_key=api_key,
         api_secret=api_secret,
@@ -63,6 +91,7 @@ def account_config(
         guardian_liveness=liveness,
         drill=values["drill"],
     )
+    return CheckedAccount(config, config.name, api_key, rest_url)
 
 
 def _refuse_unknown_keys(raw: Mapping[Any, Any], path: Callable[[str], str], errors: list[str]) -> None:

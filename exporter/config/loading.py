@@ -8,19 +8,21 @@ from typing import Any
 
 import yaml
 
-from ..secrets import mask_key
+from ..secrets import Secret, mask_key
 from .accounts import account_config
 from .checks import reporter
 from .model import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
     LOG_FORMATS,
+    LOG_LEVEL_ALIASES,
     LOG_LEVELS,
     QUICK_START_ACCOUNT_NAME,
     AccountConfig,
     Config,
     ConfigError,
 )
+from .rules import Checked, resolve_api_key, resolve_api_secret
 from .settings import SETTING_BY_NAME, SETTINGS
 
 
@@ -71,7 +73,7 @@ def build_config(
         accounts=list(accounts),
         listen_address=listen_address,
         telemetry_path=telemetry_path,
-        log_level=log_level.lower(),
+        log_level=_log_level(log_level),
         log_format=log_format.lower(),
     )
 
@@ -88,6 +90,12 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, port
 
 
+def _log_level(text: str) -> str:
+    """The level's own name: ``warn`` (as the Go exporters spell it) is ``warning``."""
+    level = text.lower()
+    return LOG_LEVEL_ALIASES.get(level, level)
+
+
 def _check_flags(listen_address: str, telemetry_path: str, log_level: str, log_format: str) -> list[str]:
     errors = []
     try:
@@ -98,8 +106,8 @@ def _check_flags(listen_address: str, telemetry_path: str, log_level: str, log_f
         errors.append(
             f"--web.telemetry-path: {telemetry_path!r} must start with '/' and not be '/', '/healthz' or '/readyz'"
         )
-    if log_level.lower() not in LOG_LEVELS:
-        errors.append(f"--log.level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if _log_level(log_level) not in LOG_LEVELS:
+        errors.append(f"--log.level: {log_level!r} is not one of {', '.join(LOG_LEVELS)} (or warn for warning)")
     if log_format.lower() not in LOG_FORMATS:
         errors.append(f"--log.format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
     return errors
@@ -107,30 +115,37 @@ def _check_flags(listen_address: str, telemetry_path: str, log_level: str, log_f
 
 def _accounts_from_env(env: Mapping[str, str], errors: list[str]) -> list[AccountConfig]:
     """The quick start: one account from the ``BYBIT_*`` variables of the table, each read as its row says."""
-    problem = _quick_start_credentials_problem(env)
-    if problem:
-        errors.append(problem)
-        return []
     raw: dict[str, Any] = {"name": QUICK_START_ACCOUNT_NAME}
     for setting in SETTINGS:
         if setting.env and env.get(setting.env):
             raw[setting.name] = setting.read_env(env[setting.env], setting.env, reporter(setting.env, errors))
-    account = account_config(raw, _env_path, env, errors)
+    account = account_config(raw, _env_path, env, errors, credentials=_quick_start_credentials).config
     return [account] if account else []
 
 
-def _quick_start_credentials_problem(env: Mapping[str, str]) -> str | None:
-    """A missing key or secret in the quick start: say which variables to set, or where else to start."""
-    if not env.get("BYBIT_API_KEY"):
-        return (
+def _quick_start_credentials(checked: Checked, env: Mapping[str, str]) -> tuple[str | None, Secret | None]:
+    """The key and the secret from their variables; what is missing or doubled is said in the
+    variables' names, beside every other problem of the quick start."""
+    key_set = bool(env.get("BYBIT_API_KEY"))
+    secret_set, file_set = bool(env.get("BYBIT_API_SECRET")), bool(env.get("BYBIT_API_SECRET_FILE"))
+    api_key = resolve_api_key(checked, env) if key_set else None
+    if not key_set:  # the first thing a newcomer sees: every way to start, the secret included
+        checked.errors.append(
             "BYBIT_API_KEY: not set; set BYBIT_API_KEY and BYBIT_API_SECRET (or BYBIT_API_SECRET_FILE), "
             "or pass --config.file for a YAML file with accounts (or --demo to try the exporter without credentials)"
         )
-    if env.get("BYBIT_API_SECRET") and env.get("BYBIT_API_SECRET_FILE"):
-        return "BYBIT_API_SECRET_FILE: set either BYBIT_API_SECRET or BYBIT_API_SECRET_FILE, not both"
-    if not env.get("BYBIT_API_SECRET") and not env.get("BYBIT_API_SECRET_FILE"):
-        return "BYBIT_API_SECRET: not set; set BYBIT_API_SECRET or BYBIT_API_SECRET_FILE (a file holding the secret)"
-    return None
+    if secret_set and file_set:
+        checked.errors.append(
+            "BYBIT_API_SECRET_FILE: set either BYBIT_API_SECRET or BYBIT_API_SECRET_FILE, not both; unset one"
+        )
+        return api_key, None
+    if not secret_set and not file_set:
+        if key_set:
+            checked.errors.append(
+                "BYBIT_API_SECRET: not set; set BYBIT_API_SECRET or BYBIT_API_SECRET_FILE (a file holding the secret)"
+            )
+        return api_key, None
+    return api_key, resolve_api_secret(checked, env)
 
 
 def _env_path(name: str) -> str:
@@ -168,31 +183,38 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
         return []
     accounts: list[AccountConfig] = []
     seen: dict[str, int] = {}
-    writers: dict[tuple[str, str], tuple[int, str]] = {}  # (api key, REST host) -> the account using it
+    writers: dict[tuple[str, str], tuple[int, str | None]] = {}  # (api key, REST host) -> the account using it
     for i, raw in enumerate(raw_accounts):
         where = f"accounts[{i}]"
         if not isinstance(raw, dict):
             errors.append(f"{where}: must be a mapping of settings")
             continue
+        # The checks across accounts run on what each account's own checks could read, problems
+        # or not, so a name used twice is reported with the rest, not after they are fixed.
         account = account_config(raw, _yaml_paths(where), env, errors)
-        if account is None:
-            continue
-        if account.name in seen:
-            errors.append(
-                f"{where}.name: {account.name!r} is already used by accounts[{seen[account.name]}]; names must be unique"
-            )
-            continue
-        seen[account.name] = i
-        first = writers.setdefault((account.api_key, account.rest_url), (i, account.name))
-        if first[0] != i:
-            errors.append(
-                f"{where}.api_key: {account.name!r} uses the API key {mask_key(account.api_key)} of accounts[{first[0]}] "
-                f"({first[1]!r}) on the same environment: that is one Bybit account, and two writers would flip its "
-                "DCP window back and forth; watch it once"
-            )
-            continue
-        accounts.append(account)
+        if account.name is not None:
+            if account.name in seen:
+                errors.append(
+                    f"{where}.name: {account.name!r} is already used by accounts[{seen[account.name]}]; "
+                    "names must be unique (each labels its account's metrics)"
+                )
+            else:
+                seen[account.name] = i
+        if account.api_key is not None and account.rest_url is not None:
+            first = writers.setdefault((account.api_key, account.rest_url), (i, account.name))
+            if first[0] != i:
+                errors.append(
+                    f"{where}.api_key: {_named(account.name)} uses the API key {mask_key(account.api_key)} of "
+                    f"accounts[{first[0]}] ({_named(first[1])}) on the same environment: that is one Bybit account, "
+                    "and two writers would flip its DCP window back and forth; watch it once"
+                )
+        if account.config is not None:
+            accounts.append(account.config)
     return accounts
+
+
+def _named(name: str | None) -> str:
+    return repr(name) if name is not None else "an account without a valid name"
 
 
 def _yaml_paths(where: str) -> Callable[[str], str]:

@@ -10,6 +10,8 @@ from ..secrets import MASK, Secret
 
 MODES = ("observer", "guardian")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Other words for a level: the Prometheus exporters written in Go take --log.level=warn.
+LOG_LEVEL_ALIASES = {"warn": "warning"}
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_PING_INTERVAL = 20.0  # Bybit recommends a ping every 20 s
 DEFAULT_PONG_TIMEOUT = 10.0

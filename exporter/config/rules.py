@@ -38,6 +38,15 @@ class Checked:
     def failed(self, name: str) -> bool:
         return name in self.given and self.values[name] is None
 
+    def field(self, name: str) -> str:
+        """The setting as the source spells it: ``ws_url`` in a YAML account, ``BYBIT_WS_URL`` in the quick start."""
+        return self.path(name).rpartition(".")[2]
+
+    def setting_text(self, name: str, value: str) -> str:
+        """How to write the setting in the source: ``environment: testnet`` or ``BYBIT_ENV=testnet``."""
+        field = self.field(name)
+        return f"{field}={value}" if field != name else f"{field}: {value}"
+
 
 def resolve_api_key(checked: Checked, env: Mapping[str, str]) -> str | None:
     """Exactly one of api_key and api_key_env (the name of a variable holding the key)."""
@@ -117,20 +126,39 @@ def _secret_from_file(checked: Checked, reference: str, file_path: str) -> Secre
 
 
 def resolve_endpoints(checked: Checked) -> tuple[str, str, str] | None:
-    """(environment, rest_url, ws_url): Bybit's URLs for the environment unless overridden; without an
-    environment, both URLs make a custom endpoint."""
-    urls_given = [name for name in ("rest_url", "ws_url") if name in checked.given]
-    if "environment" not in checked.given and len(urls_given) == 1:
-        missing = "ws_url" if urls_given == ["rest_url"] else "rest_url"
-        checked.report(missing, "set both rest_url and ws_url (or an environment) for a custom endpoint")
-        return None
+    """(environment, rest_url, ws_url): Bybit's URLs for the environment (mainnet unless set), either
+    of which rest_url or ws_url replaces on its own (a regional REST host beside Bybit's global
+    stream, a proxy in front of one of them); both URLs without an environment make a custom endpoint.
+
+    One URL on its own sends the credentials only to Bybit and to the host it names, so it is not
+    refused. What is refused is a URL that is another Bybit environment's beside this environment's
+    other URL: the key of one environment would be sent to the other's host, which refuses it.
+    """
     if any(checked.failed(name) for name in ("environment", "rest_url", "ws_url")):
         return None
     values = checked.values
-    if "environment" not in checked.given and urls_given:
+    urls_given = [name for name in ("rest_url", "ws_url") if name in checked.given]
+    if "environment" not in checked.given and len(urls_given) == 2:
         return CUSTOM_ENVIRONMENT, values["rest_url"], values["ws_url"]
-    default_rest, default_ws = ENVIRONMENTS[values["environment"]]
-    return values["environment"], values["rest_url"] or default_rest, values["ws_url"] or default_ws
+    environment = values["environment"]
+    default_rest, default_ws = ENVIRONMENTS[environment]
+    if len(urls_given) == 1:
+        (name,) = urls_given
+        other = next((env for env, urls in ENVIRONMENTS.items() if _same_url(values[name], urls)), None)
+        if other is not None and other != environment:
+            other_url = checked.field("ws_url" if name == "rest_url" else "rest_url")
+            checked.report(
+                name,
+                f"is {other}'s URL while {other_url} stays {environment}'s: the API key of one environment "
+                f"would be sent to the other's host, which refuses it; set {checked.setting_text('environment', other)} "
+                f"(or give {other_url} too)",
+            )
+            return None
+    return environment, values["rest_url"] or default_rest, values["ws_url"] or default_ws
+
+
+def _same_url(url: str, environment_urls: tuple[str, str]) -> bool:
+    return url.rstrip("/").lower() in (u.lower() for u in environment_urls)
 
 
 def guardian_products_match_mode(checked: Checked) -> None:

@@ -1,5 +1,5 @@
 """alerts/alertmanager.yml: checked by amtool, its routes and inhibitions proven on a real
-Alertmanager, and every DCP trigger paging, proven end to end.
+Alertmanager, and every DCP trigger paging and every re-assertion reaching the chat, proven end to end.
 
 On 127.0.0.1 only: Debian's `prometheus-alertmanager` and `amtool`, Debian's `prometheus`
 with the mixin's rules (every non-zero `for` 3 s; tests/support/alert_stack.py),
@@ -15,6 +15,7 @@ import sys
 
 import aiohttp
 import pytest
+import yaml
 from alert_stack import (
     AM_CONFIG,
     JOB,
@@ -187,6 +188,67 @@ async def test_two_dcp_triggers_in_a_row_are_two_pages(tmp_path, session):
                 active = [a for a in await resp.json() if a["labels"]["alertname"] == "BybitDcpTriggered"]
             assert len(active) == 2
             print(f"trigger -> page: {took_first:.1f} s, then {took_second:.1f} s")
+        finally:
+            for proc in (prom, exporter, am):
+                stop_process(proc)
+
+
+# ------------------------------------------------------------------ every re-assertion notifies
+
+
+async def test_two_reassertions_seconds_apart_are_two_notifications(tmp_path, session):
+    """Someone sets the SPOT window to 30 s, the exporter (enforce) puts back 10 s; someone does it
+    again a few seconds later, well inside the 15 minutes the first alert is shown. Two
+    notifications reach the chat, one per re-assertion (label reassertion), not one alert still firing."""
+    async with Simulator(time_scale=0.1) as sim, Receiver() as receiver:
+        sim.add_account(KEY, SECRET, name="desk")
+        am, am_url = start_alertmanager(tmp_path, alertmanager_config(tmp_path, receiver))
+        port = free_port()
+        config = tmp_path / "config.yml"
+        account = {
+            "name": "desk",
+            "api_key": KEY,
+            "api_secret_env": "DESK_SECRET",
+            "rest_url": sim.rest_url,
+            "ws_url": sim.ws_url,
+            "poll_interval": 1,
+            "desired_windows": {"SPOT": 10},
+            "reassert": "enforce",
+            "settle_seconds": 1,
+            "allow_short_settle": True,
+        }
+        config.write_text(yaml.safe_dump({"accounts": [account]}))
+        exporter = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from exporter.cli import main; sys.exit(main())"]
+            + ["--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"],
+            env=exporter_env(DESK_SECRET=SECRET),
+            stdout=open(tmp_path / "exporter.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        rules = write_rules(tmp_path, short_for("3s"))
+        prom, prom_url = start_prometheus(tmp_path, rules, targets=[f"127.0.0.1:{port}"], alertmanager=am_url)
+        try:
+            await eventually(lambda: am_ready(session, am_url, am), timeout=20, what="alertmanager")
+
+            def reassertions() -> set[str]:
+                assert exporter.poll() is None, (tmp_path / "exporter.log").read_text()[-2000:]
+                return {a["labels"].get("reassertion", "") for _, a in receiver.alerts("BybitDcpWindowReasserted")}
+
+            async def change_the_window_behind_the_desk() -> None:
+                await eventually(lambda: sim.account(KEY).dcp.get("SPOT") == 10, timeout=30, what="SPOT at 10 s")
+                sim.set_dcp(KEY, "SPOT", 30)
+                await eventually(lambda: sim.account(KEY).dcp.get("SPOT") == 10, timeout=30, what="put back")
+
+            await change_the_window_behind_the_desk()
+            await eventually(lambda: len(reassertions()) == 1, timeout=60, interval=0.2, what="the first notification")
+            await change_the_window_behind_the_desk()
+            await eventually(lambda: len(reassertions()) == 2, timeout=60, interval=0.2, what="the second notification")
+            notified = receiver.alerts("BybitDcpWindowReasserted")
+            assert {r for r, _ in notified} == {"chat"}
+            for _, alert in notified:
+                labels = alert["labels"]
+                assert labels["account"] == "desk" and labels["product"] == "SPOT" and labels["severity"] == "info"
+                assert "<no value>" not in alert["annotations"]["description"]
         finally:
             for proc in (prom, exporter, am):
                 stop_process(proc)

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(900)
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} not found: install Debian's buildah, podman and mmdebstrap (see .ci/run)")
+        pytest.fail(f"{name} not found: scripts/test installs it (or says how)")
     return path
 
 

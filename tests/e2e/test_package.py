@@ -7,6 +7,7 @@ import sys
 import tarfile
 import venv
 import zipfile
+from pathlib import Path
 
 import pytest
 from helpers import ROOT, exporter_env, free_port, stop_process, wait_for_url
@@ -26,10 +27,24 @@ def run(*command: str, **kw) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory):
+def build(tmp_path_factory) -> tuple[Path, str]:
+    """The folder `python -m build` wrote to, and everything it printed."""
     out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--outdir", str(out), str(ROOT))
-    return out
+    result = run(sys.executable, "-m", "build", "--outdir", str(out), str(ROOT))
+    return out, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def dist(build) -> Path:
+    return build[0]
+
+
+def test_build_prints_no_deprecation_warning(build):
+    """pyproject.toml in today's form (an SPDX license expression, license-files): setuptools warns
+    about nothing it will stop accepting, so a newcomer's first build reads clean."""
+    output = build[1]
+    assert "SetuptoolsDeprecationWarning" not in output
+    assert not [line for line in output.splitlines() if "deprecat" in line.lower()], output[-4000:]
 
 
 def test_build_gives_a_wheel_and_an_sdist_with_the_license(dist):
@@ -42,6 +57,10 @@ def test_build_gives_a_wheel_and_an_sdist_with_the_license(dist):
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
     with tarfile.open(sdist) as tar:
         assert any(n.endswith("/LICENSE") for n in tar.getnames())
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    with zipfile.ZipFile(wheel) as whl:
+        fields = whl.read(metadata).decode().splitlines()
+    assert "License-Expression: Apache-2.0" in fields and "License-File: LICENSE" in fields
 
 
 def test_the_wheel_in_a_fresh_venv_runs_the_demo_and_the_simulator(dist, tmp_path):

@@ -47,7 +47,7 @@ CHROMIUM_FLAGS = (
 def chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.fail("chromium not found: install Debian's chromium (apt-get install chromium; see .ci/run)")
+        pytest.fail("chromium not found: scripts/test installs it (or says how)")
     return path
 
 

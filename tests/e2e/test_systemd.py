@@ -3,7 +3,7 @@ at most 2.0 on `systemd-analyze security` (0 = locked down, 10 = none), and the 
 configuration's secrets are exactly the unit's LoadCredential= entries.
 
 Both analyses read the unit file offline; systemd need not be running. systemd-analyze comes
-with Debian's systemd package (.ci/run installs it): the test fails, never skips, without it.
+with Debian's systemd package (scripts/test installs it): the test fails, never skips, without it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ CREDENTIALS_DIRECTORY = "/run/credentials/bybit-dcp-exporter.service"
 def analyze(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("systemd-analyze")
     if tool is None:
-        pytest.fail("systemd-analyze not found: install Debian's systemd package (see .ci/run)")
+        pytest.fail("systemd-analyze not found: scripts/test installs it (or says how)")
     return subprocess.run([tool, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
 
 

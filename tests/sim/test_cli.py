@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import subprocess
 import sys
 
 import pytest
-from helpers import exporter_env, free_port, parse_metrics, wait_for_url
+from helpers import ROOT, exporter_env, free_port, parse_metrics, wait_for_url
 
 from exporter import __version__
+from exporter.cli import SUBCOMMANDS
 
 SECRET = "cli-secret-value-123456"
 
@@ -70,6 +72,27 @@ def test_bad_flag_exits_2():
     assert result.returncode == 2 and "--log.format" in result.stderr
     result = run_cli("--no-such-flag")
     assert result.returncode == 2
+
+
+def test_log_level_warn_is_accepted():
+    env = {"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET": SECRET}
+    result = run_cli("--check-config", "--log.level", "warn", env=env)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in run_cli("--help").stdout.splitlines() if "debug, info" in line]
+    assert "warn" in line
+
+
+def test_help_lists_every_subcommand_with_a_line():
+    """Every first argument `main` dispatches on has its line under --help, and runs."""
+    source = (ROOT / "exporter" / "cli.py").read_text()
+    assert not re.search(r"argv\[0\] ==", source), "dispatch through SUBCOMMANDS, so --help lists it"
+    assert {"drill", "simulate"} <= set(SUBCOMMANDS)
+    help_text = run_cli("--help").stdout
+    for name in SUBCOMMANDS:
+        (line,) = [line for line in help_text.splitlines() if re.match(rf"  {name} +\S", line)]
+        assert len(line.split(maxsplit=1)[1]) > 20, line
+        result = run_cli(name, "--help")
+        assert result.returncode == 0 and f"usage: bybit-dcp-exporter {name}" in result.stdout
 
 
 def test_check_config_ok(tmp_path):

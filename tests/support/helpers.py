@@ -115,10 +115,10 @@ def wait_for_url(url: str, timeout: float, predicate=lambda body: True, process:
 
 
 def require_binary(name: str) -> str:
-    """The path of ``name`` on PATH (promtool, prometheus); fails the test, not skips it, when absent."""
+    """The path of ``name`` on PATH (promtool, prometheus, amtool ...); fails the test, not skips it, when absent."""
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} not found on PATH: install Debian's prometheus package (apt-get install prometheus)")
+        pytest.fail(f"{name} not found on PATH: scripts/test installs it (or says how)")
     return path
 
 

@@ -119,6 +119,14 @@ def test_triggered_alert_fires_at_once_and_stays_visible():
     assert "bybit_dcp_trigger_info" in alert["expr"]  # one alert per trigger, not per product
 
 
+def test_each_reassertion_is_an_alert_of_its_own():
+    """As each trigger is: the re-assertion's time is a label, so a second one soon after the
+    first is a new alert that Alertmanager notifies, not the same alert still firing."""
+    (alert,) = [a for a in ALERTS if a["alert"] == "BybitDcpWindowReasserted"]
+    assert alert["expr"].startswith('count_values without () ("reassertion",')
+    assert "{{ $labels.reassertion" in alert["annotations"]["description"]
+
+
 def test_recording_rule_names_follow_convention():
     for rule in RECORDS:
         # level:metric[:operations] (Prometheus naming practice for recording rules).

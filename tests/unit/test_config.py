@@ -232,11 +232,126 @@ def test_observer_with_guardian_products_is_an_error(tmp_path):
     assert "accounts[0].guardian_products: only used in guardian mode" in errors_of(exc)[0]
 
 
-def test_custom_endpoint_needs_both_urls(tmp_path):
-    path = write(tmp_path, "accounts:\n  - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'http://x:1'}\n")
+def test_one_url_overrides_that_url_of_the_environment(tmp_path):
+    """rest_url or ws_url alone replaces that URL of the environment (mainnet unless set); the other
+    stays Bybit's, e.g. a regional REST host beside the global stream."""
+    path = write(
+        tmp_path,
+        """
+        accounts:
+          - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'https://api.bybit.nl/'}
+          - {name: b, api_key: K7654321, api_secret_env: S, ws_url: 'wss://proxy.desk:8443/v5/private'}
+          - {name: c, api_key: K2345678, api_secret_env: S, environment: testnet, ws_url: 'wss://proxy.desk/v5'}
+        """,
+    )
+    a, b, c = load_config(path, env={"S": "x" * 10}).accounts
+    assert (a.environment, a.rest_url, a.ws_url) == ("mainnet", "https://api.bybit.nl", ENVIRONMENTS["mainnet"][1])
+    assert (b.environment, b.rest_url, b.ws_url) == (
+        "mainnet",
+        ENVIRONMENTS["mainnet"][0],
+        "wss://proxy.desk:8443/v5/private",
+    )
+    assert (c.environment, c.rest_url, c.ws_url) == ("testnet", ENVIRONMENTS["testnet"][0], "wss://proxy.desk/v5")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BYBIT_REST_URL", "https://api.bybit.nl", ("https://api.bybit.nl", ENVIRONMENTS["mainnet"][1])),
+        (
+            "BYBIT_WS_URL",
+            "ws://127.0.0.1:9000/v5/private",
+            (ENVIRONMENTS["mainnet"][0], "ws://127.0.0.1:9000/v5/private"),
+        ),
+    ],
+)
+def test_env_one_url_overrides_that_url_of_mainnet(variable, value, expected):
+    config = load_config(env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET, variable: value})
+    (account,) = config.accounts
+    assert account.environment == "mainnet" and (account.rest_url, account.ws_url) == expected
+
+
+def test_one_url_of_another_bybit_environment_is_refused_naming_the_key(tmp_path):
+    """testnet's REST host beside mainnet's stream would send one environment's key to the other's
+    host, which refuses it: refused, with the environment to set; other problems come with it."""
+    path = write(
+        tmp_path,
+        "accounts:\n  - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'https://api-testnet.bybit.com',"
+        " ping_interval: -1}\n",
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(path, env={"S": "x" * 10})
-    assert errors_of(exc)[0].startswith("accounts[0].ws_url:")
+    errors = errors_of(exc)
+    (problem,) = [e for e in errors if e.startswith("accounts[0].rest_url:")]
+    assert "testnet's URL while ws_url stays mainnet's" in problem and "API key" in problem
+    assert "set environment: testnet" in problem
+    assert any(e.startswith("accounts[0].ping_interval:") for e in errors)
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET, "BYBIT_WS_URL": ENVIRONMENTS["demo"][1]})
+    (problem,) = errors_of(exc)
+    assert problem.startswith("BYBIT_WS_URL: is demo's URL while BYBIT_REST_URL stays mainnet's")
+    assert "set BYBIT_ENV=demo" in problem
+
+
+def test_a_name_used_twice_is_reported_with_the_accounts_other_problems(tmp_path):
+    """The checks across accounts run even on accounts with problems of their own: one run names
+    the doubled name, the doubled key and each account's own problems."""
+    path = write(
+        tmp_path,
+        """
+        accounts:
+          - {name: desk, api_key: KEY1234567, api_secret_env: S, ping_interval: -1}
+          - {name: desk, api_key: KEY1234567, api_secret_env: S, desired_windows: {SPOT: 2}}
+          - {name: other, api_key: KEY1234567, api_secret_env: S, mode: sentinel}
+        """,
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={"S": SECRET})
+    text = "\n".join(errors_of(exc))
+    for expected in (
+        "accounts[0].ping_interval: -1 must be more than 0",
+        "accounts[1].name: 'desk' is already used by accounts[0]",
+        "accounts[1].desired_windows.SPOT: 2 must be a whole number",
+        "accounts[1].api_key: 'desk' uses the API key",
+        "accounts[2].mode: 'sentinel'",
+        "accounts[2].api_key: 'other' uses the API key KEY***67 of accounts[0] ('desk')",
+    ):
+        assert expected in text, f"missing: {expected}\n{text}"
+    assert SECRET not in text
+
+
+def test_env_both_secrets_reported_with_the_other_problems(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET)
+    env = {
+        "BYBIT_API_KEY": "k" * 8,
+        "BYBIT_API_SECRET": SECRET,
+        "BYBIT_API_SECRET_FILE": str(secret_file),
+        "BYBIT_ENV": "moon",
+        "BYBIT_DESIRED_WINDOWS": "SPOT=2",
+        "BYBIT_PING_INTERVAL": "soon",
+    }
+    with pytest.raises(ConfigError) as exc:
+        load_config(env=env)
+    text = "\n".join(errors_of(exc))
+    for expected in (
+        "BYBIT_API_SECRET_FILE: set either BYBIT_API_SECRET or BYBIT_API_SECRET_FILE, not both",
+        "BYBIT_ENV: 'moon' is not one of",
+        "BYBIT_DESIRED_WINDOWS.SPOT: 2 must be a whole number",
+        "BYBIT_PING_INTERVAL: 'soon' is not a number of seconds",
+    ):
+        assert expected in text, f"missing: {expected}\n{text}"
+    assert SECRET not in text
+
+
+def test_env_missing_key_reported_with_the_other_problems():
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={"BYBIT_API_SECRET": SECRET, "BYBIT_MODE": "sentinel"})
+    errors = errors_of(exc)
+    assert [e.split(":")[0] for e in errors] == ["BYBIT_MODE", "BYBIT_API_KEY"], errors
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET_FILE": "/nonexistent/secret", "BYBIT_ENV": "x"})
+    assert sorted(e.split(":")[0] for e in errors_of(exc)) == ["BYBIT_API_SECRET_FILE", "BYBIT_ENV"]
 
 
 def test_unreadable_and_malformed_files(tmp_path):
@@ -264,6 +379,13 @@ def test_flags_validated():
         )
     prefixes = sorted(e.split(":")[0] for e in errors_of(exc))
     assert prefixes == ["--log.format", "--log.level", "--web.listen-address", "--web.telemetry-path"]
+
+
+@pytest.mark.parametrize("written", ["warn", "WARN", "warning"])
+def test_log_level_warn_is_warning(written):
+    """The Prometheus exporters written in Go take --log.level=warn; so does this one."""
+    config = load_config(env={"BYBIT_API_KEY": "k" * 8, "BYBIT_API_SECRET": SECRET}, log_level=written)
+    assert config.log_level == "warning"
 
 
 def test_parse_listen_address():
