@@ -341,6 +341,13 @@ class Metrics:
             by_account,
             registry=reg,
         )
+        self.guardian_liveness_errors = LabelledCounter(
+            "bybit_dcp_guardian_liveness_errors",
+            "Liveness answers that told nothing (they never arm), and signs dated in the future (reason=future_time, "
+            "counted as now), by reason.",
+            ["account", "reason"],
+            registry=reg,
+        )
         self.guardian_liveness_age = PingGapCollector(
             clock,
             name="bybit_dcp_guardian_liveness_age_seconds",
