@@ -123,11 +123,16 @@ def secured(source: WebConfigSource) -> Callable[[web.Request, Handler], Awaitab
         auth = source.auth
         if auth.enabled:
             user, password = _credentials(request.headers.get("Authorization", ""))
-            if user is None or not await asyncio.to_thread(auth.check, user, password):
-                response: web.StreamResponse = web.Response(
-                    status=401,
-                    text="Unauthorized\n",
-                    headers={"WWW-Authenticate": 'Basic realm="bybit-dcp-exporter", charset="UTF-8"'},
+            ok = False if user is None else await auth.verify(user, password)
+            if not ok:
+                response: web.StreamResponse = (
+                    web.Response(
+                        status=401,
+                        text="Unauthorized\n",
+                        headers={"WWW-Authenticate": 'Basic realm="bybit-dcp-exporter", charset="UTF-8"'},
+                    )
+                    if ok is False
+                    else web.Response(status=503, text="busy checking passwords; retry\n", headers={"Retry-After": "1"})
                 )
                 response.headers.update(config.headers)
                 return response
