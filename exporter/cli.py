@@ -32,7 +32,7 @@ from .drill.command import main as drill_main
 from .logs import setup_logging
 from .metrics import Metrics
 from .monitor.fleet import Fleet
-from .monitor.guardian import add_liveness_route
+from .monitor.guardian import LIVENESS_ROUTE, add_liveness_route
 from .shard import ONE_SHARD, Shard, resolve_index, select
 from .status.model import DEFAULT_RUNBOOK_URL, Links
 from .status.service import StatusService, sample_interval
@@ -232,6 +232,7 @@ async def run_exporter(
         web_config=web_config,
         middlewares=[guard.middleware],
         status=StatusService(metrics, clock=clock, interval=sample_interval(len(config.accounts)), links=links),
+        bearer_routes=(LIVENESS_ROUTE,),
     )
     add_liveness_route(app, fleet.guardian)
     try:

@@ -20,11 +20,13 @@ from helpers import eventually, free_port, stop_process
 from exporter.config import AccountConfig, Config, GuardianLiveness
 from exporter.metrics import Metrics
 from exporter.monitor.fleet import Fleet
-from exporter.monitor.guardian import WATCHER_RESTART_DELAY, Guardian, add_liveness_route
+from exporter.monitor.guardian import LIVENESS_ROUTE, WATCHER_RESTART_DELAY, Guardian, add_liveness_route
 from exporter.monitor.liveness import Alive, NotAlive, Switch, Unknown, file_verdict, prometheus_verdict
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web import make_app
+from exporter.webconfig import WebConfigSource
+from exporter.webguard import ConnectionGuard
 
 KEY, SECRET, TOKEN = "guard-key-0001", "guard-secret-0001", "bot-token-0001"
 TIMEOUT = 1.0
@@ -56,8 +58,9 @@ def test_a_stale_sign_never_arms():
 
 
 @asynccontextmanager
-async def guarding(liveness: GuardianLiveness):
-    """The simulator, a fleet with one guardian-liveness account, and the liveness route on loopback."""
+async def guarding(liveness: GuardianLiveness, web_config: WebConfigSource | None = None):
+    """The simulator, a fleet with one guardian-liveness account, and the liveness route on loopback
+    (behind the connection guard and ``web_config``, as the exporter serves it, when one is given)."""
     async with Simulator(time_scale=0.1) as sim:
         sim.add_account(KEY, SECRET)
         account = AccountConfig(
@@ -76,15 +79,26 @@ async def guarding(liveness: GuardianLiveness):
         )
         metrics = Metrics()
         fleet = Fleet(Config(accounts=[account]), metrics)
-        app = make_app(metrics, fleet)
-        add_liveness_route(app, fleet.guardian)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        if web_config is None:
+            app = make_app(metrics, fleet)
+            add_liveness_route(app, fleet.guardian)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            scheme = "http"
+        else:
+            guard = ConnectionGuard(config=web_config)
+            app = make_app(
+                metrics, fleet, web_config=web_config, middlewares=[guard.middleware], bearer_routes=(LIVENESS_ROUTE,)
+            )
+            add_liveness_route(app, fleet.guardian)
+            runner, server = await guard.listen(app, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            scheme = "https" if web_config.current().tls else "http"
         await fleet.start()
         try:
-            yield sim, fleet, metrics, f"http://127.0.0.1:{port}/api/v1/accounts/bot/liveness"
+            yield sim, fleet, metrics, f"{scheme}://127.0.0.1:{port}/api/v1/accounts/bot/liveness"
         finally:
             await fleet.stop()
             await runner.cleanup()
@@ -447,3 +461,38 @@ async def test_a_liveness_file_touched_an_hour_ahead_holds_dcp_off_for_one_timeo
         await eventually(lambda: time.monotonic() - checked > TIMEOUT, what="a few more looks at the file")
         assert not dcp_connections(sim) and transitions(metrics, "released") == released  # not re-armed
         assert liveness_errors(metrics, "future_time") == 1
+
+
+# ------------------------------------------------------------------ http liveness behind TLS and basic auth
+
+
+async def test_http_liveness_works_behind_a_tls_and_basic_auth_web_config(tmp_path, session):
+    """One request has one Authorization header: the liveness route takes the bot's bearer token
+    alone, every other path still needs the basic-auth password, and TLS covers both."""
+    import base64
+    import ssl
+
+    from tls_material import bcrypt_hash, make_pki
+
+    pki = make_pki(tmp_path)
+    web_yml = tmp_path / "web.yml"
+    web_yml.write_text(
+        f"tls_server_config: {{cert_file: {pki.server_cert.name}, key_file: {pki.server_key.name}}}\n"
+        f"basic_auth_users: {{prometheus: '{bcrypt_hash('scrape-pass')}'}}\n"
+    )
+    tls = ssl.create_default_context(cafile=str(pki.ca))
+    scrape = "Basic " + base64.b64encode(b"prometheus:scrape-pass").decode()
+    liveness = GuardianLiveness("http", TIMEOUT, token=Secret(TOKEN))
+    async with guarding(liveness, WebConfigSource(str(web_yml))) as (sim, _, metrics, url):
+        assert url.startswith("https://")
+        metrics_url = url.replace("/api/v1/accounts/bot/liveness", "/metrics")
+        async with session.get(metrics_url, ssl=tls) as resp:
+            assert resp.status == 401  # basic auth still guards the rest
+        async with session.get(metrics_url, ssl=tls, headers={"Authorization": scrape}) as resp:
+            assert resp.status == 200
+        async with session.post(url, ssl=tls, headers={"Authorization": scrape}) as resp:
+            assert resp.status == 401  # the scraper's password is no bot token
+        async with session.post(url, ssl=tls, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status == 204
+        await eventually(lambda: dcp_connections(sim), what="the guardian to arm on a sign sent over TLS")
+        assert value(metrics, "bybit_dcp_guardian_liveness_rejected_total", account="bot") == 1

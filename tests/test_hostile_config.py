@@ -69,3 +69,16 @@ def test_the_simulators_yaml_error_shows_where_not_what(tmp_path):
         load_accounts(str(path))
     text = str(exc.value)
     assert "line" in text and SECRET[:8] not in text and KEY not in text
+
+
+@pytest.mark.parametrize("token", ["two words", "line\r\nX-Injected: 1", "caf\u00e9-token"])
+def test_a_liveness_token_no_header_can_carry_is_refused_without_repeating_it(tmp_path, token):
+    account = acct(
+        "bot",
+        mode="guardian",
+        guardian_products=["DERIVATIVES"],
+        guardian_liveness={"http": {"token_env": "BOT_TOKEN"}, "timeout": 30},
+    )
+    text = errors_of(write(tmp_path, [account]), {"S": SECRET, "BOT_TOKEN": token})
+    assert "accounts[0].guardian_liveness" in text and "Authorization: Bearer" in text
+    assert token not in text

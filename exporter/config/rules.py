@@ -194,7 +194,19 @@ def liveness_needs_guardian_and_its_token(checked: Checked, env: Mapping[str, st
         if not token:
             checked.report("guardian_liveness", f"http.token_file: {liveness.token_file!r} is empty")
             return None
+    if not sendable_bearer_token(token):
+        checked.report(
+            "guardian_liveness",
+            "http: the token must be printable ASCII without spaces (it travels in an "
+            "'Authorization: Bearer' header, which cannot carry anything else); the bot could never send it",
+        )
+        return None
     return dataclasses.replace(liveness, token=Secret(token))
+
+
+def sendable_bearer_token(token: str) -> bool:
+    """A token an HTTP header can carry as written: visible ASCII, no spaces or control characters."""
+    return all("!" <= ch <= "~" for ch in token)
 
 
 def drill_only_for_an_observer(checked: Checked, endpoints: tuple[str, str, str] | None) -> None:

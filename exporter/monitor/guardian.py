@@ -43,6 +43,7 @@ from .liveness import (
 log = logging.getLogger(__name__)
 
 LIVENESS_PATH = "/api/v1/accounts/{account}/liveness"
+LIVENESS_ROUTE = "guardian-liveness"  # the route's name: it checks its bearer token, never basic auth
 STATUS_EVERY = 1.0  # seconds: the armed gauge follows the guarded connection at least this often
 FILE_POLLS_PER_TIMEOUT = 4
 PROMETHEUS_POLL_MAX = 5.0
@@ -310,7 +311,11 @@ class Guardian:
 
 
 def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardian | None]) -> None:
-    """``POST /api/v1/accounts/<account>/liveness`` with ``Authorization: Bearer <token>``: 204, 401 or 404."""
+    """``POST /api/v1/accounts/<account>/liveness`` with ``Authorization: Bearer <token>``: 204, 401 or 404.
+
+    The bearer token is this route's only credential: give ``LIVENESS_ROUTE`` to
+    :func:`exporter.web.make_app`'s ``bearer_routes`` so a web config's basic auth leaves it alone.
+    """
 
     async def liveness(request: web.Request) -> web.Response:
         guardian = guardian_of(request.match_info["account"])
@@ -324,4 +329,4 @@ def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardi
         guardian.sign_of_life()
         return web.Response(status=204)
 
-    app.router.add_post(LIVENESS_PATH, liveness)
+    app.router.add_post(LIVENESS_PATH, liveness, name=LIVENESS_ROUTE)
