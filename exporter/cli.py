@@ -195,6 +195,7 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on the main thread
             pass
+    handle_sighup(loop, web_config)
 
     demo_env = None
     if demo:
@@ -207,6 +208,29 @@ async def serve(
     finally:
         if demo_env is not None:
             await demo_env.stop()
+
+
+def handle_sighup(loop: asyncio.AbstractEventLoop, web_config: WebConfigSource | None) -> None:
+    """SIGHUP never stops the exporter (its default would, with exit 129 and no clean close).
+
+    The web config is re-read on SIGHUP (it is also re-read by itself when its files change);
+    the accounts are not: they need a restart, and the log line says so.
+    """
+
+    def on_sighup() -> None:
+        log.info(
+            "SIGHUP: re-reading the web config; the accounts are read at start only (restart to change them)"
+            if web_config is not None
+            else "SIGHUP: nothing to reload (no web config); the accounts are read at start only",
+            extra={"signal": "SIGHUP"},
+        )
+        if web_config is not None:
+            web_config.reread()
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    except (NotImplementedError, RuntimeError, AttributeError):  # not on the main thread, or no SIGHUP
+        pass
 
 
 async def run_exporter(

@@ -293,9 +293,14 @@ class WebConfigSource:
         self.current()
         return self._auth
 
-    def _reload_if_changed(self) -> None:
+    def reread(self) -> None:
+        """Read the file now, changed or not (SIGHUP); a bad file is logged and the last good one stays."""
+        self._next_check = self._monotonic() + RELOAD_CHECK_INTERVAL
+        self._reload_if_changed(force=True)
+
+    def _reload_if_changed(self, *, force: bool = False) -> None:
         stamp = self._stamps(self._config.files)
-        if stamp == self._stamp:
+        if stamp == self._stamp and not force:
             return
         self._stamp = stamp
         try:

@@ -149,7 +149,8 @@ async def test_a_rejected_canary_is_reported_and_nothing_is_cut(sim, session):
     assert report.canary_order_id is None and sim.account(KEY).triggers == []
 
 
-async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
+async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path, sig):
     async with Simulator(time_scale=1.0) as sim:  # a 10 s window: the drill is waiting when interrupted
         sim.add_account(KEY, SECRET)
         env = exporter_env(BYBIT_API_KEY=KEY, BYBIT_API_SECRET=SECRET, BYBIT_REST_URL=sim.rest_url)
@@ -167,7 +168,7 @@ async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path):
         assert proc.stdout is not None
         while b"since the cut" not in await asyncio.wait_for(proc.stdout.readline(), 20):
             pass
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
         assert await proc.wait() == 130, out
         report = json.loads((tmp_path / "report.json").read_text())

@@ -4,7 +4,8 @@ Exit status: 0 when DCP cancelled the canary within window + tolerance and nothi
 1 for any other outcome (refused, not fired, late, filled, rejected, error); 2 for a bad
 command line or configuration, ``--report`` in a place that cannot be written included
 (checked before any order is placed); 3 when the drill passed but its report could not be
-written afterwards; 130 when interrupted (the canary is cancelled first).
+written afterwards; 130 when interrupted by SIGINT, SIGTERM or SIGHUP (the canary is
+cancelled first).
 
 The report is written atomically: a temporary file in the report's directory, then renamed
 over the report, so a reader never sees half a report and a failed write leaves the old one.
@@ -38,6 +39,8 @@ FAILED_STATUS = 1
 USAGE_STATUS = 2
 REPORT_NOT_WRITTEN_STATUS = 3
 INTERRUPTED_STATUS = 130
+# A closed terminal (SIGHUP) interrupts a drill as Ctrl-C does: the canary is cancelled first.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +196,7 @@ def _account(args: argparse.Namespace) -> AccountConfig:
 
 
 async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillReport) -> bool:
-    """Run the drill; SIGINT or SIGTERM cancels it (the canary is cancelled first). True if interrupted."""
+    """Run the drill; SIGINT, SIGTERM or SIGHUP cancels it (the canary is cancelled first). True if interrupted."""
     clock = SYSTEM_CLOCK
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
@@ -209,14 +212,14 @@ async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillR
         )
         link_id = CANARY_LINK_PREFIX + secrets.token_hex(8)
         task = asyncio.create_task(run_drill(account, settings, rest, clock, report, link_id=link_id, progress=_say))
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, task.cancel)
         try:
             await task
         except asyncio.CancelledError:
             return True
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
     return False
 
