@@ -162,11 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if args.check_config:
+        print_config_warnings(config)
         names = ", ".join(f"{a.name} ({a.environment}, {a.mode})" for a in config.accounts)
         print(f"{PROG}: configuration OK: {len(config.accounts)} account(s){shard.describe()}: {names}")
         return 0
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
+    log_config_warnings(config)
     keep_memory_small()  # before any worker thread starts (see exporter/allocator.py)
     lean_read_buffers()  # before any TLS connection (see exporter/bybit/tls.py)
     try:
@@ -176,6 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         return 0
+
+
+def print_config_warnings(config: Config) -> None:
+    """``--check-config``: what works but should not be so (a secret file others can read), on stderr."""
+    for warning in config.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+
+
+def log_config_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        log.warning("configuration warning", extra={"warning": warning})
 
 
 async def serve(

@@ -26,6 +26,8 @@ from typing import Any
 import bcrypt
 import yaml
 
+from .config.files import MAX_ECHO, FileProblem, YamlProblem, load_yaml, read_regular_file
+
 log = logging.getLogger(__name__)
 
 TOP_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users")
@@ -80,6 +82,7 @@ CIPHER_SUITES = {
     "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
     "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
 }
+WEB_CONFIG_LIMIT = 1024 * 1024  # bytes: a web config is a few lines and some bcrypt hashes
 RELOAD_CHECK_INTERVAL = 1.0  # seconds between looks at the files' modification times
 AUTH_CACHE_SIZE = 256  # verified (user, password) pairs kept, so bcrypt runs once per pair
 BCRYPT_WORKERS = 2  # threads for bcrypt, apart from the pool that renders /metrics
@@ -108,9 +111,15 @@ class WebConfig:
 def parse_web_config(path: str) -> WebConfig:
     """Read and check ``path``; raises :class:`WebConfigError` listing every problem."""
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
+        doc = load_yaml(read_regular_file(path, WEB_CONFIG_LIMIT)) or {}
     except OSError as exc:
         raise WebConfigError(f"{path}: cannot read the web config: {exc.strerror or exc}") from None
+    except FileProblem as exc:
+        raise WebConfigError(f"{path}: the web config {exc}") from None
+    except YamlProblem as exc:
+        raise WebConfigError(f"{path}: web config refused: {exc}") from None
+    except RecursionError:
+        raise WebConfigError(f"{path}: not readable YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -128,8 +137,12 @@ def parse_web_config(path: str) -> WebConfig:
     users = _users(doc, problems)
     context, sans, files = _tls(tls, base, problems) if tls else (None, (), ())
     if problems:
-        raise WebConfigError(f"{path}: invalid web config:\n  - " + "\n  - ".join(problems))
+        raise WebConfigError(f"{path}: invalid web config:\n  - " + "\n  - ".join(map(_shortened, problems)))
     return WebConfig(context, sans, headers, users, (path, *files))
+
+
+def _shortened(problem: str) -> str:
+    return problem if len(problem) <= MAX_ECHO + 200 else problem[: MAX_ECHO + 200] + "..."
 
 
 def _unknown(section: Mapping[str, Any], known: tuple[str, ...], prefix: str, problems: list[str]) -> None:

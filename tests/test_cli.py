@@ -286,3 +286,27 @@ async def test_sighup_rereads_the_web_config_and_never_stops_the_exporter(tmp_pa
         assert code == 0, err[-3000:]
         assert err.count("SIGHUP: re-reading the web config") == 1 and "web config reloaded" in err
         assert "shutting down" in err
+
+
+def test_check_config_warns_about_a_secret_file_others_can_read(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    secret.chmod(0o644)
+    env = {"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET_FILE": str(secret)}
+    result = run_cli("--check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "warning: BYBIT_API_SECRET_FILE: the secret file" in result.stderr and "every user" in result.stderr
+    secret.chmod(0o400)
+    result = run_cli("--check-config", env=env)
+    assert result.returncode == 0 and "warning" not in result.stderr
+
+
+def test_check_config_refuses_a_fifo_secret_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "secret"
+    os.mkfifo(fifo)
+    result = run_cli(
+        "--check-config", env={"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET_FILE": str(fifo)}, timeout=20
+    )
+    assert result.returncode == 2 and "BYBIT_API_SECRET_FILE" in result.stderr and "FIFO" in result.stderr
