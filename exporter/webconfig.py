@@ -15,6 +15,7 @@ import hmac
 import logging
 import os
 import ssl
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -252,6 +253,11 @@ def _tls(
         sans = []
     elif sans and context.verify_mode == ssl.CERT_NONE:
         problems.append("tls_server_config.client_allowed_sans: needs a client_auth_type that verifies certificates")
+    for key_name, name in (("cert_file", cert), ("key_file", key), ("client_ca_file", ca)):
+        kind = _not_a_regular_file(name)
+        if kind:
+            problems.append(f"tls_server_config.{key_name}: {name} is {kind}, not a regular file")
+            return None, (), ()
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
@@ -263,6 +269,19 @@ def _tls(
             problems.append(f"tls_server_config.client_ca_file: cannot load {ca}: {_reason(exc)}")
     files = tuple(p for p in (cert, key, ca) if p is not None)
     return context, tuple(sans), files
+
+
+def _not_a_regular_file(path: str | None) -> str | None:
+    """What ``path`` is when it exists and is no regular file (OpenSSL would block on a FIFO); else None."""
+    if path is None:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: OpenSSL's own error says so
+    if stat.S_ISREG(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
 
 
 def _reason(exc: OSError | ssl.SSLError) -> str:

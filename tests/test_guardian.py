@@ -496,3 +496,27 @@ async def test_http_liveness_works_behind_a_tls_and_basic_auth_web_config(tmp_pa
             assert resp.status == 204
         await eventually(lambda: dcp_connections(sim), what="the guardian to arm on a sign sent over TLS")
         assert value(metrics, "bybit_dcp_guardian_liveness_rejected_total", account="bot") == 1
+
+
+async def test_a_guarded_connection_that_ends_while_the_bot_lives_is_opened_again(guarded, session, caplog):
+    sim, fleet, metrics, url = guarded
+    stop = asyncio.Event()
+
+    async def bot() -> None:
+        while not stop.is_set():
+            async with session.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                assert resp.status == 204
+            await asyncio.sleep(0.2)
+
+    living = asyncio.create_task(bot())
+    try:
+        await eventually(lambda: dcp_connections(sim), what="armed")
+        guardian = fleet.guardian("bot")
+        first = guardian._held
+        first.cancel()  # the guarded connection's task ends, as a bug or a crash would end it
+        await eventually(lambda: guardian._held is not first and dcp_connections(sim), what="opened again")
+        assert transitions(metrics, "armed") == 1 and transitions(metrics, "released") == 0  # no let-go meanwhile
+        assert any(r.getMessage().startswith("guarded connection ended while the bot is alive") for r in caplog.records)
+    finally:
+        stop.set()
+        await living

@@ -184,6 +184,8 @@ def write_report(path: str, text: str) -> None:
 
 def _account(args: argparse.Namespace) -> AccountConfig:
     config = load_config(args.config_file)
+    for warning in config.warnings:  # e.g. a secret file others can read
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     accounts = config.accounts
     if args.account:
         accounts = [a for a in accounts if a.name == args.account]
