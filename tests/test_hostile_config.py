@@ -256,3 +256,20 @@ def test_a_url_with_cr_or_lf_is_refused_not_stripped(variable, url):
     with pytest.raises(ConfigError) as exc:
         load_config(None, env)
     assert variable in str(exc.value) and "control character" in str(exc.value)
+
+
+def test_an_excerpt_of_a_shared_structure_never_expands_it():
+    from exporter.config.files import MAX_ECHO, excerpt
+
+    bomb: list = ["lol"]
+    for _ in range(9):
+        bomb = [bomb] * 9  # 9**9 strings once expanded, nine lists in memory
+    text = excerpt(bomb)
+    assert text.startswith("[[[[[[[[[['lol'") and len(text) <= MAX_ECHO + 3
+
+
+def test_a_recursive_yaml_alias_is_refused(tmp_path):
+    path = tmp_path / "accounts.yml"
+    path.write_text("accounts: &a [*a]\n")
+    text = errors_of(path, {})
+    assert "recursive alias" in text

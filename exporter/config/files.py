@@ -135,6 +135,7 @@ def excerpt(value: Any, limit: int = MAX_ECHO) -> str:
 
 
 def _bounded_repr(value: Any, budget: int) -> str:
+    """The start of ``repr(value)``, about ``budget`` characters of it, shared references and all never expanded beyond."""
     out: list[str] = []
     used = 0
 
@@ -162,7 +163,7 @@ def _bounded_repr(value: Any, budget: int) -> str:
                 if (i and not emit(", ")) or not walk(v):
                     return False
             return emit(closing)
-        return emit(repr(item)[:budget])
+        return emit(repr(item[:budget] if isinstance(item, str) else item)[:budget])
 
     walk(value)
     return "".join(out)
