@@ -273,3 +273,28 @@ def test_a_recursive_yaml_alias_is_refused(tmp_path):
     path.write_text("accounts: &a [*a]\n")
     text = errors_of(path, {})
     assert "recursive alias" in text
+
+
+@pytest.mark.parametrize(
+    ("field", "spec"),
+    [
+        ("accounts[0].api_secret_file", {"api_secret_file": "/run/secrets/desk\x00a"}),
+        (
+            "accounts[0].guardian_liveness.file.path",
+            {"guardian_liveness": {"file": {"path": "/run/bot\n/alive"}, "timeout": 30}},
+        ),
+        (
+            "accounts[0].guardian_liveness.http.token_file",
+            {"guardian_liveness": {"http": {"token_file": "/run/t\x00"}, "timeout": 30}},
+        ),
+    ],
+)
+def test_a_path_with_a_control_character_is_refused_naming_the_field(tmp_path, field, spec):
+    """A NUL used to raise ValueError out of the loader (a traceback at start)."""
+    account = {"name": "a", "api_key": KEY, "api_secret_env": "S", **spec}
+    if "api_secret_file" in spec:
+        del account["api_secret_env"]
+    else:
+        account.update(mode="guardian", guardian_products=["DERIVATIVES"])
+    text = errors_of(write(tmp_path, [account]), {"S": SECRET})
+    assert field in text and "control character" in text, text

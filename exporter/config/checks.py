@@ -85,8 +85,19 @@ class VariableName:
 
 def check_file_path(value: Any, report: Report) -> str | None:
     if isinstance(value, str) and value:
+        problem = path_text_problem(value)
+        if problem:
+            report(problem)
+            return None
         return value
     report("must be a file path")
+    return None
+
+
+def path_text_problem(path: str) -> str | None:
+    """A path with a control character (a NUL from a YAML escape, a pasted newline) is a mistake, not a file."""
+    if any(ch < " " or ch == "\x7f" for ch in path):
+        return "contains a control character (such as NUL, CR or LF); give the file's path on one line"
     return None
 
 
@@ -253,6 +264,10 @@ def check_guardian_liveness(value: Any, report: Report) -> GuardianLiveness | No
     ):
         where(fields.usage)
         return None
+    for key in ("path", "token_file"):
+        if isinstance(spec.get(key), str) and path_text_problem(spec[key]):
+            where(str(path_text_problem(spec[key])), at=key)
+            return None
     if source == "http":
         refs = [k for k in ("token_env", "token_file") if k in spec]
         if len(refs) != 1 or not all(isinstance(spec[k], str) and spec[k] for k in refs):

@@ -261,9 +261,9 @@ class Guardian:
             except FileNotFoundError:
                 mtime_ns = None  # no file yet, or gone: no sign
                 verdict = file_verdict(None, previous, now)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a path the OS cannot take
                 mtime_ns = previous  # cannot look: nothing new
-                verdict = Unknown("unreadable", exc.strerror or type(exc).__name__)
+                verdict = Unknown("unreadable", getattr(exc, "strerror", None) or type(exc).__name__)
             else:
                 verdict = file_verdict(mtime_ns, previous, now)
             previous = mtime_ns
