@@ -440,7 +440,7 @@ def test_a_future_file_time_counts_as_now_once_and_is_suspect():
     assert first == Alive(now, suspect="future_time")
     assert isinstance(file_verdict(hour_ahead, hour_ahead, now + 10), NotAlive)  # the same stamp: no new sign
     assert isinstance(file_verdict(hour_ahead, hour_ahead, now + 3700), NotAlive)  # not even once the clock passes it
-    assert file_verdict(int((now + 0.5) * 1e9), None, now) == Alive(now)  # file-system rounding: not suspect
+    assert file_verdict(int((now + 0.5) * 1e9), None, now) == Alive(now)  # a coarse file-system timestamp: not suspect
     assert file_verdict(int((now - 5) * 1e9), None, now) == Alive(now - 5)
 
 

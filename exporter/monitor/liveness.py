@@ -72,7 +72,7 @@ LIVENESS_ERROR_REASONS = (
     "future_time",  # a sign dated after now (the bot's or the file system's clock is ahead): counted as now
     "exception",  # a watcher raised something unforeseen; logged with its traceback, and it goes on
 )
-FUTURE_TOLERANCE = 1.0  # seconds a timestamp may lead the clock (file systems round) before it is suspect
+FUTURE_TOLERANCE = 1.0  # seconds a timestamp may lead the clock (coarse file-system timestamps) before it is suspect
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ Verdict: TypeAlias = Alive | NotAlive | Unknown
 
 def bounded_by_now(at: float, now: float) -> Alive:
     """A sign's time is never after now: a sign from the future counts as now, marked suspect
-    when it leads by more than the file system's rounding."""
+    when it leads by more than a coarse file-system timestamp explains."""
     if at <= now:
         return Alive(at)
     return Alive(now, suspect="future_time" if at - now > FUTURE_TOLERANCE else None)
