@@ -43,7 +43,7 @@ from .version import version_text
 from .web.app import make_app
 from .web.config import WebConfigSource
 from .web.guard import ConnectionGuard
-from .web.liveness import add_liveness_route
+from .web.liveness import LIVENESS_ROUTE, add_liveness_route
 
 log = logging.getLogger("exporter")
 
@@ -197,11 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if args.check_config:
+        print_config_warnings(config)
         names = ", ".join(f"{a.name} ({a.environment}, {a.mode})" for a in config.accounts)
         print(f"{PROG}: configuration OK: {len(config.accounts)} account(s){shard.describe()}: {names}")
         return 0
 
     setup_logging(config.log_level, config.log_format, secrets=config.secrets(), api_keys=config.api_keys())
+    log_config_warnings(config)
     keep_memory_small()  # before any worker thread starts (see exporter/runtime/allocator.py)
     lean_read_buffers()  # before any TLS connection (see exporter/bybit/tls.py)
     try:
@@ -211,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         return 0
+
+
+def print_config_warnings(config: Config) -> None:
+    """``--check-config``: what works but should not be so (a secret file others can read), on stderr."""
+    for warning in config.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+
+
+def log_config_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        log.warning("configuration warning", extra={"warning": warning})
 
 
 async def serve(
@@ -230,6 +243,7 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on the main thread
             pass
+    handle_sighup(loop, web_config)
 
     demo_env = None
     if demo:
@@ -242,6 +256,29 @@ async def serve(
     finally:
         if demo_env is not None:
             await demo_env.stop()
+
+
+def handle_sighup(loop: asyncio.AbstractEventLoop, web_config: WebConfigSource | None) -> None:
+    """SIGHUP never stops the exporter (its default would, with exit 129 and no clean close).
+
+    The web config is re-read on SIGHUP (it is also re-read by itself when its files change);
+    the accounts are not: they need a restart, and the log line says so.
+    """
+
+    def on_sighup() -> None:
+        log.info(
+            "SIGHUP: re-reading the web config; the accounts are read at start only (restart to change them)"
+            if web_config is not None
+            else "SIGHUP: nothing to reload (no web config); the accounts are read at start only",
+            extra={"signal": "SIGHUP"},
+        )
+        if web_config is not None:
+            web_config.reread()
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    except (NotImplementedError, RuntimeError, AttributeError):  # not on the main thread, or no SIGHUP
+        pass
 
 
 async def run_exporter(
@@ -267,6 +304,7 @@ async def run_exporter(
         web_config=web_config,
         middlewares=[guard.middleware],
         status=StatusService(metrics, clock=clock, interval=sample_interval(len(config.accounts)), links=links),
+        bearer_routes=(LIVENESS_ROUTE,),
     )
     add_liveness_route(app, fleet.guardian)
     try:

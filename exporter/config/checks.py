@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from ..dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, PRODUCTS, REASSERT_POLICIES, valid_window
+from .files import excerpt
 from .model import ENV_NAME_RE, ENVIRONMENTS, MODES, NAME_RE, DrillSettings, GuardianLiveness
 
 
@@ -43,8 +44,29 @@ def check_api_key_text(value: Any, report: Report) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if isinstance(value, str) and value.strip():
+        problem = api_key_text_problem(value.strip())
+        if problem:
+            report(problem)
+            return None
         return value.strip()
     report(API_KEY_MISSING)
+    return None
+
+
+def api_key_text_problem(key: str) -> str | None:
+    """The key travels in a header (``X-BAPI-API-KEY``): a control character or a space would break every request."""
+    if all("!" <= ch <= "~" for ch in key):
+        return None
+    return (
+        "contains a space, a control character (such as CR or LF) or a non-ASCII character; "
+        "Bybit's keys are letters and digits (key not shown)"
+    )
+
+
+def url_text_problem(value: str) -> str | None:
+    """A URL with a control character or a space is refused, never silently stripped by the HTTP library."""
+    if any(ch <= " " or ch == "\x7f" for ch in value):
+        return "contains a space or a control character (such as CR or LF); write the URL on one line"
     return None
 
 
@@ -63,8 +85,19 @@ class VariableName:
 
 def check_file_path(value: Any, report: Report) -> str | None:
     if isinstance(value, str) and value:
+        problem = path_text_problem(value)
+        if problem:
+            report(problem)
+            return None
         return value
     report("must be a file path")
+    return None
+
+
+def path_text_problem(path: str) -> str | None:
+    """A path with a control character (a NUL from a YAML escape, a pasted newline) is a mistake, not a file."""
+    if any(ch < " " or ch == "\x7f" for ch in path):
+        return "contains a control character (such as NUL, CR or LF); give the file's path on one line"
     return None
 
 
@@ -77,16 +110,22 @@ def check_environment(value: Any, report: Report) -> str | None:
 
 def check_rest_url(value: Any, report: Report) -> str | None:
     """Without a trailing '/', so request paths can be appended as they are."""
+    if isinstance(value, str) and url_text_problem(value):
+        report(f"{_excerpt(value)} {url_text_problem(value)}")
+        return None
     if isinstance(value, str) and re.match(r"^https?://[^\s/]+", value):
         return value.rstrip("/")
-    report(f"{value!r} is not an http(s) URL like https://api.bybit.com")
+    report(f"{_excerpt(value)} is not an http(s) URL like https://api.bybit.com")
     return None
 
 
 def check_ws_url(value: Any, report: Report) -> str | None:
+    if isinstance(value, str) and url_text_problem(value):
+        report(f"{_excerpt(value)} {url_text_problem(value)}")
+        return None
     if isinstance(value, str) and re.match(r"^wss?://[^\s/]+", value):
         return value
-    report(f"{value!r} is not a ws(s) URL like wss://stream.bybit.com/v5/private")
+    report(f"{_excerpt(value)} is not a ws(s) URL like wss://stream.bybit.com/v5/private")
     return None
 
 
@@ -167,8 +206,7 @@ def check_number_of_seconds(value: Any, report: Report) -> float | None:
 
 
 def _excerpt(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return excerpt(value, limit)
 
 
 @dataclass(frozen=True)
@@ -226,6 +264,10 @@ def check_guardian_liveness(value: Any, report: Report) -> GuardianLiveness | No
     ):
         where(fields.usage)
         return None
+    for key in ("path", "token_file"):
+        if isinstance(spec.get(key), str) and path_text_problem(spec[key]):
+            where(str(path_text_problem(spec[key])), at=key)
+            return None
     if source == "http":
         refs = [k for k in ("token_env", "token_file") if k in spec]
         if len(refs) != 1 or not all(isinstance(spec[k], str) and spec[k] for k in refs):
@@ -240,6 +282,9 @@ def check_guardian_liveness(value: Any, report: Report) -> GuardianLiveness | No
         return None
     if source == "file":
         return GuardianLiveness("file", timeout, path=spec["path"])
+    if url_text_problem(spec["url"]):
+        where(f"{_excerpt(spec['url'])} {url_text_problem(spec['url'])}", at="url")
+        return None
     if not re.match(r"^https?://[^\s/]+", spec["url"]):
         where(f"{spec['url']!r} is not an http(s) URL like http://prometheus:9090", at="url")
         return None

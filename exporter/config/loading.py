@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,6 +12,7 @@ import yaml
 from ..secrets import Secret, mask_key
 from .accounts import account_config
 from .checks import reporter
+from .files import CONFIG_FILE_LIMIT, FileProblem, YamlProblem, collecting_warnings, load_yaml, read_regular_file
 from .model import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
@@ -38,11 +40,12 @@ def load_config(
     """Build the configuration from ``config_file`` (YAML) or, without one, the environment."""
     env = os.environ if env is None else env
     errors: list[str] = []
-    if config_file:
-        accounts = _accounts_from_file(config_file, env, errors)
-    else:
-        accounts = _accounts_from_env(env, errors)
-    return build_config(
+    with collecting_warnings() as warnings:  # e.g. a secret file others can read
+        if config_file:
+            accounts = _accounts_from_file(config_file, env, errors)
+        else:
+            accounts = _accounts_from_env(env, errors)
+    config = build_config(
         accounts,
         listen_address=listen_address,
         telemetry_path=telemetry_path,
@@ -50,6 +53,7 @@ def load_config(
         log_format=log_format,
         errors=errors,
     )
+    return dataclasses.replace(config, warnings=tuple(warnings))
 
 
 def build_config(
@@ -154,19 +158,8 @@ def _env_path(name: str) -> str:
 
 
 def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) -> list[AccountConfig]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as exc:
-        errors.append(f"--config.file: cannot read {path!r}: {exc.strerror or exc}")
-        return []
-    except (RecursionError, UnicodeDecodeError):
-        errors.append(f"--config.file: {path!r} is not readable YAML (nested too deeply, or not UTF-8)")
-        return []
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        errors.append(f"--config.file: {path!r} is not valid YAML{at}; fix the syntax")
+    data = _read_yaml_file(path, errors)
+    if data is _UNREADABLE:
         return []
     if not isinstance(data, dict):
         errors.append(f"--config.file: {path!r} must be a mapping with an 'accounts' list")
@@ -215,6 +208,28 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
 
 def _named(name: str | None) -> str:
     return repr(name) if name is not None else "an account without a valid name"
+
+
+_UNREADABLE = object()
+
+
+def _read_yaml_file(path: str, errors: list[str]) -> Any:
+    """The file's YAML document, or ``_UNREADABLE`` after saying why (a regular file, bounded, strict YAML)."""
+    try:
+        return load_yaml(read_regular_file(path, CONFIG_FILE_LIMIT))
+    except OSError as exc:
+        errors.append(f"--config.file: cannot read {path!r}: {exc.strerror or exc}")
+    except FileProblem as exc:
+        errors.append(f"--config.file: {path!r} {exc}")
+    except YamlProblem as exc:
+        errors.append(f"--config.file: {path!r} is refused: {exc}")
+    except RecursionError:
+        errors.append(f"--config.file: {path!r} is not readable YAML (nested too deeply)")
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        errors.append(f"--config.file: {path!r} is not valid YAML{at}; fix the syntax")
+    return _UNREADABLE
 
 
 def _yaml_paths(where: str) -> Callable[[str], str]:

@@ -49,6 +49,16 @@ def hide_credentials(text: str) -> str:
     return _CREDENTIAL_LIKE.sub(MASK, text)
 
 
+MAX_PROBLEM_LENGTH = 500  # characters of one problem line: it points at a value, it does not reproduce it
+
+
+def _shortened(problem: str) -> str:
+    """One problem cut to a readable line (a pasted blob or an expanded alias must not fill the terminal)."""
+    if len(problem) <= MAX_PROBLEM_LENGTH:
+        return problem
+    return problem[:MAX_PROBLEM_LENGTH] + f"... ({len(problem) - MAX_PROBLEM_LENGTH} more characters)"
+
+
 class ConfigError(Exception):
     """Every validation problem at once; each line names a field path and the fix.
 
@@ -57,7 +67,7 @@ class ConfigError(Exception):
     """
 
     def __init__(self, errors: list[str]) -> None:
-        self.errors = [hide_credentials(e) for e in errors]
+        self.errors = [_shortened(hide_credentials(e)) for e in errors]
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {e}" for e in self.errors))
 
 
@@ -131,6 +141,7 @@ class Config:
     telemetry_path: str = DEFAULT_TELEMETRY_PATH
     log_level: str = "info"
     log_format: str = "logfmt"
+    warnings: tuple[str, ...] = ()  # things that work but should not be so (a secret file others can read)
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log filter's defence in depth."""

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..secrets import Secret, is_pem
-from .checks import API_KEY_MISSING, SETTLE_RANGE, SHORT_SETTLE_RANGE, Report, reporter
+from .checks import API_KEY_MISSING, SETTLE_RANGE, SHORT_SETTLE_RANGE, Report, api_key_text_problem, reporter
+from .files import FileProblem, read_secret_file
 from .model import (
     CONVENTIONAL_ENV_NAME_RE,
     CUSTOM_ENVIRONMENT,
@@ -65,6 +66,10 @@ def resolve_api_key(checked: Checked, env: Mapping[str, str]) -> str | None:
         shown = variable if CONVENTIONAL_ENV_NAME_RE.match(variable) else "it names (not shown: it may be the key)"
         checked.report("api_key_env", f"the environment variable {shown} is not set or empty; export it")
         return None
+    problem = api_key_text_problem(key)
+    if problem:
+        checked.report("api_key_env", f"the key it holds {problem}")
+        return None
     return key
 
 
@@ -95,6 +100,10 @@ def resolve_api_secret(checked: Checked, env: Mapping[str, str]) -> Secret | Non
 def _secret_from_variable(checked: Checked, variable: str, env: Mapping[str, str]) -> Secret | None:
     value = env.get(variable, "").strip()
     if value:
+        problem = rsa_key_problem(value) if is_pem(value) else None
+        if problem:
+            checked.report("api_secret_env", problem)
+            return None
         return Secret(value)
     if CONVENTIONAL_ENV_NAME_RE.match(variable):
         checked.report("api_secret_env", f"environment variable {variable} is not set or empty; export it")
@@ -108,21 +117,48 @@ def _secret_from_variable(checked: Checked, variable: str, env: Mapping[str, str
 
 
 def _secret_from_file(checked: Checked, reference: str, file_path: str) -> Secret | None:
+    # A bare word (no '/' or '.') may be a secret pasted by mistake: do not repeat it.
+    shown = repr(file_path) if ("/" in file_path or "." in file_path) else "the file (name not shown)"
     try:
-        with open(file_path, encoding="utf-8") as fh:
-            value = fh.read().strip()
+        value = read_secret_file(file_path, checked.path(reference)).strip()
     except OSError as exc:
-        # A bare word (no '/' or '.') may be a secret pasted by mistake: do not repeat it.
-        shown = repr(file_path) if ("/" in file_path or "." in file_path) else "the file (name not shown)"
         checked.report(reference, f"cannot read {shown}: {exc.strerror or type(exc).__name__}; give a file path")
         return None
+    except FileProblem as exc:
+        checked.report(reference, f"{shown} {exc}; give a file holding only the secret")
+        return None
     if not value:
-        checked.report(reference, f"{file_path!r} is empty")
+        checked.report(reference, f"{shown} is empty")
         return None
     if reference == "rsa_private_key_file" and not is_pem(value):
-        checked.report(reference, f"{file_path!r} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+        checked.report(reference, f"{shown} is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)")
         return None
+    if is_pem(value):
+        problem = rsa_key_problem(value)
+        if problem:
+            checked.report(reference, f"{shown}: {problem}")
+            return None
     return Secret(value)
+
+
+def rsa_key_problem(pem: str) -> str | None:
+    """Why a PEM text is no RSA private key the signer can use (None: it is one). Never quotes the key."""
+    # Loaded only for a PEM key, as the signer does: cryptography costs 8 MB of resident memory.
+    from cryptography.exceptions import UnsupportedAlgorithm  # (the same reason)
+    from cryptography.hazmat.primitives import serialization  # (the same reason)
+    from cryptography.hazmat.primitives.asymmetric import rsa  # (the same reason)
+
+    try:
+        # Parsed, not verified: verifying a 4096-bit key's arithmetic takes about 0.25 s, which a
+        # thousand accounts would spend at every start; the signer verifies it on first use.
+        key = serialization.load_pem_private_key(pem.encode(), password=None, unsafe_skip_rsa_key_validation=True)
+    except TypeError:
+        return "the private key is encrypted; give it without a passphrase (the exporter cannot prompt for one)"
+    except (ValueError, UnsupportedAlgorithm):
+        return "the PEM private key does not load (damaged, truncated, or not a private key)"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return "the PEM private key is not an RSA key (Bybit's self-generated keys are RSA)"
+    return None
 
 
 def resolve_endpoints(checked: Checked) -> tuple[str, str, str] | None:
@@ -214,15 +250,30 @@ def liveness_needs_guardian_and_its_token(checked: Checked, env: Mapping[str, st
             return None
     else:
         try:
-            with open(str(liveness.token_file), encoding="utf-8") as fh:
-                token = fh.read().strip()
+            token = read_secret_file(str(liveness.token_file), checked.path("guardian_liveness.http.token_file"))
+            token = token.strip()
         except OSError as exc:
             checked.report("guardian_liveness", f"http.token_file: cannot read {liveness.token_file!r}: {exc.strerror}")
+            return None
+        except FileProblem as exc:
+            checked.report("guardian_liveness", f"http.token_file: {liveness.token_file!r} {exc}")
             return None
         if not token:
             checked.report("guardian_liveness", f"http.token_file: {liveness.token_file!r} is empty")
             return None
+    if not sendable_bearer_token(token):
+        checked.report(
+            "guardian_liveness",
+            "http: the token must be printable ASCII without spaces (it travels in an "
+            "'Authorization: Bearer' header, which cannot carry anything else); the bot could never send it",
+        )
+        return None
     return dataclasses.replace(liveness, token=Secret(token))
+
+
+def sendable_bearer_token(token: str) -> bool:
+    """A token an HTTP header can carry as written: visible ASCII, no spaces or control characters."""
+    return all("!" <= ch <= "~" for ch in token)
 
 
 def drill_only_for_an_observer(checked: Checked, endpoints: tuple[str, str, str] | None) -> None:

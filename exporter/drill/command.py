@@ -2,17 +2,26 @@
 
 Exit status: 0 when DCP cancelled the canary within window + tolerance and nothing else;
 1 for any other outcome (refused, not fired, late, filled, rejected, error); 2 for a bad
-command line or configuration; 130 when interrupted (the canary is cancelled first).
+command line or configuration, ``--report`` in a place that cannot be written included
+(checked before any order is placed); 3 when the drill passed but its report could not be
+written afterwards; 130 when interrupted by SIGINT, SIGTERM or SIGHUP (the canary is
+cancelled first).
+
+The report is written atomically: a temporary file in the report's directory, then renamed
+over the report, so a reader never sees half a report and a failed write leaves the old one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import secrets
 import signal
 import sys
+import tempfile
 
 import aiohttp
 
@@ -26,7 +35,12 @@ from .verdict import CANARY_LINK_PREFIX, DrillReport
 
 PROG = "bybit-dcp-exporter drill"
 DEFAULTS = DrillSettings()
+FAILED_STATUS = 1
+USAGE_STATUS = 2
+REPORT_NOT_WRITTEN_STATUS = 3
 INTERRUPTED_STATUS = 130
+# A closed terminal (SIGHUP) interrupts a drill as Ctrl-C does: the canary is cancelled first.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +111,13 @@ def main(argv: list[str]) -> int:
         problems.append(f"--{str(at).replace('_', '-')}: {problem}")
 
     settings = drill_settings(values, report_problem)
+    if args.report:
+        unwritable = report_path_problem(args.report)
+        if unwritable:
+            problems.append(f"--report: {unwritable}")
     if problems or settings is None:
         print(f"{PROG}: " + "\n  - ".join(["cannot drill:", *problems]), file=sys.stderr)
-        return 2
+        return USAGE_STATUS
     report = DrillReport(
         account=account.name,
         environment=account.environment,
@@ -112,17 +130,62 @@ def main(argv: list[str]) -> int:
     interrupted = asyncio.run(_drill(account, settings, report))
     for line in report.summary():
         print(line, flush=True)
+    written = True
     if args.report:
-        with open(args.report, "w", encoding="utf-8") as fh:
-            json.dump(report.to_dict(), fh, indent=2)
-            fh.write("\n")
+        try:
+            write_report(args.report, json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            written = False
+            print(f"{PROG}: the report could not be written to {args.report!r}: {exc.strerror or exc}", file=sys.stderr)
+    return exit_status(passed=report.passed, interrupted=interrupted, report_written=written)
+
+
+def exit_status(*, passed: bool, interrupted: bool, report_written: bool) -> int:
+    """An interruption first, then a failed drill; a passed drill whose report is lost is 3, not 0 or 1."""
     if interrupted:
         return INTERRUPTED_STATUS
-    return 0 if report.passed else 1
+    if not passed:
+        return FAILED_STATUS
+    return 0 if report_written else REPORT_NOT_WRITTEN_STATUS
+
+
+def report_path_problem(path: str) -> str | None:
+    """Why a report could not be written at ``path``, found by writing a scratch file beside it (None: it can)."""
+    if os.path.isdir(path):
+        return f"{path!r} is a directory; give a file name"
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, scratch = tempfile.mkstemp(prefix=".drill-report-", dir=directory)
+    except OSError as exc:
+        return f"cannot write in {directory!r}: {exc.strerror or exc}"
+    os.close(fd)
+    os.unlink(scratch)
+    return None
+
+
+def write_report(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, synced, then renamed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, scratch = tempfile.mkstemp(prefix=".drill-report-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(scratch, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        raise
 
 
 def _account(args: argparse.Namespace) -> AccountConfig:
     config = load_config(args.config_file)
+    for warning in config.warnings:  # e.g. a secret file others can read
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     accounts = config.accounts
     if args.account:
         accounts = [a for a in accounts if a.name == args.account]
@@ -135,21 +198,21 @@ def _account(args: argparse.Namespace) -> AccountConfig:
 
 
 async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillReport) -> bool:
-    """Run the drill; SIGINT or SIGTERM cancels it (the canary is cancelled first). True if interrupted."""
+    """Run the drill; SIGINT, SIGTERM or SIGHUP cancels it (the canary is cancelled first). True if interrupted."""
     clock = SYSTEM_CLOCK
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
         rest = rest_client(account, session, metrics=Metrics(), clock=clock)
         link_id = CANARY_LINK_PREFIX + secrets.token_hex(8)
         task = asyncio.create_task(run_drill(account, settings, rest, clock, report, link_id=link_id, progress=_say))
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, task.cancel)
         try:
             await task
         except asyncio.CancelledError:
             return True
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
     return False
 

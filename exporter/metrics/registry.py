@@ -167,6 +167,7 @@ class Metrics:
     guardian_armed: LabelledGauge
     guardian_transitions: LabelledCounter
     guardian_liveness_rejected: LabelledCounter
+    guardian_liveness_errors: LabelledCounter
     guardian_liveness_age: PingGapCollector
     drill_last_success: LabelledGauge
     drill_last_run: LabelledGauge

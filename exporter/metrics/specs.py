@@ -637,6 +637,20 @@ GUARDIAN_LIVENESS_REJECTED = MetricSpec(
     "Liveness calls refused with 401 (missing or wrong bearer token); they never arm the guardian.",
     at_zero=AtZero(by=GUARDIAN),
 )
+GUARDIAN_LIVENESS_ERRORS = MetricSpec(
+    "guardian_liveness_errors",
+    "bybit_dcp_guardian_liveness_errors",
+    COUNTER,
+    ("account", "reason"),
+    "Liveness answers that told nothing (they never arm), and signs dated in the future (reason=future_time, "
+    "counted as now), by reason.",
+    GROUP_GUARDIAN,
+    "Liveness answers that told nothing, by `reason`: `http_status`, `not_json`, `query_failed`, `bad_body`, "
+    "`not_vector`, `bad_value`, `network`, `timeout`, `unreadable`, `exception` (they never arm), and `future_time` (a "
+    "sign dated in the future, counted as now). Every reason at 0 from the guardian's start. See "
+    "[guardian.md](guardian.md).",
+    at_zero=AtZero(by=GUARDIAN, each="reason"),
+)
 GUARDIAN_LIVENESS_AGE = MetricSpec(
     "guardian_liveness_age",
     "bybit_dcp_guardian_liveness_age_seconds",
@@ -797,6 +811,7 @@ SPECS: tuple[MetricSpec, ...] = (
     GUARDIAN_ARMED,
     GUARDIAN_TRANSITIONS,
     GUARDIAN_LIVENESS_REJECTED,
+    GUARDIAN_LIVENESS_ERRORS,
     GUARDIAN_LIVENESS_AGE,
     DRILL_LAST_SUCCESS,
     DRILL_LAST_RUN,

@@ -25,6 +25,7 @@ from .reassert import (
     DifferentWindow,
     Drift,
     DryRun,
+    InSync,
     NotEnabled,
     Reasserter,
     SetWindow,
@@ -71,6 +72,8 @@ class Enforcer:
         self._tasks: dict[str, asyncio.Task] = {}
         self._logged: dict[str, Drift] = {}
         self._block_announced = False
+        self._in_flight: dict[str, dict[str, object]] = {}  # product -> the audit of a set sent and not answered
+        self._first_observation = True
 
     @property
     def blocked(self) -> bool:
@@ -85,7 +88,21 @@ class Enforcer:
 
     def take_poll(self, reported: Mapping[str, DcpSetting]) -> None:
         """After every successful poll: update drift, log changes, start sets (enforce)."""
-        self._apply(self.core.decide(reported, self._clock.time()))
+        decision = self.core.decide(reported, self._clock.time())
+        if self._first_observation:
+            self._first_observation = False
+            self._log_at_start(decision)
+        self._apply(decision)
+
+    def _log_at_start(self, decision: Decision) -> None:
+        """The first poll of a start says what it found for each desired window, in sync or not: after a
+        shutdown with a set in flight, this is where its outcome shows (drift is logged as ever, below)."""
+        for product, drift in sorted(decision.drift.items()):
+            if isinstance(drift, InSync):
+                log.info(
+                    "DCP window in sync at start",
+                    extra={"account": self.account, "product": product, "window": drift.window},
+                )
 
     def block(self, code: str | int = "10003") -> None:
         """The key itself was refused (e.g. on the poll): stop re-asserting for this account."""
@@ -93,11 +110,23 @@ class Enforcer:
         self._announce_block(self.core.blocked_code or str(code))
 
     async def aclose(self) -> None:
+        """Stop every set and verification; a set sent and never answered is logged as of unknown outcome."""
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._log_unknown_outcomes()
+
+    def _log_unknown_outcomes(self) -> None:
+        """Bybit may or may not have applied a set whose answer never came: say so, for the audit trail."""
+        for _product, audit in sorted(self._in_flight.items()):
+            log.warning(
+                "DCP window set (audit): in flight at shutdown, outcome unknown; the first poll after the next "
+                "start shows whether it landed",
+                extra=audit | {"result": "unknown"},
+            )
+        self._in_flight.clear()
 
     # -- decisions -> effects --------------------------------------------------------
 
@@ -214,12 +243,15 @@ class Enforcer:
         self._metrics.reassert_attempts.labels(self.account, product).inc()
         code: str | None = None
         message = ""
+        self._in_flight[product] = audit
         try:
             await self._rest.set_dcp(product, action.window)
         except BybitError as exc:
             code, message = exc.code, exc.message
         except Exception as exc:
             code, message = "error", type(exc).__name__
+        # A cancellation (shutdown) leaves the set in _in_flight: its outcome is unknown.
+        self._in_flight.pop(product, None)
         failed = self.core.record_result(product, self._clock.time(), code)
         if code is None:
             log.info("DCP window set (audit)", extra=audit | {"result": "ok"})

@@ -3,8 +3,10 @@
 The guarded ``dcp.*`` subscription lives on a connection of its own, never on the observer
 connection: letting go closes only it, so the exporter keeps seeing orders and DCP's cancels
 while DCP does its job. The decisions are :class:`~.liveness.Switch`'s; this shell gathers
-the signs (an authenticated HTTP call, a file's modification time, or a non-empty Prometheus
-query), opens the guarded connection on ``armed``, closes it on ``released`` and records both.
+the signs (an authenticated HTTP call, a file's modification time, or a Prometheus query with a
+live value), has each answer judged by :mod:`.liveness`'s verdict functions, opens the guarded
+connection on ``armed``, closes it on ``released`` and records both. The watchers run under
+supervision: one that raises or ends is logged and started again, never left dead.
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ from ..config import AccountConfig, GuardianLiveness
 from ..dcp import PRODUCT_TOPIC
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
-from .liveness import TRANSITIONS, Switch
+from .liveness import (
+    LIVENESS_ERROR_REASONS,
+    TRANSITIONS,
+    Alive,
+    Switch,
+    Unknown,
+    Verdict,
+    bounded_by_now,
+    file_verdict,
+    prometheus_verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +45,8 @@ STATUS_EVERY = 1.0  # seconds: the armed gauge follows the guarded connection at
 FILE_POLLS_PER_TIMEOUT = 4
 PROMETHEUS_POLL_MAX = 5.0
 PROMETHEUS_TIMEOUT = 5.0
+PROMETHEUS_MAX_BODY = 1 << 20  # a liveness answer is a few hundred bytes; a megabyte is something else
+WATCHER_RESTART_DELAY = 1.0  # seconds before a watcher that ended is started again
 
 
 class Guardian:
@@ -70,6 +84,9 @@ class Guardian:
         for to in TRANSITIONS:
             metrics.guardian_transitions.labels(self.name, to)
         metrics.guardian_liveness_rejected.labels(self.name)
+        for reason in LIVENESS_ERROR_REASONS:
+            metrics.guardian_liveness_errors.labels(self.name, reason)
+        self._failing: str | None = None  # the reason the source last told nothing, None while it answers
         self._show()
 
     # ------------------------------------------------------------------ signs of life
@@ -83,7 +100,9 @@ class Guardian:
         return False
 
     def sign_of_life(self, at: float | None = None) -> None:
-        self.switch.sign_of_life(self.clock.time() if at is None else at)
+        """A sign at ``at`` (default now); never later than now, so no sign holds DCP off past its time."""
+        now = self.clock.time()
+        self.switch.sign_of_life(now if at is None else bounded_by_now(at, now).at)
         self._wake.set()
 
     # ------------------------------------------------------------------ running
@@ -92,7 +111,7 @@ class Guardian:
         """Decide at every sign and at every deadline; the guarded connection never outlives this."""
         self.metrics.guardian_liveness_age.set_source(self.name, lambda: self.switch.last_sign)
         poller = self._poller()
-        watch = asyncio.create_task(poller(), name=f"{self.name}:liveness") if poller else None
+        watch = asyncio.create_task(self._supervised(poller), name=f"{self.name}:liveness") if poller else None
         try:
             while True:
                 self._wake.clear()
@@ -102,6 +121,8 @@ class Guardian:
                     self._arm()
                 elif transition == "released":
                     await self._let_go()
+                elif self.switch.armed and self._held is not None and self._held.done():
+                    self._rearm()
                 if transition is not None:
                     self.metrics.guardian_transitions.labels(self.name, transition).inc()
                     self._log(transition, now)
@@ -134,6 +155,17 @@ class Guardian:
             budget=self._budget,
         )
         self._held = asyncio.create_task(self.stream.run(), name=f"{self.name}:guarded")
+
+    def _rearm(self) -> None:
+        """The guarded connection's task ended while the bot is alive: log why and open it again."""
+        assert self._held is not None
+        error = None if self._held.cancelled() else self._held.exception()
+        log.error(
+            "guarded connection ended while the bot is alive; opening it again",
+            exc_info=error,
+            extra={"account": self.name},
+        )
+        self._arm()
 
     async def _let_go(self) -> None:
         if self._held is not None:
@@ -173,43 +205,103 @@ class Guardian:
             return self._watch_prometheus
         return None  # http: the bot calls us
 
+    async def _supervised(self, watch: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a watcher for as long as the guardian runs: one that ends or raises is logged and restarted.
+
+        The watchers catch what they expect themselves; this is for the rest. A watcher that
+        died silently would leave the switch released for good while the bot is alive.
+        """
+        while True:
+            try:
+                await watch()
+                log.error("liveness watcher ended unexpectedly; restarting it", extra={"account": self.name})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("liveness watcher failed; restarting it", extra={"account": self.name})
+                self.metrics.guardian_liveness_errors.labels(self.name, "exception").inc()
+            await self.clock.sleep(WATCHER_RESTART_DELAY)
+
+    def judge(self, verdict: Verdict) -> None:
+        """Act on one verdict: a sign for ``Alive``; a count of the reason for ``Unknown``; a log line on each change."""
+        if isinstance(verdict, Alive):
+            if verdict.suspect is not None:
+                self.metrics.guardian_liveness_errors.labels(self.name, verdict.suspect).inc()
+                log.warning(
+                    "liveness sign dated in the future; counted as now",
+                    extra={"account": self.name, "reason": verdict.suspect},
+                )
+            self.sign_of_life(verdict.at)
+        elif isinstance(verdict, Unknown):
+            self.metrics.guardian_liveness_errors.labels(self.name, verdict.reason).inc()
+        state = verdict.reason if isinstance(verdict, Unknown) else None
+        if state != self._failing:
+            if state is None:
+                log.info("liveness source answers", extra={"account": self.name, "source": self.liveness.source})
+            else:
+                extra = {"account": self.name, "source": self.liveness.source, "reason": state}
+                if isinstance(verdict, Unknown) and verdict.detail:
+                    extra["error"] = verdict.detail
+                log.warning("liveness source tells nothing; no sign of life while it does", extra=extra)
+            self._failing = state
+
     async def _watch_file(self) -> None:
         """The file's modification time is the sign: a bot that stops touching it stops counting."""
         path = str(self.liveness.path)
         every = self.liveness.timeout / FILE_POLLS_PER_TIMEOUT
+        previous: int | None = None
         while True:
+            now = self.clock.time()
+            verdict: Verdict
             try:
-                self.sign_of_life(os.stat(path).st_mtime)
-            except OSError:
-                pass  # no file yet, or gone: no sign
+                mtime_ns: int | None = os.stat(path).st_mtime_ns
+            except FileNotFoundError:
+                mtime_ns = None  # no file yet, or gone: no sign
+                verdict = file_verdict(None, previous, now)
+            except (OSError, ValueError) as exc:  # ValueError: a path the OS cannot take
+                mtime_ns = previous  # cannot look: nothing new
+                verdict = Unknown("unreadable", getattr(exc, "strerror", None) or type(exc).__name__)
+            else:
+                verdict = file_verdict(mtime_ns, previous, now)
+            previous = mtime_ns
+            self._judge_safely(verdict)
             await self.clock.sleep(every)
 
     async def _watch_prometheus(self) -> None:
-        """A non-empty answer to the query is a sign at the time of asking; errors are no sign."""
+        """Each answer to the query is judged by :func:`~.liveness.prometheus_verdict`; only a live one is a sign."""
         every = min(PROMETHEUS_POLL_MAX, self.liveness.timeout / 3)
-        url = f"{self.liveness.url}/api/v1/query"
-        failing: str | None = None
         while True:
-            problem = None
             try:
-                async with self._session.get(
-                    url,
-                    params={"query": str(self.liveness.query)},
-                    timeout=aiohttp.ClientTimeout(total=PROMETHEUS_TIMEOUT),
-                ) as resp:
-                    body = await resp.json(content_type=None)
-                if isinstance(body, dict) and body.get("status") == "success":
-                    if (body.get("data") or {}).get("result"):
-                        self.sign_of_life()
-                else:
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                problem = type(exc).__name__
-            if problem != failing:
-                log.log(
-                    logging.WARNING if problem else logging.INFO,
-                    "liveness query failing; no sign of life while it fails" if problem else "liveness query answers",
-                    extra={"account": self.name, **({"error": problem} if problem else {})},
-                )
-                failing = problem
+                verdict = await self._ask_prometheus()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything unforeseen: logged, counted, and the watcher goes on
+                log.exception("liveness query failed unexpectedly", extra={"account": self.name})
+                verdict = Unknown("exception", type(exc).__name__)
+            self._judge_safely(verdict)
             await self.clock.sleep(every)
+
+    async def _ask_prometheus(self) -> Verdict:
+        try:
+            async with self._session.get(
+                f"{self.liveness.url}/api/v1/query",
+                params={"query": str(self.liveness.query)},
+                timeout=aiohttp.ClientTimeout(total=PROMETHEUS_TIMEOUT),
+            ) as resp:
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    body += chunk
+                    if len(body) > PROMETHEUS_MAX_BODY:
+                        return Unknown("not_json", f"answer larger than {PROMETHEUS_MAX_BODY} bytes")
+                status = resp.status
+        except aiohttp.ClientError as exc:
+            return Unknown("network", type(exc).__name__)
+        except TimeoutError:
+            return Unknown("timeout")
+        return prometheus_verdict(status, bytes(body), self.clock.time())
+
+    def _judge_safely(self, verdict: Verdict) -> None:
+        try:
+            self.judge(verdict)
+        except Exception:
+            log.exception("liveness verdict could not be applied", extra={"account": self.name})

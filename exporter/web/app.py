@@ -14,7 +14,7 @@ import base64
 import binascii
 import gzip
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -48,12 +48,15 @@ def make_app(
     web_config: WebConfigSource | None = None,
     middlewares: Iterable[Callable[..., Awaitable[web.StreamResponse]]] = (),
     status: StatusService | None = None,
+    bearer_routes: Collection[str] = (),
 ) -> web.Application:
     """``middlewares`` run first (the connection guard's); then the web config's rules.
-    ``status`` samples while the app runs (by default every 5 s on the system clock)."""
+    ``status`` samples while the app runs (by default every 5 s on the system clock).
+    ``bearer_routes``: names of routes that check a bearer token of their own (the guardian's
+    liveness route); basic auth does not apply to them (see :func:`secured`)."""
     guards = list(middlewares)
     if web_config is not None:
-        guards.append(secured(web_config))
+        guards.append(secured(web_config, bearer_routes))
     app = web.Application(middlewares=guards)
     board = status if status is not None else StatusService(metrics)
     app.cleanup_ctx.append(board.running)
@@ -114,20 +117,32 @@ def _render(encoder: Callable[..., bytes], metrics: Metrics, gzipped: bool) -> b
     return gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
 
 
-def secured(source: WebConfigSource) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """The web config's rules for every request: its headers on every answer, then basic auth."""
+def secured(
+    source: WebConfigSource, bearer_routes: Collection[str] = ()
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The web config's rules for every request: its headers on every answer, then basic auth.
+
+    A request has one ``Authorization`` header, so a route that authenticates with a bearer
+    token cannot also carry basic-auth credentials: routes named in ``bearer_routes`` are
+    checked by their own token only (TLS and the headers still apply to them).
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         config = source.current()
         auth = source.auth
-        if auth.enabled:
+        if auth.enabled and request.match_info.route.name not in bearer_routes:
             user, password = _credentials(request.headers.get("Authorization", ""))
-            if user is None or not await asyncio.to_thread(auth.check, user, password):
-                response: web.StreamResponse = web.Response(
-                    status=401,
-                    text="Unauthorized\n",
-                    headers={"WWW-Authenticate": 'Basic realm="bybit-dcp-exporter", charset="UTF-8"'},
+            ok = False if user is None else await auth.verify(user, password)
+            if not ok:
+                response: web.StreamResponse = (
+                    web.Response(
+                        status=401,
+                        text="Unauthorized\n",
+                        headers={"WWW-Authenticate": 'Basic realm="bybit-dcp-exporter", charset="UTF-8"'},
+                    )
+                    if ok is False
+                    else web.Response(status=503, text="busy checking passwords; retry\n", headers={"Retry-After": "1"})
                 )
                 response.headers.update(config.headers)
                 return response

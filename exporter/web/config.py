@@ -9,20 +9,25 @@ logged and the last good configuration stays in force.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import os
 import ssl
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import yaml
+
+from ..config.files import MAX_ECHO, FileProblem, YamlProblem, load_yaml, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,11 @@ CIPHER_SUITES = {
     "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
     "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
 }
+WEB_CONFIG_LIMIT = 1024 * 1024  # bytes: a web config is a few lines and some bcrypt hashes
 RELOAD_CHECK_INTERVAL = 1.0  # seconds between looks at the files' modification times
 AUTH_CACHE_SIZE = 256  # verified (user, password) pairs kept, so bcrypt runs once per pair
+BCRYPT_WORKERS = 2  # threads for bcrypt, apart from the pool that renders /metrics
+BCRYPT_QUEUE = 8  # bcrypt checks running or waiting; beyond, a request is answered 503 without one
 
 
 class WebConfigError(ValueError):
@@ -104,9 +112,15 @@ class WebConfig:
 def parse_web_config(path: str) -> WebConfig:
     """Read and check ``path``; raises :class:`WebConfigError` listing every problem."""
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
+        doc = load_yaml(read_regular_file(path, WEB_CONFIG_LIMIT)) or {}
     except OSError as exc:
         raise WebConfigError(f"{path}: cannot read the web config: {exc.strerror or exc}") from None
+    except FileProblem as exc:
+        raise WebConfigError(f"{path}: the web config {exc}") from None
+    except YamlProblem as exc:
+        raise WebConfigError(f"{path}: web config refused: {exc}") from None
+    except RecursionError:
+        raise WebConfigError(f"{path}: not readable YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -124,8 +138,12 @@ def parse_web_config(path: str) -> WebConfig:
     users = _users(doc, problems)
     context, sans, files = _tls(tls, base, problems) if tls else (None, (), ())
     if problems:
-        raise WebConfigError(f"{path}: invalid web config:\n  - " + "\n  - ".join(problems))
+        raise WebConfigError(f"{path}: invalid web config:\n  - " + "\n  - ".join(map(_shortened, problems)))
     return WebConfig(context, sans, headers, users, (path, *files))
+
+
+def _shortened(problem: str) -> str:
+    return problem if len(problem) <= MAX_ECHO + 200 else problem[: MAX_ECHO + 200] + "..."
 
 
 def _unknown(section: Mapping[str, Any], known: tuple[str, ...], prefix: str, problems: list[str]) -> None:
@@ -235,6 +253,11 @@ def _tls(
         sans = []
     elif sans and context.verify_mode == ssl.CERT_NONE:
         problems.append("tls_server_config.client_allowed_sans: needs a client_auth_type that verifies certificates")
+    for key_name, name in (("cert_file", cert), ("key_file", key), ("client_ca_file", ca)):
+        kind = _not_a_regular_file(name)
+        if kind:
+            problems.append(f"tls_server_config.{key_name}: {name} is {kind}, not a regular file")
+            return None, (), ()
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
@@ -246,6 +269,19 @@ def _tls(
             problems.append(f"tls_server_config.client_ca_file: cannot load {ca}: {_reason(exc)}")
     files = tuple(p for p in (cert, key, ca) if p is not None)
     return context, tuple(sans), files
+
+
+def _not_a_regular_file(path: str | None) -> str | None:
+    """What ``path`` is when it exists and is no regular file (OpenSSL would block on a FIFO); else None."""
+    if path is None:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: OpenSSL's own error says so
+    if stat.S_ISREG(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
 
 
 def _reason(exc: OSError | ssl.SSLError) -> str:
@@ -266,13 +302,16 @@ class WebConfigSource:
     ``current()`` is cheap: it looks at the files' modification times at most once a second.
     """
 
-    def __init__(self, path: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: str, *, monotonic: Callable[[], float] = time.monotonic, gate: BcryptGate | None = None
+    ) -> None:
         self.path = path
+        self._gate = gate
         self._monotonic = monotonic
         self._config = parse_web_config(path)  # a bad file at start is the caller's error
         self._stamp = self._stamps(self._config.files)
         self._next_check = monotonic() + RELOAD_CHECK_INTERVAL
-        self._auth = BasicAuth(self._config.users)
+        self._auth = BasicAuth(self._config.users, gate=gate)
 
     def current(self) -> WebConfig:
         now = self._monotonic()
@@ -286,9 +325,14 @@ class WebConfigSource:
         self.current()
         return self._auth
 
-    def _reload_if_changed(self) -> None:
+    def reread(self) -> None:
+        """Read the file now, changed or not (SIGHUP); a bad file is logged and the last good one stays."""
+        self._next_check = self._monotonic() + RELOAD_CHECK_INTERVAL
+        self._reload_if_changed(force=True)
+
+    def _reload_if_changed(self, *, force: bool = False) -> None:
         stamp = self._stamps(self._config.files)
-        if stamp == self._stamp:
+        if stamp == self._stamp and not force:
             return
         self._stamp = stamp
         try:
@@ -298,7 +342,7 @@ class WebConfigSource:
             return
         self._config = config
         self._stamp = self._stamps(config.files)
-        self._auth = BasicAuth(config.users)
+        self._auth = BasicAuth(config.users, gate=self._gate)
         log.info("web config reloaded", extra={"file": self.path, "tls": config.tls, "users": len(config.users)})
 
     @staticmethod
@@ -313,33 +357,102 @@ class WebConfigSource:
         return tuple(out)
 
 
+class BcryptGate:
+    """Where bcrypt runs: a small thread pool of its own, and a cap on the checks running or waiting.
+
+    bcrypt is slow on purpose (tens of ms a check). In the thread pool that renders
+    ``/metrics`` and the status page, a few hundred wrong passwords would queue ahead of every
+    scrape; here they queue only behind each other, and beyond ``limit`` a check is refused at
+    once (the request is answered 503) instead of being queued. ``pending`` counts the checks
+    handed to the pool and not yet done, even those whose request has gone away.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int = BCRYPT_WORKERS,
+        limit: int = BCRYPT_QUEUE,
+        checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
+    ) -> None:
+        self.limit = limit
+        self.pending = 0
+        self._workers = workers
+        self._checkpw = checkpw
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def check(self, password: bytes, hashed: bytes) -> bool | None:
+        """bcrypt's verdict, or None when ``limit`` checks are already running or waiting."""
+        if self.pending >= self.limit:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="bcrypt")
+        self.pending += 1
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._checkpw, password, hashed)
+        future.add_done_callback(self._done)
+        return await asyncio.shield(future)  # a request that goes away leaves the check counted until it ends
+
+    def _done(self, _future: asyncio.Future[bool]) -> None:
+        self.pending -= 1
+
+
+BCRYPT_GATE = BcryptGate()  # one for the process: a reloaded web config keeps the same cap
+
+
 class BasicAuth:
     """Checks ``Authorization: Basic`` credentials against bcrypt hashes, in constant time.
 
-    An unknown user costs the same bcrypt as a known one (a fixed decoy hash), and the
-    outcome of a (user, password) pair is cached under a keyed digest so a scrape every
-    few seconds does not pay bcrypt's deliberate slowness each time.
+    An unknown user costs the same bcrypt as a known one (a fixed decoy hash). Pairs that
+    were verified are kept, under a keyed digest, so a scrape every few seconds does not pay
+    bcrypt's deliberate slowness each time; failures are never kept, so a flood of wrong
+    passwords cannot push the real scraper's entry out.
     """
 
-    def __init__(self, users: Mapping[str, bytes]) -> None:
+    def __init__(self, users: Mapping[str, bytes], *, gate: BcryptGate | None = None) -> None:
         self.users = dict(users)
+        self.gate = gate if gate is not None else BCRYPT_GATE
         self._key = os.urandom(32)
         self._decoy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(rounds=10)) if users else b""
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return bool(self.users)
 
-    def check(self, user: str, password: str) -> bool:
-        """Blocking (bcrypt): call it off the event loop."""
+    def verified(self, user: str, password: str) -> bool:
+        """True when this pair was verified before (cheap: no bcrypt, fine on the event loop)."""
+        digest = self._digest(user, password)
+        if digest in self._verified:
+            self._verified.move_to_end(digest)
+            return True
+        return False
+
+    async def verify(self, user: str, password: str) -> bool | None:
+        """The pair's verdict; None when the gate is full (answer "busy", not "wrong")."""
+        if self.verified(user, password):
+            return True
         hashed = self.users.get(user)
-        digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
+        ok = await self.gate.check(password.encode(), hashed if hashed is not None else self._decoy)
+        if ok is None:
+            return None
+        if ok and hashed is not None:
+            self._remember(self._digest(user, password))
+            return True
+        return False
+
+    def check(self, user: str, password: str) -> bool:
+        """Blocking (bcrypt): call it off the event loop. The same verdict as :meth:`verify`, without the gate."""
+        if self.verified(user, password):
+            return True
+        hashed = self.users.get(user)
         ok = bcrypt.checkpw(password.encode(), hashed if hashed is not None else self._decoy) and hashed is not None
-        self._cache[digest] = ok
-        if len(self._cache) > AUTH_CACHE_SIZE:
-            self._cache.popitem(last=False)
+        if ok:
+            self._remember(self._digest(user, password))
         return ok
+
+    def _digest(self, user: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+
+    def _remember(self, digest: bytes) -> None:
+        self._verified[digest] = None
+        if len(self._verified) > AUTH_CACHE_SIZE:
+            self._verified.popitem(last=False)

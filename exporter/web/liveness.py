@@ -13,10 +13,15 @@ from aiohttp import web
 from ..monitor.guardian import Guardian
 
 LIVENESS_PATH = "/api/v1/accounts/{account}/liveness"
+LIVENESS_ROUTE = "guardian-liveness"  # the route's name: the app leaves it to its bearer token (no basic auth)
 
 
 def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardian | None]) -> None:
-    """``POST /api/v1/accounts/<account>/liveness`` with ``Authorization: Bearer <token>``: 204, 401 or 404."""
+    """``POST /api/v1/accounts/<account>/liveness`` with ``Authorization: Bearer <token>``: 204, 401 or 404.
+
+    The bearer token is this route's only credential: give ``LIVENESS_ROUTE`` to
+    :func:`exporter.web.app.make_app`'s ``bearer_routes`` so a web config's basic auth leaves it alone.
+    """
 
     async def liveness(request: web.Request) -> web.Response:
         guardian = guardian_of(request.match_info["account"])
@@ -30,4 +35,4 @@ def add_liveness_route(app: web.Application, guardian_of: Callable[[str], Guardi
         guardian.sign_of_life()
         return web.Response(status=204)
 
-    app.router.add_post(LIVENESS_PATH, liveness)
+    app.router.add_post(LIVENESS_PATH, liveness, name=LIVENESS_ROUTE)

@@ -269,3 +269,67 @@ def test_demo_serves_live_metrics():
         code, err = stop_exporter(proc)
     assert code == 0, err[-3000:]
     assert "demo" in err and f"127.0.0.1:{port}" in err
+
+
+async def test_sighup_rereads_the_web_config_and_never_stops_the_exporter(tmp_path):
+    """SIGHUP's default is to end the process (exit 129, no clean close): it is logged and re-reads the web config."""
+    import urllib.request
+
+    from exporter.simulator import Simulator
+
+    web_yml = tmp_path / "web.yml"
+    web_yml.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    async with Simulator() as sim:
+        acct = sim.add_account("hup-key")
+        port = free_port()
+        proc = start_exporter(
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--web.config.file",
+            str(web_yml),
+            env={
+                "BYBIT_API_KEY": "hup-key",
+                "BYBIT_API_SECRET": acct.api_secret,
+                "BYBIT_REST_URL": sim.rest_url,
+                "BYBIT_WS_URL": sim.ws_url,
+            },
+        )
+        try:
+            await asyncio.to_thread(wait_for_url, f"http://127.0.0.1:{port}/healthz", 20)
+            proc.send_signal(signal.SIGHUP)
+
+            def frame_options() -> str | None:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+                    return resp.headers.get("X-Frame-Options")
+
+            assert await asyncio.to_thread(frame_options) == "deny"  # still serving after the signal
+            assert proc.poll() is None, "SIGHUP stopped the exporter"
+        finally:
+            code, err = await asyncio.to_thread(stop_exporter, proc)
+        assert code == 0, err[-3000:]
+        assert err.count("SIGHUP: re-reading the web config") == 1 and "web config reloaded" in err
+        assert "shutting down" in err
+
+
+def test_check_config_warns_about_a_secret_file_others_can_read(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    secret.chmod(0o644)
+    env = {"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET_FILE": str(secret)}
+    result = run_cli("--check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "warning: BYBIT_API_SECRET_FILE: the secret file" in result.stderr and "every user" in result.stderr
+    secret.chmod(0o400)
+    result = run_cli("--check-config", env=env)
+    assert result.returncode == 0 and "warning" not in result.stderr
+
+
+def test_check_config_refuses_a_fifo_secret_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "secret"
+    os.mkfifo(fifo)
+    result = run_cli(
+        "--check-config", env={"BYBIT_API_KEY": "KEY12345", "BYBIT_API_SECRET_FILE": str(fifo)}, timeout=20
+    )
+    assert result.returncode == 2 and "BYBIT_API_SECRET_FILE" in result.stderr and "FIFO" in result.stderr

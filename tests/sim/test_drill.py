@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -148,7 +149,8 @@ async def test_a_rejected_canary_is_reported_and_nothing_is_cut(sim, session):
     assert report.canary_order_id is None and sim.account(KEY).triggers == []
 
 
-async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
+async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path, sig):
     async with Simulator(time_scale=1.0) as sim:  # a 10 s window: the drill is waiting when interrupted
         sim.add_account(KEY, SECRET)
         env = exporter_env(BYBIT_API_KEY=KEY, BYBIT_API_SECRET=SECRET, BYBIT_REST_URL=sim.rest_url)
@@ -166,7 +168,7 @@ async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path):
         assert proc.stdout is not None
         while b"since the cut" not in await asyncio.wait_for(proc.stdout.readline(), 20):
             pass
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
         assert await proc.wait() == 130, out
         report = json.loads((tmp_path / "report.json").read_text())
@@ -225,3 +227,78 @@ def test_a_cancel_after_window_plus_tolerance_is_late():
     report = verdict.DrillReport("a", "testnet", "DERIVATIVES", "linear", "BTCUSDT", "abort", 35.0, window_seconds=10)
     report.cut_at, report.cancelled_at, report.cancel_type = 100.0, 146.0, "CancelByDCP"
     assert verdict.judge(report).outcome == verdict.LATE and report.slack_seconds == 36.0
+
+
+# ------------------------------------------------------------------ the report: checked before the cut, written whole
+
+
+async def run_drill_command(sim: Simulator, *args: str, on_line=None) -> tuple[int, str, str]:
+    env = exporter_env(BYBIT_API_KEY=KEY, BYBIT_API_SECRET=SECRET, BYBIT_REST_URL=sim.rest_url)
+    env["BYBIT_WS_URL"] = sim.ws_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sys; from exporter.cli import main; sys.exit(main())",
+        "drill",
+        "--tolerance",
+        "1",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out = []
+    while line := (await asyncio.wait_for(proc.stdout.readline(), 30)).decode():
+        out.append(line)
+        if on_line is not None:
+            on_line(line)
+    err = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
+    return await proc.wait(), "".join(out), err
+
+
+async def test_an_unwritable_report_path_is_refused_before_any_order(sim, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    status, out, err = await run_drill_command(sim, "--report", str(blocker / "report.json"))
+    assert status == 2 and "--report" in err and "cannot write" in err, err
+    assert sim.account(KEY).orders == {}  # nothing placed, nothing cut
+
+
+async def test_a_passed_drill_whose_report_cannot_be_written_exits_3_not_1(sim, tmp_path):
+    directory = tmp_path / "reports"
+    directory.mkdir()
+
+    def remove_the_directory_at_the_cut(line: str) -> None:
+        if "cut" in line and directory.exists():
+            directory.rmdir()  # writable when checked, gone when the report is due
+
+    status, out, err = await run_drill_command(
+        sim, "--report", str(directory / "report.json"), on_line=remove_the_directory_at_the_cut
+    )
+    assert "DCP drill PASSED" in out, out
+    assert status == 3 and "report could not be written" in err, (status, err)
+    assert "Traceback" not in err
+
+
+def test_the_report_replaces_the_old_one_whole_never_truncating_it(tmp_path):
+    from exporter.drill.command import write_report
+
+    report = tmp_path / "report.json"
+    report.write_text('{"outcome": "old"}\n')
+    kept = tmp_path / "yesterday.json"
+    os.link(report, kept)  # another name for the old report's file
+    write_report(str(report), '{"outcome": "passed"}\n')
+    assert json.loads(report.read_text()) == {"outcome": "passed"}
+    assert kept.read_text() == '{"outcome": "old"}\n'  # the old file was replaced, not rewritten in place
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".drill-report-")] == []
+
+
+def test_exit_statuses_tell_a_failed_drill_from_a_lost_report():
+    from exporter.drill.command import exit_status
+
+    assert exit_status(passed=True, interrupted=False, report_written=True) == 0
+    assert exit_status(passed=False, interrupted=False, report_written=True) == 1
+    assert exit_status(passed=False, interrupted=False, report_written=False) == 1
+    assert exit_status(passed=True, interrupted=False, report_written=False) == 3
+    assert exit_status(passed=False, interrupted=True, report_written=False) == 130

@@ -414,3 +414,48 @@ async def test_two_replicas_with_one_desired_state_do_not_fight(sim, session):
     calls = sim.account(KEY).set_dcp_calls
     assert 1 <= len(calls) <= 2 and set(calls) == {("SPOT", 10)}  # at most one each, same value
     assert sim.account(KEY).dcp["SPOT"] == 10
+
+
+class AnswerLost(FakeBybit):
+    """Bybit applies the set (or not), and its answer never comes: the exporter is stopped waiting."""
+
+    def __init__(self, *, lands: bool, **windows: int) -> None:
+        super().__init__(**windows)
+        self.lands = lands
+
+    async def set_dcp(self, product: str, window: int) -> None:
+        self.set_calls.append((product, window))
+        if self.lands:
+            self.dcp[product] = window
+        await asyncio.Event().wait()  # until the shutdown cancels it
+
+
+@pytest.mark.parametrize("lands", [True, False], ids=["landed", "lost"])
+async def test_a_set_in_flight_at_shutdown_is_logged_unknown_and_the_next_start_shows_its_outcome(caplog, lands):
+    caplog.set_level(logging.INFO, logger="exporter.reassert")
+    bybit = AnswerLost(lands=lands, DERIVATIVES=30)
+    enforcer, _ = make("enforce", {"DERIVATIVES": 10}, bybit, FakeClock())
+    enforcer.take_poll(reported(**bybit.dcp))
+    await helpers.eventually(lambda: bybit.set_calls, what="the set sent")
+    await enforcer.aclose()  # SIGTERM: the fleet closes every enforcer
+    unknown = [r for r in caplog.records if "outcome unknown" in r.getMessage()]
+    assert len(unknown) == 1 and unknown[0].levelno == logging.WARNING
+    assert (unknown[0].product, unknown[0].new, unknown[0].old, unknown[0].result) == (
+        "DERIVATIVES",
+        10,
+        "30",
+        "unknown",
+    )
+    assert not [r for r in caplog.records if r.getMessage() == "DCP window set (audit)"]  # no outcome claimed
+
+    caplog.clear()
+    restarted, metrics = make("off", {"DERIVATIVES": 10}, bybit, FakeClock())
+    restarted.take_poll(reported(**bybit.dcp))  # the next start's first poll
+    messages = [r.getMessage() for r in caplog.records]
+    if lands:
+        assert "DCP window in sync at start" in messages
+        assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 0
+    else:
+        assert "DCP window drift: Bybit reports a different window" in messages
+        assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 1
+    await restarted.aclose()

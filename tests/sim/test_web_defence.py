@@ -81,3 +81,77 @@ async def test_malformed_requests_are_logged_once_per_kind_without_tracebacks(ca
     assert len(records) == 5
     assert len(warnings) == len({r.kind for r in records}) >= 1  # one warning per kind, the rest at debug
     assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in records)
+
+
+# ------------------------------------------------------------------ basic auth under a flood of wrong passwords
+
+
+def basic_auth_config(tmp_path, password: str) -> str:
+    from tls_material import bcrypt_hash
+
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: '{bcrypt_hash(password)}'\n")
+    return str(path)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def test_a_known_scraper_is_answered_while_a_flood_of_wrong_passwords_waits_for_bcrypt(tmp_path):
+    """400 distinct wrong passwords: bcrypt work for them runs in a pool of its own, at most
+    ``limit`` at a time (the rest answered 503 at once), so the scraper whose credentials were
+    verified before gets /metrics while the wrong ones are still waiting for bcrypt."""
+    import threading
+
+    import bcrypt
+
+    from exporter.web.config import BcryptGate, WebConfigSource
+
+    password = "correct horse"
+    release = threading.Event()
+
+    def checkpw(given: bytes, hashed: bytes) -> bool:
+        if given != password.encode():
+            release.wait(30)  # the wrong ones are stuck in bcrypt until the test lets them go
+        return bcrypt.checkpw(given, hashed)
+
+    gate = BcryptGate(workers=2, limit=8, checkpw=checkpw)
+    source = WebConfigSource(basic_auth_config(tmp_path, password), gate=gate)
+    async with serving(source) as srv, aiohttp.ClientSession() as scraper:
+        async with scraper.get(srv.url(), headers=basic("prometheus", password)) as resp:
+            assert resp.status == 200  # verified once, by bcrypt
+
+        async def wrong(i: int, http: aiohttp.ClientSession) -> int:
+            async with http.get(srv.url(), headers=basic("prometheus", f"guess-{i}")) as resp:
+                return resp.status
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as attacker:
+            flood = [asyncio.create_task(wrong(i, attacker)) for i in range(400)]
+            try:
+                await eventually(lambda: gate.pending == gate.limit, what="bcrypt's pool full of wrong passwords")
+                async with scraper.get(srv.url(), headers=basic("prometheus", password)) as resp:
+                    assert resp.status == 200
+                    assert b"bybit_dcp_exporter_build_info" in await resp.read()
+                assert gate.pending == gate.limit  # answered while the wrong ones still wait
+                assert sum(t.done() for t in flood) < len(flood)
+            finally:
+                release.set()
+            statuses = await asyncio.gather(*flood)
+        assert set(statuses) <= {401, 503} and statuses.count(401) >= gate.limit
+        await eventually(lambda: gate.pending == 0, what="the pool to drain")
+
+
+async def test_failed_passwords_never_push_the_scrapers_verified_entry_out():
+    from tls_material import bcrypt_hash
+
+    from exporter.web.config import AUTH_CACHE_SIZE, BasicAuth
+
+    auth = BasicAuth({"prometheus": bcrypt_hash("right").encode()})
+    assert await auth.verify("prometheus", "right") is True
+    for i in range(AUTH_CACHE_SIZE + 44):
+        assert await auth.verify("prometheus", f"wrong-{i}") is False
+    assert auth.verified("prometheus", "right")  # still verified: no bcrypt for the next scrape
+    assert not auth.verified("prometheus", "wrong-0")

@@ -204,3 +204,33 @@ def test_tls_versions_and_cipher_suites_reach_the_context(tmp_path, pki):
     assert context is not None
     assert context.minimum_version == context.maximum_version == ssl.TLSVersion.TLSv1_2
     assert [c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"] == ["ECDHE-ECDSA-AES128-GCM-SHA256"]
+
+
+def test_a_certificate_that_is_a_fifo_is_refused_at_once(tmp_path, pki):
+    """OpenSSL would wait on a FIFO for ever; the web config names the field instead."""
+    import os
+
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo)
+    path = write(tmp_path / "web.yml", {"tls_server_config": {"cert_file": fifo.name, "key_file": pki.server_key.name}})
+    with pytest.raises(WebConfigError) as exc:
+        parse_web_config(path)
+    assert "tls_server_config.cert_file" in str(exc.value) and "FIFO" in str(exc.value)
+
+
+def test_a_web_config_with_a_duplicate_key_is_refused_naming_it(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users:\n  prometheus: x\nbasic_auth_users:\n  other: y\n")
+    with pytest.raises(WebConfigError) as exc:
+        parse_web_config(str(path))
+    assert "duplicate key 'basic_auth_users' at line 3 (first at line 1)" in str(exc.value)
+
+
+def test_a_web_config_that_is_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "web.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(WebConfigError) as exc:
+        parse_web_config(str(fifo))
+    assert "FIFO" in str(exc.value)

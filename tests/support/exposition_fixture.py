@@ -70,6 +70,7 @@ def fuller() -> Metrics:
     metrics.guardian_transitions.labels("desk-a", "armed").inc()
     metrics.guardian_transitions.labels("desk-a", "released")
     metrics.guardian_liveness_rejected.labels("desk-a").inc()
+    metrics.guardian_liveness_errors.labels("desk-a", "not_vector").inc()
     metrics.drill_last_success.labels("desk-a", "SPOT").set(1)
     metrics.drill_last_run.labels("desk-a", "SPOT").set(1_765_000_100)
     metrics.drill_trigger_delay.labels("desk-a", "SPOT").set(10.4)

@@ -149,9 +149,10 @@ def test_yaml_many_accounts(tmp_path):
     assert sorted(config.secrets()) == ["aaa-secret", "bbb-secret"]
 
 
-def test_rsa_private_key_file(tmp_path):
+def test_rsa_private_key_file(tmp_path, rsa_pem_pair):
     pem = tmp_path / "key.pem"
-    pem.write_text("-----BEGIN PRIVATE KEY-----\nMIIabc\n-----END PRIVATE KEY-----\n")
+    pem.write_text(rsa_pem_pair()[0])
+    pem.chmod(0o600)
     path = write(tmp_path, f"accounts:\n  - {{name: r, api_key: KKKKKKKK, rsa_private_key_file: {pem}}}\n")
     (account,) = load_config(path, env={}).accounts
     assert account.api_secret.reveal().startswith("-----BEGIN PRIVATE KEY-----")

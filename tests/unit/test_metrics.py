@@ -16,7 +16,7 @@ from exporter.dcp import CATEGORIES, PRODUCTS
 from exporter.metrics import ENDPOINTS, Metrics, specs
 from exporter.metrics.registry import DOMAINS
 from exporter.monitor.guardian import Guardian
-from exporter.monitor.liveness import TRANSITIONS
+from exporter.monitor.liveness import LIVENESS_ERROR_REASONS, TRANSITIONS
 from exporter.secrets import Secret
 
 # The contract dashboards and alerts were built on (docs/metrics.md has every metric): renaming any breaks them.
@@ -301,7 +301,7 @@ async def test_a_guardian_makes_the_series_its_specs_rules_name(session):
     metrics = Metrics()
     Guardian(account, metrics, session)  # nothing connects before it runs
     exposed = exposed_families(metrics)
-    domains = {"to": TRANSITIONS, "product": account.guardian_products}
+    domains = {"to": TRANSITIONS, "product": account.guardian_products, "reason": LIVENESS_ERROR_REASONS}
     for spec in specs.SPECS:
         rule = spec.at_zero
         if rule is None or rule.by != specs.GUARDIAN or spec.source == specs.AT_SCRAPE:
