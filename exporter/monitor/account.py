@@ -37,6 +37,7 @@ from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .enforcer import Enforcer
 from .guardian import Guardian
+from .stream_metrics import StreamMetrics
 from .triggers import Observation, TriggerEvent, TriggerTracker
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class AccountSupervisor:
                 pong_timeout=config.pong_timeout,
                 ping_phase=stable_phase(config.name, "ping", config.ping_interval),
             ),
-            metrics,
+            StreamMetrics(metrics, config.name),
             on_orders=self._on_orders,
             on_reconnected=self.backfill,  # the stream runs it in a task of its own
             clock=clock,

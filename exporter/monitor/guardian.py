@@ -26,6 +26,7 @@ from ..dcp import PRODUCT_TOPIC
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .liveness import TRANSITIONS, Switch
+from .stream_metrics import StreamLog
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ class Guardian:
             self.name,
             self._stream_config,
             # The guarded connection's own heartbeat series would overwrite the observer's
-            # (same account label): it reports into a registry nobody scrapes.
-            Metrics(clock=self.clock.time),
+            # (same account label): it writes the stream's log lines and no metric.
+            StreamLog(self.name),
             on_orders=lambda orders: None,  # the observer connection sees every order
             clock=self.clock,
             rng=self._rng,

@@ -13,6 +13,7 @@ from helpers import ShiftedClock, eventually, free_port
 from exporter.bybit.pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
+from exporter.monitor.stream_metrics import StreamMetrics
 from exporter.runtime.clock import SYSTEM_CLOCK, Clock
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
@@ -112,7 +113,7 @@ class Harness:
         self.stream = PrivateStream(
             ACCOUNT,
             self.config,
-            self.metrics,
+            StreamMetrics(self.metrics, ACCOUNT),
             on_orders=self._orders,
             on_reconnected=self._reconnected,
             rng=random.Random(3),
@@ -353,7 +354,7 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
     stream = PrivateStream(
         ACCOUNT,
         cfg,
-        metrics,
+        StreamMetrics(metrics, ACCOUNT),
         on_orders=lambda orders: None,
         rng=random.Random(5),
         budget=ConnectionBudget(limit=11, period=10.0, burst=1, pace=1.0),

@@ -26,6 +26,7 @@ from exporter.bybit.pacing import ConnectionBudget
 from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
+from exporter.monitor.stream_metrics import StreamMetrics
 from exporter.runtime.clock import Clock
 from exporter.secrets import Secret
 
@@ -190,4 +191,11 @@ def bare_stream(url: str, metrics: Metrics, account: str = "desk-a", **config: f
         return None
 
     settings = StreamConfig(url, "key", Secret("secret"), ("order",), **config)  # type: ignore[arg-type]
-    return PrivateStream(account, settings, metrics, on_orders=drop, rng=random.Random(1), budget=ConnectionBudget())
+    return PrivateStream(
+        account,
+        settings,
+        StreamMetrics(metrics, account),
+        on_orders=drop,
+        rng=random.Random(1),
+        budget=ConnectionBudget(),
+    )
