@@ -53,3 +53,21 @@ REASSERT_POLICIES: Final = ("off", "dry-run", "enforce")
 def valid_window(window: object) -> bool:
     """A window Bybit accepts: a whole number of seconds in [3, 300] (a bool is not one)."""
     return isinstance(window, int) and not isinstance(window, bool) and MIN_WINDOW <= window <= MAX_WINDOW
+
+
+# Bybit V5 REST calls, by the short ``endpoint`` label every metric and error carries -> path.
+# The one table: the REST client calls these paths and the metrics name these labels.
+ENDPOINT_PATHS: Final = {
+    "server_time": "/v5/market/time",
+    "query_dcp_info": "/v5/account/query-dcp-info",
+    "set_dcp": "/v5/order/disconnected-cancel-all",
+    "order_history": "/v5/order/history",
+    "open_orders": "/v5/order/realtime",
+    # The drill's calls: one canary order, the book it must be alone on, the price it keeps away from.
+    "create_order": "/v5/order/create",
+    "cancel_order": "/v5/order/cancel",
+    "tickers": "/v5/market/tickers",
+}
+# The calls every watched account makes (the poll, the enforcer, the backfill): their request
+# and failure series exist at 0 from the start, so the first failure is an increase.
+MONITOR_ENDPOINTS: Final = ("server_time", "query_dcp_info", "set_dcp", "order_history", "open_orders")

@@ -19,8 +19,8 @@ import aiohttp
 from ..bybit.rest import RestClient
 from ..config import DRILL_CUTS, DRILL_SIDES, AccountConfig, ConfigError, DrillSettings, drill_settings, load_config
 from ..dcp import PRODUCTS
-from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK
+from .observers import DrillRest
 from .run import run_drill
 from .verdict import CANARY_LINK_PREFIX, PRODUCT_CATEGORY, DrillReport
 
@@ -146,7 +146,7 @@ async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillR
             base_url=account.rest_url,
             api_key=account.api_key,
             api_secret=account.api_secret,
-            metrics=Metrics(),
+            observer=DrillRest(account.name),
             clock=clock,
         )
         link_id = CANARY_LINK_PREFIX + secrets.token_hex(8)

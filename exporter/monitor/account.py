@@ -37,6 +37,7 @@ from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .enforcer import Enforcer
 from .guardian import Guardian
+from .rest_metrics import RestMetrics
 from .stream_metrics import StreamMetrics
 from .triggers import Observation, TriggerEvent, TriggerTracker
 
@@ -146,7 +147,7 @@ class AccountSupervisor:
             base_url=config.rest_url,
             api_key=config.api_key,
             api_secret=config.api_secret,
-            metrics=metrics,
+            observer=RestMetrics(metrics, config.name, config.environment),
             clock=clock,
             host_bans=pacing.host_bans,
         )

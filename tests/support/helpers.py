@@ -26,6 +26,7 @@ from exporter.bybit.pacing import ConnectionBudget
 from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
+from exporter.monitor.rest_metrics import RestMetrics
 from exporter.monitor.stream_metrics import StreamMetrics
 from exporter.runtime.clock import Clock
 from exporter.secrets import Secret
@@ -178,8 +179,9 @@ def rest_client(
     """A REST client of account ``acct`` (unless ``account=`` says otherwise) on the testnet,
     with a 403 ban record of its own."""
     kw.setdefault("account", "acct")
+    observer = RestMetrics(metrics, kw["account"], "testnet")
     return RestClient(
-        session, environment="testnet", base_url=base_url, api_key=key, api_secret=secret, metrics=metrics, **kw
+        session, environment="testnet", base_url=base_url, api_key=key, api_secret=secret, observer=observer, **kw
     )
 
 

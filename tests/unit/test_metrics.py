@@ -111,4 +111,21 @@ def test_api_failures_sum_every_code_of_an_endpoint():
         for s in families(metrics)["bybit_dcp_api_failures"].samples
         if s.labels["account"] == "desk-a"
     }
-    assert failures == {"query_dcp_info": 3.0, "order_history": 1.0, "server_time": 0.0, "set_dcp": 0.0}
+    assert failures == {
+        "query_dcp_info": 3.0,
+        "order_history": 1.0,
+        "server_time": 0.0,
+        "set_dcp": 0.0,
+        "open_orders": 0.0,  # the backfill's call: at 0 from the start too
+    }
+
+
+def test_every_call_of_the_monitor_is_named_in_the_one_table_of_rest_calls():
+    """The labels the metrics start at 0 are the REST client's own names for its calls."""
+    from exporter.bybit import rest  # the client's paths, read from the same table
+    from exporter.dcp import ENDPOINT_PATHS, MONITOR_ENDPOINTS
+    from exporter.metrics import ENDPOINTS
+
+    assert ENDPOINTS == MONITOR_ENDPOINTS and set(ENDPOINTS) <= set(ENDPOINT_PATHS)
+    assert ENDPOINT_PATHS["open_orders"] == rest.OPEN_ORDERS == "/v5/order/realtime"
+    assert ENDPOINT_PATHS["query_dcp_info"] == rest.QUERY_DCP_INFO == "/v5/account/query-dcp-info"
