@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from helpers import eventually, exporter_env, rest_client
+from virtual_clock import VirtualClock, run_until
 
 from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
@@ -56,7 +57,9 @@ def drill_rest(sim, session, metrics: Metrics | None = None) -> RestClient:
     )
 
 
-async def drill(sim, session, progress=lambda text: None, ping_interval=run.PING_INTERVAL, **settings):
+async def drill(
+    sim, session, progress=lambda text: None, ping_interval=run.PING_INTERVAL, clock=SYSTEM_CLOCK, **settings
+):
     spec = DrillSettings(**{"tolerance": 1.0, **settings})
     rest = drill_rest(sim, session)
     report = verdict.DrillReport("drill", "custom", spec.product, "linear", spec.symbol, spec.cut, spec.tolerance)
@@ -64,7 +67,7 @@ async def drill(sim, session, progress=lambda text: None, ping_interval=run.PING
         account(sim),
         spec,
         rest,
-        SYSTEM_CLOCK,
+        clock,
         report,
         link_id="dcp-drill-t",
         progress=progress,
@@ -91,8 +94,10 @@ async def test_dcp_fires_in_time_and_only_the_canary_goes(sim, session):
 
 async def test_a_silence_cut_fires_only_after_the_idle_cut_off(session):
     """``--cut silence``: the armed connection stays open and stops pinging; DCP counts it dead at
-    the idle cut-off (here 1 s, pings every 0.2 s), then the window (1 s) runs."""
-    async with Simulator(time_scale=0.1, idle_cutoff=1.0) as sim:
+    the idle cut-off (here 1 s, pings every 0.2 s), then the window (1 s) runs. The drill and the
+    simulator share a virtual clock: the windows are waited out in no wall time."""
+    clock = VirtualClock()
+    async with Simulator(time_scale=0.1, idle_cutoff=1.0, clock=clock) as sim:
         sim.add_account(KEY, SECRET)
         armed_at_cut: list = []
 
@@ -100,7 +105,11 @@ async def test_a_silence_cut_fires_only_after_the_idle_cut_off(session):
             if text.startswith("armed connection cut"):
                 armed_at_cut.extend(c.conn_id for c in sim.connection_info() if "dcp.future" in c.topics)
 
-        report = await drill(sim, session, progress=at_the_cut, ping_interval=0.2, cut="silence")
+        running = asyncio.create_task(
+            drill(sim, session, progress=at_the_cut, ping_interval=0.2, clock=clock, cut="silence")
+        )
+        await run_until(clock, running.done, "the end of the drill", step=0.02)
+        report = running.result()
     assert report.outcome == verdict.PASSED and report.passed, report.message
     assert report.cut == "silence" and report.seen_on == "stream" and len(armed_at_cut) == 1
     # Dead at the last ping + 1 s (>= 0.8 s after the cut), then the 1 s window: an abort fires after ~1 s.

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from helpers import ShiftedClock, eventually, free_port
+from virtual_clock import VirtualClock, run_until, settle
 
 from exporter.bybit.pacing import ConnectionBudget, backoff_delay, equal_jitter_delay
 from exporter.bybit.stream import PrivateStream, StreamConfig
@@ -189,20 +190,31 @@ async def test_pong_latency_shows_in_rtt_histogram(sim):
 
 
 async def test_stall_gives_pong_timeout_reconnect_and_backfill_interval(sim):
-    async with Harness(sim.ws_url) as h:
+    """On a virtual clock: the stall is found exactly pong_timeout after the unanswered ping."""
+    clock = VirtualClock()
+    async with Harness(sim.ws_url, clock=clock) as h:
         await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.rtt_count() >= 1, what="first pong")
-        stalled_at = time.time()
+        stalled_at = clock.time()
         sim.stall(KEY, True)
-        await until(lambda: h.reconnects("pong_timeout") == 1, what="pong timeout")
+        pings = lambda: sum(1 for _, f in sim.account(KEY).ws_frames if f.get("op") == "ping")
+        sent = pings()
+        await run_until(clock, lambda: pings() > sent, "unanswered ping", step=0.01)
+        unanswered_at = clock.monotonic()
+        await settle()
+        await clock.advance(h.config.pong_timeout - 0.051)  # just before its deadline (within one step)
+        await settle()
+        assert not h.reconnects("pong_timeout") and h.stream.connected
+        await run_until(clock, lambda: h.reconnects("pong_timeout") == 1, "pong timeout")
+        assert clock.monotonic() - unanswered_at == pytest.approx(h.config.pong_timeout, abs=0.051)
         assert h.value("bybit_dcp_ws_pong_timeouts_total") == 1
-        await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.reconnected, what="reconnected")
+        await run_until(clock, lambda: h.value("bybit_dcp_ws_connected") == 1 and h.reconnected, "reconnect")
         down, up = h.reconnected[0]
         assert down <= stalled_at + 0.05  # the last frame read came before the stall
         assert up - down >= h.config.pong_timeout * 0.9
-        assert up <= time.time()
+        assert up <= clock.time()
         # the pong after the reconnect is recorded as one long heartbeat gap (across the reconnect)
         count_before = h.rtt_count()
-        await until(lambda: h.rtt_count() > count_before, what="pong after reconnect")
+        await run_until(clock, lambda: h.rtt_count() > count_before, "pong after reconnect")
         total = h.value("bybit_dcp_ws_heartbeat_gap_seconds_count")
         assert h.value("bybit_dcp_ws_heartbeat_gap_seconds_bucket", le="1.0") < total
         assert h.reconnects("closed") == 0 and h.reconnects("error") == 0
