@@ -384,6 +384,8 @@ class PrivateStream:
     async def _beat(self, ws: StampedConnection, stop: _Stop) -> None:
         """Ping on the account's grid; give up on the connection when a pong is overdue."""
         session, clock = self.session, self.clock
+        if self._silent:  # gone silent while this connection opened
+            return
         try:
             while True:
                 now = clock.monotonic()

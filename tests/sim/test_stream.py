@@ -382,3 +382,35 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
     # one token up front, then 1 per second: the 2nd..5th openings wait about 1, 2, 3, 4 s
     assert len(budget_waits) >= 4 and budget_waits[:4] == pytest.approx([1, 2, 3, 4], abs=0.3)
     assert len(backoffs) >= 5 and all(0 <= d <= 0.2 for d in backoffs)
+
+
+# ---- ending a stream on purpose (the drill's cuts) ----------------------------------------------
+
+
+async def test_abort_drops_the_connection_and_run_ends_without_a_reconnect(sim):
+    async with Harness(sim.ws_url) as h:
+        await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.rtt_count() >= 1, what="connected")
+        h.stream.abort()
+        await asyncio.wait_for(asyncio.shield(h.task), 5.0)  # run() returns by itself
+        assert h.value("bybit_dcp_ws_connected") == 0
+        assert sum(h.reconnects(r) for r in ("closed", "pong_timeout", "error")) == 0
+        await asyncio.sleep(0.5)  # longer than the backoff cap: nothing comes back
+        assert sim.connection_info() == []
+        assert len([f for _, f in sim.account(KEY).ws_frames if f.get("op") == "auth"]) == 1
+        h.task = asyncio.create_task(asyncio.sleep(3600))  # for the harness's exit to cancel
+
+
+async def test_go_silent_stops_pinging_and_run_ends_when_the_other_side_closes(sim):
+    async with Harness(sim.ws_url, ping_interval=0.1) as h:
+        await until(lambda: h.rtt_count() >= 2, what="two pongs")
+        h.stream.go_silent()
+        await asyncio.sleep(0.05)
+        pings = len([f for _, f in sim.account(KEY).ws_frames if f.get("op") == "ping"])
+        await asyncio.sleep(0.5)  # five intervals
+        assert len([f for _, f in sim.account(KEY).ws_frames if f.get("op") == "ping"]) == pings
+        assert len(sim.connection_info()) == 1 and not h.task.done()  # the socket stays open
+        assert not h.reconnects("pong_timeout")  # nobody waits for a pong any more
+        assert sim.close_connections(KEY, 1000, "idle") == 1
+        await asyncio.wait_for(asyncio.shield(h.task), 5.0)
+        assert h.reconnects("closed") == 0 and h.value("bybit_dcp_ws_connected") == 0
+        h.task = asyncio.create_task(asyncio.sleep(3600))
