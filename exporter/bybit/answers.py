@@ -57,7 +57,7 @@ class Answer:
         self.remaining: float | None = None  # X-Bapi-Limit-Status
         self.limit: float | None = None  # X-Bapi-Limit
         self.skew: float | None = None  # Bybit's clock minus ours, seconds
-        self.invalid: list[str] = []  # the fields whose values were unusable
+        self.invalid: tuple[str, ...] = ()  # the fields whose values were unusable (rare: no list per answer)
 
     @property
     def ok(self) -> bool:
@@ -94,7 +94,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, sent_at: floa
         # Bybit time minus local time, against the midpoint of the request.
         answer.skew = envelope.time - (sent_at + now) / 2
     elif isinstance(data, dict) and "time" in data:
-        answer.invalid.append("time")
+        answer.invalid += ("time",)
 
     if status == 403:
         answer.ban_until = now + IP_BAN_SECONDS
@@ -128,7 +128,7 @@ def _rate_limit_headers(answer: Answer, headers: Mapping[str, str], now: float) 
             continue
         value = header_count(text)
         if value is None:
-            answer.invalid.append(header)
+            answer.invalid += (header,)
         elif header == LIMIT_STATUS:
             answer.remaining = value
         else:
@@ -138,4 +138,4 @@ def _rate_limit_headers(answer: Answer, headers: Mapping[str, str], now: float) 
         return
     answer.reset_at = rate_limit_reset(reset, now)
     if answer.reset_at is None:
-        answer.invalid.append(LIMIT_RESET)
+        answer.invalid += (LIMIT_RESET,)

@@ -355,7 +355,7 @@ class PrivateStream:
         reader = asyncio.current_task()
         assert reader is not None
         stop = _Stop(reader)
-        session, clock = self.session, self.clock
+        session, clock, observer = self.session, self.clock, self.observer
         beat = asyncio.get_running_loop().create_task(self._beat(ws, stop), name=f"{self.account}:heartbeat")
         self._beating = beat
         try:
@@ -372,8 +372,10 @@ class PrivateStream:
                 if self._silent:
                     continue
                 out = session.receive(msg.parse_frame(raw), arrived, clock.time())
-                if out is not None:
-                    await self._hand_on(cast(Event, out))
+                if type(out) is msg.OrderPush:
+                    await self._hand_on(out)
+                elif out is not None:  # a pong, mostly: handed on without a coroutine of its own
+                    observer.on_event(cast(Event, out))
             assert stop.reason is not None
             raise _Reconnect(stop.reason)
         finally:

@@ -21,7 +21,7 @@ def test_a_success_carries_its_body_envelope_and_skew():
     assert answer.ok and answer.code is None and answer.code_label is None
     assert answer.data["result"] == {"x": 1} and answer.envelope is not None and answer.envelope.code == 0
     assert answer.skew == pytest.approx(2.0)  # against the midpoint of the request
-    assert answer.invalid == [] and answer.ban_until is None
+    assert answer.invalid == () and answer.ban_until is None
 
 
 def test_rate_limit_headers_are_readings_and_bad_ones_are_invalid_values():
@@ -34,12 +34,12 @@ def test_rate_limit_headers_are_readings_and_bad_ones_are_invalid_values():
     assert (answer.remaining, answer.limit) == (7, 10) and answer.reset_at == pytest.approx(NOW + 0.4)
     bad = classify(200, {"X-Bapi-Limit-Status": "lots", "X-Bapi-Limit-Reset-Timestamp": "soon"}, body(), NOW, NOW)
     assert bad.ok and bad.remaining is None and bad.reset_at is None
-    assert bad.invalid == ["X-Bapi-Limit-Status", "X-Bapi-Limit-Reset-Timestamp"]
+    assert bad.invalid == ("X-Bapi-Limit-Status", "X-Bapi-Limit-Reset-Timestamp")
 
 
 def test_an_unusable_time_is_an_invalid_value_not_a_skew():
     answer = classify(200, {}, body(time="Infinity"), NOW, NOW)
-    assert answer.ok and answer.skew is None and answer.invalid == ["time"]
+    assert answer.ok and answer.skew is None and answer.invalid == ("time",)
 
 
 def test_403_bans_the_host_for_ten_minutes_whatever_the_reset_header_says():
