@@ -54,6 +54,7 @@ async def child(client: str, accounts: list[Account], interval: float, step: flo
     from exporter.bybit.pacing import ConnectionBudget  # only in the child processes
     from exporter.bybit.stream import PrivateStream, StreamConfig
     from exporter.metrics import Metrics
+    from exporter.monitor.stream_metrics import StreamMetrics
     from exporter.secrets import Secret
 
     ready: list[int] = []
@@ -68,7 +69,9 @@ async def child(client: str, accounts: list[Account], interval: float, step: flo
         config = StreamConfig(
             account.ws_url, account.key, Secret(account.secret), ("order",), ping_interval=interval, ping_phase=phase
         )
-        stream = PrivateStream(f"acct-{i}", config, metrics, on_orders=lambda orders: None, budget=budget)
+        stream = PrivateStream(
+            f"acct-{i}", config, StreamMetrics(metrics, f"acct-{i}"), on_orders=lambda orders: None, budget=budget
+        )
         tasks.append(asyncio.create_task(stream.run()))
 
     def connected() -> int:

@@ -109,3 +109,23 @@ def unprotected_categories(status: int, enabled: frozenset[str] | set[str]) -> d
     Only categories the mode decides are listed (today ``inverse``); where DERIVATIVES has no DCP
     at all nothing is "left unprotected by the mode", so the value is False."""
     return {c: status in UTA_1 and CATEGORY_PRODUCT[c] in enabled for c in UNPROTECTED_UNDER_UTA_1}
+
+
+# Bybit V5 REST calls, by the short ``endpoint`` label every metric and error carries -> path.
+# The one table: the REST client calls these paths and the metrics name these labels.
+ENDPOINT_PATHS: Final = {
+    "server_time": "/v5/market/time",
+    "query_dcp_info": "/v5/account/query-dcp-info",
+    "set_dcp": "/v5/order/disconnected-cancel-all",
+    "order_history": "/v5/order/history",
+    "open_orders": "/v5/order/realtime",
+    "account_info": "/v5/account/info",  # the account mode (unifiedMarginStatus)
+    "api_key_info": "/v5/user/query-api",  # the key's permissions, IPs and expiry (the doctor's)
+    # The drill's calls: one canary order, the book it must be alone on, the price it keeps away from.
+    "create_order": "/v5/order/create",
+    "cancel_order": "/v5/order/cancel",
+    "tickers": "/v5/market/tickers",
+}
+# The calls every watched account makes (the poll, the enforcer, the backfill): their request
+# and failure series exist at 0 from the start, so the first failure is an increase.
+MONITOR_ENDPOINTS: Final = ("server_time", "query_dcp_info", "set_dcp", "order_history", "open_orders", "account_info")

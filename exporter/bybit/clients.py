@@ -10,22 +10,22 @@ from __future__ import annotations
 import aiohttp
 
 from ..config import AccountConfig
-from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .pacing import HostBans
-from .rest import RestClient
+from .rest import RestClient, RestObserver
 
 
 def rest_client(
     account: AccountConfig,
     session: aiohttp.ClientSession,
     *,
-    metrics: Metrics,
+    observer: RestObserver,
     clock: Clock = SYSTEM_CLOCK,
     host_bans: HostBans | None = None,
 ) -> RestClient:
-    """The REST client of ``account`` on ``session``; ``host_bans`` is the fleet's shared 403 record
-    (a client without one keeps a record of its own)."""
+    """The REST client of ``account`` on ``session``, telling ``observer`` what each call did (the
+    exporter's metrics, the drill's or the doctor's own); ``host_bans`` is the fleet's shared 403
+    record (a client without one keeps a record of its own)."""
     return RestClient(
         session,
         account=account.name,
@@ -33,7 +33,7 @@ def rest_client(
         base_url=account.rest_url,
         api_key=account.api_key,
         api_secret=account.api_secret,
-        metrics=metrics,
+        observer=observer,
         clock=clock,
         host_bans=host_bans,
     )

@@ -32,12 +32,15 @@ from .pacing import next_slot
 
 @dataclass(frozen=True)
 class PongResult:
-    """What one pong taught us. Fields are None when they cannot be known."""
+    """What one pong taught us. Fields are None when they cannot be known.
+
+    The stream hands it on as it is, as its "pong seen" event (see :mod:`.session`)."""
 
     rtt: float | None  # seconds from the matching ping to this pong
     gap: float | None  # seconds since the previous pong (across reconnects)
     skew: float | None  # server clock minus local clock, seconds
     matched: bool  # the pong answered a ping we are waiting for
+    wall: float | None = None  # the wall time it was read (the last-pong gauge)
 
 
 class Heartbeat:
@@ -107,7 +110,7 @@ class Heartbeat:
         gap = None if self._last_pong_at is None else max(0.0, now - self._last_pong_at)
         self.last_pong = wall
         self._last_pong_at = now
-        return PongResult(rtt=rtt, gap=gap, skew=skew, matched=sent is not None)
+        return PongResult(rtt=rtt, gap=gap, skew=skew, matched=sent is not None, wall=wall)
 
     # ---- timeouts
 

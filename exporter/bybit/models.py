@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..dcp import valid_window
+from ..dcp import ENDPOINT_PATHS, valid_window
 from .sanity import timestamp_seconds
 
 SET_DCP_METHOD = "POST"
-SET_DCP_PATH = "/v5/order/disconnected-cancel-all"
+SET_DCP_PATH = ENDPOINT_PATHS["set_dcp"]
 MAX_CURSOR_LENGTH = 1024  # Bybit's cursors are tens of characters; a longer one ends the paging
 
 

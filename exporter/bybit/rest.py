@@ -1,40 +1,43 @@
-"""Bybit V5 REST client (aiohttp): the calls the exporter, the drill and the doctor need, signed and counted.
+"""Bybit V5 REST client (aiohttp): the calls the exporter, the drill and the doctor make, signed (thin I/O shell).
 
 One ``aiohttp.ClientSession`` serves the whole process; each account gets its own
-:class:`RestClient`. Every call is counted under a short endpoint label; every
-response's top-level ``time`` updates the clock-skew gauge. A call's duration runs from the
-moment it has its connection to the end of the body: with the fleet's session the trace hooks
-of :mod:`.wire` note that moment, and the wait for a pool slot is a metric of its own; with a
-session without them (a test's) it runs from the start of the call. Errors are the typed
-errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+:class:`RestClient`. The client records nothing itself: it tells a :class:`RestObserver` what
+happened (a call made, its duration, a failure by code, an unusable value, the rate-limit
+headers, the clock skew), and the exporter's observer (:class:`exporter.monitor.rest_metrics.RestMetrics`)
+turns that into metrics and log lines; the drill gives one of its own. Calls are named by the
+short endpoint labels of the one table in :mod:`exporter.dcp` (``ENDPOINT_PATHS``).
 
-Whatever comes back is checked once, at this edge, by :mod:`.models` and :mod:`.sanity`:
-a success without a usable result is the error ``invalid``, a number out of its range is
-counted in ``bybit_dcp_invalid_values_total`` and left unused, and a redirect is the error
-``redirect`` (never followed: the signed headers would go to another host). The query
-string is built once, signed, and sent byte for byte as signed.
+A call's duration runs from the moment it has its connection to the end of the body: with the
+fleet's session the trace hooks of :mod:`.wire` note that moment, and the wait for a pool slot
+is reported on its own; with a session without them (a test's) it runs from the start of the
+call. Errors are the typed errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+
+What an answer means is decided once, at this edge, by :func:`.answers.classify` (with
+:mod:`.models` and :mod:`.sanity`): a success without a usable result is the error
+``invalid``, a number out of its range is reported as an invalid value and left unused, and a
+redirect is the error ``redirect`` (never followed: the signed headers would go to another
+host). The query string is built once, signed, and sent byte for byte as signed.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import urllib.request
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from yarl import URL
 
-from ..metrics import Metrics
+from ..dcp import ENDPOINT_PATHS
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
-from .errors import RateLimited, TimestampError, TransportError, code_label, error_for
+from .answers import classify
+from .errors import RateLimited, TimestampError, TransportError, error_for
 from .models import (
     DcpSetting,
-    Envelope,
     OrderPage,
     parse_dcp_info,
     parse_envelope,
@@ -42,26 +45,48 @@ from .models import (
     parse_server_time,
     set_dcp_request,
 )
-from .pacing import IP_BAN_SECONDS, HostBans
-from .sanity import header_count, load_json, rate_limit_reset
+from .pacing import HostBans
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
 from .wire import RequestTiming
 
-log = logging.getLogger(__name__)
+SERVER_TIME = ENDPOINT_PATHS["server_time"]
+QUERY_DCP_INFO = ENDPOINT_PATHS["query_dcp_info"]
+ORDER_HISTORY = ENDPOINT_PATHS["order_history"]
+ORDER_CREATE = ENDPOINT_PATHS["create_order"]
+ORDER_CANCEL = ENDPOINT_PATHS["cancel_order"]
+OPEN_ORDERS = ENDPOINT_PATHS["open_orders"]
+TICKERS = ENDPOINT_PATHS["tickers"]
 
-SERVER_TIME = "/v5/market/time"
-QUERY_DCP_INFO = "/v5/account/query-dcp-info"
-ACCOUNT_INFO = "/v5/account/info"  # the account mode (unifiedMarginStatus)
-API_KEY_INFO = "/v5/user/query-api"  # the key's own permissions, IPs and expiry (doctor)
-ORDER_HISTORY = "/v5/order/history"
-# The drill's calls: one canary order, the book it must be alone on, the price it keeps away from.
-ORDER_CREATE = "/v5/order/create"
-ORDER_CANCEL = "/v5/order/cancel"
-OPEN_ORDERS = "/v5/order/realtime"
-TICKERS = "/v5/market/tickers"
+ACCOUNT_INFO = ENDPOINT_PATHS["account_info"]  # the account mode (unifiedMarginStatus)
+API_KEY_INFO = ENDPOINT_PATHS["api_key_info"]  # the key's own permissions, IPs and expiry (doctor)
 
-# Without a reset header, 10006 is a per-second limit.
-RATE_LIMIT_FALLBACK_SECONDS = 1.0
+
+class RestObserver(Protocol):
+    """What an owner of a REST client hears, per call; ``endpoint`` is a label of ``ENDPOINT_PATHS``."""
+
+    def requested(self, endpoint: str) -> None:
+        """A call goes out (a retry after a resync is a call of its own)."""
+
+    def duration(self, endpoint: str, seconds: float) -> None:
+        """From the connection (or the call's start) to the end of the body, or to the failure."""
+
+    def failed(self, endpoint: str, code: str) -> None:
+        """The call failed: a retCode, an HTTP status, or timeout / network / redirect / invalid."""
+
+    def invalid_value(self, field: str) -> None:
+        """A field (``time``, a rate-limit header) held a value that was left unused."""
+
+    def rate_limit(self, endpoint: str, remaining: float | None, limit: float | None) -> None:
+        """The answer's X-Bapi-Limit-Status and X-Bapi-Limit (None: absent or unusable)."""
+
+    def clock_skew(self, seconds: float) -> None:
+        """Bybit's clock minus ours, from the answer's ``time`` against the request's midpoint."""
+
+    def paused(self, endpoint: str, code: str, reset_at: float | None) -> None:
+        """Rate limited (10006: this endpoint) or IP banned (403: every call to the host) until ``reset_at``."""
+
+    def resynced(self, offset: float) -> None:
+        """After a 10002 the client signs with ``offset`` seconds added to the local clock."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -87,7 +112,7 @@ class RestClient:
         base_url: str,
         api_key: str,
         api_secret: Secret,
-        metrics: Metrics,
+        observer: RestObserver,
         recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
@@ -102,7 +127,7 @@ class RestClient:
         self._host_bans = host_bans if host_bans is not None else HostBans()
         self._api_key = api_key
         self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
-        self._metrics = metrics
+        self._observer = observer
         self._recv_window_ms = recv_window_ms
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._proxy = proxy_for(self._base_url)
@@ -243,10 +268,7 @@ class RestClient:
         server = await self.server_time()
         t1 = self._clock.time()
         self.time_offset = server - (t0 + t1) / 2
-        log.warning(
-            "local clock disagrees with Bybit; signing with a corrected time",
-            extra={"account": self.account, "offset_seconds": round(self.time_offset, 3)},
-        )
+        self._observer.resynced(self.time_offset)
 
     async def _request(
         self,
@@ -277,7 +299,7 @@ class RestClient:
             headers.update(signed_headers.as_dict())
         url = URL(self._base_url + path + (f"?{query}" if query else ""), encoded=True)
 
-        self._metrics.api_requests.labels(self.account, endpoint).inc()
+        self._observer.requested(endpoint)
         t0 = self._clock.time()
         timing = RequestTiming()
         started = self._clock.monotonic()
@@ -304,49 +326,27 @@ class RestClient:
             self._count_error(endpoint, "network")
             raise TransportError("network", type(exc).__name__, endpoint) from None
         self._observe_duration(endpoint, timing, started)
-        t1 = self._clock.time()
-        reset_at = self._rate_limit_headers(endpoint, resp_headers)
-
-        data: Any = None
-        try:
-            # Bytes, not text: an error page in another encoding is "not JSON", not a crash.
-            data = load_json(raw) if raw else None
-        except ValueError:
-            data = None
-        envelope: Envelope | None = None
-        try:
-            envelope = parse_envelope(data)
-        except ValueError:
-            pass
-        if envelope is not None and envelope.time is not None:
-            self._update_skew(envelope.time, t0, t1)
-        elif isinstance(data, dict) and "time" in data:
-            self._count_invalid("time")
-
-        if status == 403:
-            # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply, and
-            # every endpoint and account on this host waits.
-            ban_until = self._clock.time() + IP_BAN_SECONDS
-            self._host_bans.ban(self._host, ban_until)
-            return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", ban_until)
-        if 300 <= status < 400:
-            return self._fail(endpoint, "redirect", f"HTTP {status} redirect refused", None)
-        if status != 200:
-            message = envelope.message if envelope is not None else ""
-            return self._fail(endpoint, str(status), message or f"HTTP {status}", reset_at)
-        if envelope is None:
-            self._invalid(endpoint, ValueError("the answer is not a Bybit JSON body"))
-        if envelope.code != 0:
-            code = str(envelope.code)
-            if code == "10006":
-                reset_at = reset_at or self._clock.time() + RATE_LIMIT_FALLBACK_SECONDS
-            return self._fail(endpoint, code, envelope.message, reset_at)
-        return data
+        answer = classify(status, resp_headers, raw, t0, self._clock.time())
+        observer = self._observer
+        if answer.remaining is not None or answer.limit is not None:
+            observer.rate_limit(endpoint, answer.remaining, answer.limit)
+        for field in answer.invalid:
+            observer.invalid_value(field)
+        if answer.skew is not None:
+            observer.clock_skew(answer.skew)
+        if answer.ban_until is not None:
+            # An IP ban at Bybit's gateway: every endpoint and account on this host waits.
+            self._host_bans.ban(self._host, answer.ban_until)
+        if answer.code is None:
+            return answer.data
+        if answer.code == "invalid":
+            self._invalid(endpoint, ValueError(answer.message))
+        return self._fail(endpoint, answer.code, answer.message, answer.reset_at)
 
     def _observe_duration(self, endpoint: str, timing: RequestTiming, started: float) -> None:
         """From the connection (or, without the fleet's trace hooks, the call's start) to now."""
         since = timing.connected_at if timing.connected_at is not None else started
-        self._metrics.api_duration.labels(self.environment, endpoint).observe(self._clock.monotonic() - since)
+        self._observer.duration(endpoint, self._clock.monotonic() - since)
 
     def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
         self._count_error(endpoint, code)
@@ -354,12 +354,7 @@ class RestClient:
         if isinstance(error, RateLimited):
             if reset_at is not None and code != "403":  # a 403 is recorded for the whole host
                 self._blocked_until[endpoint] = reset_at
-            log.warning(
-                "IP banned by Bybit; pausing every call to this host"
-                if code == "403"
-                else "rate limited by Bybit; pausing this endpoint",
-                extra={"account": self.account, "endpoint": endpoint, "code": code, "reset_at": reset_at},
-            )
+            self._observer.paused(endpoint, code, reset_at)
         raise error
 
     def _result(self, endpoint: str, body: dict) -> dict[str, Any]:
@@ -369,39 +364,9 @@ class RestClient:
         return result
 
     def _count_error(self, endpoint: str, code: str) -> None:
-        self._metrics.api_errors.labels(self.account, endpoint, code_label(code)).inc()
+        self._observer.failed(endpoint, code)
 
     def _invalid(self, endpoint: str, problem: ValueError) -> NoReturn:
         """A success (or a body) without a usable result: an error of its own, never a state change."""
         self._count_error(endpoint, "invalid")
         raise TransportError("invalid", str(problem), endpoint)
-
-    def _count_invalid(self, field: str) -> None:
-        self._metrics.invalid_values.labels(self.account, field).inc()
-
-    def _update_skew(self, server_time: float, t0: float, t1: float) -> None:
-        # Bybit time minus local time, against the midpoint of the request.
-        self._metrics.clock_skew.labels(self.account).set(server_time - (t0 + t1) / 2)
-
-    def _rate_limit_headers(self, endpoint: str, headers: Mapping[str, str]) -> float | None:
-        """Record X-Bapi-Limit / -Status; return the reset time (unix s) when given."""
-        labels = (self.account, endpoint)
-        for header, gauge in (
-            ("X-Bapi-Limit-Status", self._metrics.rate_limit_remaining),
-            ("X-Bapi-Limit", self._metrics.rate_limit),
-        ):
-            text = headers.get(header)
-            if text is None:
-                continue
-            value = header_count(text)
-            if value is None:
-                self._count_invalid(header)
-            else:
-                gauge.labels(*labels).set(value)
-        reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
-        if not reset:
-            return None
-        reset_at = rate_limit_reset(reset, self._clock.time())
-        if reset_at is None:
-            self._count_invalid("X-Bapi-Limit-Reset-Timestamp")
-        return reset_at

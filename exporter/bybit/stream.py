@@ -1,9 +1,13 @@
 """Bybit V5 private websocket: connect, auth, subscribe, JSON ping, reconnect (thin I/O shell).
 
-One :class:`PrivateStream` per account. The decisions live in sans-I/O pieces:
-frame parsing in :mod:`.messages`, ping/pong bookkeeping in :class:`.heartbeat.Heartbeat`,
-reconnect delays and the per-host connection budget in :mod:`.pacing`. This module only
-moves frames and waits, on the :class:`~exporter.runtime.clock.Clock` it is given.
+One :class:`PrivateStream` per connection an owner wants held. The decisions live in sans-I/O
+pieces: the conversation (lifecycle, heartbeat, attempt counters, downtime, log-once of invalid
+frames, the reconnect delay) in :class:`.session.StreamSession`, frame parsing in
+:mod:`.messages`, the per-host connection budget in :mod:`.pacing`. This module only moves
+frames, waits on the :class:`~exporter.runtime.clock.Clock` it is given, and hands the
+session's events to a :class:`StreamObserver`: it records no metric and writes no log line of
+its own, so the monitor, the guardian's guarded connection and the drill all use it, each with
+an observer of its own (the exporter's is :class:`exporter.monitor.stream_metrics.StreamMetrics`).
 
 Lifecycle of one connection: open (the URL may carry ``?max_active_time=``), ``auth``
 (signature expires a few seconds ahead), one ``subscribe`` with every configured topic,
@@ -11,8 +15,13 @@ JSON ``ping`` at once and then on the account's grid (every ``ping_interval``, a
 ``ping_phase``), from a heartbeat task beside the reader. No pong within ``pong_timeout`` ->
 close and reconnect. RTT runs from the moment the ping is written to the moment its pong is
 read off the socket (:mod:`.wire`), so the exporter's own queueing is not counted as Bybit's.
-``bybit_dcp_ws_connected`` is 1 only between an acknowledged subscription and the end of that
-connection. Every reconnect is counted with its reason.
+The observer hears :class:`~.session.Connected` only for an acknowledged subscription and
+:class:`~.session.Disconnected` at the end of every connection; every reconnect comes with its
+reason and delay.
+
+An owner can end the stream on purpose without a reconnect: :meth:`PrivateStream.abort` drops
+the TCP connection without a close frame, :meth:`PrivateStream.go_silent` stops pinging and
+handing frames on while the socket stays open until Bybit closes it (the drill's two cuts).
 
 The stream subscribes exactly the topics it is given. Observer mode gives ``("order",)``;
 a ``dcp.*`` topic makes this connection one of the account's protected connections,
@@ -28,7 +37,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
@@ -36,18 +45,28 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
-from ..dcp import TOPIC_PRODUCT
-from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
 from . import messages as msg
 from . import tls
 from .heartbeat import Heartbeat
-from .pacing import EQUAL_JITTER, ConnectionBudget, backoff_delay
-from .signing import ws_auth_args
+from .pacing import ConnectionBudget
+from .session import (
+    CLOSED_REASON,
+    ERROR,
+    PING_DUE,
+    REDIRECT,
+    BudgetWait,
+    CallbackFailed,
+    Connected,
+    ConnectionLost,
+    Event,
+    PongTimeout,
+    Refused,
+    StreamSession,
+)
 from .wire import StampedConnection, stamped_connection
 
-log = logging.getLogger("exporter.stream")
 # The websockets library logs every frame at DEBUG, the auth frame (and its signature)
 # included. Its records go to this logger, which never passes DEBUG on, whatever the
 # process's log level.
@@ -56,7 +75,14 @@ wire_log.setLevel(logging.INFO)
 
 OrdersCallback = Callable[[list[dict]], Awaitable[object] | None]
 ReconnectedCallback = Callable[[float, float], Awaitable[object] | None]
-AckT = TypeVar("AckT", bound=msg.Ack)
+
+
+class StreamObserver(Protocol):
+    """What an owner of a stream hears: every :data:`~.session.Event` but the order pushes
+    (those go to ``on_orders``). Called on the event loop, once per event; keep it cheap: a
+    pong's event comes once per ping per account."""
+
+    def on_event(self, event: Event) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -140,7 +166,7 @@ class PrivateStream:
         self,
         account: str,
         config: StreamConfig,
-        metrics: Metrics,
+        observer: StreamObserver,
         *,
         on_orders: OrdersCallback,
         on_reconnected: ReconnectedCallback | None = None,
@@ -150,7 +176,7 @@ class PrivateStream:
     ) -> None:
         self.account = account
         self.config = config
-        self.metrics = metrics
+        self.observer = observer
         self.on_orders = on_orders
         self.on_reconnected = on_reconnected
         # Wall time for the last-pong gauge, the ping-gap source, auth expiry and downtime;
@@ -159,58 +185,77 @@ class PrivateStream:
         self.rng = rng if rng is not None else random.Random()
         # Shared by every stream of the process (the fleet passes one); a stream alone gets its own.
         self.budget = budget if budget is not None else ConnectionBudget()
-        self.heartbeat = Heartbeat(config.ping_interval, config.pong_timeout, config.ping_phase)
+        self.session = StreamSession(
+            config.api_key,
+            config.api_secret,
+            config.topics,
+            ping_interval=config.ping_interval,
+            pong_timeout=config.pong_timeout,
+            ping_phase=config.ping_phase,
+            backoff_base=config.backoff_base,
+            backoff_cap=config.backoff_cap,
+            auth_backoff_base=config.auth_backoff_base,
+            auth_backoff_cap=config.auth_backoff_cap,
+            handshake_timeout=config.handshake_timeout,
+            auth_expiry=config.auth_expiry,
+            rng=self.rng,
+        )
         self._connection_class = stamped_connection(clock)
-        self._req_ids = msg.ReqIds(f"{self.rng.getrandbits(32):08x}")
         self._host = urlsplit(config.url).hostname or config.url
-        self._dcp_products = [TOPIC_PRODUCT[t] for t in config.topics if t in TOPIC_PRODUCT]
-        self._started_at: float | None = None
-        self._connected = False
-        self._ever_connected = False
-        self._down_since: float | None = None
-        self._last_frame_at: float | None = None
-        self._session_pong = False
-        self._logged_kinds: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
-        self.attempt = 0  # consecutive unhealthy connections (drives the backoff)
-        self.auth_attempt = 0  # consecutive auth failures
+        self._ws: StampedConnection | None = None
+        self._beating: asyncio.Task[None] | None = None
+        self._halted = False  # abort() or go_silent(): no reconnect once this connection ends
+        self._silent = False
 
     # ---- public
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self.session.live
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        return self.session.heartbeat
+
+    @property
+    def attempt(self) -> int:
+        return self.session.attempt
+
+    @property
+    def auth_attempt(self) -> int:
+        return self.session.auth_attempt
 
     def last_pong_or_start(self) -> float | None:
-        return self.heartbeat.last_pong if self.heartbeat.last_pong is not None else self._started_at
+        return self.session.last_pong_or_start()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame, and do not reconnect: :meth:`run` ends."""
+        self._halted = True
+        if self._ws is not None:
+            self._ws.transport.abort()
+
+    def go_silent(self) -> None:
+        """Stop pinging and stop handing frames on; the socket stays open until the other side
+        closes it, then :meth:`run` ends without a reconnect."""
+        self._halted = self._silent = True
+        if self._beating is not None:
+            self._beating.cancel()
 
     async def run(self) -> None:
-        """Connect and stay connected until cancelled. Never raises for network or protocol trouble."""
-        self._started_at = self.clock.time()
-        self.metrics.ping_gap.set_source(self.account, self.last_pong_or_start)
+        """Connect and stay connected until cancelled (or halted). Never raises for network or protocol trouble."""
+        observer, session = self.observer, self.session
+        observer.on_event(session.start(self.clock.time()))
         try:
-            while True:
+            while not self._halted:
                 reason = await self._one_connection()
-                self.metrics.ws_reconnects.labels(self.account, reason).inc()
-                if reason == "auth_failed":
-                    delay = backoff_delay(
-                        self.auth_attempt,
-                        self.config.auth_backoff_base,
-                        self.config.auth_backoff_cap,
-                        self.rng,
-                        floor=EQUAL_JITTER,
-                    )
-                    self.auth_attempt += 1
-                else:
-                    delay = backoff_delay(self.attempt, self.config.backoff_base, self.config.backoff_cap, self.rng)
-                self.attempt += 1
-                log.info(
-                    "private stream reconnecting",
-                    extra={"account": self.account, "reason": reason, "delay_seconds": round(delay, 3)},
-                )
-                await self.clock.sleep(delay)
+                if self._halted:
+                    break
+                reconnect = session.reconnect(reason)
+                observer.on_event(reconnect)
+                await self.clock.sleep(reconnect.delay)
         finally:
-            self._set_down()
+            observer.on_event(session.disconnected(self.clock.time()))
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
@@ -222,12 +267,8 @@ class PrivateStream:
     async def _one_connection(self) -> str:
         wait = self.budget.reserve(self._host, self.clock.monotonic())
         if wait > 0:
-            log.warning(
-                "connection budget for the host exhausted; waiting",
-                extra={"account": self.account, "host": self._host, "wait_seconds": round(wait, 1)},
-            )
+            self.observer.on_event(BudgetWait(self._host, wait))
             await self.clock.sleep(wait)
-        self._session_pong = False
         cfg = self.config
         proxy = proxy_for(cfg.url)
         # One TLS context for all (see .tls); websockets refuses any for ws:// or an http:// proxy.
@@ -248,64 +289,60 @@ class PrivateStream:
                 logger=wire_log,
                 create_connection=self._connection_class,
             ) as ws:
+                self._ws = cast(StampedConnection, ws)  # create_connection made it
                 try:
-                    await self._converse(cast(StampedConnection, ws))  # create_connection made it
+                    if self._halted:  # aborted while it was opening
+                        ws.transport.abort()
+                    await self._converse(self._ws)
                 finally:
-                    self._set_down()
+                    self._ws = None
+                    self.observer.on_event(self.session.disconnected(self.clock.time()))
         except _Reconnect as exc:
             return exc.reason
         except ConnectionClosed as exc:
-            log.info("private stream closed", extra={"account": self.account, "error": _short(exc)})
-            return "closed"
+            self.observer.on_event(ConnectionLost(CLOSED_REASON, type(exc).__name__, str(exc)))
+            return CLOSED_REASON
         except (OSError, TimeoutError, InvalidURI, WebSocketException) as exc:
             if isinstance(exc, InvalidStatus) and _is_redirect(exc):
-                log.warning(
-                    "private stream redirected; not followed (the credentials would go elsewhere)",
-                    extra={"account": self.account, "status": exc.response.status_code},
-                )
-                return "redirect"
-            log.warning(
-                "private stream error",
-                extra={"account": self.account, "error_type": type(exc).__name__, "error": _short(exc)},
-            )
-            return "error"
-        except Exception:  # e.g. an unusable key: count, back off and keep the process alive
-            log.exception("private stream failed unexpectedly", extra={"account": self.account})
-            return "error"
-        finally:
-            if self._session_pong:
-                self.attempt = 0  # the connection was healthy: start the backoff afresh
+                status = exc.response.status_code
+                self.observer.on_event(ConnectionLost(REDIRECT, type(exc).__name__, str(exc), status=status))
+                return REDIRECT
+            self.observer.on_event(ConnectionLost(ERROR, type(exc).__name__, str(exc)))
+            return ERROR
+        except Exception as exc:  # e.g. an unusable key: count, back off and keep the process alive
+            self.observer.on_event(ConnectionLost(ERROR, type(exc).__name__, str(exc), unexpected=exc))
+            return ERROR
         raise AssertionError("_converse ends only by raising")
 
     async def _converse(self, ws: StampedConnection) -> None:
-        cfg = self.config
-        # auth
-        req = self._req_ids.next("auth")
-        # Expiry is judged by Bybit's clock: if the last pong showed it ahead of ours, add that.
-        ahead = max(0.0, self.heartbeat.last_skew or 0.0)
-        expires_ms = int((self.clock.time() + ahead + cfg.auth_expiry) * 1000)
-        await ws.send(msg.auth_frame(req, ws_auth_args(cfg.api_key, cfg.api_secret, expires_ms)))
-        ack = await self._await_ack(ws, msg.AuthAck, req)
-        if not ack.success:
-            log.warning(
-                "private stream auth refused; check the API key, secret and environment",
-                extra={"account": self.account, "ret_msg": ack.ret_msg[:200]},
-            )
-            raise _Reconnect("auth_failed")
-        self.auth_attempt = 0
-
-        # subscribe, all topics in one request
-        req = self._req_ids.next("subscribe")
-        await ws.send(msg.subscribe_frame(req, cfg.topics))
-        sub = await self._await_ack(ws, msg.SubscribeAck, req)
-        if not sub.success:
-            log.warning(
-                "private stream subscribe refused",
-                extra={"account": self.account, "topics": ",".join(cfg.topics), "ret_msg": sub.ret_msg[:200]},
-            )
-            raise _Reconnect("subscribe_failed")
-
-        self._set_up()
+        """Auth, then subscribe (each acknowledgement awaited for ``handshake_timeout``), then live."""
+        session, clock = self.session, self.clock
+        await ws.send(session.opened(clock.monotonic(), clock.time()))
+        while True:
+            now = clock.monotonic()
+            overdue = session.ack_overdue(now)
+            if overdue is not None:
+                self.observer.on_event(overdue)
+                raise _Reconnect(overdue.reason)
+            assert session.ack_deadline is not None  # waiting for an acknowledgement
+            try:
+                async with clock.timeout(session.ack_deadline - now):
+                    raw, arrived = await ws.recv_stamped()
+            except TimeoutError:
+                continue
+            out = session.receive(msg.parse_frame(raw), arrived, clock.time())
+            if out is None:
+                continue
+            if type(out) is str:
+                await ws.send(out)
+            elif type(out) is Connected:
+                self._up(out)
+                break
+            elif type(out) is Refused:
+                self.observer.on_event(out)
+                raise _Reconnect(out.reason)
+            else:
+                await self._hand_on(cast(Event, out))
         await self._read_while_beating(ws)
 
     async def _read_while_beating(self, ws: StampedConnection) -> None:
@@ -318,7 +355,9 @@ class PrivateStream:
         reader = asyncio.current_task()
         assert reader is not None
         stop = _Stop(reader)
+        session, clock, observer = self.session, self.clock, self.observer
         beat = asyncio.get_running_loop().create_task(self._beat(ws, stop), name=f"{self.account}:heartbeat")
+        self._beating = beat
         try:
             while stop.reason is None:
                 stop.reading = True
@@ -330,130 +369,61 @@ class PrivateStream:
                     raise
                 finally:
                     stop.reading = False
-                await self._handle(msg.parse_frame(raw), arrived)
+                if self._silent:
+                    continue
+                out = session.receive(msg.parse_frame(raw), arrived, clock.time())
+                if type(out) is msg.OrderPush:
+                    await self._hand_on(out)
+                elif out is not None:  # a pong, mostly: handed on without a coroutine of its own
+                    observer.on_event(cast(Event, out))
             assert stop.reason is not None
             raise _Reconnect(stop.reason)
         finally:
+            self._beating = None
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
 
     async def _beat(self, ws: StampedConnection, stop: _Stop) -> None:
         """Ping on the account's grid; give up on the connection when a pong is overdue."""
-        hb = self.heartbeat
+        session, clock = self.session, self.clock
+        if self._silent:  # gone silent while this connection opened
+            return
         try:
             while True:
-                now = self.clock.monotonic()
-                if hb.timed_out(now):
-                    self.metrics.ws_pong_timeouts.labels(self.account).inc()
-                    log.warning(
-                        "no pong in time; reconnecting",
-                        extra={"account": self.account, "pong_timeout_seconds": self.config.pong_timeout},
-                    )
-                    stop.give_up("pong_timeout")
-                    return
-                if hb.ping_due(now):
-                    req = self._req_ids.next("ping")
-                    await ws.send(msg.ping_frame(req))
-                    hb.on_ping_sent(req, self.clock.monotonic())  # written: handed to the socket
+                now = clock.monotonic()
+                todo = session.beat(now)
+                if todo is PING_DUE:
+                    await ws.send(session.ping_frame())
+                    session.ping_written(clock.monotonic())  # written: handed to the socket
                     continue
-                deadline = hb.deadline()
-                assert deadline is not None  # connected: a ping is always scheduled
-                await self.clock.sleep(deadline - now)
+                if todo is not None:  # the pong is overdue
+                    timeout = cast(PongTimeout, todo)
+                    self.observer.on_event(timeout)
+                    stop.give_up(timeout.reason)
+                    return
+                await clock.sleep(session.deadline() - now)
         except ConnectionClosed:
             return  # the reader sees the same closed connection and reports it
-        except Exception:
-            log.exception("heartbeat failed unexpectedly", extra={"account": self.account})
-            stop.give_up("error")
+        except Exception as exc:
+            self.observer.on_event(CallbackFailed("heartbeat", exc))
+            stop.give_up(ERROR)
 
-    async def _await_ack(self, ws: StampedConnection, kind: type[AckT], req_id: str) -> AckT:
-        """Wait for the ack of ``req_id``; other frames are handled (or counted) meanwhile."""
-        deadline = self.clock.monotonic() + self.config.handshake_timeout
-        while True:
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                log.warning(
-                    "no acknowledgement in time",
-                    extra={
-                        "account": self.account,
-                        "waiting_for": kind.__name__,
-                        "timeout_seconds": self.config.handshake_timeout,
-                    },
-                )
-                raise _Reconnect("error")
+    async def _hand_on(self, event: Event) -> None:
+        """Orders to ``on_orders``, every other event to the observer."""
+        if type(event) is msg.OrderPush:
             try:
-                async with self.clock.timeout(remaining):
-                    raw, arrived = await ws.recv_stamped()
-            except TimeoutError:
-                continue
-            frame = msg.parse_frame(raw)
-            if isinstance(frame, kind) and frame.req_id in (None, req_id):
-                return frame
-            await self._handle(frame, arrived)
-
-    async def _handle(self, frame: msg.Frame, arrived: float) -> None:
-        """``arrived``: the monotonic time the frame was read off the socket."""
-        now = self.clock.time()
-        if self._connected:
-            self._last_frame_at = now
-        if isinstance(frame, msg.Pong):
-            res = self.heartbeat.on_pong(frame.req_id, arrived, frame.server_ms, wall=now)
-            if res.rtt is not None:
-                self.metrics.ws_rtt.labels(self.account).observe(res.rtt)
-                self._session_pong = True
-            if res.gap is not None:
-                self.metrics.ws_heartbeat_gap.labels(self.account).observe(res.gap)
-            self.metrics.ws_last_pong.labels(self.account).set(now)
-            return
-        if isinstance(frame, msg.OrderPush):
-            await self._deliver_orders(frame.orders)
-            return
-        if isinstance(frame, msg.Invalid):
-            self._invalid(frame.kind, frame.detail)
+                result = self.on_orders(event.orders)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # the consumer's bug must not take the heartbeat down
+                self.observer.on_event(CallbackFailed("on_orders", exc))
         else:
-            self._invalid(f"unexpected_{type(frame).__name__}", "")
+            self.observer.on_event(event)
 
-    def _invalid(self, kind: str, detail: str) -> None:
-        self.metrics.ws_invalid_messages.labels(self.account).inc()
-        if kind not in self._logged_kinds:
-            self._logged_kinds.add(kind)
-            log.warning(
-                "skipped a websocket frame it could not understand (further frames of this kind are only counted)",
-                extra={"account": self.account, "kind": kind, "detail": detail},
-            )
-
-    async def _deliver_orders(self, orders: list[dict]) -> None:
-        try:
-            result = self.on_orders(orders)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # the consumer's bug must not take the heartbeat down
-            log.exception("on_orders callback failed", extra={"account": self.account})
-
-    # ---- state
-
-    def _set_up(self) -> None:
-        now = self.clock.time()
-        self._connected = True
-        self._last_frame_at = now
-        self.heartbeat.on_connected(self.clock.monotonic())
-        self.metrics.ws_connected.labels(self.account).set(1)
-        for product in self._dcp_products:
-            self.metrics.ws_dcp_subscribed.labels(self.account, product).set(1)
-        log.info("private stream up", extra={"account": self.account, "topics": ",".join(self.config.topics)})
-        if self._ever_connected and self.on_reconnected is not None:
-            down_since = self._down_since if self._down_since is not None else now
-            self._spawn(self.on_reconnected, down_since, now)
-        self._ever_connected = True
-
-    def _set_down(self) -> None:
-        if self._connected:
-            # Anything pushed after the last frame we read may be lost: that is the gap.
-            self._down_since = self._last_frame_at if self._last_frame_at is not None else self.clock.time()
-        self._connected = False
-        self.heartbeat.on_disconnected()
-        self.metrics.ws_connected.labels(self.account).set(0)
-        for product in self._dcp_products:
-            self.metrics.ws_dcp_subscribed.labels(self.account, product).set(0)
+    def _up(self, connected: Connected) -> None:
+        self.observer.on_event(connected)
+        if connected.down_since is not None and self.on_reconnected is not None:
+            self._spawn(self.on_reconnected, connected.down_since, connected.at)
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run a callback beside the read loop so a slow backfill never delays a pong."""
@@ -463,14 +433,9 @@ class PrivateStream:
                 result = fn(*args)
                 if inspect.isawaitable(result):
                     await result
-            except Exception:
-                log.exception("on_reconnected callback failed", extra={"account": self.account})
+            except Exception as exc:
+                self.observer.on_event(CallbackFailed("on_reconnected", exc))
 
         task = asyncio.get_running_loop().create_task(call(), name=f"{self.account}:on_reconnected")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 200 else text[:200] + "..."

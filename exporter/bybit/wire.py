@@ -9,8 +9,9 @@ exporter's code happens to look, both would include the exporter's own queueing.
   last frame was read off the socket, in the protocol callback, before any queue.
 - :func:`session_tracing` is the aiohttp ``TraceConfig`` of the fleet's session: it notes when
   each request got its connection (a :class:`RequestTiming` passed as ``trace_request_ctx``),
-  records the wait for a pool slot in ``bybit_dcp_api_connection_wait_seconds`` and counts new
-  TCP connections in ``bybit_dcp_api_connections_opened_total``.
+  and tells a :class:`PoolObserver` the wait for a pool slot and each new TCP connection (the
+  exporter's, :class:`exporter.monitor.rest_metrics.PoolMetrics`, records them in
+  ``bybit_dcp_api_connection_wait_seconds`` and ``bybit_dcp_api_connections_opened_total``).
 
 Time comes from the injected clock, as everywhere in ``bybit/``.
 """
@@ -21,7 +22,7 @@ import functools
 from collections import deque
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection
@@ -29,7 +30,6 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import Event
 from websockets.typing import Data
 
-from ..metrics import Metrics
 from ..runtime.clock import Clock
 
 
@@ -69,7 +69,15 @@ class RequestTiming:
     connected_at: float | None = None  # monotonic: the request had its connection (new or reused)
 
 
-def session_tracing(clock: Clock, metrics: Metrics) -> aiohttp.TraceConfig:
+class PoolObserver(Protocol):
+    def connection_wait(self, seconds: float) -> None:
+        """A request waited this long for a connection of the pool (0 when one was free)."""
+
+    def connection_opened(self) -> None:
+        """A new TCP (and TLS) connection was opened."""
+
+
+def session_tracing(clock: Clock, observer: PoolObserver) -> aiohttp.TraceConfig:
     """Hooks for the fleet's one session: connection acquired, pool wait, new TCP connections."""
 
     async def queued(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
@@ -79,12 +87,12 @@ def session_tracing(clock: Clock, metrics: Metrics) -> aiohttp.TraceConfig:
         ctx.waited = clock.monotonic() - ctx.queued_at
 
     async def acquired(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
-        metrics.api_connection_wait.observe(getattr(ctx, "waited", 0.0))
+        observer.connection_wait(getattr(ctx, "waited", 0.0))
         if isinstance(ctx.trace_request_ctx, RequestTiming):
             ctx.trace_request_ctx.connected_at = clock.monotonic()
 
     async def opened(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
-        metrics.api_connections_opened.inc()
+        observer.connection_opened()
         await acquired(session, ctx, params)
 
     trace = aiohttp.TraceConfig()

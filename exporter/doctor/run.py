@@ -7,9 +7,9 @@ connection through its own :class:`~exporter.bybit.stream.PrivateStream`, subscr
 ``order`` only: a ``dcp.*`` subscription would make the doctor a protected connection of the
 account, the masking the exporter avoids. Nothing is ever written to Bybit.
 
-The clients record into a :class:`~exporter.metrics.Metrics` of their own that nobody scrapes;
-the runner reads back the few values it needs (the skew from the answers' ``time``, the
-stream's reconnect reason and first RTT). What the answers mean is decided in :mod:`.checks`.
+The REST calls are heard by :class:`RestProbe` and the stream by :class:`StreamProbe`: the
+clients' log lines (:mod:`exporter.bybit.observers`), nothing counted, and what the checks need:
+the skew the answers' ``time`` showed, the first RTT, or why the connection ended. What the answers mean is decided in :mod:`.checks`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ from typing import TypeVar
 
 import aiohttp
 
+from ..bybit.clients import rest_client
 from ..bybit.errors import BybitError
+from ..bybit.heartbeat import PongResult
+from ..bybit.observers import RestLog, StreamLog
 from ..bybit.pacing import ConnectionBudget
-from ..bybit.rest import RestClient
+from ..bybit.session import Event, Reconnect
 from ..bybit.stream import PrivateStream, StreamConfig
 from ..config import AccountConfig
 from ..dcp import ORDER_TOPIC
-from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .checks import Answers, Failure, Line, StreamResult, account_lines, no_signed_answer
 
@@ -45,17 +47,8 @@ async def examine(
     stream_timeout: float = STREAM_TIMEOUT,
 ) -> tuple[Answers, float]:
     """Every answer of one account, and Bybit's time as the checks' "now" (the local time when unknown)."""
-    sink = Metrics()
-    rest = RestClient(
-        session,
-        account=account.name,
-        environment=account.environment,
-        base_url=account.rest_url,
-        api_key=account.api_key,
-        api_secret=account.api_secret,
-        metrics=sink,
-        clock=clock,
-    )
+    heard = RestProbe(account.name)
+    rest = rest_client(account, session, observer=heard, clock=clock)
     answers = Answers()
     t0 = clock.time()
     try:
@@ -69,8 +62,7 @@ async def examine(
         answers.account = await _read(rest.account_info)
         answers.stream = await probe_stream(account, clock=clock, budget=budget, timeout=stream_timeout)
     answers.resynced = rest.time_offset != 0.0
-    skews = [value for key, value in sink.clock_skew.rows() if key == (account.name,)]
-    answers.response_skew = float(skews[0]) if skews else None  # type: ignore[arg-type]
+    answers.response_skew = heard.skew
     now = clock.time() + (answers.skew if isinstance(answers.skew, float) else 0.0)
     return answers, now
 
@@ -82,6 +74,33 @@ async def _read(call: Callable[[], Awaitable[T]]) -> T | Failure:
         return Failure(exc.code, exc.message)
 
 
+class RestProbe(RestLog):
+    """The REST client's warnings, and the clock skew the answers' ``time`` showed last."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__(account)
+        self.skew: float | None = None
+
+    def clock_skew(self, seconds: float) -> None:
+        self.skew = seconds
+
+
+class StreamProbe(StreamLog):
+    """The stream's log lines, and the first RTT or the first reason the connection ended."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__(account)
+        self.rtt: float | None = None
+        self.reason: str | None = None
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, PongResult) and event.rtt is not None and self.rtt is None:
+            self.rtt = event.rtt
+        elif isinstance(event, Reconnect) and self.reason is None:
+            self.reason = event.reason
+        super().on_event(event)
+
+
 async def probe_stream(
     account: AccountConfig,
     *,
@@ -90,7 +109,7 @@ async def probe_stream(
     timeout: float = STREAM_TIMEOUT,
 ) -> StreamResult:
     """One private connection: auth, subscribe ``order`` (never ``dcp.*``), the first ping's pong."""
-    sink = Metrics()
+    probe = StreamProbe(account.name)
     stream = PrivateStream(
         account.name,
         StreamConfig(
@@ -102,7 +121,7 @@ async def probe_stream(
             pong_timeout=min(account.pong_timeout, timeout),
             handshake_timeout=min(10.0, timeout),
         ),
-        sink,
+        probe,
         on_orders=lambda orders: None,
         clock=clock,
         budget=budget,
@@ -111,12 +130,10 @@ async def probe_stream(
     deadline = clock.monotonic() + timeout
     try:
         while clock.monotonic() < deadline and not task.done():
-            reasons = [key[1] for key, value in sink.ws_reconnects.rows() if value]
-            if reasons:
-                return StreamResult(reason=str(reasons[0]))
-            rtts = [counts for key, counts in sink.ws_rtt.rows() if sum(counts[:-1])]  # type: ignore[index]
-            if stream.connected and rtts:
-                return StreamResult(rtt=float(rtts[0][-1]))  # type: ignore[index]
+            if probe.reason is not None:
+                return StreamResult(reason=probe.reason)
+            if stream.connected and probe.rtt is not None:
+                return StreamResult(rtt=probe.rtt)
             await clock.sleep(WATCH_STEP)
         return StreamResult(reason="timeout")
     finally:

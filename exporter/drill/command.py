@@ -26,9 +26,9 @@ import tempfile
 import aiohttp
 
 from ..bybit.clients import rest_client
+from ..bybit.observers import RestLog
 from ..config import DRILL_CUTS, DRILL_SIDES, AccountConfig, ConfigError, DrillSettings, drill_settings, load_config
 from ..dcp import PRODUCT_CATEGORY, PRODUCTS
-from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK
 from .run import run_drill
 from .verdict import CANARY_LINK_PREFIX, DrillReport
@@ -202,7 +202,7 @@ async def _drill(account: AccountConfig, settings: DrillSettings, report: DrillR
     clock = SYSTEM_CLOCK
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
-        rest = rest_client(account, session, metrics=Metrics(), clock=clock)
+        rest = rest_client(account, session, observer=RestLog(account.name), clock=clock)
         link_id = CANARY_LINK_PREFIX + secrets.token_hex(8)
         task = asyncio.create_task(run_drill(account, settings, rest, clock, report, link_id=link_id, progress=_say))
         for sig in STOP_SIGNALS:

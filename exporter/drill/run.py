@@ -1,5 +1,9 @@
 """The drill's I/O: an armed connection cut on purpose, an observer, a canary order, and its cleanup.
 
+Both connections are the exporter's own private-stream client (:class:`~exporter.bybit.stream.PrivateStream`)
+with an observer of the drill's (:class:`.observers.DrillStream`), and the calls go through the
+account's :class:`~exporter.bybit.rest.RestClient`: the drill holds no websocket of its own.
+
 The order of things, each step refusing or reporting before anything irreversible:
 refuse mainnet unless allowed; read the product's window; open the observer (``order``) and
 the armed (``dcp.*``) connections; place the post-only canary far from the market; refuse if
@@ -15,13 +19,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
-
-from ..bybit import messages as msg
 from ..bybit.errors import ORDER_NOT_FOUND, BybitError
 from ..bybit.rest import RestClient
-from ..bybit.signing import ws_auth_args
+from ..bybit.stream import PrivateStream, StreamConfig
 from ..config import AccountConfig, DrillSettings
 from ..dcp import (
     CANCEL_BY_DCP,
@@ -33,7 +33,7 @@ from ..dcp import (
     settle_coins,
 )
 from ..runtime.clock import Clock
-from ..secrets import Secret
+from .observers import DrillStream
 from .verdict import (
     ERROR,
     INTERRUPTED,
@@ -51,80 +51,64 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 HANDSHAKE_TIMEOUT = 10.0
-PING_INTERVAL = 5.0
+PING_INTERVAL = 5.0  # the default of run_drill's ping_interval
 CANARY_CONFIRM_TIMEOUT = 5.0  # for the canary's first push; then the open-order list decides
 OTHERS_SETTLE = 1.0  # after the canary's cancel, for other cancels of the same trigger to arrive
 CLEANUP_TIMEOUT = 15.0
 
 
-class Connection:
-    """One private websocket for the drill: auth, subscribe, JSON pings until cut; order pushes handed on."""
+class Held:
+    """One of the drill's connections: the shared private-stream client, run in a task of its own."""
 
-    def __init__(
-        self,
-        url: str,
-        api_key: str,
-        secret: Secret,
-        topics: tuple[str, ...],
-        clock: Clock,
-        on_orders: Callable[[list[dict], float], None] | None = None,
-    ) -> None:
-        self._url, self._api_key, self._secret, self._topics = url, api_key, secret, topics
-        self._clock = clock
-        self._on_orders = on_orders
-        self._ws: ClientConnection | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self._req = msg.ReqIds(f"drill-{topics[0]}")
-        self.pinging = True
-
-    async def open(self) -> None:
-        self._ws = await connect(self._url, open_timeout=HANDSHAKE_TIMEOUT, close_timeout=1, ping_interval=None)
-        expires = int((self._clock.time() + 10) * 1000)
-        await self._request(msg.auth_frame(self._req.next("auth"), ws_auth_args(self._api_key, self._secret, expires)))
-        await self._request(msg.subscribe_frame(self._req.next("subscribe"), self._topics))
-        await self._ws.send(msg.ping_frame(self._req.next("ping")))
-        self._pump = asyncio.create_task(self._run(), name=f"drill:{','.join(self._topics)}")
-
-    async def _request(self, frame: str) -> None:
-        assert self._ws is not None
-        await self._ws.send(frame)
-        async with self._clock.timeout(HANDSHAKE_TIMEOUT):
-            while True:
-                answer = msg.parse_frame(await self._ws.recv())
-                if isinstance(answer, msg.Ack):
-                    if not answer.success:
-                        raise DrillError(f"the private stream refused the request: {answer.ret_msg[:120]}")
-                    return
-
-    async def _run(self) -> None:
-        assert self._ws is not None
-        next_ping = self._clock.monotonic() + PING_INTERVAL
-        with contextlib.suppress(ConnectionClosed, WebSocketException, OSError):
-            while True:
-                if self.pinging and self._clock.monotonic() >= next_ping:
-                    await self._ws.send(msg.ping_frame(self._req.next("ping")))
-                    next_ping = self._clock.monotonic() + PING_INTERVAL
-                try:
-                    async with self._clock.timeout(max(0.05, next_ping - self._clock.monotonic())):
-                        frame = msg.parse_frame(await self._ws.recv())
-                except TimeoutError:
-                    continue
-                if isinstance(frame, msg.OrderPush) and self._on_orders is not None:
-                    self._on_orders(frame.orders, self._clock.time())
+    def __init__(self, stream: PrivateStream, observer: DrillStream) -> None:
+        self.stream = stream
+        self.observer = observer
+        self.task = asyncio.create_task(stream.run(), name=f"drill:{','.join(stream.config.topics)}")
 
     def cut(self, how: str) -> None:
-        """``abort``: drop the TCP connection without a close frame; ``silence``: stop pinging."""
+        """``abort``: drop the TCP connection without a close frame; ``silence``: stop pinging (and
+        reading), leaving the socket open until Bybit's idle cut-off closes it. Neither reconnects."""
         if how == "silence":
-            self.pinging = False
-        elif self._ws is not None:
-            self._ws.transport.abort()
+            self.stream.go_silent()
+        else:
+            self.stream.abort()
 
     async def close(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
-        if self._ws is not None:
-            self._ws.transport.abort()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def open_connection(
+    account: AccountConfig,
+    url: str,
+    topics: tuple[str, ...],
+    clock: Clock,
+    ping_interval: float,
+    connections: list[Held],
+    on_orders: Callable[[list[dict]], None] = lambda orders: None,
+) -> Held:
+    """Open a connection and wait until Bybit acknowledges its subscription; a refusal, an
+    unreachable host or no acknowledgement in time is a :class:`DrillError`, not a retry."""
+    config = StreamConfig(
+        url,
+        account.api_key,
+        account.api_secret,
+        topics,
+        ping_interval=ping_interval,
+        pong_timeout=max(ping_interval, HANDSHAKE_TIMEOUT),
+        handshake_timeout=HANDSHAKE_TIMEOUT,
+        close_timeout=1.0,
+        auth_expiry=10.0,
+    )
+    observer = DrillStream(",".join(topics))
+    held = Held(PrivateStream(f"drill:{account.name}", config, observer, on_orders=on_orders, clock=clock), observer)
+    connections.append(held)
+    try:
+        async with clock.timeout(3 * HANDSHAKE_TIMEOUT):  # the opening, then each acknowledgement
+            await observer.up
+    except ConnectionError as exc:
+        raise DrillError(str(exc)) from None
+    return held
 
 
 class DrillError(Exception):
@@ -162,21 +146,24 @@ async def run_drill(
     *,
     link_id: str,
     progress: Progress = lambda text: None,
+    ping_interval: float = PING_INTERVAL,
 ) -> DrillReport:
-    """Run one drill, filling ``report``; a cancellation (Ctrl-C) is reported, cleaned up, then re-raised."""
+    """Run one drill, filling ``report``; a cancellation (Ctrl-C) is reported, cleaned up, then re-raised.
+
+    ``ping_interval``: how often the drill's two connections ping until the cut."""
     refusal = mainnet_refusal(account.environment, settings.mainnet)
     if refusal:
         report.outcome, report.message = REFUSED, refusal
         return report
     watch = _Watch(PRODUCT_CATEGORIES[settings.product])
-    connections: list[Connection] = []
+    connections: list[Held] = []
     report.started_at = clock.time()
     try:
-        await _drill(account, settings, rest, clock, report, watch, connections, link_id, progress)
+        await _drill(account, settings, rest, clock, report, watch, connections, link_id, progress, ping_interval)
     except asyncio.CancelledError:
         report.outcome, report.message = INTERRUPTED, "interrupted before DCP fired"
         raise
-    except (BybitError, DrillError, OSError, TimeoutError, WebSocketException) as exc:
+    except (BybitError, DrillError, OSError, TimeoutError) as exc:
         report.outcome, report.message = ERROR, _describe(exc)
     finally:
         for connection in connections:
@@ -192,9 +179,10 @@ async def _drill(
     clock: Clock,
     report: DrillReport,
     watch: _Watch,
-    connections: list[Connection],
+    connections: list[Held],
     link_id: str,
     progress: Progress,
+    ping_interval: float,
 ) -> None:
     product, category = settings.product, PRODUCT_CATEGORY[settings.product]
     dcp = (await rest.query_dcp_info()).get(product)
@@ -205,15 +193,19 @@ async def _drill(
     report.window_seconds = dcp.window
     progress(f"DCP window for {product}: {dcp.window} s")
 
-    observer = Connection(account.ws_url, account.api_key, account.api_secret, (ORDER_TOPIC,), clock, watch.on_orders)
-    connections.append(observer)
-    await observer.open()
+    await open_connection(
+        account,
+        account.ws_url,
+        (ORDER_TOPIC,),
+        clock,
+        ping_interval,
+        connections,
+        on_orders=lambda orders: watch.on_orders(orders, clock.time()),
+    )
     armed_url = account.ws_url
     if settings.cut == "silence":  # silence only kills a connection after Bybit's idle cut-off
         armed_url += ("&" if "?" in armed_url else "?") + f"max_active_time={SILENCE_IDLE_CUTOFF}s"
-    armed = Connection(armed_url, account.api_key, account.api_secret, (PRODUCT_TOPIC[product],), clock)
-    connections.append(armed)
-    await armed.open()
+    armed = await open_connection(account, armed_url, (PRODUCT_TOPIC[product],), clock, ping_interval, connections)
     progress(f"armed connection up (subscribed {PRODUCT_TOPIC[product]}); observer up (order)")
 
     report.canary_price = canary_price(

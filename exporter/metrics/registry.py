@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..dcp import CATEGORIES, PRODUCTS
+from ..dcp import CATEGORIES, MONITOR_ENDPOINTS, PRODUCTS
 from . import specs
 from .labelled import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
 from .specs import ADD_ACCOUNT, COUNTER, GAUGE, PROCESS, RECORDED, RTT_BUCKETS, START, MetricSpec
@@ -39,7 +39,7 @@ from .specs import ADD_ACCOUNT, COUNTER, GAUGE, PROCESS, RECORDED, RTT_BUCKETS, 
 __all__ = ["DOMAINS", "ENDPOINTS", "RTT_BUCKETS", "Metrics"]
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
-ENDPOINTS = ("server_time", "query_dcp_info", "set_dcp", "order_history", "account_info")
+ENDPOINTS = MONITOR_ENDPOINTS  # from the one table of REST calls, exporter/dcp.py
 RECONNECT_REASONS = ("closed", "pong_timeout", "error", "auth_failed", "subscribe_failed", "redirect")
 
 # The `_created` samples double the counter series for nothing a dashboard or alert uses.

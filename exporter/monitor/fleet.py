@@ -33,6 +33,7 @@ from ..runtime.loop_lag import watch_loop_lag
 from ..runtime.pauses import freeze_survivors, prefer_the_loop
 from .account import AccountSupervisor
 from .guardian import Guardian
+from .rest_metrics import PoolMetrics
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Fleet:
                     ssl=session_context(a.rest_url for a in self.config.accounts),
                 ),
                 headers={"User-Agent": USER_AGENT},
-                trace_configs=[session_tracing(self.clock, self.metrics)],
+                trace_configs=[session_tracing(self.clock, PoolMetrics(self.metrics))],
             )
         self._loop_lag = asyncio.create_task(
             watch_loop_lag(self.clock, self.metrics.event_loop_lag.observe), name="event-loop-lag"

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from ..bybit.observers import StreamLog
 from ..bybit.pacing import ConnectionBudget
 from ..bybit.stream import PrivateStream, StreamConfig
 from ..config import AccountConfig, GuardianLiveness
@@ -147,8 +148,8 @@ class Guardian:
             self.name,
             self._stream_config,
             # The guarded connection's own heartbeat series would overwrite the observer's
-            # (same account label): it reports into a registry nobody scrapes.
-            Metrics(clock=self.clock.time),
+            # (same account label): it writes the stream's log lines and no metric.
+            StreamLog(self.name),
             on_orders=lambda orders: None,  # the observer connection sees every order
             clock=self.clock,
             rng=self._rng,

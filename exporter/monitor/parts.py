@@ -28,6 +28,8 @@ from .account_mode import AccountMode
 from .backfill import BACKFILL_MARGIN_SECONDS, BACKFILL_MAX_PAGES, Backfill
 from .enforcer import Enforcer
 from .guardian import Guardian
+from .rest_metrics import RestMetrics
+from .stream_metrics import StreamMetrics
 from .trigger_path import TriggerPath
 
 
@@ -80,7 +82,13 @@ def build_parts(
     budget and the host bans every account shares) and to its ``clock``."""
     pacing = pacing if pacing is not None else Pacing()
     rng = rng or random.Random()
-    rest = rest_client(account, session, metrics=metrics, clock=clock, host_bans=pacing.host_bans)
+    rest = rest_client(
+        account,
+        session,
+        observer=RestMetrics(metrics, account.name, account.environment),
+        clock=clock,
+        host_bans=pacing.host_bans,
+    )
     triggers = TriggerPath(account.name, metrics, clock=clock)
     backfill = Backfill(
         account.name, rest, triggers.take, metrics, clock=clock, margin=backfill_margin, max_pages=backfill_max_pages
@@ -88,7 +96,7 @@ def build_parts(
     stream = PrivateStream(
         account.name,
         stream_config(account),
-        metrics,
+        StreamMetrics(metrics, account.name),
         on_orders=triggers.take_pushed,
         on_reconnected=backfill.run,  # the stream runs it in a task of its own
         clock=clock,

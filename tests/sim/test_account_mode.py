@@ -17,6 +17,7 @@ from exporter.dcp import unprotected_categories
 from exporter.metrics import Metrics
 from exporter.monitor.account_mode import ACCOUNT_MODE_INTERVAL, AccountMode
 from exporter.monitor.fleet import Fleet
+from exporter.monitor.rest_metrics import RestMetrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 
@@ -100,7 +101,7 @@ async def test_a_later_read_follows_an_upgrade_and_a_failed_poll_hides_the_flag(
             base_url=sim.rest_url,
             api_key=KEY,
             api_secret=Secret(SECRET),
-            metrics=metrics,
+            observer=RestMetrics(metrics, "a", "simulator"),
             clock=clock,
         )
         mode = AccountMode("a", rest, metrics, clock)

@@ -14,12 +14,15 @@ import sys
 
 import pytest
 from helpers import eventually, exporter_env, rest_client
+from virtual_clock import VirtualClock, run_until
 
+from exporter.bybit.observers import StreamLog
 from exporter.bybit.rest import RestClient
+from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.config import AccountConfig, DrillSettings
 from exporter.drill import run, verdict
 from exporter.drill.command import main as drill_main
-from exporter.drill.run import Connection, run_drill
+from exporter.drill.run import run_drill
 from exporter.drill.schedule import ScheduledDrill
 from exporter.metrics import Metrics
 from exporter.runtime.clock import SYSTEM_CLOCK
@@ -55,11 +58,22 @@ def drill_rest(sim, session, metrics: Metrics | None = None) -> RestClient:
     )
 
 
-async def drill(sim, session, progress=lambda text: None, **settings) -> verdict.DrillReport:
+async def drill(
+    sim, session, progress=lambda text: None, ping_interval=run.PING_INTERVAL, clock=SYSTEM_CLOCK, **settings
+):
     spec = DrillSettings(**{"tolerance": 1.0, **settings})
     rest = drill_rest(sim, session)
     report = verdict.DrillReport("drill", "custom", spec.product, "linear", spec.symbol, spec.cut, spec.tolerance)
-    return await run_drill(account(sim), spec, rest, SYSTEM_CLOCK, report, link_id="dcp-drill-t", progress=progress)
+    return await run_drill(
+        account(sim),
+        spec,
+        rest,
+        clock,
+        report,
+        link_id="dcp-drill-t",
+        progress=progress,
+        ping_interval=ping_interval,
+    )
 
 
 def canary(sim: Simulator, report: verdict.DrillReport) -> dict:
@@ -79,11 +93,12 @@ async def test_dcp_fires_in_time_and_only_the_canary_goes(sim, session):
     assert sim.account(KEY).set_dcp_calls == []  # never changes the window
 
 
-async def test_a_silence_cut_fires_only_after_the_idle_cut_off(monkeypatch, session):
+async def test_a_silence_cut_fires_only_after_the_idle_cut_off(session):
     """``--cut silence``: the armed connection stays open and stops pinging; DCP counts it dead at
-    the idle cut-off (here 1 s, pings every 0.2 s), then the window (1 s) runs."""
-    monkeypatch.setattr(run, "PING_INTERVAL", 0.2)
-    async with Simulator(time_scale=0.1, idle_cutoff=1.0) as sim:
+    the idle cut-off (here 1 s, pings every 0.2 s), then the window (1 s) runs. The drill and the
+    simulator share a virtual clock: the windows are waited out in no wall time."""
+    clock = VirtualClock()
+    async with Simulator(time_scale=0.1, idle_cutoff=1.0, clock=clock) as sim:
         sim.add_account(KEY, SECRET)
         armed_at_cut: list = []
 
@@ -91,7 +106,11 @@ async def test_a_silence_cut_fires_only_after_the_idle_cut_off(monkeypatch, sess
             if text.startswith("armed connection cut"):
                 armed_at_cut.extend(c.conn_id for c in sim.connection_info() if "dcp.future" in c.topics)
 
-        report = await drill(sim, session, progress=at_the_cut, cut="silence")
+        running = asyncio.create_task(
+            drill(sim, session, progress=at_the_cut, ping_interval=0.2, clock=clock, cut="silence")
+        )
+        await run_until(clock, running.done, "the end of the drill", step=0.02)
+        report = running.result()
     assert report.outcome == verdict.PASSED and report.passed, report.message
     assert report.cut == "silence" and report.seen_on == "stream" and len(armed_at_cut) == 1
     # Dead at the last ping + 1 s (>= 0.8 s after the cut), then the 1 s window: an abort fires after ~1 s.
@@ -102,12 +121,15 @@ async def test_a_silence_cut_fires_only_after_the_idle_cut_off(monkeypatch, sess
 
 async def test_never_fires_while_another_protected_connection_lives(sim, session):
     sim.set_dcp(KEY, "DERIVATIVES", 3)
-    bot = Connection(sim.ws_url, KEY, Secret(SECRET), ("dcp.future",), SYSTEM_CLOCK)
-    await bot.open()
+    config = StreamConfig(sim.ws_url, KEY, Secret(SECRET), ("dcp.future",))
+    bot = PrivateStream("bot", config, StreamLog("bot"), on_orders=lambda orders: None)
+    holding = asyncio.create_task(bot.run())
     try:
+        await eventually(lambda: bot.connected, what="the bot's dcp.future connection")
         report = await drill(sim, session, tolerance=0.5)
     finally:
-        await bot.close()
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
     assert report.outcome == verdict.NOT_FIRED and not report.passed
     assert "another dcp.* connection" in report.message
     assert report.canary_cleanup == "cancelled by the drill"

@@ -9,10 +9,12 @@ import time
 
 import pytest
 from helpers import ShiftedClock, eventually, free_port
+from virtual_clock import VirtualClock, run_until, settle
 
 from exporter.bybit.pacing import EQUAL_JITTER, ConnectionBudget, backoff_delay
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
+from exporter.monitor.stream_metrics import StreamMetrics
 from exporter.runtime.clock import SYSTEM_CLOCK, Clock
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
@@ -112,7 +114,7 @@ class Harness:
         self.stream = PrivateStream(
             ACCOUNT,
             self.config,
-            self.metrics,
+            StreamMetrics(self.metrics, ACCOUNT),
             on_orders=self._orders,
             on_reconnected=self._reconnected,
             rng=random.Random(3),
@@ -188,20 +190,31 @@ async def test_pong_latency_shows_in_rtt_histogram(sim):
 
 
 async def test_stall_gives_pong_timeout_reconnect_and_backfill_interval(sim):
-    async with Harness(sim.ws_url) as h:
+    """On a virtual clock: the stall is found exactly pong_timeout after the unanswered ping."""
+    clock = VirtualClock()
+    async with Harness(sim.ws_url, clock=clock) as h:
         await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.rtt_count() >= 1, what="first pong")
-        stalled_at = time.time()
+        stalled_at = clock.time()
         sim.stall(KEY, True)
-        await until(lambda: h.reconnects("pong_timeout") == 1, what="pong timeout")
+        pings = lambda: sum(1 for _, f in sim.account(KEY).ws_frames if f.get("op") == "ping")
+        sent = pings()
+        await run_until(clock, lambda: pings() > sent, "unanswered ping", step=0.01)
+        unanswered_at = clock.monotonic()
+        await settle()
+        await clock.advance(h.config.pong_timeout - 0.051)  # just before its deadline (within one step)
+        await settle()
+        assert not h.reconnects("pong_timeout") and h.stream.connected
+        await run_until(clock, lambda: h.reconnects("pong_timeout") == 1, "pong timeout")
+        assert clock.monotonic() - unanswered_at == pytest.approx(h.config.pong_timeout, abs=0.051)
         assert h.value("bybit_dcp_ws_pong_timeouts_total") == 1
-        await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.reconnected, what="reconnected")
+        await run_until(clock, lambda: h.value("bybit_dcp_ws_connected") == 1 and h.reconnected, "reconnect")
         down, up = h.reconnected[0]
         assert down <= stalled_at + 0.05  # the last frame read came before the stall
         assert up - down >= h.config.pong_timeout * 0.9
-        assert up <= time.time()
+        assert up <= clock.time()
         # the pong after the reconnect is recorded as one long heartbeat gap (across the reconnect)
         count_before = h.rtt_count()
-        await until(lambda: h.rtt_count() > count_before, what="pong after reconnect")
+        await run_until(clock, lambda: h.rtt_count() > count_before, "pong after reconnect")
         total = h.value("bybit_dcp_ws_heartbeat_gap_seconds_count")
         assert h.value("bybit_dcp_ws_heartbeat_gap_seconds_bucket", le="1.0") < total
         assert h.reconnects("closed") == 0 and h.reconnects("error") == 0
@@ -353,7 +366,7 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
     stream = PrivateStream(
         ACCOUNT,
         cfg,
-        metrics,
+        StreamMetrics(metrics, ACCOUNT),
         on_orders=lambda orders: None,
         rng=random.Random(5),
         budget=ConnectionBudget(limit=11, period=10.0, burst=1, pace=1.0),
@@ -369,3 +382,35 @@ async def test_reconnects_wait_for_the_shared_connection_budget():
     # one token up front, then 1 per second: the 2nd..5th openings wait about 1, 2, 3, 4 s
     assert len(budget_waits) >= 4 and budget_waits[:4] == pytest.approx([1, 2, 3, 4], abs=0.3)
     assert len(backoffs) >= 5 and all(0 <= d <= 0.2 for d in backoffs)
+
+
+# ---- ending a stream on purpose (the drill's cuts) ----------------------------------------------
+
+
+async def test_abort_drops_the_connection_and_run_ends_without_a_reconnect(sim):
+    async with Harness(sim.ws_url) as h:
+        await until(lambda: h.value("bybit_dcp_ws_connected") == 1 and h.rtt_count() >= 1, what="connected")
+        h.stream.abort()
+        await asyncio.wait_for(asyncio.shield(h.task), 5.0)  # run() returns by itself
+        assert h.value("bybit_dcp_ws_connected") == 0
+        assert sum(h.reconnects(r) for r in ("closed", "pong_timeout", "error")) == 0
+        await asyncio.sleep(0.5)  # longer than the backoff cap: nothing comes back
+        assert sim.connection_info() == []
+        assert len([f for _, f in sim.account(KEY).ws_frames if f.get("op") == "auth"]) == 1
+        h.task = asyncio.create_task(asyncio.sleep(3600))  # for the harness's exit to cancel
+
+
+async def test_go_silent_stops_pinging_and_run_ends_when_the_other_side_closes(sim):
+    async with Harness(sim.ws_url, ping_interval=0.1) as h:
+        await until(lambda: h.rtt_count() >= 2, what="two pongs")
+        h.stream.go_silent()
+        await asyncio.sleep(0.05)
+        pings = len([f for _, f in sim.account(KEY).ws_frames if f.get("op") == "ping"])
+        await asyncio.sleep(0.5)  # five intervals
+        assert len([f for _, f in sim.account(KEY).ws_frames if f.get("op") == "ping"]) == pings
+        assert len(sim.connection_info()) == 1 and not h.task.done()  # the socket stays open
+        assert not h.reconnects("pong_timeout")  # nobody waits for a pong any more
+        assert sim.close_connections(KEY, 1000, "idle") == 1
+        await asyncio.wait_for(asyncio.shield(h.task), 5.0)
+        assert h.reconnects("closed") == 0 and h.value("bybit_dcp_ws_connected") == 0
+        h.task = asyncio.create_task(asyncio.sleep(3600))

@@ -20,6 +20,7 @@ from exporter.bybit.stream import OrdersCallback, PrivateStream, StreamConfig
 from exporter.config import AccountConfig
 from exporter.metrics import Metrics
 from exporter.monitor.account import AccountSupervisor
+from exporter.monitor.stream_metrics import StreamMetrics
 from exporter.secrets import Secret
 from exporter.simulator import Simulator
 
@@ -53,7 +54,7 @@ async def running_stream(sim: Simulator, on_orders: OrdersCallback = lambda orde
     stream = PrivateStream(
         ACCOUNT,
         config,
-        metrics,
+        StreamMetrics(metrics, ACCOUNT),
         on_orders=on_orders,
         clock=clock,
         rng=random.Random(11),

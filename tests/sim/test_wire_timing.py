@@ -18,6 +18,7 @@ from exporter.bybit.heartbeat import Heartbeat
 from exporter.bybit.pacing import PHASE_STEP, next_slot, stable_phase
 from exporter.bybit.wire import session_tracing, stamped_connection
 from exporter.metrics import Metrics
+from exporter.monitor.rest_metrics import PoolMetrics
 from exporter.runtime.clock import SYSTEM_CLOCK
 from exporter.runtime.loop_lag import LOOP_LAG_PERIOD, watch_loop_lag
 from exporter.simulator import Simulator
@@ -103,7 +104,7 @@ async def test_a_message_is_stamped_when_read_off_the_socket_not_when_the_code_g
 async def test_rest_duration_leaves_out_the_pool_wait_and_connections_are_reused(sim):
     metrics = Metrics()
     connector = aiohttp.TCPConnector(limit=1)
-    tracing = session_tracing(SYSTEM_CLOCK, metrics)
+    tracing = session_tracing(SYSTEM_CLOCK, PoolMetrics(metrics))
     async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
         client = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="a")
         for _ in range(5):

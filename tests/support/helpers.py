@@ -26,6 +26,8 @@ from exporter.bybit.pacing import ConnectionBudget
 from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.metrics import Metrics
+from exporter.monitor.rest_metrics import RestMetrics
+from exporter.monitor.stream_metrics import StreamMetrics
 from exporter.runtime.clock import Clock
 from exporter.secrets import Secret
 
@@ -177,8 +179,9 @@ def rest_client(
     """A REST client of account ``acct`` (unless ``account=`` says otherwise) on the testnet,
     with a 403 ban record of its own."""
     kw.setdefault("account", "acct")
+    observer = RestMetrics(metrics, kw["account"], "testnet")
     return RestClient(
-        session, environment="testnet", base_url=base_url, api_key=key, api_secret=secret, metrics=metrics, **kw
+        session, environment="testnet", base_url=base_url, api_key=key, api_secret=secret, observer=observer, **kw
     )
 
 
@@ -190,4 +193,11 @@ def bare_stream(url: str, metrics: Metrics, account: str = "desk-a", **config: f
         return None
 
     settings = StreamConfig(url, "key", Secret("secret"), ("order",), **config)  # type: ignore[arg-type]
-    return PrivateStream(account, settings, metrics, on_orders=drop, rng=random.Random(1), budget=ConnectionBudget())
+    return PrivateStream(
+        account,
+        settings,
+        StreamMetrics(metrics, account),
+        on_orders=drop,
+        rng=random.Random(1),
+        budget=ConnectionBudget(),
+    )

@@ -114,3 +114,15 @@ async def settle(rounds: int = 50) -> None:
     """Let every task that can run without I/O run (a few dozen turns of the loop)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+async def run_until(
+    clock: VirtualClock, cond: Callable[[], object], what: str, step: float = 0.05, limit: float = 60.0
+) -> None:
+    """Move ``clock`` on in steps of ``step`` until ``cond()``, giving the tasks and the (real)
+    sockets their turn after each: for a test whose waits are on the clock and whose I/O is not."""
+    deadline = clock.monotonic() + limit
+    while not cond():
+        assert clock.monotonic() < deadline, f"no {what} within {limit:g} virtual seconds"
+        await clock.advance(step)
+        await asyncio.sleep(0.001)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,21 @@ def says_pure(tree: ast.Module) -> bool:
 def test_layer_contracts_hold():
     result = run(str(BIN / "lint-imports"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_bybit_protocol_layer_is_forbidden_the_metrics():
+    """The clients report to observers; a metric written from ``exporter.bybit`` breaks a contract."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    forbidden = {
+        module
+        for contract in contracts
+        if contract["type"] == "forbidden" and contract["source_modules"] == ["exporter.bybit"]
+        for module in contract["forbidden_modules"]
+    }
+    assert {"exporter.metrics", "exporter.monitor", "exporter.status", "exporter.web", "exporter.drill"} <= forbidden
+    result = run(str(BIN / "lint-imports"))
+    said = " ".join(result.stdout.split())  # the tool wraps long names
+    assert "exporter.bybit imports nothing of exporter.metrics" in said and result.returncode == 0
 
 
 @pytest.mark.parametrize("layer", CLOCKED)

@@ -308,3 +308,14 @@ async def test_a_guardian_makes_the_series_its_specs_rules_name(session):
             continue
         want = {(value,): 0.0 for value in domains[rule.each]} if rule.each else {(): 0.0}
         assert _series_of(spec, exposed, "bot") == want, spec.name
+
+
+def test_every_call_of_the_monitor_is_named_in_the_one_table_of_rest_calls():
+    """The labels the metrics start at 0 are the REST client's own names for its calls."""
+    from exporter.bybit import rest  # the client's paths, read from the same table
+    from exporter.dcp import ENDPOINT_PATHS, MONITOR_ENDPOINTS
+    from exporter.metrics import ENDPOINTS
+
+    assert ENDPOINTS == MONITOR_ENDPOINTS and set(ENDPOINTS) <= set(ENDPOINT_PATHS)
+    assert ENDPOINT_PATHS["open_orders"] == rest.OPEN_ORDERS == "/v5/order/realtime"
+    assert ENDPOINT_PATHS["query_dcp_info"] == rest.QUERY_DCP_INFO == "/v5/account/query-dcp-info"
