@@ -17,11 +17,12 @@ from urllib.parse import quote
 from .. import __version__
 from .events import Event
 from .model import STATES, AccountStatus, Board, ProductStatus, ago
-from .sampler import HISTORY_SECONDS
+from .sampler import FLAPPING_WINDOW_SECONDS, HISTORY_SECONDS, RTT_WINDOW_SECONDS
 
 NAME = "bybit-dcp-exporter"
 REFRESH_SECONDS = 10
 SPARK_WIDTH, SPARK_HEIGHT = 180, 32
+FLAPPING_MINUTES, RTT_MINUTES = FLAPPING_WINDOW_SECONDS / 60, RTT_WINDOW_SECONDS / 60
 MARKS = {"down": "✖", "unknown": "?", "degraded": "!", "ok": "✔"}
 
 esc = html.escape
@@ -121,8 +122,12 @@ def account_html(a: AccountStatus, now: float) -> str:
         _fact("Last good poll", ago(now - a.last_poll) if a.last_poll else "never", "poll"),
         _fact("Last pong", ago(now - a.last_pong) if a.last_pong else "never", "pong"),
         _fact("Last error", f"{a.error_code} – {a.error_hint}" if a.error_code else "none", "error"),
-        _fact("Reconnects, last hour", f"{a.reconnects_hour}", "reconnects"),
-        _fact("RTT p50 / p99, last 5 min", f"{_ms(a.rtt_p50)} / {_ms(a.rtt_p99)}", "rtt"),
+        _fact(f"Reconnects, last {FLAPPING_MINUTES:g} min", f"{a.reconnects_flapping}", "reconnects"),
+        _fact(
+            f"RTT p50 / p90 / p99, last {RTT_MINUTES:g} min",
+            f"{_ms(a.rtt_p50)} / {_ms(a.rtt_p90)} / {_ms(a.rtt_p99)}",
+            "rtt",
+        ),
     ]
     if a.last_trigger_at:
         trigger = ago(now - a.last_trigger_at)
@@ -137,7 +142,7 @@ def account_html(a: AccountStatus, now: float) -> str:
     if a.dashboard_url:
         links.insert(0, f'<a href="{esc(a.dashboard_url, quote=True)}">Grafana</a>')
     links.append(f'<a href="/?account={esc(_q(a.account), quote=True)}#events">Events</a>')
-    gap = sparkline(a.times, a.gaps, now, "Ping gap", lambda v: f"{v:.1f} s", a.gap_limit)
+    gap = sparkline(a.times, a.gaps, now, "Largest ping gap", lambda v: f"{v:.1f} s", a.gap_limit)
     rtt = sparkline(a.times, a.rtts, now, "RTT", _ms)
     who = " · ".join(x for x in (a.environment, a.mode) if x)
     reasons = "".join(f'<li data-state="{r.state}">{esc(r.text)}</li>' for r in a.reasons)

@@ -30,6 +30,7 @@ SOURCES = (
     "ws_reconnects",
     "ws_rtt",
     "ws_last_pong",
+    "ws_heartbeat_gap",
     "ws_ping_interval",
     "ws_pong_timeout",
     "ping_gap",
@@ -56,9 +57,11 @@ SAMPLED_SOURCES = (
     "ws_connected",
     "ws_reconnects",
     "ws_rtt",
+    "ws_heartbeat_gap",
     "ping_gap",
     "cancelled_orders",
     "triggers",
+    "last_trigger",
     "reassert_failures",
     "reassert_last_success",
     "guardian_transitions",
@@ -69,6 +72,7 @@ SAMPLED_SOURCES = (
 # The label that tells series of one account apart; the others (endpoint) are summed over.
 KEY_LABELS = ("product", "category", "reason", "code", "to")
 RTT = "bybit_dcp_ws_ping_rtt_seconds"
+GAP = "bybit_dcp_ws_heartbeat_gap_seconds"
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Snapshot:
     error_hint: str = ""
     rtt_bounds: tuple[float, ...] = ()  # the RTT histogram's bucket bounds, +Inf last (one tuple for all accounts)
     rtt_counts: tuple[float, ...] = ()  # its cumulative count per bucket
+    gap_bounds: tuple[float, ...] = ()  # the same of the heartbeat-gap histogram (gaps between pongs)
+    gap_counts: tuple[float, ...] = ()
 
     @property
     def rtt_buckets(self) -> tuple[tuple[float, float], ...]:
@@ -133,6 +139,8 @@ def read(families: Iterable[Read]) -> dict[str, Snapshot]:
                 _add(snap, f"{family.name}_sum", key, value[-1])  # type: ignore[index]
                 if family.name == RTT:
                     snap.rtt_bounds, snap.rtt_counts = family.bounds, counts
+                elif family.name == GAP:
+                    snap.gap_bounds, snap.gap_counts = family.bounds, counts
             elif value_name == "bybit_dcp_last_poll_error_info":
                 snap.error_code, snap.error_hint = labels[names.index("code")], labels[names.index("hint")]
             elif value_name == "bybit_dcp_account_info":
