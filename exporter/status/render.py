@@ -39,6 +39,10 @@ a{color:inherit}.muted{opacity:.75;font-size:.9em}
 grid-template-columns:repeat(auto-fill,minmax(13em,1fr))}.facts b{display:block;font-size:.8em;opacity:.75}
 .wrap{overflow-x:auto}table{border-collapse:collapse;font-size:.9em}
 td,th{padding:.1em .5em;text-align:left;border-bottom:1px solid #8884}
+@media (max-width:40em){.wrap table,.wrap tbody,.wrap tr{display:block}.wrap thead{display:none}
+.wrap tr{border-bottom:1px solid #8884;padding:.15em 0}.wrap td{display:inline-block;border:0;padding:0 .7em 0 0}
+.wrap td:first-child{display:block;font-weight:700}.wrap td[data-label]::before{content:attr(data-label) " ";opacity:.75}}
+body{overflow-wrap:anywhere}
 .sparks{display:flex;flex-wrap:wrap;gap:.3em 1.2em}.spark{stroke:currentColor;fill:none;stroke-width:1.2}
 .limit{stroke:var(--down);stroke-dasharray:3 3;stroke-width:1}
 #events ol{list-style:none;padding:0}#events li{border-left:.35em solid var(--c);padding:.1em .5em;margin:.2em 0}
@@ -109,7 +113,13 @@ def _product_row(p: ProductStatus) -> str:
     drift = "drift" if p.drift else "no" if p.desired is not None and p.enabled is not None else "–"
     guard = "armed" if p.guardian else "let go" if p.guardian is False else "subscribed" if p.subscribed else "–"
     cells = (p.product, dcp, window, desired, drift, p.reassert or "–", guard)
-    return f'<tr data-product="{esc(p.product)}">' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
+    # Each cell names its column too: on a narrow screen the rows stack and the header is hidden.
+    first = f"<td>{esc(p.product)}</td>"
+    rest = "".join(f'<td data-label="{label}">{esc(c)}</td>' for label, c in zip(COLUMNS[1:], cells[1:], strict=True))
+    return f'<tr data-product="{esc(p.product)}">{first}{rest}</tr>'
+
+
+COLUMNS = ("Product", "DCP", "Window", "Desired", "Drift", "Re-assert", "Guardian")
 
 
 def _fact(label: str, value: str, key: str) -> str:
@@ -152,8 +162,8 @@ def account_html(a: AccountStatus, now: float) -> str:
         f' <span class="muted">{esc(who)}</span> <span class="muted">{" · ".join(links)}</span></h2>'
         f'<ul class="reasons">{reasons or "<li>all good: polls, stream and windows as desired</li>"}</ul>'
         f'<div class="facts">{"".join(facts)}</div>'
-        '<div class="wrap"><table><thead><tr><th>Product</th><th>DCP</th><th>Window</th><th>Desired</th>'
-        "<th>Drift</th><th>Re-assert</th><th>Guardian</th></tr></thead><tbody>"
+        '<div class="wrap"><table><thead><tr>'
+        f"{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr></thead><tbody>"
         f"{''.join(_product_row(p) for p in a.products)}</tbody></table></div>"
         f'<div class="sparks">{gap}{rtt}</div></article>'
     )
