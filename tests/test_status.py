@@ -197,7 +197,7 @@ def test_stream_down_and_up_with_reason_and_duration():
     assert [(e.kind, e.text) for e in desk.step()] == [("stream_up", "the private stream is back after 2 min")]
     desk.metrics.ws_reconnects.labels("a", "closed").inc()  # dropped and back within one sample
     assert [(e.kind, e.text) for e in desk.step()] == [
-        ("stream_reconnected", "the private stream dropped (closed by the server) and came back")
+        ("stream_reconnected", "the private stream dropped (closed by the server or the network) and came back")
     ]
     desk.metrics.ws_connected.labels("a").set(0)
     desk.metrics.ws_reconnects.labels("a", "closed").inc()
@@ -205,11 +205,11 @@ def test_stream_down_and_up_with_reason_and_duration():
     (down,) = desk.step()
     assert (
         down.text
-        == "the private stream dropped (Bybit refused the login (3 times); closed by the server) and is not back yet"
+        == "the private stream dropped (Bybit refused the login (3 times); closed by the server or the network) and is not back yet"
     )
     assert desk.status().reasons[0].text == (
         "stream disconnected (drops and retries since start: Bybit refused the login (3 times); "
-        "closed by the server (2 times); no pong in time)"
+        "closed by the server or the network (2 times); no pong in time)"
     )
 
 
@@ -705,7 +705,7 @@ def test_no_event_speaks_in_label_values():
     _every_event(desk, step)
     texts = [e.text for e in told]
     assert texts and not any("between samples" in t or re.search(r"\b(closed|pong_timeout) \d", t) for t in texts)
-    assert "the private stream dropped (closed by the server) and came back" in texts
+    assert "the private stream dropped (closed by the server or the network) and came back" in texts
 
 
 class Heartbeat:

@@ -82,7 +82,7 @@ TIMELINE: tuple[Phase, ...] = (
         6,
         "one drop",
         "the server closes the stream once (code 1001); pongs still slow",
-        "degraded; the event: the private stream dropped (closed by the server) and came back",
+        "degraded; the event: the private stream dropped (closed by the server or the network) and came back",
         "none (one reconnect)",
         latency=SLOW_LATENCY,
         action="close",

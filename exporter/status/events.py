@@ -77,7 +77,7 @@ class Watch:
 
 # What each reconnect reason (bybit_dcp_ws_reconnects_total{reason}) means, in words.
 REASON_WORDS = {
-    "closed": "closed by the server",
+    "closed": "closed by the server or the network",
     "pong_timeout": "no pong in time",
     "error": "a network or protocol error",
     "auth_failed": "Bybit refused the login",
@@ -87,7 +87,7 @@ REASON_WORDS = {
 
 
 def why(reasons: Mapping[str, float]) -> str:
-    """Reconnect counts by reason in words: "closed by the server; Bybit refused the login (3 times)"."""
+    """Reconnect counts by reason in words: "closed by the server or the network; Bybit refused the login (3 times)"."""
     return "; ".join(
         REASON_WORDS.get(reason, reason.replace("_", " ")) + ("" if n == 1 else f" ({n:g} times)")
         for reason, n in sorted(reasons.items())
