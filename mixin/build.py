@@ -92,6 +92,9 @@ def thresholds(config: dict | None = None) -> dict[str, float]:
     return {
         "RECONNECT_FLAPPING_COUNT": int(cfg["reconnectFlappingCount"]),
         "RECONNECT_FLAPPING_WINDOW_SECONDS": seconds(cfg["reconnectFlappingWindow"]),
+        # Heartbeat lateness beyond the ping interval, as a fraction of the smallest enabled window.
+        "HEARTBEAT_GAP_WARNING_RATIO": float(cfg["heartbeatGapWarningRatio"]),
+        "HEARTBEAT_GAP_CRITICAL_RATIO": float(cfg["heartbeatGapCriticalRatio"]),
         "HEARTBEAT_RTT_HIGH_SECONDS": float(cfg["heartbeatRttHighSeconds"]),
         "HEARTBEAT_RTT_WINDOW_SECONDS": seconds(cfg["heartbeatRttWindow"]),
         # BybitDcpTriggered is true for triggerNewFor after a trigger, then held keepFiringFor.

@@ -604,6 +604,8 @@ def test_the_page_judges_by_the_alerts_thresholds_from_the_mixin():
         == {
             "RECONNECT_FLAPPING_COUNT": 3,
             "RECONNECT_FLAPPING_WINDOW_SECONDS": 900,
+            "HEARTBEAT_GAP_WARNING_RATIO": 0.5,
+            "HEARTBEAT_GAP_CRITICAL_RATIO": 0.8,
             "HEARTBEAT_RTT_HIGH_SECONDS": 0.5,
             "HEARTBEAT_RTT_WINDOW_SECONDS": 300,
             "TRIGGER_FIRING_SECONDS": 1860,
@@ -758,3 +760,25 @@ def test_the_largest_gap_with_several_pongs_or_none_in_an_interval():
     assert desk.sampler.view("a", desk.now).gaps[-1] == pytest.approx(5.0)
     desk.step(30.0)  # silence: no pong, the gap of the instant is the largest
     assert desk.sampler.view("a", desk.now).gaps[-1] == pytest.approx(30.5)
+
+
+def test_a_late_heartbeat_is_judged_against_the_dcp_window_as_the_alerts_judge_it():
+    """Overdue past the ping interval, as a fraction of the smallest enabled window: half is
+    BybitDcpHeartbeatGapHigh's threshold, 0.8 its critical twin's (ping every 20 s, pong timeout
+    10 s, windows 10 s: degraded from 25 s, down from 28 s, before the stream gives up at 30 s)."""
+    desk = Desk()
+    desk.healthy()
+    for gap, expected, alert in (
+        (24.0, model.OK, None),
+        (25.5, model.DEGRADED, "BybitDcpHeartbeatGapHigh"),
+        (28.5, model.DOWN, "BybitDcpHeartbeatGapCritical"),
+    ):
+        desk.metrics.ping_gap.set_source("a", lambda gap=gap: desk.now - gap)
+        desk.step()
+        status = desk.status()
+        assert (status.state, status.reasons[0].alert if status.reasons else None) == (expected, alert), gap
+    assert status.reasons[0].text == "heartbeat 8 s overdue, 85% of the 10 s DCP window"
+    desk.metrics.window.labels("a", "SPOT").set(60)
+    desk.metrics.window.labels("a", "DERIVATIVES").set(60)
+    desk.step()
+    assert desk.status().state == model.OK  # 8.5 s overdue is 14 % of a 60 s window

@@ -30,6 +30,9 @@ TRIGGER_DEGRADED_SECONDS = max(thresholds.TRIGGER_FIRING_SECONDS, TRIGGER_DOWN_S
 # More than this many whole reconnects in FLAPPING_WINDOW_SECONDS, as BybitDcpReconnectFlapping.
 FLAPPING_RECONNECTS = thresholds.RECONNECT_FLAPPING_COUNT
 FLAPPING_WINDOW_SECONDS = thresholds.RECONNECT_FLAPPING_WINDOW_SECONDS
+# Heartbeat lateness as BybitDcpHeartbeatGapHigh / BybitDcpHeartbeatGapCritical measure it.
+HEARTBEAT_GAP_WARNING_RATIO = thresholds.HEARTBEAT_GAP_WARNING_RATIO
+HEARTBEAT_GAP_CRITICAL_RATIO = thresholds.HEARTBEAT_GAP_CRITICAL_RATIO
 # The 90th percentile over RTT_WINDOW_SECONDS above this, as BybitDcpHeartbeatRttHigh.
 RTT_P90_HIGH_SECONDS = thresholds.HEARTBEAT_RTT_HIGH_SECONDS
 DEFAULT_RUNBOOK_URL = "https://github.com/bybit-dcp-exporter/bybit-dcp-exporter/blob/main/alerts/runbook.md"
@@ -186,14 +189,23 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
     elif not connected:
         reasons.append(Reason(UNKNOWN, "stream connecting", None))
     elif gap is not None and interval is not None and timeout is not None:
+        # As the heartbeat alerts reckon it: seconds overdue past the ping interval, against the
+        # smallest enabled DCP window (the first to fire).
+        overdue = max(gap - interval, 0.0)
+        windows = [
+            w for p, w in snap.by("bybit_dcp_window_seconds").items() if w > 0 and snap.flag("bybit_dcp_enabled", p)
+        ]
+        window = min(windows, default=None)
+        ratio = overdue / window if window else 0.0
+        late = f"heartbeat {overdue:.0f} s overdue, {ratio:.0%} of the {window:g} s DCP window" if window else ""
         if gap > interval + timeout:
             reasons.append(
                 Reason(DOWN, f"no pong for {gap:.0f} s (ping every {interval:g} s)", "BybitDcpHeartbeatGapCritical")
             )
-        elif gap > interval + timeout / 2:
-            reasons.append(
-                Reason(DEGRADED, f"ping gap {gap:.1f} s (ping every {interval:g} s)", "BybitDcpHeartbeatGapHigh")
-            )
+        elif ratio >= HEARTBEAT_GAP_CRITICAL_RATIO:
+            reasons.append(Reason(DOWN, late, "BybitDcpHeartbeatGapCritical"))
+        elif ratio >= HEARTBEAT_GAP_WARNING_RATIO:
+            reasons.append(Reason(DEGRADED, late, "BybitDcpHeartbeatGapHigh"))
     if reconnects > FLAPPING_RECONNECTS:
         text = f"{reconnects} reconnects in the last {_minutes(FLAPPING_WINDOW_SECONDS)}"
         reasons.append(Reason(DEGRADED, text, "BybitDcpReconnectFlapping"))
