@@ -264,7 +264,7 @@ class Scenario:
         try:
             await protected_session(self.sim, self.api_key, hold=self.bot_holds)
         except (TimeoutError, OSError, websockets.WebSocketException) as exc:
-            log.warning("scenario: the trading bot's session failed: %s", exc)
+            log.warning("scenario: the trading bot's connection failed: %s", exc)
 
 
 async def run_demo_scenario(sim: Simulator, api_key: str, *, stop: asyncio.Event, **options) -> None:
