@@ -1,10 +1,13 @@
-"""``--demo``: the exporter against an embedded simulator running a scripted scenario.
+"""``--demo``: the exporter against an embedded simulator playing a scripted hour.
 
 No credentials and nothing leaves the machine: the simulator listens on 127.0.0.1 on a
-free port, holds one account with resting orders, varies pong latency, drops the
-connection now and then, changes a window behind the exporter's back and fires DCP every
-few minutes; one observer account named ``demo`` watches it with short intervals and
-re-asserts its desired windows, so every metric has live data within a minute.
+free port and holds one account with resting orders; one observer account named ``demo``
+watches it with short intervals and re-asserts its desired windows. The simulator plays
+``simulator.scenario.TIMELINE`` over and over (60 minutes: healthy, a slow heartbeat and a
+dropped connection, a window changed behind the exporter's back and put back, the stream
+unreachable for three minutes, then a trading bot vanishing so that DCP fires), with healthy
+stretches between, so the status page shows each of ok, degraded and down and the alerts
+clear. ``docs/demo.md`` has the timeline and which metric families have data by when.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import secrets
 from .config import AccountConfig, Config, build_config, parse_listen_address
 from .secrets import Secret
 from .simulator import Simulator
-from .simulator.scenario import run_demo_scenario
+from .simulator.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,16 @@ def demo_config(*, listen_address: str, telemetry_path: str, log_level: str, log
 
 
 class DemoEnvironment:
-    """Owns the in-process simulator and the scenario task for the demo's lifetime."""
+    """Owns the in-process simulator and the scenario task for the demo's lifetime.
 
-    def __init__(self) -> None:
+    ``start_minute`` starts the scenario's cycle part-way; ``scenario.jump`` moves it later
+    (``docs/screenshots.py`` takes each state's picture that way)."""
+
+    def __init__(self, *, start_minute: float = 0.0) -> None:
         self._stop = asyncio.Event()
+        self._start_minute = start_minute
         self._sim: Simulator | None = None
+        self.scenario: Scenario | None = None
         self._scenario: asyncio.Task[None] | None = None
 
     async def start(self, config: Config) -> Config:
@@ -67,9 +75,8 @@ class DemoEnvironment:
         sim.add_account(account.api_key, account.api_secret.reveal(), name=account.name)
         await sim.start(host="127.0.0.1", port=0)
         self._sim = sim
-        self._scenario = asyncio.create_task(
-            run_demo_scenario(sim, account.api_key, stop=self._stop), name="demo-scenario"
-        )
+        self.scenario = Scenario(sim, account.api_key, start_minute=self._start_minute)
+        self._scenario = asyncio.create_task(self.scenario.run(self._stop), name="demo-scenario")
         self._scenario.add_done_callback(self._scenario_done)
         account = dataclasses.replace(account, rest_url=sim.rest_url, ws_url=sim.ws_url)
         host, port = parse_listen_address(config.listen_address)

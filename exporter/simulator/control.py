@@ -40,6 +40,9 @@ def controls(sim: Simulator) -> dict[str, Control]:
         "abort_connections": Control(
             sim.abort_connections, "drop the account's connections without a close frame (the client sees 1006)"
         ),
+        "streams_unreachable": Control(
+            sim.streams_unreachable, "drop every connection and answer handshakes 503 (`unreachable`)"
+        ),
         "refuse_subscribe": Control(sim.refuse_subscribe, "answer the account's subscribes `success: false` (`on`)"),
         "set_rate_limit": Control(sim.set_rate_limit, "each key may call `path` `per_second` times a second"),
         "force_error": Control(sim.force_error, "the next `count` requests to `path` fail with `ret_code`"),

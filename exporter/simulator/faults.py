@@ -47,6 +47,7 @@ class Faults:
     dropped_pongs: set[str] = field(default_factory=set)  # api_keys
     refused_streams: set[str] = field(default_factory=set)  # api_keys whose websocket auth is refused
     refused_subscribes: set[str] = field(default_factory=set)  # api_keys whose websocket subscribe is refused
+    streams_unreachable: bool = False  # every websocket handshake answered 503, for every account
     forced_errors: dict[str, ForcedError] = field(default_factory=dict)  # path -> error
     forced_responses: dict[str, ForcedResponse] = field(default_factory=dict)  # path -> answer
 
@@ -97,4 +98,5 @@ class Faults:
         self.dropped_pongs.clear()
         self.refused_streams.clear()
         self.refused_subscribes.clear()
+        self.streams_unreachable = False
         self.clear_errors()

@@ -303,6 +303,18 @@ class Simulator:
         self._core.faults.refuse_streams(api_key, refused)
         return self.close_connections(api_key, 1000, "refused") if refused else 0
 
+    def streams_unreachable(self, unreachable: bool = True) -> int:
+        """The private stream's host is unreachable for every account while REST works: live
+        connections are dropped without a close frame and every new handshake is answered 503,
+        until ``unreachable=False``. Returns how many were dropped."""
+        self._core.faults.streams_unreachable = unreachable
+        if not unreachable:
+            return 0
+        sessions = list(self._core.sessions.values())
+        for session in sessions:
+            session.abort()
+        return len(sessions)
+
     def set_rate_limit(self, path: str, per_second: int) -> None:
         """Each key may call ``path`` ``per_second`` times a second from now on (Bybit can lower an
         account's limits, and other clients of the key share them): the headroom the headers show."""

@@ -72,6 +72,8 @@ class ServerStream:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         core = self._core
+        if core.faults.streams_unreachable:  # the stream's host is down; REST still answers
+            return web.Response(status=503, text="private stream unreachable (fault injection)")
         ws = web.WebSocketResponse(timeout=CLOSE_TIMEOUT, autoping=True, heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         max_active = frames.parse_max_active_time(request.query.get("max_active_time"))

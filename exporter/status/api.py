@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import __version__
 from .model import AccountStatus, Board
+from .sampler import FLAPPING_WINDOW_SECONDS
 
 
 def _account(a: AccountStatus) -> dict[str, Any]:
@@ -29,7 +30,10 @@ def _account(a: AccountStatus) -> dict[str, Any]:
         "ping_gap_seconds": a.ping_gap,
         "last_error": {"code": a.error_code, "hint": a.error_hint} if a.error_code else None,
         "reconnects_last_hour": a.reconnects_hour,
+        # Over BybitDcpReconnectFlapping's range (mixin/config.libsonnet reconnectFlappingWindow).
+        "reconnects_flapping_window": {"seconds": FLAPPING_WINDOW_SECONDS, "count": a.reconnects_flapping},
         "rtt_p50_seconds": a.rtt_p50,
+        "rtt_p90_seconds": a.rtt_p90,
         "rtt_p99_seconds": a.rtt_p99,
         "last_trigger": trigger,
         "products": [

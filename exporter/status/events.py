@@ -3,6 +3,11 @@
 Counters are compared, not gauges alone, so what happened between two samples (a reconnect
 that was over in a second, a guardian that let go and re-armed) is still told. A process
 starts with its counters at 0, so the first snapshot is compared with zeros.
+
+An event is dated by the time its series carry where they carry one (a trigger by its first
+cancel's ``updatedTime``, Bybit's clock; a re-assertion by its verification; a drill by its
+end), so the timeline and the account's card name one moment for one thing; otherwise by
+the sample that saw it. Texts are sentences for people: reasons in words, not label values.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from ..dcp import CATEGORY_PRODUCT
 from ..metrics import specs
 from .snapshot import Snapshot
 
+LAST_TRIGGER = specs.LAST_TRIGGER.sample
 # Severity words; the page colours them, and says them.
 CRITICAL, WARNING, GOOD = "critical", "warning", "good"
 
@@ -39,9 +45,9 @@ class LastTrigger:
         return sum(self.orders.values())
 
 
-# What the next sample is compared with: the series read from ``before`` above and the RTT
-# count and sum (the sampler's mean RTT). Only these are kept between samples, not the whole
-# snapshot: about 5 KB less per account.
+# What the next sample is compared with: the series read from ``before`` above, the RTT
+# count and sum (the sampler's mean RTT) and the heartbeat gaps' count and sum (its largest
+# gap). Only these are kept between samples, not the whole snapshot: about 5 KB less per account.
 REMEMBERED = (
     specs.TRIGGERS.sample,
     specs.CANCELLED_ORDERS.sample,
@@ -54,6 +60,8 @@ REMEMBERED = (
     specs.DRILL_LAST_RUN.sample,
     specs.WS_RTT.count_sample,
     specs.WS_RTT.sum_sample,
+    specs.WS_HEARTBEAT_GAP.count_sample,  # the sampler's largest gap of each interval
+    specs.WS_HEARTBEAT_GAP.sum_sample,
 )
 
 
@@ -66,6 +74,25 @@ class Watch:
     down_since: float | None = None
     failing_since: float | None = None
     last_trigger: LastTrigger | None = None
+
+
+# What each reconnect reason (bybit_dcp_ws_reconnects_total{reason}) means, in words.
+REASON_WORDS = {
+    "closed": "closed by the server or the network",
+    "pong_timeout": "no pong in time",
+    "error": "a network or protocol error",
+    "auth_failed": "Bybit refused the login",
+    "subscribe_failed": "Bybit refused the subscription",
+    "redirect": "redirected elsewhere, not followed",
+}
+
+
+def why(reasons: Mapping[str, float]) -> str:
+    """Reconnect counts by reason in words: "closed by the server or the network; Bybit refused the login (3 times)"."""
+    return "; ".join(
+        REASON_WORDS.get(reason, reason.replace("_", " ")) + ("" if n == 1 else f" ({n:g} times)")
+        for reason, n in sorted(reasons.items())
+    )
 
 
 def _deltas(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
@@ -91,8 +118,8 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
     account = now.account
     events: list[Event] = []
 
-    def say(kind: str, severity: str, text: str) -> None:
-        events.append(Event(at, account, kind, severity, text))
+    def say(kind: str, severity: str, text: str, when: float | None = None) -> None:
+        events.append(Event(when if when else at, account, kind, severity, text))
 
     # DCP triggers, with the orders they cancelled.
     fired = _deltas(before.by(specs.TRIGGERS.sample), now.by(specs.TRIGGERS.sample))
@@ -106,7 +133,7 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
             orders = {c: k for c, k in cancelled.items() if CATEGORY_PRODUCT.get(c) == product}
             what = f"{sum(orders.values())} orders cancelled ({_count(orders)})" if orders else "orders cancelled"
             times = "" if n == 1 else f" ({n:g} triggers)"
-            say("trigger", CRITICAL, f"DCP fired on {product}{times}: {what}")
+            say("trigger", CRITICAL, f"DCP fired on {product}{times}: {what}", now.get(LAST_TRIGGER, product))
     elif cancelled:  # more orders of a trigger already told (the backfill found them)
         if watch.last_trigger is not None:
             for category, n in cancelled.items():
@@ -116,16 +143,17 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
     # The private stream.
     reasons = _deltas(before.by(specs.WS_RECONNECTS.sample), now.by(specs.WS_RECONNECTS.sample))
     was, is_ = before.flag(specs.WS_CONNECTED.sample), now.flag(specs.WS_CONNECTED.sample)
-    why = _count(reasons) if reasons else "reason not yet counted"
     if was and not is_:
         watch.down_since = at
-        say("stream_down", CRITICAL, f"stream down: {why}")
+        said = f"dropped ({why(reasons)})" if reasons else "dropped"
+        say("stream_down", CRITICAL, f"the private stream {said} and is not back yet")
     elif is_ and not was and watch.ever_connected:
         since = f" after {_duration(at - watch.down_since)}" if watch.down_since is not None else ""
-        say("stream_up", GOOD, f"stream up again{since}" + (f" ({why})" if reasons else ""))
+        tries = f" (on the way: {why(reasons)})" if reasons else ""
+        say("stream_up", GOOD, f"the private stream is back{since}{tries}")
         watch.down_since = None
     elif is_ and was and reasons:
-        say("stream_reconnected", WARNING, f"stream dropped and reconnected between samples: {why}")
+        say("stream_reconnected", WARNING, f"the private stream dropped ({why(reasons)}) and came back")
     watch.ever_connected = watch.ever_connected or is_
 
     # The DCP-config poll.
@@ -157,7 +185,8 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
     for product in sorted(reasserted):
         desired = now.get(specs.DESIRED_WINDOW.sample, product)
         to = f" to {desired:g} s" if desired is not None else ""
-        say("reasserted", GOOD, f"{product} window re-asserted{to} and verified")
+        when = now.get(specs.REASSERT_LAST_SUCCESS.sample, product)
+        say("reasserted", GOOD, f"{product} window re-asserted{to} and verified", when)
     for product, n in sorted(
         _deltas(before.by(specs.REASSERT_FAILURES.sample), now.by(specs.REASSERT_FAILURES.sample)).items()
     ):
@@ -176,9 +205,9 @@ def advance(watch: Watch, now: Snapshot, at: float) -> list[Event]:
             delay = now.get(specs.DRILL_TRIGGER_DELAY.sample, product)
             if now.flag(specs.DRILL_LAST_SUCCESS.sample, product):
                 after = f": DCP cancelled the canary {delay:.1f} s after the cut" if delay is not None else ""
-                say("drill", GOOD, f"{product} drill passed{after}")
+                say("drill", GOOD, f"{product} drill passed{after}", ended)
             else:
-                say("drill", CRITICAL, f"{product} drill failed: see the exporter's log")
+                say("drill", CRITICAL, f"{product} drill failed: see the exporter's log", ended)
 
     watch.previous = now.only(REMEMBERED)
     return events

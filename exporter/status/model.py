@@ -4,8 +4,10 @@ Four states, worst first: **down** (orders at risk or the exporter blind: the st
 down or silent, DCP fired in the last 15 minutes, a guardian let go), **unknown** (no good
 DCP poll yet, or polls fail: unknown is never shown as off), **degraded** (watching works
 but something needs a look: drift, re-assertion failing or blocked, flapping, a slow or late
-heartbeat, a trigger in the last hour, a failed drill, DCP not available) and **ok**. Every
-reason names the alert whose runbook entry says what to do.
+heartbeat, a trigger whose alert still fires, a failed drill, DCP not available) and **ok**.
+Every reason names the alert whose runbook entry says what to do, and where an alert has a
+threshold the page uses the same one (``thresholds``, generated from the mixin's _config), so
+the page and the alerts never disagree about flapping, a slow heartbeat or a trigger's weight.
 """
 
 from __future__ import annotations
@@ -16,16 +18,24 @@ from urllib.parse import quote
 
 from ..dcp import NOT_AVAILABLE, PRODUCTS, account_mode_name
 from ..metrics import specs
-from .events import Event, LastTrigger
-from .sampler import AccountView
+from . import thresholds
+from .events import Event, LastTrigger, why
+from .sampler import RTT_WINDOW_SECONDS, AccountView
 from .snapshot import Snapshot, quantile
 
 DOWN, UNKNOWN, DEGRADED, OK = "down", "unknown", "degraded", "ok"
 STATES = (DOWN, UNKNOWN, DEGRADED, OK)  # worst first
 TRIGGER_DOWN_SECONDS = 15 * 60
-TRIGGER_DEGRADED_SECONDS = 3600
-FLAPPING_RECONNECTS = 3  # more than this in an hour, as BybitDcpReconnectFlapping
-RTT_P99_HIGH_SECONDS = 1.0
+# Degraded after that while BybitDcpTriggered still fires (new for triggerNewFor, then held).
+TRIGGER_DEGRADED_SECONDS = max(thresholds.TRIGGER_FIRING_SECONDS, TRIGGER_DOWN_SECONDS)
+# More than this many whole reconnects in FLAPPING_WINDOW_SECONDS, as BybitDcpReconnectFlapping.
+FLAPPING_RECONNECTS = thresholds.RECONNECT_FLAPPING_COUNT
+FLAPPING_WINDOW_SECONDS = thresholds.RECONNECT_FLAPPING_WINDOW_SECONDS
+# Heartbeat lateness as BybitDcpHeartbeatGapHigh / BybitDcpHeartbeatGapCritical measure it.
+HEARTBEAT_GAP_WARNING_RATIO = thresholds.HEARTBEAT_GAP_WARNING_RATIO
+HEARTBEAT_GAP_CRITICAL_RATIO = thresholds.HEARTBEAT_GAP_CRITICAL_RATIO
+# The 90th percentile over RTT_WINDOW_SECONDS above this, as BybitDcpHeartbeatRttHigh.
+RTT_P90_HIGH_SECONDS = thresholds.HEARTBEAT_RTT_HIGH_SECONDS
 DEFAULT_RUNBOOK_URL = "https://github.com/bybit-dcp-exporter/bybit-dcp-exporter/blob/main/alerts/runbook.md"
 
 
@@ -80,7 +90,9 @@ class AccountStatus:
     error_code: str | None
     error_hint: str
     reconnects_hour: int
+    reconnects_flapping: int  # in the last FLAPPING_WINDOW_SECONDS
     rtt_p50: float | None
+    rtt_p90: float | None
     rtt_p99: float | None
     last_trigger_at: float | None
     last_trigger: LastTrigger | None
@@ -159,7 +171,11 @@ def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, 
     return tuple(products)
 
 
-def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: int, p99: float | None) -> list[Reason]:
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
+
+
+def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: int, p90: float | None) -> list[Reason]:
     reasons: list[Reason] = []
     connected = snap.flag(specs.WS_CONNECTED.sample)
     gap = snap.get(specs.PING_GAP.sample)
@@ -170,25 +186,32 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
     # The stream.
     if not connected and (ever or tried):
         by_reason = {r: n for r, n in snap.by(specs.WS_RECONNECTS.sample).items() if n}
-        last = ", ".join(f"{r} {n:g}" for r, n in sorted(by_reason.items()))
-        reasons.append(
-            Reason(DOWN, f"stream disconnected (reconnects since start: {last})", "BybitDcpStreamDisconnected")
-        )
+        text = f"stream disconnected (drops and retries since start: {why(by_reason)})"
+        reasons.append(Reason(DOWN, text, "BybitDcpStreamDisconnected"))
     elif not connected:
         reasons.append(Reason(UNKNOWN, "stream connecting", None))
     elif gap is not None and interval is not None and timeout is not None:
+        # As the heartbeat alerts reckon it: seconds overdue past the ping interval, against the
+        # smallest enabled DCP window (the first to fire).
+        overdue = max(gap - interval, 0.0)
+        windows = [w for p, w in snap.by(specs.WINDOW.sample).items() if w > 0 and snap.flag(specs.ENABLED.sample, p)]
+        window = min(windows, default=None)
+        ratio = overdue / window if window else 0.0
+        late = f"heartbeat {overdue:.0f} s overdue, {ratio:.0%} of the {window:g} s DCP window" if window else ""
         if gap > interval + timeout:
             reasons.append(
                 Reason(DOWN, f"no pong for {gap:.0f} s (ping every {interval:g} s)", "BybitDcpHeartbeatGapCritical")
             )
-        elif gap > interval + timeout / 2:
-            reasons.append(
-                Reason(DEGRADED, f"ping gap {gap:.1f} s (ping every {interval:g} s)", "BybitDcpHeartbeatGapHigh")
-            )
+        elif ratio >= HEARTBEAT_GAP_CRITICAL_RATIO:
+            reasons.append(Reason(DOWN, late, "BybitDcpHeartbeatGapCritical"))
+        elif ratio >= HEARTBEAT_GAP_WARNING_RATIO:
+            reasons.append(Reason(DEGRADED, late, "BybitDcpHeartbeatGapHigh"))
     if reconnects > FLAPPING_RECONNECTS:
-        reasons.append(Reason(DEGRADED, f"{reconnects} reconnects in the last hour", "BybitDcpReconnectFlapping"))
-    if p99 is not None and p99 > RTT_P99_HIGH_SECONDS:
-        reasons.append(Reason(DEGRADED, f"RTT p99 {p99 * 1000:.0f} ms over 5 min", "BybitDcpHeartbeatRttHigh"))
+        text = f"{reconnects} reconnects in the last {_minutes(FLAPPING_WINDOW_SECONDS)}"
+        reasons.append(Reason(DEGRADED, text, "BybitDcpReconnectFlapping"))
+    if p90 is not None and p90 > RTT_P90_HIGH_SECONDS:
+        text = f"RTT p90 {p90 * 1000:.0f} ms over {_minutes(RTT_WINDOW_SECONDS)}"
+        reasons.append(Reason(DEGRADED, text, "BybitDcpHeartbeatRttHigh"))
     # The DCP-config poll: unknown is never off.
     if snap.error_code is not None:
         text = f"DCP state unknown: poll failing with {snap.error_code} – {snap.error_hint}"
@@ -255,13 +278,15 @@ def account_status(
     snap = snap if snap is not None else Snapshot(name)
     buckets_before = view.rtt_buckets_before if view is not None else ()
     p50 = _finite(quantile(0.5, snap.rtt_buckets, buckets_before))
+    p90 = _finite(quantile(0.9, snap.rtt_buckets, buckets_before))
     p99 = _finite(quantile(0.99, snap.rtt_buckets, buckets_before))
     total = sum(snap.by(specs.WS_RECONNECTS.sample).values())
     reconnects = int(total - (view.reconnects_before if view is not None else 0.0))
+    flapping = int(total - (view.flapping_before if view is not None else 0.0))
     if not snap.series:
         reasons = [Reason(UNKNOWN, "no sample yet: the account is starting", None)]
     else:
-        reasons = _reasons(snap, view, now, reconnects, p99)
+        reasons = _reasons(snap, view, now, flapping, p90)
     reasons.sort(key=lambda r: (STATES.index(r.state), r.alert is None))  # the runbook-backed one leads
     state = reasons[0].state if reasons else OK
     interval = snap.get(specs.WS_PING_INTERVAL.sample)
@@ -282,7 +307,9 @@ def account_status(
         error_code=snap.error_code,
         error_hint=snap.error_hint,
         reconnects_hour=reconnects,
+        reconnects_flapping=flapping,
         rtt_p50=p50,
+        rtt_p90=p90,
         rtt_p99=p99,
         last_trigger_at=fired,
         last_trigger=view.watch.last_trigger if view is not None else None,

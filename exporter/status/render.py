@@ -17,11 +17,12 @@ from urllib.parse import quote
 from .. import __version__
 from .events import Event
 from .model import STATES, AccountStatus, Board, ProductStatus, ago
-from .sampler import HISTORY_SECONDS
+from .sampler import FLAPPING_WINDOW_SECONDS, HISTORY_SECONDS, RTT_WINDOW_SECONDS
 
 NAME = "bybit-dcp-exporter"
 REFRESH_SECONDS = 10
 SPARK_WIDTH, SPARK_HEIGHT = 180, 32
+FLAPPING_MINUTES, RTT_MINUTES = FLAPPING_WINDOW_SECONDS / 60, RTT_WINDOW_SECONDS / 60
 MARKS = {"down": "✖", "unknown": "?", "degraded": "!", "ok": "✔"}
 
 esc = html.escape
@@ -38,6 +39,10 @@ a{color:inherit}.muted{opacity:.75;font-size:.9em}
 grid-template-columns:repeat(auto-fill,minmax(13em,1fr))}.facts b{display:block;font-size:.8em;opacity:.75}
 .wrap{overflow-x:auto}table{border-collapse:collapse;font-size:.9em}
 td,th{padding:.1em .5em;text-align:left;border-bottom:1px solid #8884}
+@media (max-width:40em){.wrap table,.wrap tbody,.wrap tr{display:block}.wrap thead{display:none}
+.wrap tr{border-bottom:1px solid #8884;padding:.15em 0}.wrap td{display:inline-block;border:0;padding:0 .7em 0 0}
+.wrap td:first-child{display:block;font-weight:700}.wrap td[data-label]::before{content:attr(data-label) " ";opacity:.75}}
+body{overflow-wrap:anywhere}
 .sparks{display:flex;flex-wrap:wrap;gap:.3em 1.2em}.spark{stroke:currentColor;fill:none;stroke-width:1.2}
 .limit{stroke:var(--down);stroke-dasharray:3 3;stroke-width:1}
 #events ol{list-style:none;padding:0}#events li{border-left:.35em solid var(--c);padding:.1em .5em;margin:.2em 0}
@@ -108,7 +113,13 @@ def _product_row(p: ProductStatus) -> str:
     drift = "drift" if p.drift else "no" if p.desired is not None and p.enabled is not None else "–"
     guard = "armed" if p.guardian else "let go" if p.guardian is False else "subscribed" if p.subscribed else "–"
     cells = (p.product, dcp, window, desired, drift, p.reassert or "–", guard)
-    return f'<tr data-product="{esc(p.product)}">' + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
+    # Each cell names its column too: on a narrow screen the rows stack and the header is hidden.
+    first = f"<td>{esc(p.product)}</td>"
+    rest = "".join(f'<td data-label="{label}">{esc(c)}</td>' for label, c in zip(COLUMNS[1:], cells[1:], strict=True))
+    return f'<tr data-product="{esc(p.product)}">{first}{rest}</tr>'
+
+
+COLUMNS = ("Product", "DCP", "Window", "Desired", "Drift", "Re-assert", "Guardian")
 
 
 def _fact(label: str, value: str, key: str) -> str:
@@ -121,8 +132,12 @@ def account_html(a: AccountStatus, now: float) -> str:
         _fact("Last good poll", ago(now - a.last_poll) if a.last_poll else "never", "poll"),
         _fact("Last pong", ago(now - a.last_pong) if a.last_pong else "never", "pong"),
         _fact("Last error", f"{a.error_code} – {a.error_hint}" if a.error_code else "none", "error"),
-        _fact("Reconnects, last hour", f"{a.reconnects_hour}", "reconnects"),
-        _fact("RTT p50 / p99, last 5 min", f"{_ms(a.rtt_p50)} / {_ms(a.rtt_p99)}", "rtt"),
+        _fact(f"Reconnects, last {FLAPPING_MINUTES:g} min", f"{a.reconnects_flapping}", "reconnects"),
+        _fact(
+            f"RTT p50 / p90 / p99, last {RTT_MINUTES:g} min",
+            f"{_ms(a.rtt_p50)} / {_ms(a.rtt_p90)} / {_ms(a.rtt_p99)}",
+            "rtt",
+        ),
         _fact("Account mode", a.account_mode or "not read yet", "account-mode"),
     ]
     if a.last_trigger_at:
@@ -138,7 +153,7 @@ def account_html(a: AccountStatus, now: float) -> str:
     if a.dashboard_url:
         links.insert(0, f'<a href="{esc(a.dashboard_url, quote=True)}">Grafana</a>')
     links.append(f'<a href="/?account={esc(_q(a.account), quote=True)}#events">Events</a>')
-    gap = sparkline(a.times, a.gaps, now, "Ping gap", lambda v: f"{v:.1f} s", a.gap_limit)
+    gap = sparkline(a.times, a.gaps, now, "Largest ping gap", lambda v: f"{v:.1f} s", a.gap_limit)
     rtt = sparkline(a.times, a.rtts, now, "RTT", _ms)
     who = " · ".join(x for x in (a.environment, a.mode) if x)
     reasons = "".join(f'<li data-state="{r.state}">{esc(r.text)}</li>' for r in a.reasons)
@@ -148,8 +163,8 @@ def account_html(a: AccountStatus, now: float) -> str:
         f' <span class="muted">{esc(who)}</span> <span class="muted">{" · ".join(links)}</span></h2>'
         f'<ul class="reasons">{reasons or "<li>all good: polls, stream and windows as desired</li>"}</ul>'
         f'<div class="facts">{"".join(facts)}</div>'
-        '<div class="wrap"><table><thead><tr><th>Product</th><th>DCP</th><th>Window</th><th>Desired</th>'
-        "<th>Drift</th><th>Re-assert</th><th>Guardian</th></tr></thead><tbody>"
+        '<div class="wrap"><table><thead><tr>'
+        f"{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr></thead><tbody>"
         f"{''.join(_product_row(p) for p in a.products)}</tbody></table></div>"
         f'<div class="sparks">{gap}{rtt}</div></article>'
     )

@@ -1,8 +1,8 @@
 """A small memory per account, fed a snapshot every few seconds (pure: snapshots and time in).
 
-Per account: the ping gap and the mean RTT of each sampling interval over the last 15
+Per account: the largest ping gap and the mean RTT of each sampling interval over the last 15
 minutes (fixed-size float rings, about 3 KB), the RTT histogram every minute for 5 minutes
-(for p50/p99 over that window, not since start), the reconnect count every minute for an
+(for p50/p90/p99 over that window, not since start), the reconnect count every minute for an
 hour, and the events. Across accounts: the last 200 events. The service samples on the
 event loop while a page renders in a worker thread, so reading and writing take a lock.
 """
@@ -13,15 +13,18 @@ import math
 import threading
 from array import array
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..metrics import specs
+from . import thresholds
 from .events import Event, LastTrigger, Watch, advance
 from .snapshot import Snapshot
 
 HISTORY_SECONDS = 15 * 60
-RTT_WINDOW_SECONDS = 5 * 60
+# The RTT quantiles and the reconnect count over the alerts' own ranges (mixin/config.libsonnet).
+RTT_WINDOW_SECONDS = thresholds.HEARTBEAT_RTT_WINDOW_SECONDS
+FLAPPING_WINDOW_SECONDS = thresholds.RECONNECT_FLAPPING_WINDOW_SECONDS
 RTT_MARK_EVERY = 60.0
 RECONNECT_WINDOW_SECONDS = 3600
 RECONNECT_MARK_EVERY = 60.0
@@ -51,6 +54,38 @@ class Ring:
         if self._count < len(self._values):  # not wrapped yet
             return list(self._values[: self._count])
         return list(self._values[self._next :] + self._values[: self._next])
+
+
+def largest_gap(
+    gap_now: float | None,
+    pongs: float,
+    spent: float,
+    bounds: tuple[float, ...],
+    counts: Sequence[float],
+    counts_before: Sequence[float],
+) -> float | None:
+    """The largest ping gap of one sampling interval, not the gap at the sample's instant.
+
+    The gap is a sawtooth: it grows from 0 at each pong to about the ping interval at the next.
+    A sample taken every 5 s of a stream that pings every 5 s lands at the same point of the
+    tooth each time, so the instant's gap is flat (1.9 s where the teeth reach 5 s). Each tooth
+    that ended in the interval was observed by ``bybit_dcp_ws_heartbeat_gap_seconds`` when its
+    pong came: ``pongs`` of them, ``spent`` seconds together; the tooth still growing is
+    ``gap_now``. With one pong in the interval (a ping interval at least the sample's, as with
+    the defaults) its tooth is ``spent``, exact. With several, the largest is at least their
+    mean and at least the lower bound of the highest bucket that one of them went into; that
+    lower estimate is shown (a regular heartbeat gives it exactly, and it never draws a spike
+    that was not there). Cheap: two subtractions and one pass over 13 buckets.
+    """
+    if pongs <= 0:
+        return gap_now
+    if pongs == 1:
+        ended = spent
+    else:  # cumulative counts: the highest bucket any of them went into is the first that holds them all
+        before = counts_before if len(counts_before) == len(counts) else [0.0] * len(counts)
+        top = next((i for i, (a, b) in enumerate(zip(counts, before, strict=True)) if a - b >= pongs), 0)
+        ended = max(spent / pongs, bounds[top - 1] if top > 0 else 0.0)
+    return ended if gap_now is None else max(gap_now, ended)
 
 
 class Marks:
@@ -84,6 +119,7 @@ class AccountView:
     rtts: list[float]
     rtt_buckets_before: Buckets  # the histogram about 5 minutes ago (empty: since the start)
     reconnects_before: float  # the reconnect count about an hour ago (0: since the start)
+    flapping_before: float  # ... and about FLAPPING_WINDOW_SECONDS ago, as BybitDcpReconnectFlapping counts them
     watch: Watch
     events: list[Event]  # newest first
 
@@ -95,6 +131,7 @@ class History:
         # Gaps and RTTs are shown, not summed: single precision is plenty and halves their rings.
         self.times, self.gaps, self.rtts = Ring(size), Ring(size, "f"), Ring(size, "f")
         self.rtt_bounds: tuple[float, ...] = ()  # the same tuple for every account
+        self.gap_counts: array[float] = array("d")  # the heartbeat-gap histogram at the last sample
         # The counts as doubles in an array: a tuple of float objects took three times the room.
         self.rtt_marks: deque[tuple[float, array[float]]] = deque(maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2)
         self.reconnect_marks = Marks(int(RECONNECT_WINDOW_SECONDS / RECONNECT_MARK_EVERY) + 2)
@@ -107,8 +144,21 @@ class History:
         total = snap.get(specs.WS_RTT.sum_sample) or 0.0
         pongs = count - ((before.get(specs.WS_RTT.count_sample) or 0.0) if before else 0.0)
         spent = total - ((before.get(specs.WS_RTT.sum_sample) or 0.0) if before else 0.0)
+        gap_count = snap.get(specs.WS_HEARTBEAT_GAP.count_sample) or 0.0
+        gap_sum = snap.get(specs.WS_HEARTBEAT_GAP.sum_sample) or 0.0
+        gap_pongs = gap_count - ((before.get(specs.WS_HEARTBEAT_GAP.count_sample) or 0.0) if before else 0.0)
+        gap_spent = gap_sum - ((before.get(specs.WS_HEARTBEAT_GAP.sum_sample) or 0.0) if before else 0.0)
+        gap = largest_gap(
+            snap.get(specs.PING_GAP.sample),
+            gap_pongs,
+            gap_spent,
+            snap.gap_bounds,
+            snap.gap_counts,
+            self.gap_counts,
+        )
+        self.gap_counts = array("d", snap.gap_counts)
         self.times.append(at)
-        self.gaps.append(snap.get(specs.PING_GAP.sample))
+        self.gaps.append(gap)
         self.rtts.append(spent / pongs if pongs > 0 else None)
         if not self.rtt_marks or at - self.rtt_marks[-1][0] >= RTT_MARK_EVERY:
             self.rtt_marks.append((at, array("d", snap.rtt_counts)))
@@ -125,6 +175,7 @@ class History:
         counts = next((c for at, c in reversed(self.rtt_marks) if at <= now - RTT_WINDOW_SECONDS), array("d"))
         rtt_before = tuple(zip(self.rtt_bounds, counts, strict=False))
         reconnects_before = self.reconnect_marks.latest_at_or_before(now - RECONNECT_WINDOW_SECONDS, 0.0)
+        flapping_before = self.reconnect_marks.latest_at_or_before(now - FLAPPING_WINDOW_SECONDS, 0.0)
         watch = self.watch
         last = watch.last_trigger
         copied = replace(watch, last_trigger=LastTrigger(dict(last.orders)) if last else None)
@@ -134,8 +185,9 @@ class History:
             self.rtts.values(),
             rtt_before,
             reconnects_before,
+            flapping_before,
             copied,
-            list(reversed(self.events)),
+            _newest_first(self.events),
         )
 
 
@@ -168,6 +220,12 @@ class Sampler:
         """The last events across accounts (or of one account), newest first."""
         with self._lock:
             if account is None:
-                return list(reversed(self._events))
+                return _newest_first(self._events)
             history = self._histories.get(account)
-            return list(reversed(history.events)) if history is not None else []
+            return _newest_first(history.events) if history is not None else []
+
+
+def _newest_first(events: deque[Event]) -> list[Event]:
+    """By each event's own time (a trigger is dated by Bybit, a few seconds before the sample
+    that saw it; one found by the backfill, earlier still); one sample's events in reverse."""
+    return sorted(reversed(events), key=lambda e: e.at, reverse=True)

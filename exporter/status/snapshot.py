@@ -31,6 +31,7 @@ SOURCES = (
     specs.WS_RECONNECTS,
     specs.WS_RTT,
     specs.WS_LAST_PONG,
+    specs.WS_HEARTBEAT_GAP,
     specs.WS_PING_INTERVAL,
     specs.WS_PONG_TIMEOUT,
     specs.PING_GAP,
@@ -59,9 +60,11 @@ SAMPLED_SOURCES = (
     specs.WS_CONNECTED,
     specs.WS_RECONNECTS,
     specs.WS_RTT,
+    specs.WS_HEARTBEAT_GAP,
     specs.PING_GAP,
     specs.CANCELLED_ORDERS,
     specs.TRIGGERS,
+    specs.LAST_TRIGGER,
     specs.REASSERT_FAILURES,
     specs.REASSERT_LAST_SUCCESS,
     specs.GUARDIAN_TRANSITIONS,
@@ -72,6 +75,7 @@ SAMPLED_SOURCES = (
 # The label that tells series of one account apart; the others (endpoint) are summed over.
 KEY_LABELS = ("product", "category", "reason", "code", "to")
 RTT = specs.WS_RTT.name
+GAP = specs.WS_HEARTBEAT_GAP.name
 
 
 @dataclass
@@ -87,6 +91,8 @@ class Snapshot:
     error_hint: str = ""
     rtt_bounds: tuple[float, ...] = ()  # the RTT histogram's bucket bounds, +Inf last (one tuple for all accounts)
     rtt_counts: tuple[float, ...] = ()  # its cumulative count per bucket
+    gap_bounds: tuple[float, ...] = ()  # the same of the heartbeat-gap histogram (gaps between pongs)
+    gap_counts: tuple[float, ...] = ()
 
     @property
     def rtt_buckets(self) -> tuple[tuple[float, float], ...]:
@@ -137,6 +143,8 @@ def read(families: Iterable[Read]) -> dict[str, Snapshot]:
                 _add(snap, f"{family.name}_sum", key, value[-1])  # type: ignore[index]
                 if family.name == RTT:
                     snap.rtt_bounds, snap.rtt_counts = family.bounds, counts
+                elif family.name == GAP:
+                    snap.gap_bounds, snap.gap_counts = family.bounds, counts
             elif value_name == specs.LAST_POLL_ERROR.sample:
                 snap.error_code, snap.error_hint = labels[names.index("code")], labels[names.index("hint")]
             elif value_name == specs.ACCOUNT_INFO.sample:

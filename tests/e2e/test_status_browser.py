@@ -12,6 +12,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+import time
 from contextlib import asynccontextmanager
 
 import pytest
@@ -97,7 +98,9 @@ async def board(sim: Simulator, **overrides):
     metrics = Metrics()
     fleet = Fleet(Config(accounts=[account(sim, **overrides)]), metrics)
     status = StatusService(metrics, interval=0.1, links=Links(GRAFANA))
-    runner = web.AppRunner(make_app(metrics, fleet, status=status))
+    app = make_app(metrics, fleet, status=status)
+    app.router.add_get("/__width__", width_probe)
+    runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     await fleet.start()
@@ -106,6 +109,36 @@ async def board(sim: Simulator, **overrides):
     finally:
         await fleet.stop()
         await runner.cleanup()
+
+
+# The board in a frame ``width`` CSS pixels wide (and tall enough for no vertical scroll bar);
+# once it has loaded, the frame's document's scrollWidth, and by how much the widest product
+# table overflows its box (it would scroll sideways inside it), are written on the probe's body. Served
+# from the exporter's own origin, so the probe may read the frame.
+WIDTH_PROBE = """<!doctype html><html><body style="margin:0">
+<iframe id="f" src="/" style="border:0;width:%dpx;height:9000px"></iframe>
+<script>f.onload=()=>{const d=f.contentDocument.documentElement;
+const inner=[...d.querySelectorAll(".wrap")].map(w=>w.scrollWidth-w.clientWidth);
+document.body.dataset.scrollWidth=d.scrollWidth;document.body.dataset.clientWidth=d.clientWidth;
+document.body.dataset.tableOverflow=Math.max(0,...inner);document.body.dataset.tables=inner.length;};</script>
+</body></html>"""
+
+
+async def width_probe(request: web.Request) -> web.Response:
+    return web.Response(text=WIDTH_PROBE % int(request.query["width"]), content_type="text/html")
+
+
+async def scroll_width(url: str, width: int) -> tuple[int, int, int]:
+    """The board laid out ``width`` CSS pixels wide: its document's scrollWidth and clientWidth,
+    and the most any product table overflows its box."""
+    dom = await browse(f"{url}__width__?width={width}", "--virtual-time-budget=5000", "--dump-dom")
+    found = re.search(
+        r'data-scroll-width="(\d+)" data-client-width="(\d+)" data-table-overflow="(\d+)" '
+        r'data-tables="([1-9]\d*)"',
+        dom,
+    )
+    assert found, "the probe did not measure the frame and its tables"
+    return int(found.group(1)), int(found.group(2)), int(found.group(3))
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -132,7 +165,7 @@ async def test_healthy_account_is_ok_with_sparklines_links_and_live_refresh(sim)
         assert cells(card, "DERIVATIVES")[:3] == ["DERIVATIVES", "on", "10 s"]
         assert cells(card, "OPTIONS")[:2] == ["OPTIONS", "not enabled"]
         assert re.fullmatch(r"\d+ s ago", fact(card, "poll")) and re.fullmatch(r"\d+ s ago", fact(card, "pong"))
-        assert re.fullmatch(r"[\d.]+ ms / [\d.]+ ms", fact(card, "rtt"))
+        assert re.fullmatch(r"[\d.]+ ms / [\d.]+ ms / [\d.]+ ms", fact(card, "rtt"))
         assert fact(card, "error") == "none" and fact(card, "trigger") == "none since start"
         assert card.count('<svg role="img"') == 2  # ping gap and RTT, drawn on the server
         assert f'href="{GRAFANA}?var-account=a"' in card and "alerts/runbook.md" in card
@@ -166,7 +199,7 @@ async def test_stalled_stream_is_down_with_its_reconnects(sim):
         sim.drop_pongs(KEY)  # ...and so does every new one
         await eventually(lambda: (value(metrics, "bybit_dcp_ws_ping_gap_seconds") or 0) > 1.5, what="a long gap")
         await eventually(
-            lambda: any("pong_timeout" in e.text for e in status.sampler.events()), what="a sampled pong timeout"
+            lambda: any("no pong in time" in e.text for e in status.sampler.events()), what="a sampled pong timeout"
         )
         dom = await render(url, "stream-stalled")
         card = article(dom, "a")
@@ -175,7 +208,7 @@ async def test_stalled_stream_is_down_with_its_reconnects(sim):
         assert "no pong for" in reasons or "stream disconnected" in reasons
         assert int(fact(card, "reconnects")) >= 1
         assert '<line class="limit"' in card  # the gap's limit (ping interval + pong timeout) on the sparkline
-        kinds = {k for k, t in events(dom) if "pong_timeout" in t}
+        kinds = {k for k, t in events(dom) if "no pong in time" in t}
         assert kinds & {"stream_down", "stream_reconnected"}
 
 
@@ -201,6 +234,10 @@ async def test_after_a_trigger_the_orders_and_categories_are_told(sim):
         assert re.search(r"DCP fired \d+ s ago: 4 orders cancelled", text(card))
         assert re.fullmatch(r"\d+ s ago: 4 orders \(inverse 1, linear 3\)", fact(card, "trigger"))
         assert "#bybitdcptriggered" in card
+        # One time base: the timeline dates the trigger by Bybit's time, as the card and the metric do.
+        fired = value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES")
+        dated = re.findall(r'data-kind="trigger"[^>]*><time datetime="([^"]+)"', dom.split('id="events"')[1])
+        assert dated and dated[-1] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(fired))
         triggers = [t for k, t in events(dom) if k == "trigger"]
         assert any("DCP fired on DERIVATIVES: 4 orders cancelled (inverse 1, linear 3)" in t for t in triggers)
 
@@ -214,6 +251,11 @@ async def test_drift_being_reasserted_then_put_back(sim):
         await eventually(lambda: value(metrics, "bybit_dcp_reassert_failures_total", product="SPOT"), what="a failure")
         await eventually(sampled(status, "reassert_failed"), what="the failure sampled")
         dom = await render(url, "drift-reasserting")
+        await render(url, "drift-reasserting-400px", width=400)
+        # The longest cells (re-asserting: n sent, n failed) on a 400 px phone: nothing scrolls sideways.
+        wide, client, table = await scroll_width(url, 400)
+        assert client == 400 and wide <= 400, f"the page is {wide} px wide at 400 px"
+        assert table == 0, f"the product table is {table} px too wide for its box"
         card = article(dom, "a")
         assert state(card) == "degraded" and "! degraded" in card
         spot = cells(card, "SPOT")

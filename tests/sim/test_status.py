@@ -17,7 +17,7 @@ from exporter.metrics import Metrics
 from exporter.status import api, events, model, render, sampler
 from exporter.status.sampler import Marks, Ring, Sampler
 from exporter.status.service import StatusService
-from exporter.status.snapshot import RTT, SAMPLED_SOURCES, SOURCES, Snapshot, collect, quantile, read
+from exporter.status.snapshot import GAP, RTT, SAMPLED_SOURCES, SOURCES, Snapshot, collect, quantile, read
 
 T0 = 1_800_000_000.0
 
@@ -89,6 +89,8 @@ def _read_from_samples(families) -> dict[str, dict]:
             snap = out.setdefault(account, {"series": {}, "buckets": []})
             if sample.name == "bybit_dcp_ws_ping_rtt_seconds_bucket":
                 snap["buckets"].append((float(labels["le"]), sample.value))
+            elif sample.name == "bybit_dcp_ws_heartbeat_gap_seconds_bucket":
+                snap.setdefault("gap_buckets", []).append((float(labels["le"]), sample.value))
             elif sample.name == "bybit_dcp_last_poll_error_info":
                 snap["error"] = (labels["code"], labels["hint"])
             elif sample.name == "bybit_dcp_account_info":
@@ -110,6 +112,8 @@ def test_reading_rows_gives_what_reading_every_sample_gives():
     m.api_errors.labels("a", "server_time", "10003").inc()  # the same code at another endpoint: summed
     m.api_errors.labels("b", "query_dcp_info", "timeout").inc()
     m.ws_reconnects.labels("a", "pong_timeout").inc(3)
+    for gap in (4.9, 5.1, 12.0):
+        m.ws_heartbeat_gap.labels("b").observe(gap)
     m.triggers.labels("b", "SPOT").inc()
     m.cancelled_orders.labels("b", "spot").inc(4)
     m.last_poll_error.labels("b", "timeout", "no answer").set(1)
@@ -120,6 +124,7 @@ def test_reading_rows_gives_what_reading_every_sample_gives():
     for account, snap in fast.items():
         assert snap.series == slow[account]["series"]
         assert snap.rtt_buckets == tuple(sorted(slow[account]["buckets"]))
+        assert tuple(zip(snap.gap_bounds, snap.gap_counts)) == tuple(sorted(slow[account]["gap_buckets"]))
         assert (snap.error_code, snap.error_hint) == slow[account].get("error", (None, ""))
         assert (snap.environment, snap.mode) == slow[account]["info"]
     assert fast["a"].get("bybit_dcp_api_errors_total", "10003") == 3
@@ -182,14 +187,30 @@ def test_stream_down_and_up_with_reason_and_duration():
     desk.step()
     desk.metrics.ws_connected.labels("a").set(0)
     desk.metrics.ws_reconnects.labels("a", "pong_timeout").inc()
-    assert [(e.kind, e.text) for e in desk.step()] == [("stream_down", "stream down: pong_timeout 1")]
+    assert [(e.kind, e.text) for e in desk.step()] == [
+        ("stream_down", "the private stream dropped (no pong in time) and is not back yet")
+    ]
     assert desk.status().state == model.DOWN
     assert desk.status().reasons[0].alert == "BybitDcpStreamDisconnected"
     desk.step(100)
     desk.metrics.ws_connected.labels("a").set(1)
-    assert [(e.kind, e.text) for e in desk.step()] == [("stream_up", "stream up again after 2 min")]
+    assert [(e.kind, e.text) for e in desk.step()] == [("stream_up", "the private stream is back after 2 min")]
     desk.metrics.ws_reconnects.labels("a", "closed").inc()  # dropped and back within one sample
-    assert [e.kind for e in desk.step()] == ["stream_reconnected"]
+    assert [(e.kind, e.text) for e in desk.step()] == [
+        ("stream_reconnected", "the private stream dropped (closed by the server or the network) and came back")
+    ]
+    desk.metrics.ws_connected.labels("a").set(0)
+    desk.metrics.ws_reconnects.labels("a", "closed").inc()
+    desk.metrics.ws_reconnects.labels("a", "auth_failed").inc(3)
+    (down,) = desk.step()
+    assert (
+        down.text
+        == "the private stream dropped (Bybit refused the login (3 times); closed by the server or the network) and is not back yet"
+    )
+    assert desk.status().reasons[0].text == (
+        "stream disconnected (drops and retries since start: Bybit refused the login (3 times); "
+        "closed by the server or the network (2 times); no pong in time)"
+    )
 
 
 def test_a_silent_stream_is_down_before_it_reconnects():
@@ -217,9 +238,11 @@ def test_trigger_with_its_orders_and_categories_and_a_late_backfill():
     status = desk.status()
     assert status.state == model.DOWN and status.last_trigger.orders == {"linear": 3, "inverse": 1}
     desk.step(20 * 60)
-    assert desk.status().state == model.DEGRADED  # an hour after a trigger it is still worth a look
-    desk.step(60 * 60)
-    assert desk.status().state == model.OK
+    assert desk.status().state == model.DEGRADED  # while BybitDcpTriggered still fires it is worth a look
+    desk.step(10 * 60)
+    assert desk.status().state == model.DEGRADED  # 30 min 5 s after: the alert is held 30 min past its first minute
+    desk.step(2 * 60)
+    assert desk.status().state == model.OK  # and clears with it (it was an hour)
 
 
 def test_drift_reassertion_guardian_and_drill_events():
@@ -375,6 +398,8 @@ def test_what_the_sampler_remembers_covers_every_series_the_next_sample_is_compa
 SNAPSHOT_FIELDS = {
     "rtt_bounds": RTT,
     "rtt_counts": RTT,
+    "gap_bounds": GAP,
+    "gap_counts": GAP,
     "error_code": "bybit_dcp_last_poll_error_info",
     "error_hint": "bybit_dcp_last_poll_error_info",
     "environment": "bybit_dcp_account_info",
@@ -558,3 +583,202 @@ def test_the_periodic_sample_collects_only_the_sampled_families_and_a_page_all()
     collected.clear()
     service.board(desk.names, now=desk.now, ready=True)
     assert sorted(collected) == sorted(s.attr for s in SOURCES)
+
+
+def test_the_page_judges_by_the_alerts_thresholds_from_the_mixin():
+    """One source: exporter/status/thresholds.py is generated from mixin/config.libsonnet (the
+    build's --check fails on a stale copy), and a changed _config changes what the page reads."""
+    import sys
+
+    from helpers import ROOT
+
+    from exporter.status import thresholds
+
+    sys.path.insert(0, str(ROOT / "mixin"))
+    import build
+
+    generated = {k: v for k, v in vars(thresholds).items() if k.isupper()}
+    assert (
+        generated
+        == build.thresholds()
+        == {
+            "RECONNECT_FLAPPING_COUNT": 3,
+            "RECONNECT_FLAPPING_WINDOW_SECONDS": 900,
+            "HEARTBEAT_GAP_WARNING_RATIO": 0.5,
+            "HEARTBEAT_GAP_CRITICAL_RATIO": 0.8,
+            "HEARTBEAT_RTT_HIGH_SECONDS": 0.5,
+            "HEARTBEAT_RTT_WINDOW_SECONDS": 300,
+            "TRIGGER_FIRING_SECONDS": 1860,
+        }
+    )
+    assert build.THRESHOLDS_FILE.read_text() == build.thresholds_module()
+    mine = build.thresholds({"reconnectFlappingCount": "5", "reconnectFlappingWindow": "1h"})
+    assert (mine["RECONNECT_FLAPPING_COUNT"], mine["RECONNECT_FLAPPING_WINDOW_SECONDS"]) == (5, 3600)
+    assert (model.FLAPPING_RECONNECTS, model.FLAPPING_WINDOW_SECONDS) == (3, 900)
+    assert (model.RTT_P90_HIGH_SECONDS, sampler.RTT_WINDOW_SECONDS) == (0.5, 300)
+
+
+def test_flapping_is_more_than_three_reconnects_in_15_minutes_as_the_alert_counts():
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    for n in range(4):  # four in an hour, 16 minutes apart: the alert never fires
+        desk.metrics.ws_reconnects.labels("a", "closed").inc()
+        for _ in range(16 if n < 3 else 1):
+            desk.step(60)
+    status = desk.status()
+    assert status.reconnects_hour == 4 and status.reconnects_flapping == 1 and status.state == model.OK
+    for _ in range(3):  # four within 15 minutes
+        desk.metrics.ws_reconnects.labels("a", "closed").inc()
+        desk.step(60)
+    status = desk.status()
+    assert status.reconnects_flapping == 4 and status.state == model.DEGRADED
+    assert (status.reasons[0].text, status.reasons[0].alert) == (
+        "4 reconnects in the last 15 min",
+        "BybitDcpReconnectFlapping",
+    )
+    page = render.page(desk.board(), "/metrics")
+    assert fact(article(page, "a"), "reconnects") == "4" and "Reconnects, last 15 min" in page
+    body = api.status(desk.board())["accounts"][0]
+    assert body["reconnects_flapping_window"] == {"seconds": 900, "count": 4}
+
+
+def test_a_slow_heartbeat_is_the_alerts_p90_above_half_a_second():
+    desk = Desk()
+    desk.healthy()
+    m = desk.metrics
+    for _ in range(85):
+        m.ws_rtt.labels("a").observe(0.02)
+    for _ in range(15):  # 15 % of the pongs at 0.7 s: p90 above 0.5 s, p99 below the old 1 s mark
+        m.ws_rtt.labels("a").observe(0.7)
+    desk.step()
+    status = desk.status()
+    assert 0.5 < status.rtt_p90 < 1.0 and status.rtt_p99 < 1.0
+    assert status.state == model.DEGRADED and status.reasons[0].alert == "BybitDcpHeartbeatRttHigh"
+    assert re.fullmatch(r"RTT p90 \d+ ms over 5 min", status.reasons[0].text)
+    card = article(render.page(desk.board(), "/metrics"), "a")
+    assert re.fullmatch(r"[\d.]+ ms / [\d.]+ ms / [\d.]+ ms", fact(card, "rtt"))
+
+
+def test_events_are_dated_as_their_series_date_them_and_the_card_agrees():
+    """A trigger is dated by Bybit (its first cancel's updatedTime), not by the sample that saw it
+    up to 5 s later; the card's "last trigger" and the timeline then name one moment."""
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    m = desk.metrics
+    fired_at = desk.now + 1.25  # the sample comes 3.75 s later
+    m.triggers.labels("a", "DERIVATIVES").inc()
+    m.cancelled_orders.labels("a", "linear").inc(2)
+    m.last_trigger.labels("a", "DERIVATIVES").set(fired_at)
+    m.ws_reconnects.labels("a", "closed").inc()
+    told = desk.step()
+    trigger = next(e for e in told if e.kind == "trigger")
+    assert trigger.at == fired_at == desk.status().last_trigger_at
+    assert next(e for e in told if e.kind == "stream_reconnected").at == desk.now  # no time of its own
+    m.drift.labels("a", "SPOT").set(1)
+    desk.step()
+    m.drift.labels("a", "SPOT").set(0)
+    m.reassert_last_success.labels("a", "SPOT").set(desk.now + 2)
+    (reasserted,) = desk.step()
+    assert reasserted.at == desk.now - 3
+    page = render.page(desk.board(), "/metrics")
+    clock = __import__("time").strftime("%H:%M:%S", __import__("time").gmtime(fired_at))
+    assert re.search(rf"<time[^>]*>{clock}</time> <b>critical</b>[^:]*: DCP fired on DERIVATIVES", page)
+    ats = [e.at for e in desk.sampler.events()]
+    assert ats == sorted(ats, reverse=True)  # newest first by their own times
+
+
+def test_no_event_speaks_in_label_values():
+    desk = Desk()
+
+    def step(seconds: float):
+        return desk.step(seconds)
+
+    told = []
+    original = desk.step
+
+    def recording(seconds: float = 5.0):
+        events = original(seconds)
+        told.extend(events)
+        return events
+
+    desk.step = recording  # type: ignore[method-assign]
+    _every_event(desk, step)
+    texts = [e.text for e in told]
+    assert texts and not any("between samples" in t or re.search(r"\b(closed|pong_timeout) \d", t) for t in texts)
+    assert "the private stream dropped (closed by the server or the network) and came back" in texts
+
+
+class Heartbeat:
+    """A stream pinging every ``interval`` s whose pongs are ``gaps`` apart, on a desk's clock:
+    ``run(until)`` moves the last pong and observes each gap as the stream does."""
+
+    def __init__(self, desk: Desk, last: float) -> None:
+        self.desk, self.last = desk, last
+        desk.metrics.ping_gap.set_source("a", lambda: self.last)
+
+    def pong_at(self, at: float) -> None:
+        self.desk.metrics.ws_heartbeat_gap.labels("a").observe(at - self.last)
+        self.desk.metrics.ws_last_pong.labels("a").set(at)
+        self.last = at
+
+
+def test_the_ping_gap_history_is_the_largest_gap_of_each_interval_not_a_phase_locked_instant():
+    """Pings every 5 s, samples every 5 s, 1.9 s after each pong: the instant's gap reads 1.9 s
+    every time while the sawtooth reaches 5 s; the history must show 5 s."""
+    desk = Desk()
+    desk.healthy()
+    desk.step()
+    beat = Heartbeat(desk, desk.now - 1.9)
+    for _ in range(20):
+        beat.pong_at(desk.now + 3.1)  # 5 s after the previous pong
+        desk.step(5.0)  # 1.9 s after it
+    gaps = desk.sampler.view("a", desk.now).gaps[1:]
+    assert desk.status().ping_gap == pytest.approx(1.9)  # the fact stays the instant's gap
+    assert gaps == pytest.approx([5.0] * len(gaps), abs=0.01)
+    caption = re.search(
+        r"Largest ping gap, last 15 min: now ([\d.]+) s, max ([\d.]+) s", render.page(desk.board(), "/m")
+    )
+    assert caption.groups() == ("5.0", "5.0")
+
+
+def test_the_largest_gap_with_several_pongs_or_none_in_an_interval():
+    desk = Desk(interval=10.0)
+    desk.healthy()
+    desk.step()
+    beat = Heartbeat(desk, desk.now)
+    for offset in (1.0, 2.0, 3.0, 4.0):  # four pongs a second apart: the mean tells it
+        beat.pong_at(desk.now + offset)
+    desk.step(10.0)
+    assert desk.sampler.view("a", desk.now).gaps[-1] == pytest.approx(6.0)  # the growing tooth is the largest
+    beat.pong_at(desk.now + 1.0)  # 7 s after the last
+    beat.pong_at(desk.now + 1.5)
+    beat.pong_at(desk.now + 2.0)
+    desk.step(2.5)
+    # 7, 0.5 and 0.5 s: the mean is 2.7 s, but one of them went into the (5, 10] bucket: at least 5 s.
+    assert desk.sampler.view("a", desk.now).gaps[-1] == pytest.approx(5.0)
+    desk.step(30.0)  # silence: no pong, the gap of the instant is the largest
+    assert desk.sampler.view("a", desk.now).gaps[-1] == pytest.approx(30.5)
+
+
+def test_a_late_heartbeat_is_judged_against_the_dcp_window_as_the_alerts_judge_it():
+    """Overdue past the ping interval, as a fraction of the smallest enabled window: half is
+    BybitDcpHeartbeatGapHigh's threshold, 0.8 its critical twin's (ping every 20 s, pong timeout
+    10 s, windows 10 s: degraded from 25 s, down from 28 s, before the stream gives up at 30 s)."""
+    desk = Desk()
+    desk.healthy()
+    for gap, expected, alert in (
+        (24.0, model.OK, None),
+        (25.5, model.DEGRADED, "BybitDcpHeartbeatGapHigh"),
+        (28.5, model.DOWN, "BybitDcpHeartbeatGapCritical"),
+    ):
+        desk.metrics.ping_gap.set_source("a", lambda gap=gap: desk.now - gap)
+        desk.step()
+        status = desk.status()
+        assert (status.state, status.reasons[0].alert if status.reasons else None) == (expected, alert), gap
+    assert status.reasons[0].text == "heartbeat 8 s overdue, 85% of the 10 s DCP window"
+    desk.metrics.window.labels("a", "SPOT").set(60)
+    desk.metrics.window.labels("a", "DERIVATIVES").set(60)
+    desk.step()
+    assert desk.status().state == model.OK  # 8.5 s overdue is 14 % of a 60 s window

@@ -23,7 +23,7 @@ def text(fragment: str) -> str:
 def cells(card: str, product: str) -> list[str]:
     """The text of a product's row: product, DCP, window, desired, drift, re-assert, guardian."""
     row = re.search(rf'<tr data-product="{product}">(.*?)</tr>', card).group(1)
-    return [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+    return [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
 
 
 def fact(card: str, key: str) -> str:

@@ -42,3 +42,16 @@ def test_the_readme_lists_exactly_the_series_not_created_up_front():
     covered = {name for name in later if any(name.startswith(g[:-1]) for g in globs)}
     assert listed - globs == later - covered - PROCESS_WIDE
     assert covered, "the drill and guardian globs match families"
+
+
+def test_docs_demo_prints_the_scenarios_timeline_as_it_is():
+    """docs/demo.md's minute-by-minute table is TIMELINE's (python3 -m exporter.simulator.scenario)."""
+    from exporter.simulator.scenario import TIMELINE, timeline_markdown
+
+    text = (ROOT / "docs" / "demo.md").read_text()
+    printed = text.split("<!-- timeline: generated from TIMELINE -->\n", 1)[1].split("<!-- /timeline -->", 1)[0]
+    assert printed == timeline_markdown(), "docs/demo.md is stale: paste `python3 -m exporter.simulator.scenario`"
+    assert printed.count("\n| ") == len(TIMELINE)  # one row a phase, after the header
+    for phase in TIMELINE:
+        if phase.shot:
+            assert f"(demo-{phase.shot}.png)" in text and (ROOT / "docs" / f"demo-{phase.shot}.png").is_file()

@@ -13,13 +13,14 @@ import urllib.error
 import urllib.request
 
 import pytest
+import websockets
 from helpers import free_port
 from sim_helpers import WsClient, wait_for
 
 from exporter.simulator import Simulator
 from exporter.simulator.cli import main
 from exporter.simulator.pki import make_server_pki
-from exporter.simulator.scenario import run_demo_scenario
+from exporter.simulator.scenario import CYCLE_MINUTES, DRIFT_WINDOW, TIMELINE, Phase, Scenario, phase_at
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -134,22 +135,9 @@ async def test_demo_scenario_triggers_dcp_and_replaces_orders():
         acct = sim.add_account("demo", "secret")
         observer = await WsClient.connect(sim.ws_url, "demo", "secret", ["order"])
         stop_event = asyncio.Event()
-        task = asyncio.create_task(
-            run_demo_scenario(
-                sim,
-                "demo",
-                stop=stop_event,
-                rng=random.Random(7),
-                first_trigger_after=0.2,
-                trigger_every=60,
-                latency_every=0.2,
-                reconnect_every=60,
-                first_drift_after=0.1,
-                step=0.05,
-            )
-        )
-        await wait_for(lambda: acct.dcp.get("SPOT") == 30, timeout=5)  # the scripted manual change
-        # SPOT now has the drifted 30 s window (1.5 s here), so it fires after DERIVATIVES.
+        bot_at = phase_named("triggered").start
+        scenario = Scenario(sim, "demo", rng=random.Random(7), start_minute=bot_at, step=0.05, bot_holds=0.1)
+        task = asyncio.create_task(scenario.run(stop_event))
         await wait_for(lambda: {t["product"] for t in acct.triggers} == {"DERIVATIVES", "SPOT"}, timeout=10)
         assert all(t["order_ids"] for t in acct.triggers)
         push = await observer.recv_until(lambda f: any(o["cancelType"] == "CancelByDCP" for o in f["data"]), timeout=5)
@@ -161,3 +149,51 @@ async def test_demo_scenario_triggers_dcp_and_replaces_orders():
         stop_event.set()
         await asyncio.wait_for(task, timeout=3)
         await observer.close()
+
+
+def phase_named(name: str) -> Phase:
+    (phase,) = [p for p in TIMELINE if p.name == name]
+    return phase
+
+
+def test_the_timeline_cycles_through_every_state_with_quiet_stretches_between():
+    """Each fault comes once a cycle, in this order, and the page has an ok screenshot to show."""
+    starts = [p.start for p in TIMELINE]
+    assert starts[0] == 0 and starts == sorted(starts) and starts[-1] < CYCLE_MINUTES
+    actions = [p.action for p in TIMELINE if p.action]
+    assert actions == ["close", "drift", "bot"]
+    assert [p.name for p in TIMELINE if p.unreachable] == ["down"]
+    assert {p.shot: p.state for p in TIMELINE if p.shot} == {
+        "healthy": "ok",
+        "degraded": "degraded",
+        "down": "down",
+        "triggered": "down",
+    }
+    assert phase_at(0.5).name == "healthy" and phase_at(CYCLE_MINUTES + 19.5).name == "down"
+    # After the trigger the page is down 15 min, then degraded while BybitDcpTriggered fires
+    # (31 min from the trigger): the cycle leaves at least 3 ok minutes before it starts again.
+    trigger_fires = phase_named("triggered").start + 1.0  # bot holds 30 s, window 10 s
+    assert CYCLE_MINUTES - (trigger_fires + 31) >= 3
+    # The outage's reconnects leave the 15-minute flapping window before the trigger's alert clears.
+    assert phase_named("back").start + 15 + 10 < trigger_fires + 31
+
+
+async def test_the_scenario_plays_each_phase_on_entering_it_and_jumps():
+    async with Simulator() as sim:
+        acct = sim.add_account("demo", "secret")
+        client = await WsClient.connect(sim.ws_url, "demo", "secret", ["order"])
+        scenario = Scenario(sim, "demo", rng=random.Random(3), start_minute=phase_named("down").start)
+        scenario.tick()  # the stream's host goes down: the client is dropped, handshakes get 503
+        with pytest.raises(websockets.ConnectionClosed):
+            await client.recv(timeout=5)
+        with pytest.raises(websockets.InvalidStatus, match="503"):
+            await WsClient.connect(sim.ws_url, "demo", "secret", ["order"])
+        scenario.jump(phase_named("drift").start)
+        scenario.tick()  # reachable again, and the window changed behind the client's back
+        assert acct.dcp["SPOT"] == DRIFT_WINDOW
+        again = await WsClient.connect(sim.ws_url, "demo", "secret", ["order"])
+        scenario.jump(phase_named("slow heartbeat").start + 0.5)
+        scenario.tick()
+        assert 0.8 <= sim._core.faults.pong_latency["demo"] <= 1.2  # the slow spell's pongs
+        assert len(acct.active_orders(("linear",))) == 3 and len(acct.active_orders(("spot",))) == 3
+        await again.close()
