@@ -49,6 +49,10 @@ NOT_AVAILABLE: Final = (
 # What the exporter may do when Bybit reports another window than the desired one.
 REASSERT_POLICIES: Final = ("off", "dry-run", "enforce")
 
+# Why re-assertion stands down (``bybit_dcp_reassert_blocked{reason}``): Bybit refused the key
+# (for the account), or another writer undoes the sets (for the product).
+REASSERT_BLOCK_REASONS: Final = ("credentials", "contended")
+
 
 def valid_window(window: object) -> bool:
     """A window Bybit accepts: a whole number of seconds in [3, 300] (a bool is not one)."""

@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .dcp import CATEGORIES, PRODUCTS
+from .dcp import CATEGORIES, PRODUCTS, REASSERT_BLOCK_REASONS
 from .labelled_metrics import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
 
 # Known REST endpoints, labelled by a short stable name rather than the URL path.
@@ -317,8 +317,10 @@ class Metrics:
         )
         self.reassert_blocked = LabelledGauge(
             "bybit_dcp_reassert_blocked",
-            "1 while re-assertion is stopped for the account (credential or permission error) until config changes.",
-            by_account,
+            "1 while re-assertion is stopped for the product: reason=credentials (a key, permission or IP error; "
+            "until config changes and a restart) or reason=contended (another writer undoes the sets; until the "
+            "window stays unchanged for 15 minutes, or a restart).",
+            ["account", "product", "reason"],
             registry=reg,
         )
 
@@ -420,7 +422,6 @@ class Metrics:
         self.account_info.labels(account, environment, mode).set(1)
         self.up.labels(account).set(0)
         self.ws_connected.labels(account).set(0)
-        self.reassert_blocked.labels(account).set(0)
         for product in PRODUCTS:
             self.ws_dcp_subscribed.labels(account, product).set(0)
             self.triggers.labels(account, product)
@@ -431,6 +432,8 @@ class Metrics:
             self.drift.labels(account, product).set(0)
             self.reassert_attempts.labels(account, product)
             self.reassert_failures.labels(account, product)
+            for reason in REASSERT_BLOCK_REASONS:
+                self.reassert_blocked.labels(account, product, reason).set(0)
         for category in CATEGORIES:
             self.cancelled_orders.labels(account, category)
             self.backfill_failures.labels(account, category)

@@ -125,7 +125,6 @@ def _finite(value: float) -> float | None:
 
 
 def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, ...]:
-    blocked = snap.flag("bybit_dcp_reassert_blocked")
     products = []
     for product in PRODUCTS:
         enabled = snap.get("bybit_dcp_enabled", product)
@@ -133,7 +132,7 @@ def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, 
         attempts = snap.get("bybit_dcp_reassert_attempts_total", product) or 0.0
         failures = snap.get("bybit_dcp_reassert_failures_total", product) or 0.0
         success = snap.get("bybit_dcp_reassert_last_success_timestamp_seconds", product)
-        if blocked and snap.get("bybit_dcp_desired_window_seconds", product) is not None:
+        if snap.flag("bybit_dcp_reassert_blocked", product):
             reassert = "blocked"
         elif drift and attempts:
             reassert = f"re-asserting: {attempts:g} sent, {failures:g} failed"
@@ -215,8 +214,15 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
             )
             if snap.get("bybit_dcp_reassert_failures_total", product):
                 reasons.append(Reason(DEGRADED, f"{product} re-assertion failing", "BybitDcpReassertFailing"))
-    if snap.flag("bybit_dcp_reassert_blocked"):
-        reasons.append(Reason(DEGRADED, "re-assertion blocked after a credential error", "BybitDcpReassertBlocked"))
+    blocked = [p for p in PRODUCTS if snap.flag("bybit_dcp_reassert_blocked", p)]
+    if blocked:
+        reasons.append(
+            Reason(
+                DEGRADED,
+                f"re-assertion blocked for {', '.join(blocked)} (a credential error, or another writer)",
+                "BybitDcpReassertBlocked",
+            )
+        )
     # Guardian and drills.
     armed = snap.by("bybit_dcp_guardian_armed")
     released = snap.get("bybit_dcp_guardian_transitions_total", "released") or 0.0
