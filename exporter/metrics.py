@@ -14,6 +14,7 @@ the few process-wide series without labels stay prometheus_client's own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -116,6 +117,41 @@ class ApiFailuresCollector(Collector):
         for (account, endpoint, _code), value in self._errors.rows():
             totals[account, endpoint] = totals.get((account, endpoint), 0.0) + value  # type: ignore[operator]
         yield self._readout.read(sorted(totals.items()))
+
+
+class TaskCountCollector(Collector):
+    """``bybit_dcp_exporter_tasks``: the asyncio tasks alive in the exporter's event loop, at scrape time.
+
+    A task that is never awaited or cancelled (a reconnect that leaks its reader, a set that
+    never ends) grows this one by one; nothing else shows it until memory does. The loop is
+    the one running where the metrics were created (the exporter's: the scrape itself is
+    rendered in a worker thread, which has none), else the one running the scrape; without
+    either there is no sample rather than a wrong one. ``asyncio.all_tasks`` copies the
+    loop's task set in a way that is safe from another thread.
+    """
+
+    NAME = "bybit_dcp_exporter_tasks"
+    HELP = "asyncio tasks alive in the exporter's event loop, counted at scrape time (a steady rise is a leak)."
+
+    def __init__(self) -> None:
+        self._loop = _running_loop()
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.HELP)
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self.NAME, self.HELP)
+        loop = self._loop if self._loop is not None and not self._loop.is_closed() else _running_loop()
+        if loop is not None:
+            family.add_metric([], len(asyncio.all_tasks(loop)))
+        yield family
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Metrics:
@@ -398,6 +434,7 @@ class Metrics:
         )
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds ... (Linux)
         ProcessCollector(registry=reg)
+        reg.register(TaskCountCollector())
 
     def set_shard(self, index: int, count: int, accounts: int) -> None:
         self.shard_info.labels(str(index), str(count)).set(1)

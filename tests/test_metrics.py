@@ -41,6 +41,7 @@ CONTRACT = {
     "bybit_dcp_exporter_build_info": ("gauge", {"version"}),
     "bybit_dcp_last_poll_error_info": ("gauge", {"account", "code", "hint"}),
     "bybit_dcp_api_failures": ("counter", {"account", "endpoint"}),
+    "bybit_dcp_reassert_blocked": ("gauge", {"account", "product", "reason"}),
     "process_cpu_seconds": ("counter", set()),
     "process_resident_memory_bytes": ("gauge", set()),
 }
@@ -120,6 +121,49 @@ def test_drift_and_reassertion_series_start_at_zero_for_the_desired_products_onl
     for name in ("bybit_dcp_window_drift", "bybit_dcp_reassert_attempts", "bybit_dcp_reassert_failures"):
         got = {s.labels["product"]: s.value for s in exposed[name].samples if s.labels.get("account") == "desk-c"}
         assert got == {"SPOT": 0.0, "OPTIONS": 0.0}, name
+
+
+def test_reassert_blocked_starts_at_zero_per_desired_product_and_reason():
+    metrics = Metrics()
+    metrics.add_account("desk-c", environment="testnet", mode="observer", desired_windows={"SPOT": 10})
+    metrics.add_account("desk-d", environment="testnet", mode="observer")
+    got = {
+        (s.labels["account"], s.labels["product"], s.labels["reason"]): s.value
+        for s in families(metrics)["bybit_dcp_reassert_blocked"].samples
+    }
+    assert got == {("desk-c", "SPOT", "credentials"): 0.0, ("desk-c", "SPOT", "contended"): 0.0}
+
+
+async def test_task_count_is_counted_at_scrape_time_in_the_running_loop():
+    import asyncio
+
+    metrics = Metrics()
+    tasks = lambda: families(metrics)["bybit_dcp_exporter_tasks"].samples[0].value
+    before = tasks()
+    parked = [asyncio.create_task(asyncio.Event().wait()) for _ in range(5)]
+    assert tasks() == before + 5
+    for task in parked:
+        task.cancel()
+    await asyncio.gather(*parked, return_exceptions=True)
+    assert tasks() == before
+
+
+def test_task_count_has_no_sample_outside_an_event_loop():
+    assert families(Metrics())["bybit_dcp_exporter_tasks"].samples == []
+
+
+async def test_task_count_is_of_the_exporters_loop_when_a_worker_thread_renders_the_scrape():
+    import asyncio
+
+    metrics = Metrics()  # created in the running loop, as run_exporter does
+    parked = [asyncio.create_task(asyncio.Event().wait()) for _ in range(3)]
+    try:
+        in_thread = await asyncio.to_thread(families, metrics)  # as web.py renders /metrics
+        assert in_thread["bybit_dcp_exporter_tasks"].samples[0].value >= 3 + 1  # the parked ones and this test
+    finally:
+        for task in parked:
+            task.cancel()
+        await asyncio.gather(*parked, return_exceptions=True)
 
 
 def test_ping_gap_is_computed_at_scrape_time():
