@@ -34,12 +34,50 @@ TOPIC_PRODUCT: Final = {topic: product for product, topic in PRODUCT_TOPIC.items
 # The private topic of every order update (``order.<category>`` narrows it to one category).
 ORDER_TOPIC: Final = "order"
 
-# ``cancelType`` of an order that DCP cancelled, on the ``order`` stream and in history.
+# ``cancelType`` of an order that DCP cancelled, on the ``order`` stream and in history
+# ("CancelByDCP: cancelled by DCP triggering", docs/v5/enum.mdx#canceltype, for every
+# category and for options). Compared without regard to case (:func:`is_cancel_by_dcp`):
+# the changelog spelled one value of the same enum ``cancelBySmp`` where the enum page says
+# ``CancelBySmp`` (docs/changelog/v5.mdx), so a ``cancelbydcp`` is the same value. The
+# enum keeps growing and the order stream's own example shows ``"UNKNOWN"``
+# (docs/v5/websocket/private/order.mdx): any other value is simply not DCP's.
 CANCEL_BY_DCP: Final = "CancelByDCP"
+_CANCEL_BY_DCP_FOLDED: Final = CANCEL_BY_DCP.casefold()
 
-# ``orderStatus`` of an order that ended cancelled (``Deactivated``: a conditional order
-# cancelled before it triggered). Only these, with CancelByDCP, are DCP cancels.
+# ``orderStatus`` (docs/v5/enum.mdx#orderstatus). Open: ``New``, ``PartiallyFilled``,
+# ``Untriggered``. Closed: ``Rejected``, ``PartiallyFilledCanceled`` (spot only), ``Filled``,
+# ``Cancelled`` (in derivatives it may have an executed qty), ``Triggered`` (an instant
+# between Untriggered and New), ``Deactivated`` ("UTA: Spot tp/sl order, conditional order,
+# OCO order are cancelled before they are triggered").
+# Only the cancelled ones, with CancelByDCP, are DCP cancels. ``Deactivated`` is one of them:
+# DCP cancels every active order of the product, an untriggered conditional or TP/SL order
+# included, and such an order ends ``Deactivated``, not ``Cancelled``. A ``Filled`` never
+# is, whatever its cancelType: the order stream's page says a second ``Filled`` message may
+# carry ``cancelType=CancelByUser`` when a cancel arrived as the order traded
+# (docs/v5/websocket/private/order.mdx); so ``cancelType`` alone never means cancelled.
 CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
+OPEN_STATUSES: Final = frozenset({"New", "PartiallyFilled", "Untriggered"})
+NOT_CANCELLED_CLOSED_STATUSES: Final = frozenset({"Rejected", "Filled", "Triggered"})
+_CANCELLED_FOLDED: Final = frozenset(status.casefold() for status in CANCELLED_STATUSES)
+_KNOWN_STATUSES_FOLDED: Final = frozenset(
+    status.casefold() for status in CANCELLED_STATUSES | OPEN_STATUSES | NOT_CANCELLED_CLOSED_STATUSES
+)
+
+
+def is_cancel_by_dcp(cancel_type: object) -> bool:
+    """``cancelType`` is DCP's, in any case; anything else (``UNKNOWN``, a new value, not a string) is not."""
+    return isinstance(cancel_type, str) and cancel_type.casefold() == _CANCEL_BY_DCP_FOLDED
+
+
+def is_cancelled_status(status: object) -> bool:
+    """``orderStatus`` is one of the cancelled terminal statuses (in any case)."""
+    return isinstance(status, str) and status.casefold() in _CANCELLED_FOLDED
+
+
+def is_known_status(status: object) -> bool:
+    """``orderStatus`` is one Bybit documents (open or closed, in any case)."""
+    return isinstance(status, str) and status.casefold() in _KNOWN_STATUSES_FOLDED
+
 
 # An empty dcpInfos list: not an error, most likely an account DCP is not offered to.
 NOT_AVAILABLE: Final = (

@@ -323,7 +323,7 @@ class Metrics:
         )
         self.ignored_cancels = LabelledCounter(
             "bybit_dcp_ignored_cancels",
-            "CancelByDCP orders that could not be counted: no orderId, or a category Bybit does not document.",
+            "CancelByDCP orders that could not be counted: no orderId, a category or an orderStatus Bybit does not document.",
             by_account,
             registry=reg,
         )

@@ -24,7 +24,7 @@ from ..bybit.rest import RestClient
 from ..bybit.signing import ws_auth_args
 from ..clock import Clock
 from ..config import AccountConfig, DrillSettings
-from ..dcp import CANCEL_BY_DCP, ORDER_TOPIC, PRODUCT_TOPIC
+from ..dcp import ORDER_TOPIC, PRODUCT_TOPIC, is_cancel_by_dcp, is_cancelled_status
 from ..secrets import Secret
 from .verdict import (
     ERROR,
@@ -142,7 +142,7 @@ class _Watch:
             order_id = order.get("orderId")
             if order.get("category") not in self.categories or not order_id:
                 continue
-            if order.get("cancelType") == CANCEL_BY_DCP and order.get("orderStatus") == "Cancelled":
+            if is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus")):
                 self.dcp_cancels.setdefault(order_id, now)
             if order_id == self.canary_id:
                 self.canary = order
@@ -299,9 +299,10 @@ async def _from_history(rest: RestClient, category: str, watch: _Watch, report: 
         for order in orders:
             if order.get("orderId") == watch.canary_id:
                 watch.canary = order
-                if order.get("cancelType") == CANCEL_BY_DCP:
+                if is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus")):
                     report.cancelled_at, report.seen_on = int(order["updatedTime"]) / 1000, "history"
-            if order.get("cancelType") == CANCEL_BY_DCP and int(order.get("updatedTime", 0)) >= report.cut_at * 1000:
+            dcp_cancel = is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus"))
+            if dcp_cancel and int(order.get("updatedTime", 0)) >= report.cut_at * 1000:
                 watch.dcp_cancels.setdefault(order["orderId"], int(order["updatedTime"]) / 1000)
 
 

@@ -12,7 +12,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from ..config import DrillSettings
-from ..dcp import CANCEL_BY_DCP, CATEGORY_PRODUCT, PRODUCTS
+from ..dcp import CATEGORY_PRODUCT, PRODUCTS, is_cancel_by_dcp
 
 # The category the canary is placed in, per product (linear: USDT perpetuals, Bybit's busiest).
 PRODUCT_CATEGORY = {"DERIVATIVES": "linear", "SPOT": "spot", "OPTIONS": "option"}
@@ -139,7 +139,7 @@ def judge(report: DrillReport) -> DrillReport:
     A ``silence`` cut kills the armed connection only at the idle cut-off, so there the cut-off
     is part of the expected delay: the slack is over window + cut-off."""
     fate = report.cancel_type
-    if report.cut_at is not None and report.cancelled_at is not None and fate == CANCEL_BY_DCP:
+    if report.cut_at is not None and report.cancelled_at is not None and is_cancel_by_dcp(fate):
         delay = report.cancelled_at - report.cut_at
         report.trigger_delay_seconds = round(delay, 3)
         window = (report.window_seconds or 0) + (SILENCE_IDLE_CUTOFF if report.cut == "silence" else 0)
