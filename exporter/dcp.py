@@ -59,9 +59,7 @@ CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "
 OPEN_STATUSES: Final = frozenset({"New", "PartiallyFilled", "Untriggered"})
 NOT_CANCELLED_CLOSED_STATUSES: Final = frozenset({"Rejected", "Filled", "Triggered"})
 _CANCELLED_FOLDED: Final = frozenset(status.casefold() for status in CANCELLED_STATUSES)
-_KNOWN_STATUSES_FOLDED: Final = frozenset(
-    status.casefold() for status in CANCELLED_STATUSES | OPEN_STATUSES | NOT_CANCELLED_CLOSED_STATUSES
-)
+_ENDED_OTHERWISE_FOLDED: Final = frozenset(status.casefold() for status in NOT_CANCELLED_CLOSED_STATUSES)
 
 
 def is_cancel_by_dcp(cancel_type: object) -> bool:
@@ -74,9 +72,9 @@ def is_cancelled_status(status: object) -> bool:
     return isinstance(status, str) and status.casefold() in _CANCELLED_FOLDED
 
 
-def is_known_status(status: object) -> bool:
-    """``orderStatus`` is one Bybit documents (open or closed, in any case)."""
-    return isinstance(status, str) and status.casefold() in _KNOWN_STATUSES_FOLDED
+def is_ended_otherwise(status: object) -> bool:
+    """``orderStatus`` is a closed one that is no cancel (``Filled``, ``Rejected``, ``Triggered``), in any case."""
+    return isinstance(status, str) and status.casefold() in _ENDED_OTHERWISE_FOLDED
 
 
 # An empty dcpInfos list: not an error, most likely an account DCP is not offered to.

@@ -175,8 +175,8 @@ def test_malformed_dcp_orders_are_ignored_not_fatal():
 
 
 def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_not_a_trigger():
-    """A documented status that is not a cancel passes silently (a Filled may carry a cancelType);
-    no status at all, or one Bybit does not document, is counted as ignored."""
+    """A closed status that is not a cancel passes silently (a Filled may carry a cancelType); an
+    open status with DCP's cancelType, no status or one Bybit does not document is counted as ignored."""
     metrics, t, _ = make()
     live = [
         dict(order(str(i)), orderStatus=status)
@@ -184,7 +184,7 @@ def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_not_a_trigger():
     ]
     assert t.observe(live) == []
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 0
-    assert value(metrics, "bybit_dcp_ignored_cancels_total") == 2
+    assert value(metrics, "bybit_dcp_ignored_cancels_total") == 4
     ended = [dict(order(s), orderStatus=s) for s in ("Cancelled", "PartiallyFilledCanceled", "Deactivated")]
     assert len(t.observe(ended)[0].order_ids) == 3
 
@@ -318,11 +318,19 @@ def test_each_cancelled_terminal_status_counts(status):
     assert value(metrics, "bybit_dcp_cancelled_orders_total", category=category) == 1
 
 
-@pytest.mark.parametrize("status", ["New", "PartiallyFilled", "Untriggered", "Rejected", "Filled", "Triggered"])
-def test_other_documented_statuses_with_dcps_cancel_type_neither_count_nor_are_ignored(status):
+@pytest.mark.parametrize("status", ["Rejected", "Filled", "Triggered", "filled"])
+def test_orders_that_ended_otherwise_with_dcps_cancel_type_neither_count_nor_are_ignored(status):
     metrics, t, _ = make()
     assert t.observe([docs_order(orderId="o-1", category="linear", cancelType="CancelByDCP", orderStatus=status)]) == []
     assert t.ignored == 0 and value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
+
+
+@pytest.mark.parametrize("status", ["New", "PartiallyFilled", "Untriggered"])
+def test_open_orders_with_dcps_cancel_type_are_counted_as_ignored(status):
+    """Still open and cancelled by DCP cannot both be true: a contradiction, made visible."""
+    metrics, t, _ = make()
+    assert t.observe([docs_order(orderId="o-1", category="linear", cancelType="CancelByDCP", orderStatus=status)]) == []
+    assert t.ignored == 1 and value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ paths feed :meth:`TriggerTracker.observe`, which
 
 - takes an order as a DCP cancel only with ``cancelType: CancelByDCP`` (in any case) and a
   terminal cancelled ``orderStatus`` (``Cancelled``, ``PartiallyFilledCanceled``,
-  ``Deactivated``: see :data:`exporter.dcp.CANCELLED_STATUSES`). One with another documented
-  status (a ``Filled`` that still carries a cancelType, an order still ``New``) is no DCP
-  cancel and passes silently; one without a usable orderId, category or status is counted
-  as ignored. Other ``cancelType`` values and unknown fields are no concern of this module;
+  ``Deactivated``: see :data:`exporter.dcp.CANCELLED_STATUSES`). One that ended otherwise
+  (a ``Filled`` that still carries a cancelType, as when a cancel lost the race to a fill)
+  is no DCP cancel and passes silently; one without a usable orderId or category, or with
+  an open, missing or undocumented status, is counted as ignored. Other ``cancelType`` values and unknown fields are no concern of this module;
 - counts each cancelled ``orderId`` once (memory is bounded: at most ``max_remembered``
   ids, each forgotten after 25 h, longer than the 24 h for which Bybit returns cancelled
   orders in history);
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..bybit.sanity import timestamp_seconds
-from ..dcp import CATEGORY_PRODUCT, is_cancel_by_dcp, is_cancelled_status, is_known_status
+from ..dcp import CATEGORY_PRODUCT, is_cancel_by_dcp, is_cancelled_status, is_ended_otherwise
 
 RETENTION_SECONDS = 25 * 3600
 FUTURE_TOLERANCE_SECONDS = 300.0  # Bybit's clock may run ahead of ours; not by more than this
@@ -96,8 +96,8 @@ class TriggerTracker:
             if not isinstance(order, dict) or not is_cancel_by_dcp(order.get("cancelType")):
                 continue
             order_id, category, status = order.get("orderId"), order.get("category"), order.get("orderStatus")
-            if is_known_status(status) and not is_cancelled_status(status):
-                continue  # a Filled (or a New) with DCP's cancelType: no cancel at all
+            if is_ended_otherwise(status):
+                continue  # a Filled with DCP's cancelType (a cancel that lost the race): no cancel at all
             product = CATEGORY_PRODUCT.get(category) if isinstance(category, str) else None
             if (
                 not isinstance(order_id, str)
