@@ -382,7 +382,7 @@ class RestClient:
         reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
         if not reset:
             return None
-        reset_at = rate_limit_reset(reset, self._clock.time())
-        if reset_at is None:
+        sane, reset_at = rate_limit_reset(reset, self._clock.time())
+        if not sane:
             self._count_invalid("X-Bapi-Limit-Reset-Timestamp")
         return reset_at
