@@ -42,7 +42,7 @@ from .models import (
     parse_server_time,
     set_dcp_request,
 )
-from .pacing import IP_BAN_SECONDS, HostBans
+from .pacing import HostBans
 from .sanity import header_count, load_json, rate_limit_reset
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
 from .wire import RequestTiming
@@ -311,11 +311,12 @@ class RestClient:
             self._count_invalid("time")
 
         if status == 403:
-            # An IP ban at Bybit's gateway: the per-endpoint reset header does not apply, and
-            # every endpoint and account on this host waits.
-            ban_until = self._clock.time() + IP_BAN_SECONDS
-            self._host_bans.ban(self._host, ban_until)
-            return self._fail(endpoint, "403", "IP rate limit (HTTP 403)", ban_until)
+            # Refused at Bybit's gateway: the per-endpoint reset header does not apply, and
+            # every endpoint and account on this host waits (how long: HostBans.forbidden).
+            no = self._host_bans.forbidden(
+                self._host, self._clock.time(), raw, get_with_body=method == "GET" and bool(body)
+            )
+            return self._fail(endpoint, "403", no.message, no.until, cause=no.cause)
         if 300 <= status < 400:
             return self._fail(endpoint, "redirect", f"HTTP {status} redirect refused", None)
         if status != 200:
@@ -335,9 +336,11 @@ class RestClient:
         since = timing.connected_at if timing.connected_at is not None else started
         self._metrics.api_duration.labels(self.environment, endpoint).observe(self._clock.monotonic() - since)
 
-    def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
+    def _fail(
+        self, endpoint: str, code: str, message: str, reset_at: float | None, cause: str | None = None
+    ) -> NoReturn:
         self._count_error(endpoint, code)
-        error = error_for(code, message, endpoint, reset_at)
+        error = error_for(code, message, endpoint, reset_at, cause=cause)
         if isinstance(error, RateLimited):
             if reset_at is not None and code != "403":  # a 403 is recorded for the whole host
                 self._blocked_until[endpoint] = reset_at

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
-from ..bybit.errors import AUTH_CODES, BybitError, code_label, hint
+from ..bybit.errors import AUTH_CODES, BybitError, code_label, hint, hint_for
 from ..bybit.models import DcpSetting
 from ..bybit.pacing import RESTART_BACKOFF_MAX, Pacing, next_slot, restart_delay, stable_phase
 from ..bybit.rest import RestClient
@@ -107,14 +107,16 @@ def forget_dcp_info(metrics: Metrics, account: str) -> None:
         metrics.window.remove(account, product)
 
 
-def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
-    """``bybit_dcp_last_poll_error_info``: the failing poll's code and hint, or none after a good poll."""
+def set_poll_error(metrics: Metrics, account: str, code: str | None, advice: str | None = None) -> None:
+    """``bybit_dcp_last_poll_error_info``: the failing poll's code and hint (``advice``, else the
+    code's own), or none after a good poll."""
+    advice = None if code is None else advice or hint(code)
     code = None if code is None else code_label(code)
     for (a, listed_code, listed_hint), _ in metrics.last_poll_error.rows():
-        if a == account and listed_code != code:
+        if a == account and (listed_code, listed_hint) != (code, advice):
             metrics.last_poll_error.remove(account, listed_code, listed_hint)
-    if code is not None:
-        metrics.last_poll_error.labels(account, code, hint(code)).set(1)
+    if code is not None and advice is not None:
+        metrics.last_poll_error.labels(account, code, advice).set(1)
 
 
 class AccountSupervisor:
@@ -300,13 +302,13 @@ class AccountSupervisor:
     def _poll_failed(self, exc: BybitError) -> None:
         self.metrics.up.labels(self.name).set(0)
         forget_dcp_info(self.metrics, self.name)
-        set_poll_error(self.metrics, self.name, exc.code)
+        set_poll_error(self.metrics, self.name, exc.code, hint_for(exc))
         # Log a failure when it starts or changes; repeats of the same failure at debug.
         level = logging.WARNING if self.last_poll_error != exc.code else logging.DEBUG
         log.log(
             level,
             "DCP config poll failed",
-            extra={"account": self.name, "code": exc.code, "error": exc.message, "hint": hint(exc.code)},
+            extra={"account": self.name, "code": exc.code, "error": exc.message, "hint": hint_for(exc)},
         )
         self.last_poll_error = exc.code
         # The key, its signature, its permission or its IP was refused: a set would be too.
