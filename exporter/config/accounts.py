@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .checks import did_you_mean, reporter
+from .environment import stream_needs_ws_url
 from .model import INLINE_SECRET_FIELDS, AccountConfig
 from .rules import (
     Checked,
@@ -32,6 +33,7 @@ def account_config(
     api_key = resolve_api_key(checked, env)
     api_secret = resolve_api_secret(checked, env)
     endpoints = resolve_endpoints(checked)
+    stream_needs_ws_url(checked, endpoints)
     guardian_products_match_mode(checked)
     pong_before_next_ping(checked)
     enforce_needs_desired_windows(checked)

@@ -11,6 +11,7 @@ import yaml
 from ..secrets import mask_key
 from .accounts import account_config
 from .checks import reporter
+from .environment import host_key
 from .model import (
     DEFAULT_LISTEN_ADDRESS,
     DEFAULT_TELEMETRY_PATH,
@@ -183,7 +184,8 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
             )
             continue
         seen[account.name] = i
-        first = writers.setdefault((account.api_key, account.rest_url), (i, account.name))
+        # One host however it is written: https://api.bybit.com and https://API.bybit.com:443/.
+        first = writers.setdefault((account.api_key, host_key(account.rest_url)), (i, account.name))
         if first[0] != i:
             errors.append(
                 f"{where}.api_key: {account.name!r} uses the API key {mask_key(account.api_key)} of accounts[{first[0]}] "

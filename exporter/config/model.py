@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..dcp import MIN_SETTLE_SECONDS
 from ..secrets import MASK, Secret
+from .environment import REGIONAL_ENVIRONMENTS
 
 MODES = ("observer", "guardian")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -19,11 +20,13 @@ DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9842"
 DEFAULT_TELEMETRY_PATH = "/metrics"
 QUICK_START_ACCOUNT_NAME = "default"  # the quick start's account when BYBIT_ACCOUNT is not set
 
-# Bybit's public endpoints (from Bybit's V5 documentation). Regional hosts: set rest_url / ws_url.
+# Bybit's public endpoints (from Bybit's V5 documentation), then the regional sites by name
+# (environment.REGIONAL_ENVIRONMENTS; "" for a site with no documented private stream).
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "mainnet": ("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
     "testnet": ("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
     "demo": ("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
+    **{name: (site.rest_url, site.ws_url or "") for name, site in REGIONAL_ENVIRONMENTS.items()},
 }
 CUSTOM_ENVIRONMENT = "custom"
 

@@ -12,6 +12,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from ..config import DrillSettings
+from ..config.environment import is_mainnet
 from ..dcp import CATEGORY_PRODUCT, PRODUCTS, is_cancel_by_dcp
 
 # The category the canary is placed in, per product (linear: USDT perpetuals, Bybit's busiest).
@@ -36,7 +37,7 @@ ERROR = "error"
 
 
 def mainnet_refusal(environment: str, allowed: bool) -> str | None:
-    if environment == "mainnet" and not allowed:
+    if is_mainnet(environment) and not allowed:
         return (
             "refusing to drill on mainnet: DCP cancels every active order of the product on the account. "
             "Drill on testnet with a dedicated sub-account, or pass --mainnet for a dedicated mainnet sub-account"
