@@ -1,7 +1,8 @@
 """Bybit's Disconnection Protect facts in one place, as pure data: the bottom floor of the exporter.
 
 Everything here is data or a pure check, and this module imports nothing of the project.
-Sources are Bybit's V5 documentation; where a fact is our own reading it says so.
+Sources are Bybit's V5 documentation, as pages of its docs repository ``bybit-exchange/docs``
+(docs/bybit-facts.md lists every fact with its page); where a fact is our own reading it says so.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 from typing import Final
 
 # Products DCP is set for (``query-dcp-info`` and ``disconnected-cancel-all``). A product
-# Bybit does not list is not enabled; ``dcpStatus`` is only ever ``ON``.
+# Bybit does not list is not enabled; ``dcpStatus`` is only ever ``ON``. docs/v5/account/dcp-info.mdx:
+# "Only the configured main / sub account can query information from this API. Calling this
+# API by an account always returns empty" (an unconfigured account: an empty dcpInfos), and
+# "If you only request to activate Spot trading for DCP, the contract and options data will
+# not be returned" (a Spot-only account: one row).
 PRODUCTS: Final = ("SPOT", "DERIVATIVES", "OPTIONS")
 
-# ``timeWindow`` in whole seconds: default 10, documented range [3, 300].
+# ``timeWindow`` in whole seconds: default 10, documented range [3, 300]
+# (docs/v5/order/dcp.mdx: "The default time window is 10 seconds"; "[3, 300], unit: second").
 DEFAULT_WINDOW: Final = 10
 MIN_WINDOW: Final = 3
 MAX_WINDOW: Final = 300
@@ -23,11 +29,14 @@ MIN_SETTLE_SECONDS: Final = 10.0
 # Order categories, as ``order`` pushes and ``GET /v5/order/history`` name them.
 CATEGORIES: Final = ("spot", "linear", "inverse", "option")
 
-# Category -> DCP product. Inferred from the names: Bybit does not state it.
+# Category -> DCP product. Inferred from the names: Bybit does not state it (docs/v5/account/dcp-info.mdx
+# lists "USDT Perpetuals ... Inverse Futures [DERIVATIVES], Spot [SPOT], Options [OPTIONS]").
 CATEGORY_PRODUCT: Final = {"spot": "SPOT", "linear": "DERIVATIVES", "inverse": "DERIVATIVES", "option": "OPTIONS"}
 
 # Product -> the private topic that makes a connection one of its protected connections.
-# Inferred from the names (``dcp.future`` for DERIVATIVES); the bare ``dcp`` is deprecated.
+# Inferred from the names (``dcp.future`` for DERIVATIVES): docs/v5/websocket/private/dcp.mdx
+# lists the topics ``dcp.future``, ``dcp.spot``, ``dcp.option`` and no mapping; the bare
+# ``dcp`` is deprecated (docs/changelog/v5.mdx, 2024-06-18).
 PRODUCT_TOPIC: Final = {"DERIVATIVES": "dcp.future", "SPOT": "dcp.spot", "OPTIONS": "dcp.option"}
 TOPIC_PRODUCT: Final = {topic: product for product, topic in PRODUCT_TOPIC.items()}
 

@@ -105,7 +105,9 @@ def next_slot(now: float, interval: float, phase: float) -> float:
     return slot if slot > now else slot + interval
 
 
-# Bybit: 500 new websocket connections per 5 minutes per host (counted against the IP).
+# Bybit: 500 new websocket connections per 5 minutes per host (counted against the IP):
+# docs/v5/rate-limit/rate-limit.mdx, "Do not establish more than 500 connections within a
+# 5-minute window", for stream.bybit.com and local-site hosts such as stream.bybit.kz alike.
 BYBIT_LIMIT = 500
 BYBIT_PERIOD = 300.0
 MARGIN = 5.0  # seconds added to the window: an opening reaches Bybit a little after it is sent

@@ -12,7 +12,9 @@ from .environment import REGIONAL_ENVIRONMENTS
 MODES = ("observer", "guardian")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
-DEFAULT_PING_INTERVAL = 20.0  # Bybit recommends a ping every 20 s
+# Bybit recommends a ping every 20 s ("we recommend that you send the ping heartbeat packet
+# every 20 seconds", docs/v5/websocket/wss-authentication.mdx)
+DEFAULT_PING_INTERVAL = 20.0
 DEFAULT_PONG_TIMEOUT = 10.0
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_SETTLE_SECONDS = MIN_SETTLE_SECONDS
