@@ -84,7 +84,7 @@ def stream_needs_ws_url(checked: Checked, endpoints: tuple[str, str, str] | None
         "ws_url",
         f"environment {endpoints[0]!r} ({regional.site}, {regional.rest_url}) is REST only: Bybit documents no "
         "private stream for it, and the exporter needs one (the order stream and the heartbeat); "
-        "set ws_url to the private stream your account uses",
+        "set ws_url (BYBIT_WS_URL) to the private stream your account uses",
     )
 
 
