@@ -8,7 +8,8 @@ The bounds, on the slopes (least squares, per minute) of the samples after the f
 - open file descriptors: at most +1 per minute, and never more than 3 above the first sample.
   A socket left open by each reconnect would be +12 per minute;
 - resident memory: at most +2 MiB per minute. The 10-minute run in docs/performance.md
-  grows by less than a tenth of that; a leak of 170 KiB per reconnect would pass 2.
+  grows by +0.06 MiB per minute (about 7 KiB per reconnect); a leak of 170 KiB per
+  reconnect would pass 2.
 The run must also have done what it says: at least 8 reconnects and 3 failed polls.
 """
 
