@@ -313,10 +313,10 @@ class RestClient:
         if status == 403:
             # Refused at Bybit's gateway: the per-endpoint reset header does not apply, and
             # every endpoint and account on this host waits (how long: HostBans.forbidden).
-            no = self._host_bans.forbidden(
+            refusal = self._host_bans.forbidden(
                 self._host, self._clock.time(), raw, get_with_body=method == "GET" and bool(body)
             )
-            return self._fail(endpoint, "403", no.message, no.until, cause=no.cause)
+            return self._fail(endpoint, "403", refusal.message, refusal.until, cause=refusal.cause)
         if 300 <= status < 400:
             return self._fail(endpoint, "redirect", f"HTTP {status} redirect refused", None)
         if status != 200:
