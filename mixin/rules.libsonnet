@@ -423,7 +423,8 @@
         },
         {
           alert: "BybitDcpReassertBlocked",
-          expr: "bybit_dcp_reassert_blocked == 1",
+          // One alert per account: a refused key stops every product at once.
+          expr: 'max without (product, reason) (bybit_dcp_reassert_blocked{reason="credentials"}) == 1',
           'for': $._config.forDurations.BybitDcpReassertBlocked,
           keep_firing_for: $._config.keepFiringFor.BybitDcpReassertBlocked,
           labels: {
@@ -433,6 +434,22 @@
             summary: "DCP re-assertion stopped after a credential or permission error.",
             description: "Re-assertion for account {{ $labels.account }} on {{ $labels.instance }} is blocked (value {{ $value }}) after Bybit refused the key, signature or permission. It stays stopped until the configuration or credentials change.",
             runbook_url: $._config.runbookUrlPattern % "bybitdcpreassertblocked",
+          },
+        },
+        // Another writer undoes the exporter's sets: it stopped writing, and someone must choose
+        // which of the two keeps the window (the exporter resumes after 15 quiet minutes).
+        {
+          alert: "BybitDcpReassertContended",
+          expr: 'bybit_dcp_reassert_blocked{reason="contended"} == 1',
+          'for': $._config.forDurations.BybitDcpReassertContended,
+          keep_firing_for: $._config.keepFiringFor.BybitDcpReassertContended,
+          labels: {
+            severity: "critical",
+          },
+          annotations: {
+            summary: "Another writer keeps changing the DCP window back; re-assertion stood down.",
+            description: "On account {{ $labels.account }} ({{ $labels.instance }}) the {{ $labels.product }} DCP window set by the exporter was changed back repeatedly within minutes, so it stopped writing it. Find the other writer (another exporter or replica with another desired window, a bot, the web UI) and keep one.",
+            runbook_url: $._config.runbookUrlPattern % "bybitdcpreassertcontended",
           },
         },
         // ---------------------------------------------------------------- REST API health

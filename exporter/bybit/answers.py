@@ -97,6 +97,8 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, sent_at: floa
         answer.invalid += ("time",)
 
     if status == 403:
+        # The host is off limits: for the first 403 of a host the 10 minutes of the IP rate limit;
+        # the shell's HostBans tells the cause apart and may wait longer (pacing.forbidden_cause).
         answer.ban_until = now + IP_BAN_SECONDS
         return _failed(answer, "403", "IP rate limit (HTTP 403)", answer.ban_until)
     if 300 <= status < 400:
@@ -136,6 +138,6 @@ def _rate_limit_headers(answer: Answer, headers: Mapping[str, str], now: float) 
     reset = headers.get(LIMIT_RESET)
     if not reset:
         return
-    answer.reset_at = rate_limit_reset(reset, now)
-    if answer.reset_at is None:
+    sane, answer.reset_at = rate_limit_reset(reset, now)
+    if not sane:
         answer.invalid += (LIMIT_RESET,)

@@ -6,9 +6,10 @@ raises: anything it cannot make sense of becomes :class:`Invalid` with a short, 
 produce the frames the exporter sends (``auth``, ``subscribe``, ``ping``), each with a
 ``req_id`` so acknowledgements and pongs can be matched to their requests.
 
-Shapes (from Bybit's V5 websocket documentation):
+Shapes (from Bybit's V5 websocket documentation, docs/v5/websocket/wss-authentication.mdx):
   auth ack       {"success":true,"ret_msg":"","op":"auth","conn_id":"..."}
   subscribe ack  {"success":true,"ret_msg":"","op":"subscribe","conn_id":"...","req_id":"..."}
+                 (the page's private example has no ``req_id``: it is optional here)
   pong           {"req_id":"...","op":"pong","args":["1675418560633"],"conn_id":"..."}
   order push     {"id":"...","topic":"order","creationTime":1672364262474,"data":[{...}, ...]}
 """

@@ -20,7 +20,8 @@ MAX_CURSOR_LENGTH = 1024  # Bybit's cursors are tens of characters; a longer one
 def set_dcp_request(product: str, window: int) -> tuple[str, str, str]:
     """The request that sets a DCP window: method, path and the exact JSON body sent.
 
-    ``product`` defaults to OPTIONS on Bybit, so it is always named.
+    ``product`` defaults to OPTIONS on Bybit ("`OPTIONS`(default), `DERIVATIVES`, `SPOT`",
+    docs/v5/order/dcp.mdx), so it is always named.
     """
     body = json.dumps({"product": product, "timeWindow": int(window)}, separators=(",", ":"))
     return SET_DCP_METHOD, SET_DCP_PATH, body

@@ -14,8 +14,16 @@
   99) / 25`` seconds (:func:`cold_start_seconds`): 1,000 accounts take 321 s at the full
   share; a token bucket keeping a fifth of the limit for bursts needs 675 s; no schedule
   within the rule can be done before 300 s. One budget per process, shared by every stream.
-- :class:`HostBans`: an HTTP 403 is Bybit banning this IP for every endpoint and key; one
-  record per process, shared by every REST client.
+- :class:`HostBans`: an HTTP 403 is Bybit refusing this IP for every endpoint and key; one
+  record per process, shared by every REST client. Bybit names three causes of a 403
+  (docs/v5/error.mdx): the IP rate limit ("403, access too frequent": stop and wait at least
+  10 minutes, docs/v5/rate-limit/rate-limit.mdx), a GET sent with an empty JSON body, and a
+  US IP (docs/v5/guide.mdx: US and mainland China IPs get 403). Only the first clears by
+  itself. :meth:`HostBans.forbidden` tells them apart as far as the answer allows: a body
+  saying "too frequent" is the rate limit; a GET that carried a body is that mistake; a body
+  naming a country or region, or a 403 again on the first try after a ban ended (it
+  persisted past the ban), is most likely the region, and waits an hour, then longer, up to
+  six hours, instead of knocking every 10 minutes.
 - :func:`stable_phase` and :func:`next_slot`: each account pings and polls on a grid of its own,
   ``phase + k * interval``, with a phase drawn from a hash of its name. A thousand accounts then
   spread their pings and polls evenly over the interval instead of sending them in the same
@@ -42,6 +50,9 @@ RESTART_BACKOFF_MIN = 1.0
 RESTART_BACKOFF_MAX = 60.0
 # Bybit bans an IP for 10 minutes after an HTTP 403 (no reset header applies).
 IP_BAN_SECONDS = 600.0
+# A 403 that persists past the ban (most likely a region block): an hour, doubling to six.
+REGION_BAN_SECONDS = 3600.0
+MAX_REGION_BAN_SECONDS = 6 * 3600.0
 
 
 # How much of the ceiling a delay is sure to wait (:func:`backoff_delay`'s ``floor``).
@@ -103,7 +114,9 @@ def next_slot(now: float, interval: float, phase: float) -> float:
     return slot if slot > now else slot + interval
 
 
-# Bybit: 500 new websocket connections per 5 minutes per host (counted against the IP).
+# Bybit: 500 new websocket connections per 5 minutes per host (counted against the IP):
+# docs/v5/rate-limit/rate-limit.mdx, "Do not establish more than 500 connections within a
+# 5-minute window", for stream.bybit.com and local-site hosts such as stream.bybit.kz alike.
 BYBIT_LIMIT = 500
 BYBIT_PERIOD = 300.0
 MARGIN = 5.0  # seconds added to the window: an opening reaches Bybit a little after it is sent
@@ -167,17 +180,83 @@ def cold_start_seconds(accounts: int, share: float = 1.0) -> float:
     return windows * (BYBIT_PERIOD + MARGIN) + max(0, rest - (min(BURST, limit) - 1)) / PACE
 
 
+@dataclass(frozen=True)
+class Forbidden:
+    """What an HTTP 403 means, as far as the answer tells: ``cause`` is ``rate_limit``,
+    ``get_with_body`` or ``region``; no call to the host before ``until``."""
+
+    cause: str
+    until: float
+    message: str
+    strikes: int  # 403s in a row, each on the first try after the previous ban ended
+
+
+_TOO_FREQUENT = ("too frequent", "too many")
+_REGION_WORDS = ("country", "region", "location", "jurisdiction", "restricted", "not available in")
+
+
+def forbidden_cause(body: bytes | str, get_with_body: bool, persisted: bool) -> str:
+    """The cause of a 403 from its body text and what came before it (pure).
+
+    The words Bybit's pages give come first: "access too frequent" is the rate limit even if
+    it repeats. A GET that carried a body is that mistake. Then a body naming a country or
+    region, or a 403 that persisted past the ban, is the region; anything else is taken for
+    the rate limit, which is the cause that clears by itself.
+    """
+    text = (body.decode("utf-8", "replace") if isinstance(body, bytes) else body)[:4096].lower()
+    if any(words in text for words in _TOO_FREQUENT):
+        return "rate_limit"
+    if get_with_body:
+        return "get_with_body"
+    if persisted or any(word in text for word in _REGION_WORDS):
+        return "region"
+    return "rate_limit"
+
+
+_FORBIDDEN_MESSAGES = {
+    "rate_limit": "IP rate limit (HTTP 403): every call to this host waits 10 minutes",
+    "get_with_body": "HTTP 403: a GET was sent with a JSON body",
+    "region": "HTTP 403 past the ban: this IP may be blocked by region; waiting longer",
+}
+
+
 class HostBans:
-    """Until when each host is off limits after an HTTP 403."""
+    """Until when each host is off limits after an HTTP 403, and whether the 403s persist."""
 
     def __init__(self) -> None:
         self._until: dict[str, float] = {}
+        self._last: dict[str, Forbidden] = {}  # host -> the verdict on its latest 403
 
     def ban(self, host: str, until: float) -> None:
+        host = host.lower()  # one host however its URL was written
         self._until[host] = max(until, self._until.get(host, until))
 
+    def forbidden(self, host: str, now: float, body: bytes | str = b"", *, get_with_body: bool = False) -> Forbidden:
+        """Record a 403 from ``host`` at ``now``; its cause and how long every call there waits.
+
+        A 403 on the first try after the previous ban ended (within a ban's length of its
+        end: the exporter polls far more often than that) is a strike; the first 403, or one
+        long after the last ban, starts again at one. Two strikes is a 403 that persisted past
+        the ban: from there the waits are an hour, then two, four, six.
+        """
+        host = host.lower()
+        last = self._last.get(host)
+        if last is not None and now < last.until:
+            return last  # another call's answer under the same ban (they were in flight together)
+        persisted = last is not None and now <= last.until + IP_BAN_SECONDS
+        strikes = last.strikes + 1 if persisted and last is not None else 1
+        cause = forbidden_cause(body, get_with_body, strikes >= 2)
+        if cause == "region":
+            wait = min(REGION_BAN_SECONDS * 2.0 ** min(max(strikes - 2, 0), 16), MAX_REGION_BAN_SECONDS)
+        else:
+            wait = IP_BAN_SECONDS
+        self.ban(host, now + wait)
+        verdict = Forbidden(cause, self._until[host], _FORBIDDEN_MESSAGES[cause], strikes)
+        self._last[host] = verdict
+        return verdict
+
     def until(self, host: str, now: float) -> float | None:
-        until = self._until.get(host)
+        until = self._until.get(host.lower())
         return until if until is not None and until > now else None
 
 

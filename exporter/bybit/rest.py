@@ -334,11 +334,15 @@ class RestClient:
             observer.invalid_value(field)
         if answer.skew is not None:
             observer.clock_skew(answer.skew)
-        if answer.ban_until is not None:
-            # An IP ban at Bybit's gateway: every endpoint and account on this host waits.
-            self._host_bans.ban(self._host, answer.ban_until)
         if answer.code is None:
             return answer.data
+        if answer.ban_until is not None:
+            # Refused at Bybit's gateway: every endpoint and account on this host waits, for as
+            # long as the cause HostBans tells from the body and the 403s before it asks.
+            refusal = self._host_bans.forbidden(
+                self._host, self._clock.time(), raw, get_with_body=method == "GET" and bool(body)
+            )
+            return self._fail(endpoint, "403", refusal.message, refusal.until, cause=refusal.cause)
         if answer.code == "invalid":
             self._invalid(endpoint, ValueError(answer.message))
         return self._fail(endpoint, answer.code, answer.message, answer.reset_at)
@@ -348,9 +352,11 @@ class RestClient:
         since = timing.connected_at if timing.connected_at is not None else started
         self._observer.duration(endpoint, self._clock.monotonic() - since)
 
-    def _fail(self, endpoint: str, code: str, message: str, reset_at: float | None) -> NoReturn:
+    def _fail(
+        self, endpoint: str, code: str, message: str, reset_at: float | None, cause: str | None = None
+    ) -> NoReturn:
         self._count_error(endpoint, code)
-        error = error_for(code, message, endpoint, reset_at)
+        error = error_for(code, message, endpoint, reset_at, cause=cause)
         if isinstance(error, RateLimited):
             if reset_at is not None and code != "403":  # a 403 is recorded for the whole host
                 self._blocked_until[endpoint] = reset_at

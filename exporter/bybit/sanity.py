@@ -57,14 +57,20 @@ def timestamp_seconds(raw: object, per_second: float) -> float | None:
     return seconds if EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP else None  # NaN fails both
 
 
-def rate_limit_reset(raw: str, now: float) -> float | None:
-    """``X-Bapi-Limit-Reset-Timestamp`` (ms) as unix seconds, at most MAX_RATE_LIMIT_WAIT after ``now``.
+def rate_limit_reset(raw: str, now: float) -> tuple[bool, float | None]:
+    """``X-Bapi-Limit-Reset-Timestamp`` (ms): (whether it is sane, the future reset in unix seconds or None).
 
-    None when it is not a sane timestamp (microseconds, ``inf``, text); the caller then waits
-    its own fallback.
+    Bybit: the header is when the limit resets *if you have exceeded it*, otherwise just the
+    current timestamp (docs/v5/rate-limit/rate-limit.mdx). So only a time after ``now`` is a
+    reset; one at or before ``now`` (every successful answer carries one) is none, and a
+    caller that was refused waits its own fallback rather than not at all. A reset is at most
+    MAX_RATE_LIMIT_WAIT after ``now``. Not sane (microseconds, ``inf``, text): (False, None),
+    for the caller to count as invalid.
     """
     at = timestamp_seconds(raw.strip(), 1000.0)
-    return None if at is None else min(at, now + MAX_RATE_LIMIT_WAIT)
+    if at is None:
+        return False, None
+    return True, (min(at, now + MAX_RATE_LIMIT_WAIT) if at > now else None)
 
 
 def header_count(raw: str) -> float | None:

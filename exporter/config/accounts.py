@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 
 from ..secrets import Secret
 from .checks import did_you_mean, reporter
+from .environment import stream_needs_ws_url
 from .model import INLINE_SECRET_FIELDS, AccountConfig
 from .rules import (
     Checked,
@@ -59,6 +60,7 @@ def account_config(
     checked = _check_each_setting(raw, path, errors)
     api_key, api_secret = credentials(checked, env)
     endpoints = resolve_endpoints(checked)
+    stream_needs_ws_url(checked, endpoints)
     guardian_products_match_mode(checked)
     pong_before_next_ping(checked)
     enforce_needs_desired_windows(checked)

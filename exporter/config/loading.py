@@ -12,6 +12,7 @@ import yaml
 from ..secrets import Secret, mask_key
 from .accounts import account_config
 from .checks import reporter
+from .environment import host_key
 from .files import CONFIG_FILE_LIMIT, FileProblem, YamlProblem, collecting_warnings, load_yaml, read_regular_file
 from .model import (
     DEFAULT_LISTEN_ADDRESS,
@@ -194,7 +195,8 @@ def _accounts_from_file(path: str, env: Mapping[str, str], errors: list[str]) ->
             else:
                 seen[account.name] = i
         if account.api_key is not None and account.rest_url is not None:
-            first = writers.setdefault((account.api_key, account.rest_url), (i, account.name))
+            # One host however it is written: https://api.bybit.com and https://API.bybit.com:443/.
+            first = writers.setdefault((account.api_key, host_key(account.rest_url)), (i, account.name))
             if first[0] != i:
                 errors.append(
                     f"{where}.api_key: {_named(account.name)} uses the API key {mask_key(account.api_key)} of "

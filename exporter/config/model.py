@@ -7,13 +7,16 @@ from dataclasses import dataclass, field
 
 from ..dcp import MIN_SETTLE_SECONDS
 from ..secrets import MASK, Secret
+from .environment import REGIONAL_ENVIRONMENTS
 
 MODES = ("observer", "guardian")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Other words for a level: the Prometheus exporters written in Go take --log.level=warn.
 LOG_LEVEL_ALIASES = {"warn": "warning"}
 LOG_FORMATS = ("logfmt", "json")
-DEFAULT_PING_INTERVAL = 20.0  # Bybit recommends a ping every 20 s
+# Bybit recommends a ping every 20 s ("we recommend that you send the ping heartbeat packet
+# every 20 seconds", docs/v5/websocket/wss-authentication.mdx)
+DEFAULT_PING_INTERVAL = 20.0
 DEFAULT_PONG_TIMEOUT = 10.0
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_SETTLE_SECONDS = MIN_SETTLE_SECONDS
@@ -21,11 +24,13 @@ DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9842"
 DEFAULT_TELEMETRY_PATH = "/metrics"
 QUICK_START_ACCOUNT_NAME = "default"  # the quick start's account when BYBIT_ACCOUNT is not set
 
-# Bybit's public endpoints (from Bybit's V5 documentation). Regional hosts: set rest_url / ws_url.
+# Bybit's public endpoints (from Bybit's V5 documentation), then the regional sites by name
+# (environment.REGIONAL_ENVIRONMENTS; "" for a site with no documented private stream).
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "mainnet": ("https://api.bybit.com", "wss://stream.bybit.com/v5/private"),
     "testnet": ("https://api-testnet.bybit.com", "wss://stream-testnet.bybit.com/v5/private"),
     "demo": ("https://api-demo.bybit.com", "wss://stream-demo.bybit.com/v5/private"),
+    **{name: (site.rest_url, site.ws_url or "") for name, site in REGIONAL_ENVIRONMENTS.items()},
 }
 CUSTOM_ENVIRONMENT = "custom"
 

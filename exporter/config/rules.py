@@ -9,6 +9,7 @@ from typing import Any
 
 from ..secrets import Secret, is_pem
 from .checks import API_KEY_MISSING, SETTLE_RANGE, SHORT_SETTLE_RANGE, Report, api_key_text_problem, reporter
+from .environment import is_mainnet
 from .files import FileProblem, read_secret_file
 from .model import (
     CONVENTIONAL_ENV_NAME_RE,
@@ -283,7 +284,7 @@ def drill_only_for_an_observer(checked: Checked, endpoints: tuple[str, str, str]
         return
     if checked.values["mode"] != "observer":
         checked.report("drill", "only for an observer: a guardian's own dcp.* connection keeps DCP from firing")
-    if endpoints is not None and endpoints[0] == "mainnet" and not drill.mainnet:
+    if endpoints is not None and is_mainnet(endpoints[0]) and not drill.mainnet:
         checked.report(
             "drill",
             "refused on mainnet: DCP cancels every active order of the product; use a testnet sub-account, "

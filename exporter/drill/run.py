@@ -24,12 +24,13 @@ from ..bybit.rest import RestClient
 from ..bybit.stream import PrivateStream, StreamConfig
 from ..config import AccountConfig, DrillSettings
 from ..dcp import (
-    CANCEL_BY_DCP,
     FINAL_STATUSES,
     ORDER_TOPIC,
     PRODUCT_CATEGORIES,
     PRODUCT_CATEGORY,
     PRODUCT_TOPIC,
+    is_cancel_by_dcp,
+    is_cancelled_status,
     settle_coins,
 )
 from ..runtime.clock import Clock
@@ -130,7 +131,7 @@ class _Watch:
             order_id = order.get("orderId")
             if order.get("category") not in self.categories or not order_id:
                 continue
-            if order.get("cancelType") == CANCEL_BY_DCP and order.get("orderStatus") == "Cancelled":
+            if is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus")):
                 self.dcp_cancels.setdefault(order_id, now)
             if order_id == self.canary_id:
                 self.canary = order
@@ -295,9 +296,10 @@ async def _from_history(rest: RestClient, category: str, watch: _Watch, report: 
         for order in orders:
             if order.get("orderId") == watch.canary_id:
                 watch.canary = order
-                if order.get("cancelType") == CANCEL_BY_DCP:
+                if is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus")):
                     report.cancelled_at, report.seen_on = int(order["updatedTime"]) / 1000, "history"
-            if order.get("cancelType") == CANCEL_BY_DCP and int(order.get("updatedTime", 0)) >= report.cut_at * 1000:
+            dcp_cancel = is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus"))
+            if dcp_cancel and int(order.get("updatedTime", 0)) >= report.cut_at * 1000:
                 watch.dcp_cancels.setdefault(order["orderId"], int(order["updatedTime"]) / 1000)
 
 

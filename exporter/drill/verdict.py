@@ -12,7 +12,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from ..config import DrillSettings
-from ..dcp import CANCEL_BY_DCP, PRODUCT_CATEGORY, SHORTEST_MAX_ACTIVE_TIME
+from ..config.environment import is_mainnet
+from ..dcp import PRODUCT_CATEGORY, SHORTEST_MAX_ACTIVE_TIME, is_cancel_by_dcp
 
 CANARY_LINK_PREFIX = "dcp-drill-"
 SILENCE_IDLE_CUTOFF = SHORTEST_MAX_ACTIVE_TIME  # a silent armed connection asks for it, and dies after it
@@ -32,7 +33,7 @@ ERROR = "error"
 
 
 def mainnet_refusal(environment: str, allowed: bool) -> str | None:
-    if environment == "mainnet" and not allowed:
+    if is_mainnet(environment) and not allowed:
         return (
             "refusing to drill on mainnet: DCP cancels every active order of the product on the account. "
             "Drill on testnet with a dedicated sub-account, or pass --mainnet for a dedicated mainnet sub-account"
@@ -135,7 +136,7 @@ def judge(report: DrillReport) -> DrillReport:
     A ``silence`` cut kills the armed connection only at the idle cut-off, so there the cut-off
     is part of the expected delay: the slack is over window + cut-off."""
     fate = report.cancel_type
-    if report.cut_at is not None and report.cancelled_at is not None and fate == CANCEL_BY_DCP:
+    if report.cut_at is not None and report.cancelled_at is not None and is_cancel_by_dcp(fate):
         delay = report.cancelled_at - report.cut_at
         report.trigger_delay_seconds = round(delay, 3)
         window = (report.window_seconds or 0) + (SILENCE_IDLE_CUTOFF if report.cut == "silence" else 0)

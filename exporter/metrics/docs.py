@@ -69,6 +69,8 @@ def from_the_start(spec: MetricSpec) -> str:
             if rule.value == "desired_windows"
             else " for each product with a desired window"
         )
+        if rule.and_each:
+            value += ", each " + " and ".join(f"`{v}`" for v in rule.and_each)
     elif rule.only == "guarded":
         value += " for each product it guards"
     elif rule.each:

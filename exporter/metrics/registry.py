@@ -14,6 +14,7 @@ the few process-wide series without labels stay prometheus_client's own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -116,6 +117,37 @@ class ApiFailuresCollector(Collector):
 Series = Callable[[str, Mapping[str, Any], Mapping[str, int]], None]
 
 
+class TaskCountCollector(Collector):
+    """``bybit_dcp_exporter_tasks``: the asyncio tasks alive in the exporter's event loop, at scrape time.
+
+    The loop is the one running where the metrics were created (the exporter's: the scrape
+    itself is rendered in a worker thread, which has none), else the one running the scrape;
+    without either there is no sample rather than a wrong one. ``asyncio.all_tasks`` copies
+    the loop's task set in a way that is safe from another thread.
+    """
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self._spec = spec
+        self._loop = _running_loop()
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self._spec.name, self._spec.help)
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self._spec.name, self._spec.help)
+        loop = self._loop if self._loop is not None and not self._loop.is_closed() else _running_loop()
+        if loop is not None:
+            family.add_metric([], len(asyncio.all_tasks(loop)))
+        yield family
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Metrics:
     """The metric contract, built from :data:`.specs.SPECS`: one attribute per spec (``attr``).
 
@@ -177,6 +209,7 @@ class Metrics:
     build_info: LabelledGauge
     shard_info: LabelledGauge
     shard_accounts: Gauge
+    exporter_tasks: TaskCountCollector
 
     def __init__(self, registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -200,6 +233,10 @@ class Metrics:
 
     def _build(self, spec: MetricSpec, clock: Callable[[], float]) -> Any:
         reg = self.registry
+        if spec.source == specs.TASKS:
+            tasks = TaskCountCollector(spec)
+            reg.register(tasks)
+            return tasks
         if spec.source == specs.AT_SCRAPE:
             collector: Collector = PingGapCollector(clock, spec)
             reg.register(collector)
@@ -278,11 +315,14 @@ def _series(spec: MetricSpec, family: Any) -> Series:
     if rule.each and rule.only == "desired":
         from_config = rule.value == "desired_windows"
 
+        also = rule.and_each
+
         def desired_products(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
             for product, window in desired.items():
-                series = known((account, product))
-                if gauge:
-                    series.set(window if from_config else rule.value)
+                for key in [(account, product, value) for value in also] if also else [(account, product)]:
+                    series = known(key)
+                    if gauge:
+                        series.set(window if from_config else rule.value)
 
         return desired_products
     if rule.each:

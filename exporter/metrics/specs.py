@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from ..dcp import REASSERT_BLOCK_REASONS
+
 # Prometheus types.
 GAUGE, COUNTER, HISTOGRAM = "gauge", "counter", "histogram"
 
@@ -25,6 +27,7 @@ RECORDED = "recorded"  # the exporter's code records them (set, inc, observe)
 AT_SCRAPE = "at_scrape"  # seconds since a unix time each account gives, worked out when Prometheus scrapes
 SUM = "sum"  # another family (``of``) summed over its last label, at scrape time
 PROCESS = "process"  # prometheus_client's process collector (Linux); no attribute of Metrics
+TASKS = "tasks"  # the asyncio tasks of the exporter's event loop, counted when Prometheus scrapes
 
 # Who creates the series of an :class:`AtZero` rule.
 ADD_ACCOUNT = "add_account"  # Metrics.add_account, for every watched account
@@ -52,6 +55,9 @@ class AtZero:
     # The series' first value: a number, or the name of the ``add_account`` argument it comes
     # from (``desired_windows``: the product's window; a value not given makes no series).
     value: float | str = 0
+    # The values of the family's last label, each a series beside every ``each`` value (the
+    # reasons re-assertion can stand down for, beside each desired product).
+    and_each: tuple[str, ...] = ()
 
 
 PER_ACCOUNT = AtZero()
@@ -596,13 +602,17 @@ REASSERT_BLOCKED = MetricSpec(
     "reassert_blocked",
     "bybit_dcp_reassert_blocked",
     GAUGE,
-    ACCOUNT,
-    "1 while re-assertion is stopped for the account (credential or permission error) until config changes.",
+    ("account", "product", "reason"),
+    "1 while re-assertion is stopped for the product: reason=credentials (a key, permission or IP error; "
+    "until config changes and a restart) or reason=contended (another writer undoes the sets; until the "
+    "window stays unchanged for 15 minutes, or a restart).",
     GROUP_REASSERT,
-    "1 while re-assertion is stopped for the account after a key, signature, permission, authentication, "
-    "ban, region, IP or route error (10003/10004/10005/10007/10008/10009/10010/10017), until the "
-    "configuration changes and the exporter restarts.",
-    at_zero=PER_ACCOUNT,
+    "1 while re-assertion is stopped for the product. `reason=credentials`: after a key, signature, "
+    "permission, authentication, ban, region, IP or route error (10003/10004/10005/10007/10008/10009/10010/"
+    "10017), until the configuration changes and the exporter restarts. `reason=contended`: another writer "
+    "keeps undoing the verified sets, until Bybit has reported one unchanged setting for 15 minutes, or a "
+    "restart ([reassert.md](reassert.md)).",
+    at_zero=AtZero(each="product", only="desired", and_each=REASSERT_BLOCK_REASONS),
 )
 
 # ---------------------------------------------------------------- guardian liveness
@@ -749,6 +759,19 @@ SHARD_ACCOUNTS = MetricSpec(
     at_zero=AtZero(by=START),
 )
 
+EXPORTER_TASKS = MetricSpec(
+    "exporter_tasks",
+    "bybit_dcp_exporter_tasks",
+    GAUGE,
+    (),
+    "asyncio tasks alive in the exporter's event loop, counted at scrape time (a steady rise is a leak).",
+    GROUP_IDENTITY,
+    "The asyncio tasks alive in the exporter's event loop, counted when Prometheus scrapes. A task that "
+    "is never awaited or cancelled (a reconnect that leaks its reader, a set that never ends) grows it one "
+    "by one; nothing else shows it until memory does. No sample outside an event loop.",
+    source=TASKS,
+)
+
 # ---------------------------------------------------------------- the process (prometheus_client's)
 
 
@@ -821,5 +844,6 @@ SPECS: tuple[MetricSpec, ...] = (
     BUILD_INFO,
     SHARD_INFO,
     SHARD_ACCOUNTS,
+    EXPORTER_TASKS,
     *PROCESS_SPECS,
 )

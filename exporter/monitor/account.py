@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from ..bybit.errors import AUTH_CODES, BybitError, hint
+from ..bybit.errors import AUTH_CODES, BybitError, hint_for
 from ..bybit.models import DcpSetting
 from ..bybit.pacing import (
     EQUAL_JITTER,
@@ -199,13 +199,13 @@ class AccountSupervisor:
     def _poll_failed(self, exc: BybitError) -> None:
         self.metrics.up.labels(self.name).set(0)
         forget_dcp_info(self.metrics, self.name)
-        set_poll_error(self.metrics, self.name, exc.code)
+        set_poll_error(self.metrics, self.name, exc.code, hint_for(exc))
         # Log a failure when it starts or changes; repeats of the same failure at debug.
         level = logging.WARNING if self.last_poll_error != exc.code else logging.DEBUG
         log.log(
             level,
             "DCP config poll failed",
-            extra={"account": self.name, "code": exc.code, "error": exc.message, "hint": hint(exc.code)},
+            extra={"account": self.name, "code": exc.code, "error": exc.message, "hint": hint_for(exc)},
         )
         self.last_poll_error = exc.code
         # The key, its signature, its permission or its IP was refused: a set would be too.

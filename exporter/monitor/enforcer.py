@@ -19,8 +19,11 @@ from ..dcp import MIN_SETTLE_SECONDS
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .reassert import (
+    CONTENDED,
+    CREDENTIALS,
     DEFAULT_MAX_BACKOFF,
     Blocked,
+    Contended,
     Decision,
     DifferentWindow,
     Drift,
@@ -28,6 +31,7 @@ from .reassert import (
     InSync,
     NotEnabled,
     Reasserter,
+    Resumed,
     SetWindow,
     Verified,
     VerifyFailed,
@@ -78,6 +82,10 @@ class Enforcer:
     @property
     def blocked(self) -> bool:
         return self.core.blocked
+
+    def contended(self, product: str) -> bool:
+        """True while ``product`` stands down because another writer undoes its sets."""
+        return self.core.contended(product)
 
     @property
     def busy(self) -> bool:
@@ -147,6 +155,34 @@ class Enforcer:
                         "result": "verified",
                     },
                 )
+            elif isinstance(event, Contended):
+                self._metrics.reassert_blocked.labels(self.account, event.product, CONTENDED).set(1)
+                log.error(
+                    "re-assertion stopped for this product: another writer changes the DCP window back "
+                    "(sets Bybit accepted were undone %d times in %d minutes); find the other writer "
+                    "(another exporter or replica with another desired window, a bot, the web UI), keep one; "
+                    "sets resume after the window has stayed unchanged for %d minutes, or at restart",
+                    event.strikes,
+                    round(self.core.contention_period / 60),
+                    round(self.core.contention_quiet / 60),
+                    extra={
+                        "account": self.account,
+                        "product": event.product,
+                        "reason": CONTENDED,
+                        "reported": _window_text(reported_window(event.drift)),
+                        "desired": self.core.desired[event.product],
+                    },
+                )
+            elif isinstance(event, Resumed):
+                self._metrics.reassert_blocked.labels(self.account, event.product, CONTENDED).set(0)
+                log.warning(
+                    "re-assertion resumed for this product: the DCP window stayed unchanged",
+                    extra={
+                        "account": self.account,
+                        "product": event.product,
+                        "quiet_seconds": round(event.quiet_seconds),
+                    },
+                )
             elif isinstance(event, VerifyFailed):
                 self._metrics.reassert_failures.labels(self.account, event.product).inc()
                 log.warning(
@@ -182,7 +218,12 @@ class Enforcer:
             elif isinstance(action, Blocked):
                 log.debug(
                     "re-assertion blocked",
-                    extra={"account": self.account, "product": action.product, "code": action.code},
+                    extra={
+                        "account": self.account,
+                        "product": action.product,
+                        "code": action.code,
+                        "reason": action.reason,
+                    },
                 )
 
     def _log_drift(self, product: str, drift: Drift) -> None:
@@ -283,7 +324,8 @@ class Enforcer:
         if self._block_announced:
             return
         self._block_announced = True
-        self._metrics.reassert_blocked.labels(self.account).set(1)
+        for product in self.core.desired:
+            self._metrics.reassert_blocked.labels(self.account, product, CREDENTIALS).set(1)
         log.error(
             "re-assertion stopped for this account: Bybit refused the key (invalid key, signature, "
             "missing permission or IP not whitelisted); fix the API key, its permissions or its IP "

@@ -69,11 +69,13 @@ def forget_dcp_info(metrics: Metrics, account: str) -> None:
         metrics.window.remove(account, product)
 
 
-def set_poll_error(metrics: Metrics, account: str, code: str | None) -> None:
-    """``bybit_dcp_last_poll_error_info``: the failing poll's code and hint, or none after a good poll."""
+def set_poll_error(metrics: Metrics, account: str, code: str | None, advice: str | None = None) -> None:
+    """``bybit_dcp_last_poll_error_info``: the failing poll's code and hint (``advice``, else the
+    code's own), or none after a good poll."""
+    advice = None if code is None else advice or hint(code)
     code = None if code is None else code_label(code)
     for (a, listed_code, listed_hint), _ in metrics.last_poll_error.rows():
-        if a == account and listed_code != code:
+        if a == account and (listed_code, listed_hint) != (code, advice):
             metrics.last_poll_error.remove(account, listed_code, listed_hint)
-    if code is not None:
-        metrics.last_poll_error.labels(account, code, hint(code)).set(1)
+    if code is not None and advice is not None:
+        metrics.last_poll_error.labels(account, code, advice).set(1)

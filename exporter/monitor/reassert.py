@@ -15,7 +15,20 @@ lives here, where it can be tested without sockets, sleeps or Bybit:
 - a key, signature, permission, ban, region, IP or route error (``errors.AUTH_CODES``)
   blocks the whole account until the configuration or the credentials change, which
   creates a new core;
-- ``off`` and ``dry-run`` never ask for a set; dry-run describes the request instead.
+- ``off`` and ``dry-run`` never ask for a set; dry-run describes the request instead;
+- one writer, or none: a set Bybit accepted and then shows undone (by the verification or
+  any later poll) within :data:`CONTENTION_PERIOD_SECONDS` is a strike. Something else
+  writes the product's window (another exporter with another desired window, a bot, a
+  person in the web UI) when, within that period, the strikes reach
+  :data:`CONTENTION_STRIKES`, or reach one less and the set after them is verified: of two
+  writers the one that sees the last undoing stops first, so the other's last set holds and
+  it sees one strike less; winning a contest is no reason to carry on, so it stops too.
+  The product is then blocked as ``contended``: no further set, whatever the drift, until
+  Bybit has reported one unchanged setting for :data:`CONTENTION_QUIET_SECONDS` (the other
+  writer stopped) or the process restarts. Two writers with different windows so stand down
+  after a few sets each instead of flipping the window for ever. A Bybit that accepts sets
+  and does not apply them looks the same from here, and is treated the same way: writing
+  more would not help either.
 
 The core is clock-injected: every call takes ``now`` (seconds). Time never runs
 backwards inside it (it keeps the latest ``now`` it has seen), so a wall clock that
@@ -30,9 +43,20 @@ from dataclasses import dataclass, field
 from ..bybit.errors import AUTH_CODES
 from ..bybit.models import DcpSetting, set_dcp_request
 from ..bybit.pacing import NO_JITTER, backoff_delay
-from ..dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, REASSERT_POLICIES, valid_window
+from ..dcp import MAX_WINDOW, MIN_SETTLE_SECONDS, MIN_WINDOW, REASSERT_BLOCK_REASONS, REASSERT_POLICIES, valid_window
 
 DEFAULT_MAX_BACKOFF = 1800.0  # 30 minutes
+
+# One writer, or none (see the module docstring). Three accepted sets undone within ten
+# minutes is no accident of timing: with the 10 s settle time and the backoff after each
+# failed verification, one contest of two writers reaches it within about three minutes.
+CONTENTION_STRIKES = 3
+CONTENTION_PERIOD_SECONDS = 600.0
+# Resume only after Bybit reported one unchanged setting for fifteen minutes: longer than
+# the period, so a resumed writer that is undone again can strike at most a few more times
+# an hour. A restart resumes at once (a new core), which is the operator's way out.
+CONTENTION_QUIET_SECONDS = 900.0
+CREDENTIALS, CONTENDED = REASSERT_BLOCK_REASONS
 
 
 # --- drift: what Bybit reports compared with what the desk decided -----------------
@@ -124,10 +148,13 @@ class Wait:
 
 @dataclass(frozen=True)
 class Blocked:
-    """Drift, but re-assertion is stopped for the account (credential or permission error)."""
+    """Drift, but re-assertion is stopped: for the account (``reason`` credentials: a key or
+    permission error, ``code`` Bybit's) or for this product (``reason`` contended: another
+    writer, ``code`` "contended")."""
 
     product: str
     code: str
+    reason: str = CREDENTIALS
 
 
 Action = SetWindow | DryRun | Wait | Blocked
@@ -154,7 +181,24 @@ class VerifyFailed:
     retry_at: float
 
 
-Event = Verified | VerifyFailed
+@dataclass(frozen=True)
+class Contended:
+    """Accepted sets were undone ``strikes`` times within the period: the product stops here."""
+
+    product: str
+    strikes: int
+    drift: Drift
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A contended product's setting stayed unchanged for the quiet time: sets may resume."""
+
+    product: str
+    quiet_seconds: float
+
+
+Event = Verified | VerifyFailed | Contended | Resumed
 
 
 @dataclass(frozen=True)
@@ -195,6 +239,10 @@ class _Product:
     retry_at: float = float("-inf")  # no SetWindow before this time
     last_drift: Drift | None = None
     dry_run_logged: Drift | None = None
+    accepted_at: float | None = None  # a set Bybit accepted, not yet seen undone (a strike when it is)
+    strikes: list[float] = field(default_factory=list)  # when accepted sets were seen undone
+    contended: bool = False
+    stable_since: float = float("-inf")  # since when Bybit reports `last_drift` unchanged
 
 
 class Reasserter:
@@ -211,6 +259,9 @@ class Reasserter:
         settle_seconds: float = MIN_SETTLE_SECONDS,
         *,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        contention_strikes: int = CONTENTION_STRIKES,
+        contention_period: float = CONTENTION_PERIOD_SECONDS,
+        contention_quiet: float = CONTENTION_QUIET_SECONDS,
     ) -> None:
         if policy not in REASSERT_POLICIES:
             raise ValueError(f"reassert policy must be one of {', '.join(REASSERT_POLICIES)}, not {policy!r}")
@@ -223,6 +274,11 @@ class Reasserter:
             raise ValueError("settle_seconds must be positive")
         if not max_backoff >= settle_seconds:
             raise ValueError("max_backoff must be at least settle_seconds")
+        if contention_strikes < 2 or not contention_period > 0 or not contention_quiet > 0:
+            raise ValueError("contention needs strikes >= 2 and a positive period and quiet time")
+        self.contention_strikes = contention_strikes
+        self.contention_period = float(contention_period)
+        self.contention_quiet = float(contention_quiet)
         self.desired: dict[str, int] = dict(desired)
         self.policy = policy
         self.settle = float(settle_seconds)
@@ -236,6 +292,11 @@ class Reasserter:
     @property
     def blocked(self) -> bool:
         return self.blocked_code is not None
+
+    def contended(self, product: str) -> bool:
+        """True while ``product`` is blocked because another writer undoes its sets."""
+        state = self._state.get(product)
+        return state.contended if state else False
 
     def failures(self, product: str) -> int:
         state = self._state.get(product)
@@ -268,6 +329,7 @@ class Reasserter:
             if current != state.last_drift:
                 changed.add(product)
                 state.last_drift = current
+                state.stable_since = now
 
             if state.in_flight:
                 actions.append(Wait(product, "in_flight"))
@@ -287,6 +349,15 @@ class Reasserter:
                     state.failures += 1
                     state.retry_at = max(state.retry_at, now + self.backoff(state.failures))
                     events.append(VerifyFailed(product, current, state.failures, state.retry_at))
+
+            verified = bool(events) and events[-1] == Verified(product, desired)
+            contest = self._contest(product, state, current, now, verified)
+            if contest is not None:
+                events.append(contest)
+            if state.contended:
+                if current.drifting and self.policy == "enforce":
+                    actions.append(Blocked(product, CONTENDED, CONTENDED))
+                continue
 
             if isinstance(current, InSync):
                 state.dry_run_logged = None
@@ -328,11 +399,48 @@ class Reasserter:
         state.in_flight = False
         if code is None:
             state.verifying = True
+            state.accepted_at = now
             return None
         state.failures += 1
         assert state.sent_at is not None
         state.retry_at = max(state.sent_at + self.settle, now + self.backoff(state.failures))
         return SetFailed(product, code, state.failures, state.retry_at, self.blocked)
+
+    def _contest(
+        self, product: str, state: _Product, current: Drift, now: float, verified: bool
+    ) -> Contended | Resumed | None:
+        """Strike an accepted set that Bybit shows undone; block or resume the product.
+
+        Called after the settle time's verification (never while a set is in flight or
+        settling, when Bybit may not show it yet); ``verified``: this observation verified a set.
+        """
+        if state.contended:
+            if now - state.stable_since >= self.contention_quiet:
+                # The backoff is kept: a Bybit that accepts sets and never applies them is
+                # tried no more often after a resume than before it.
+                state.contended = False
+                state.strikes.clear()
+                return Resumed(product, now - state.stable_since)
+            return None
+        if state.strikes and state.strikes[0] < now - self.contention_period:
+            state.strikes = [t for t in state.strikes if t >= now - self.contention_period]
+        if verified and len(state.strikes) >= self.contention_strikes - 1:
+            return self._stand_down(product, state, current, now)  # this set held: the other just stopped
+        if state.accepted_at is not None and now - state.accepted_at > self.contention_period:
+            state.accepted_at = None  # it held for the whole period: no writer undid it
+        if state.accepted_at is None or not current.drifting:
+            return None
+        state.accepted_at = None
+        state.strikes.append(now)
+        if len(state.strikes) < self.contention_strikes:
+            return None
+        return self._stand_down(product, state, current, now)
+
+    def _stand_down(self, product: str, state: _Product, current: Drift, now: float) -> Contended:
+        state.accepted_at = None
+        state.contended = True
+        state.stable_since = now  # the quiet time counts from the block, not from the last change
+        return Contended(product, len(state.strikes), current)
 
     def block(self, code: str | int) -> None:
         """Stop every set for the account until a new core is created."""

@@ -5,9 +5,12 @@ When DCP fires, Bybit cancels every active order of the product with
 ``order`` stream and, after its own stream was down, in order history (backfill). Both
 paths feed :meth:`TriggerTracker.take`, which
 
-- takes an order as a DCP cancel only with ``cancelType: CancelByDCP`` and a terminal
-  cancelled ``orderStatus``; one without a usable orderId, category or status is counted
-  as ignored;
+- takes an order as a DCP cancel only with ``cancelType: CancelByDCP`` (in any case) and a
+  terminal cancelled ``orderStatus`` (``Cancelled``, ``PartiallyFilledCanceled``,
+  ``Deactivated``: see :data:`exporter.dcp.CANCELLED_STATUSES`). One that ended otherwise
+  (a ``Filled`` that still carries a cancelType, as when a cancel lost the race to a fill)
+  is no DCP cancel and passes silently; one without a usable orderId or category, or with
+  an open, missing or undocumented status, is counted as ignored. Other ``cancelType`` values and unknown fields are no concern of this module;
 - counts each cancelled ``orderId`` once (memory is bounded: at most ``max_remembered``
   ids, each forgotten after 25 h, longer than the 24 h for which Bybit returns cancelled
   orders in history);
@@ -28,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..bybit.sanity import timestamp_seconds
-from ..dcp import CANCEL_BY_DCP, CANCELLED_STATUSES, CATEGORY_PRODUCT
+from ..dcp import CATEGORY_PRODUCT, is_cancel_by_dcp, is_cancelled_status, is_ended_otherwise
 
 RETENTION_SECONDS = 25 * 3600
 FUTURE_TOLERANCE_SECONDS = 300.0  # Bybit's clock may run ahead of ours; not by more than this
@@ -57,7 +60,7 @@ class Observation:
     cancelled: dict[str, int]  # category -> orders counted for the first time
     events: tuple[TriggerEvent, ...]  # bursts touched, oldest first
     last_trigger: dict[str, float]  # product -> its latest trigger's time, where that moved
-    ignored: int  # CancelByDCP orders without a usable orderId, category or cancelled status
+    ignored: int  # CancelByDCP orders without a usable orderId, category or a status Bybit documents
     undated: int  # DCP cancels whose updatedTime was missing or insane, dated ``now`` instead
 
 
@@ -90,17 +93,18 @@ class TriggerTracker:
         ignored = undated = 0
         fresh: list[tuple[str, float, str, str]] = []  # (product, t, orderId, category)
         for order in orders:
-            if not isinstance(order, dict) or order.get("cancelType") != CANCEL_BY_DCP:
+            if not isinstance(order, dict) or not is_cancel_by_dcp(order.get("cancelType")):
                 continue
             order_id, category, status = order.get("orderId"), order.get("category"), order.get("orderStatus")
+            if is_ended_otherwise(status):
+                continue  # a Filled with DCP's cancelType (a cancel that lost the race): no cancel at all
             product = CATEGORY_PRODUCT.get(category) if isinstance(category, str) else None
             if (
                 not isinstance(order_id, str)
                 or not order_id
                 or product is None
                 or not isinstance(category, str)
-                or not isinstance(status, str)
-                or status not in CANCELLED_STATUSES
+                or not is_cancelled_status(status)
             ):
                 ignored += 1
                 continue

@@ -139,7 +139,6 @@ def _finite(value: float) -> float | None:
 
 
 def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, ...]:
-    blocked = snap.flag(specs.REASSERT_BLOCKED.sample)
     products = []
     for product in PRODUCTS:
         enabled = snap.get(specs.ENABLED.sample, product)
@@ -147,7 +146,7 @@ def _products(snap: Snapshot, now: float, polled: bool) -> tuple[ProductStatus, 
         attempts = snap.get(specs.REASSERT_ATTEMPTS.sample, product) or 0.0
         failures = snap.get(specs.REASSERT_FAILURES.sample, product) or 0.0
         success = snap.get(specs.REASSERT_LAST_SUCCESS.sample, product)
-        if blocked and snap.get(specs.DESIRED_WINDOW.sample, product) is not None:
+        if snap.flag(specs.REASSERT_BLOCKED.sample, product):
             reassert = "blocked"
         elif drift and attempts:
             reassert = f"re-asserting: {attempts:g} sent, {failures:g} failed"
@@ -246,8 +245,15 @@ def _reasons(snap: Snapshot, view: AccountView | None, now: float, reconnects: i
             )
             if snap.get(specs.REASSERT_FAILURES.sample, product):
                 reasons.append(Reason(DEGRADED, f"{product} re-assertion failing", "BybitDcpReassertFailing"))
-    if snap.flag(specs.REASSERT_BLOCKED.sample):
-        reasons.append(Reason(DEGRADED, "re-assertion blocked after a credential error", "BybitDcpReassertBlocked"))
+    blocked = [p for p in PRODUCTS if snap.flag(specs.REASSERT_BLOCKED.sample, p)]
+    if blocked:
+        reasons.append(
+            Reason(
+                DEGRADED,
+                f"re-assertion blocked for {', '.join(blocked)} (a credential error, or another writer)",
+                "BybitDcpReassertBlocked",
+            )
+        )
     # Guardian and drills.
     armed = snap.by(specs.GUARDIAN_ARMED.sample)
     released = snap.get(specs.GUARDIAN_TRANSITIONS.sample, "released") or 0.0

@@ -5,6 +5,7 @@ annotations, and resolves after the incident clears.
 
 All incidents run at once, one account each, on 127.0.0.1:
   exporter A (one account per incident), exporter B (re-assertion blocked: its fix is a restart),
+  exporter E (re-assertion contended by another writer, played by the test: its fix is a restart too),
   exporter C (the one that goes down), exporter D (its process is stopped and continued in turn,
   so its event loop wakes late), all scraped by one Prometheus; a second Prometheus whose
   only target appears late (BybitDcpExporterAbsent: no exporter at all); one Alertmanager with
@@ -194,15 +195,21 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
     procs = []
     stack = contextlib.AsyncExitStack()
     try:
-        for name in [*ACCOUNTS_A, "blocked", "down", "lagging"]:
+        for name in [*ACCOUNTS_A, "blocked", "down", "lagging", "contended"]:
             windows = {"DERIVATIVES": 30, "SPOT": 30} if name == "late" else None
             sims.get(name, sims["shared"]).add_account(
                 key(name), secret_env(name), name=name, dcp=windows, unified_margin_status=ACCOUNT_MODE.get(name)
             )
-        names = [*ACCOUNTS_A, "blocked", "down", "lagging"]
+        names = [*ACCOUNTS_A, "blocked", "down", "lagging", "contended"]
         env = {secret_env(n): secret_env(n) for n in names} | {"BOT_TOKEN": TOKEN}
-        ports = {x: free_port() for x in "ABCD"}
-        configs = {"A": ACCOUNTS_A, "B": {"blocked": ENFORCE}, "C": {"down": {}}, "D": {"lagging": {}}}
+        ports = {x: free_port() for x in "ABCDE"}
+        configs = {
+            "A": ACCOUNTS_A,
+            "B": {"blocked": ENFORCE},
+            "C": {"down": {}},
+            "D": {"lagging": {}},
+            "E": {"contended": ENFORCE},
+        }
 
         def start_exporter(x: str, log: str) -> None:
             path = tmp_path / f"exporter-{x}.yml"
@@ -211,14 +218,14 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
             exporters.start(*args, name=log, **env)
 
         exporter_started = time.monotonic()
-        for x in "ABCD":
+        for x in "ABCDE":
             start_exporter(x, f"exporter-{x}")
         receiver = await stack.enter_async_context(Receiver())
         am, am_url = start_alertmanager(tmp_path, alertmanager_config(tmp_path, receiver))
         procs.append(am)
         rules = write_rules(tmp_path, TEST_CONFIG)
         prom, prom_url = start_prometheus(
-            tmp_path, rules, targets=[f"127.0.0.1:{ports[x]}" for x in "ABCD"], alertmanager=am_url
+            tmp_path, rules, targets=[f"127.0.0.1:{ports[x]}" for x in "ABCDE"], alertmanager=am_url
         )
         procs.append(prom)
         sd = tmp_path / "targets.json"
@@ -233,7 +240,7 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
         tracking = asyncio.create_task(tracker.run())
 
         await eventually(lambda: am_ready(session, am_url, am), timeout=30, what="alertmanager")
-        every = len(ACCOUNTS_A) + 3
+        every = len(ACCOUNTS_A) + 4
 
         async def all_polled() -> bool:
             exporters.assert_running()
@@ -318,6 +325,23 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
             stop_process(exporters.procs[1][0])
             start_exporter("B", "exporter-B-restarted")
 
+        async def contend() -> None:
+            """Another writer: SPOT back to 30 whenever exporter E has set 10, until E stands down (bounded)."""
+            acct = shared.account(key("contended"))
+            shared.set_dcp(key("contended"), "SPOT", 30)
+            stood_down = 'bybit_dcp_reassert_blocked{account="contended",reason="contended"} == 1'
+            for _ in range(600):
+                if await metric(stood_down):
+                    return
+                if acct.dcp.get("SPOT") == 10:
+                    shared.set_dcp(key("contended"), "SPOT", 30)
+                await asyncio.sleep(0.1)
+            raise AssertionError("exporter E never stood down")
+
+        async def one_writer_and_restart() -> None:
+            stop_process(exporters.procs[4][0])
+            start_exporter("E", "exporter-E-restarted")
+
         async def kill_c() -> None:
             stop_process(exporters.procs[2][0])
 
@@ -399,6 +423,8 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
                      fail_sets, put_back_by_hand, {"product": "SPOT"}),
             Incident("BybitDcpReassertBlocked", "blocked", "window drifted, the set answers 10005; fixed, restarted",
                      block, fix_permission_and_restart),
+            Incident("BybitDcpReassertContended", "contended", "another writer puts SPOT back to 30; it stops, restart",
+                     contend, one_writer_and_restart, {"product": "SPOT"}),
             Incident("BybitDcpClockSkew", "skew", "Bybit's clock 3 s ahead; back in step",
                      call(skew.__setitem__, 0, 3.0), call(skew.__setitem__, 0, 0.0)),
             Incident("BybitDcpRateLimitHeadroomLow", "ratelimit", "query-dcp-info limit 1/s; back to 5/s",

@@ -247,7 +247,10 @@ async def test_refused_key_on_poll_blocks_reassertion(sim):
         settle_seconds=0.2,
     )
     async with running(config) as r:
-        await eventually(lambda: r.local("bybit_dcp_reassert_blocked", account="a") == 1, what="blocked")
+        await eventually(
+            lambda: r.local("bybit_dcp_reassert_blocked", account="a", product="SPOT", reason="credentials") == 1,
+            what="blocked",
+        )
         assert r.fleet.supervisors["a"].enforcer.blocked
         assert sim.account(KEY).set_dcp_calls == []
 
@@ -256,7 +259,10 @@ async def test_unmatched_ip_on_poll_blocks_reassertion_like_a_set_would(sim):
     sim.force_error("/v5/account/query-dcp-info", 10010, count=None)
     config = account(sim, desired_windows={"SPOT": 10}, reassert="enforce", settle_seconds=0.2)
     async with running(config) as r:
-        await eventually(lambda: r.local("bybit_dcp_reassert_blocked", account="a") == 1, what="blocked")
+        await eventually(
+            lambda: r.local("bybit_dcp_reassert_blocked", account="a", product="SPOT", reason="credentials") == 1,
+            what="blocked",
+        )
         assert r.fleet.supervisors["a"].enforcer.core.blocked_code == "10010"
         assert sim.account(KEY).set_dcp_calls == []
 

@@ -169,7 +169,7 @@ async def test_auth_error_blocks_the_account_and_is_visible(caplog, code):
     await settled(enforcer)
     assert len(bybit.set_calls) == 2  # both products tried once, concurrently
     assert enforcer.blocked
-    assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
+    assert sample(metrics, "bybit_dcp_reassert_blocked", product="DERIVATIVES", reason="credentials") == 1
     for _ in range(50):
         clock.t += 600
         enforcer.take_poll(reported(SPOT=20, DERIVATIVES=20))
@@ -213,7 +213,8 @@ async def test_auth_failure_on_the_poll_blocks_too(caplog):
     enforcer.take_poll(reported(SPOT=20))
     await settled(enforcer)
     assert bybit.set_calls == []
-    assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
+    assert sample(metrics, "bybit_dcp_reassert_blocked", product="SPOT", reason="credentials") == 1
+    assert sample(metrics, "bybit_dcp_reassert_blocked", product="SPOT", reason="contended") == 0
 
 
 # --- against the simulator, with the real REST client ------------------------------------
@@ -228,8 +229,8 @@ async def sim():
         yield s
 
 
-def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics) -> RestClient:
-    return helpers.rest_client(session, sim.rest_url, metrics, KEY, sim.account(KEY).api_secret, account=ACCOUNT)
+def rest_client(sim: Simulator, session: aiohttp.ClientSession, metrics: Metrics, **kw) -> RestClient:
+    return helpers.rest_client(session, sim.rest_url, metrics, KEY, sim.account(KEY).api_secret, account=ACCOUNT, **kw)
 
 
 def set_requests(sim: Simulator) -> list[dict]:
@@ -358,7 +359,7 @@ async def test_permission_error_stops_retries_and_is_counted(sim, session, caplo
     calls = set_requests(sim)
     assert len(calls) == 1 and calls[0]["ret_code"] == 10005
     assert sim.account(KEY).set_dcp_calls == []
-    assert sample(metrics, "bybit_dcp_reassert_blocked") == 1
+    assert sample(metrics, "bybit_dcp_reassert_blocked", product="DERIVATIVES", reason="credentials") == 1
     assert sample(metrics, "bybit_dcp_reassert_attempts_total", product="DERIVATIVES") == 1
     assert sample(metrics, "bybit_dcp_reassert_failures_total", product="DERIVATIVES") == 1
     assert sample(metrics, "bybit_dcp_api_errors_total", endpoint="set_dcp", code="10005") == 1
@@ -459,3 +460,86 @@ async def test_a_set_in_flight_at_shutdown_is_logged_unknown_and_the_next_start_
         assert "DCP window drift: Bybit reports a different window" in messages
         assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 1
     await restarted.aclose()
+
+
+class TrackedRest:
+    """The real REST client, counting the calls still waiting for an answer: with a virtual
+    clock the test moves time on only once every socket has answered."""
+
+    def __init__(self, rest: RestClient) -> None:
+        self.rest, self.pending = rest, 0
+
+    async def set_dcp(self, product: str, window: int) -> None:
+        self.pending += 1
+        try:
+            await self.rest.set_dcp(product, window)
+        finally:
+            self.pending -= 1
+
+    async def query_dcp_info(self) -> dict[str, DcpSetting]:
+        self.pending += 1
+        try:
+            return await self.rest.query_dcp_info()
+        finally:
+            self.pending -= 1
+
+
+async def answered(stacks: list[TrackedRest], timeout: float = 5.0) -> None:
+    """Bounded: until no call of any stack waits for the simulator (and a few turns after)."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3:
+        assert time.monotonic() < deadline, "a REST call did not answer"
+        await asyncio.sleep(0.001)
+        quiet = quiet + 1 if all(s.pending == 0 for s in stacks) else 0
+
+
+async def test_two_exporters_with_different_windows_write_a_few_times_then_both_stand_down(session, caplog):
+    """Two exporters (two Enforcer stacks, each with its own REST client and metrics) want 10 s
+    and 20 s on ONE simulated account, polling every 30 s, on a virtual clock shared with the
+    simulator. Without the contention rule they flip the window for ever (each verification
+    sees the other's window, each backoff ends in another set); with it each writes at most
+    CONTENTION_STRIKES times, both stand down and say why, and neither writes again while the
+    window stays where the last one left it."""
+    from virtual_clock import VirtualClock
+
+    from exporter.monitor.reassert import CONTENTION_QUIET_SECONDS, CONTENTION_STRIKES
+
+    caplog.set_level(logging.INFO, logger="exporter.reassert")
+    clock = VirtualClock()
+    async with Simulator(clock=clock, rate_limit_per_second=1000) as sim:
+        sim.add_account(KEY, name=ACCOUNT, dcp={"DERIVATIVES": 30})
+        stacks = []
+        for window, phase in ((10, 0), (20, 7)):
+            metrics = real_metrics({"DERIVATIVES": window})
+            rest = TrackedRest(rest_client(sim, session, metrics, clock=clock))
+            enforcer = Enforcer(ACCOUNT, {"DERIVATIVES": window}, "enforce", rest, metrics, clock=clock)
+            stacks.append((metrics, rest, enforcer, phase))
+        rests = [rest for _, rest, _, _ in stacks]
+        set_times: list[float] = []
+        try:
+            for second in range(int(CONTENTION_QUIET_SECONDS) - 60):  # ~14 minutes, 1 s steps
+                for _, rest, enforcer, phase in stacks:
+                    if second % 30 == phase:
+                        enforcer.take_poll(await rest.query_dcp_info())
+                await answered(rests)
+                set_times += [clock.monotonic()] * (len(sim.account(KEY).set_dcp_calls) - len(set_times))
+                await clock.advance(1)
+                await answered(rests)
+        finally:
+            for _, _, enforcer, _ in stacks:
+                await enforcer.aclose()
+
+        calls = sim.account(KEY).set_dcp_calls
+        assert {w for _, w in calls} == {10, 20}  # both wrote ...
+        assert len(calls) <= 2 * CONTENTION_STRIKES  # ... a bounded number of times
+        assert set_times[-1] < 300  # all within the first five minutes; none in the nine after
+        for metrics, _, enforcer, _ in stacks:
+            assert enforcer.contended("DERIVATIVES")
+            assert sample(metrics, "bybit_dcp_reassert_blocked", product="DERIVATIVES", reason="contended") == 1
+            assert sample(metrics, "bybit_dcp_reassert_blocked", product="DERIVATIVES", reason="credentials") == 0
+        stood_down = [
+            r for r in caplog.records if r.levelno == logging.ERROR and getattr(r, "reason", "") == "contended"
+        ]
+        assert sorted(r.desired for r in stood_down) == [10, 20]  # each says so once
+        assert all("find the other writer" in r.getMessage() for r in stood_down)

@@ -188,12 +188,11 @@ async def test_a_thousand_random_codes_make_a_bounded_set_of_series(sim, session
         for s in family.samples
         if s.name.endswith("_total")
     }
-    documented = {
-        str(c) for c in (10001, 10002, 10003, 10004, 10005, 10006, 10007, 10008, 10009, 10010, 10014, 10016, 10017)
-    }
+    # docs/v5/error.mdx; 10018 is struck through there (deprecated): it is "other"
+    documented = {str(c) for c in (-1, *range(10000, 10011), 10014, 10016, 10017, 10024, 10027, 10028, 10029)}
     assert labels <= documented | set(OWN_CODES) | {"other"}
-    assert "other" in labels
-    assert len(labels) <= 14
+    assert "other" in labels and "10018" not in labels and 10018 in codes
+    assert len(labels) <= 15
 
 
 async def test_a_cursor_with_reserved_characters_is_sent_as_signed(sim, session):
@@ -201,3 +200,40 @@ async def test_a_cursor_with_reserved_characters_is_sent_as_signed(sim, session)
     c = client(session, sim, Metrics())
     with pytest.raises(ParamError):  # the signature passed; only the made-up cursor is refused
         await c.order_history("linear", 0, 1, cursor="a!$'()*,/:?@ b=c&d")
+
+
+async def test_a_reset_timestamp_of_now_is_no_reset_a_refused_call_waits_the_fallback(sim, session):
+    """docs/v5/rate-limit/rate-limit.mdx: X-Bapi-Limit-Reset-Timestamp is when the limit resets
+    if you have exceeded it, otherwise just the current timestamp. A 10006 whose header says
+    "now" waits the fallback (1 s), not nothing; a success saying "now" blocks nothing."""
+    from exporter.bybit.answers import RATE_LIMIT_FALLBACK_SECONDS
+
+    now = [time.time()]
+    m = Metrics()
+    c = client(session, sim, m, clock=ShiftedClock(lambda: now[0]))
+    now_ms = str(int(now[0] * 1000))
+    infos = {"dcpInfos": [{"product": "SPOT", "dcpStatus": "ON", "timeWindow": "10"}]}
+    sim.force_response(QUERY_DCP_INFO, body=body(result=infos), headers={"X-Bapi-Limit-Reset-Timestamp": now_ms})
+    assert "SPOT" in await c.query_dcp_info()
+    assert c.blocked_until("query_dcp_info") is None
+    sim.force_response(
+        QUERY_DCP_INFO,
+        body=json.dumps({"retCode": 10006, "retMsg": "Too many visits!"}),
+        headers={"X-Bapi-Limit-Reset-Timestamp": now_ms},
+    )
+    with pytest.raises(RateLimited) as exc:
+        await c.query_dcp_info()
+    assert exc.value.reset_at == pytest.approx(now[0] + RATE_LIMIT_FALLBACK_SECONDS)
+    assert c.blocked_until("query_dcp_info") == pytest.approx(now[0] + RATE_LIMIT_FALLBACK_SECONDS)
+    assert sample(m, "bybit_dcp_invalid_values_total", account="acct", field="X-Bapi-Limit-Reset-Timestamp") is None
+
+
+def test_rate_limit_reset_reads_the_header_as_documented():
+    from exporter.bybit.sanity import rate_limit_reset
+
+    now = 1_700_000_000.0
+    assert rate_limit_reset("1700000000000", now) == (True, None)  # the current timestamp: not exceeded
+    assert rate_limit_reset("1699999999000", now) == (True, None)  # already past
+    assert rate_limit_reset("1700000000500", now) == (True, 1_700_000_000.5)  # exceeded: resets in 0.5 s
+    assert rate_limit_reset("1800000000000", now) == (True, now + MAX_RATE_LIMIT_WAIT)
+    assert rate_limit_reset("soon", now) == (False, None)

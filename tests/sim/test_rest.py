@@ -10,12 +10,25 @@ import pytest
 from aiohttp import web
 from helpers import ShiftedClock, rest_client, without_proxy_variables
 
-from exporter.bybit.errors import AuthError, BybitError, RateLimited, TransportError
+from exporter.bybit.errors import (
+    AuthError,
+    BybitError,
+    RateLimited,
+    ServerError,
+    TimestampError,
+    TransportError,
+    code_label,
+    error_for,
+    hint,
+    hint_for,
+)
 from exporter.bybit.models import DcpSetting
-from exporter.bybit.pacing import HostBans
+from exporter.bybit.pacing import IP_BAN_SECONDS, MAX_REGION_BAN_SECONDS, REGION_BAN_SECONDS, HostBans, forbidden_cause
 from exporter.bybit.rest import RestClient, proxy_for
 from exporter.metrics import Metrics
 from exporter.simulator import Simulator
+from exporter.simulator.pki import make_server_pki
+from exporter.simulator.server import server_tls
 
 KEY = "rest-test-key"
 SECRET = "rest-test-secret-0123456789"
@@ -344,3 +357,113 @@ def test_the_rest_proxy_is_http_or_https_and_worked_out_once(proxy_env):
     proxy_env.setenv("HTTPS_PROXY", "http://another.example:3128")  # a process's environment does not change
     assert proxy_for("https://api.bybit.com") == "http://proxy.example:3128"
     assert proxy_for("http://127.0.0.1:8090") is None  # only HTTPS_PROXY is set: plain http goes direct
+
+
+# --- what each failure means: the hints (docs/v5/error.mdx, rate-limit/rate-limit.mdx, guide.mdx) ----
+
+
+@pytest.mark.parametrize(
+    "code,words,kind",
+    [
+        ("401", "wrong key or authentication headers", BybitError),
+        ("404", "category that does not match the account mode", BybitError),
+        ("429", "system-level frequency protection", RateLimited),
+        ("10000", "server timeout", ServerError),
+        ("10024", "compliance rules", BybitError),
+        ("10027", "transactions are banned", BybitError),
+        ("10028", "unified (UTA) accounts only", BybitError),
+        ("10029", "whitelist", BybitError),
+        ("-1", "request expired", TimestampError),
+    ],
+)
+def test_documented_codes_have_their_own_hint_and_type(code, words, kind):
+    assert words in hint(code)
+    assert type(error_for(code)) is kind
+    assert code_label(code) == code
+
+
+def test_the_deprecated_10018_is_no_documented_code():
+    assert code_label("10018") == "other" and hint("10018") == "see the exporter's log"
+
+
+def test_a_403_is_told_apart_by_its_body_and_by_persisting_past_the_ban():
+    bans, now = HostBans(), 1_000_000.0
+    first = bans.forbidden("api.bybit.com", now, b"403, access too frequent")
+    assert (first.cause, first.until) == ("rate_limit", now + IP_BAN_SECONDS)
+    # another client's answer under the same ban changes nothing
+    assert bans.forbidden("API.bybit.com", now + 1, b"") == first
+    # the first try after the ban ended is refused again: it persisted past the ban
+    again = bans.forbidden("api.bybit.com", first.until + 30, b"<html>403 Forbidden</html>")
+    assert again.cause == "region" and again.until == first.until + 30 + REGION_BAN_SECONDS
+    later = bans.forbidden("api.bybit.com", again.until + 30, b"")
+    assert later.cause == "region" and later.until - (again.until + 30) == 2 * REGION_BAN_SECONDS
+    # waits grow to six hours, never further
+    at, waits = later.until, []
+    for _ in range(10):
+        verdict = bans.forbidden("api.bybit.com", at + 1, b"")
+        waits.append(verdict.until - (at + 1))
+        at = verdict.until
+    assert waits[-1] == MAX_REGION_BAN_SECONDS and max(waits) == MAX_REGION_BAN_SECONDS
+    # "too frequent" is the rate limit even when it repeats; a 403 a day later starts afresh
+    assert bans.forbidden("api.bybit.com", at + 5, "access too frequent").cause == "rate_limit"
+    assert bans.forbidden("api.bybit.com", at + 5 + 86400, b"").cause == "rate_limit"
+
+
+def test_a_403_body_naming_a_country_and_a_get_with_a_body_have_causes_of_their_own():
+    blocked = b"The Amazon CloudFront distribution is configured to block access from your country."
+    assert forbidden_cause(blocked, get_with_body=False, persisted=False) == "region"
+    assert forbidden_cause(b"", get_with_body=True, persisted=False) == "get_with_body"
+    assert forbidden_cause(b"", get_with_body=False, persisted=False) == "rate_limit"
+    assert "blocked by region" in hint("403", "region")
+    assert "GET sent with a JSON body" in hint("403", "get_with_body")
+
+
+async def test_a_403_that_persists_past_the_ban_says_region_and_waits_longer(sim, session):
+    m = Metrics()
+    now = [time.time()]
+    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
+    sim.force_response("/v5/account/query-dcp-info", status=403, body="403, access too frequent")
+    with pytest.raises(RateLimited) as first:
+        await c.query_dcp_info()
+    assert first.value.cause == "rate_limit" and first.value.reset_at == pytest.approx(now[0] + IP_BAN_SECONDS)
+    assert "IP rate limited" in hint_for(first.value)
+    now[0] = first.value.reset_at + 1  # the ban is over; the next poll is refused again
+    sim.force_response("/v5/account/query-dcp-info", status=403, body="<html><h1>403 Forbidden</h1></html>")
+    with pytest.raises(RateLimited) as second:
+        await c.query_dcp_info()
+    assert second.value.cause == "region"
+    assert second.value.reset_at == pytest.approx(now[0] + REGION_BAN_SECONDS)
+    assert "this IP may be blocked by region" in hint_for(second.value)
+    calls = len(sim.account(KEY).rest_calls)
+    now[0] += IP_BAN_SECONDS + 1  # ten minutes on: not knocking again yet
+    with pytest.raises(RateLimited):
+        await c.query_dcp_info()
+    assert len(sim.account(KEY).rest_calls) == calls
+
+
+async def test_a_certificate_failure_gets_a_hint_of_its_own_not_dns(session, tmp_path):
+    """A server whose CA the process does not trust: TLS, not DNS, proxy or firewall."""
+    pki = make_server_pki(tmp_path)
+    secure = Simulator()
+    await secure.start(tls=server_tls(pki.cert, pki.key))
+    try:
+        secure.add_account(KEY, SECRET)
+        c = client(session, secure.rest_url, Metrics())
+        with pytest.raises(TransportError) as exc:
+            await c.query_dcp_info()
+    finally:
+        await secure.stop()
+    assert exc.value.code == "network"
+    assert "TLS certificate not trusted" in hint_for(exc.value)
+    assert "DNS" not in hint_for(exc.value)
+    assert "DNS" in hint_for(TransportError("network", "ClientConnectorError"))  # a refused connection still is
+
+
+def test_the_poll_error_gauge_follows_the_hint_when_the_code_stays():
+    from exporter.monitor.account import set_poll_error
+
+    m = Metrics()
+    set_poll_error(m, "acct", "network")
+    set_poll_error(m, "acct", "network", hint("network", "tls_certificate"))
+    rows = [labels for labels, _ in m.last_poll_error.rows()]
+    assert rows == [("acct", "network", hint("network", "tls_certificate"))]

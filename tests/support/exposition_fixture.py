@@ -65,7 +65,7 @@ def fuller() -> Metrics:
     metrics.trigger_info.remove("desk-a", "SPOT", "1700000000000")
     metrics.reassert_attempts.labels("desk-a", "SPOT").inc(2)
     metrics.reassert_failures.labels("desk-a", "SPOT").inc()
-    metrics.reassert_blocked.labels("desk-b").set(1)
+    metrics.reassert_blocked.labels("desk-b", "SPOT", "credentials").set(1)
     metrics.guardian_armed.labels("desk-a", "SPOT").set(1)
     metrics.guardian_transitions.labels("desk-a", "armed").inc()
     metrics.guardian_transitions.labels("desk-a", "released")

@@ -235,18 +235,18 @@ def test_observer_with_guardian_products_is_an_error(tmp_path):
 
 def test_one_url_overrides_that_url_of_the_environment(tmp_path):
     """rest_url or ws_url alone replaces that URL of the environment (mainnet unless set); the other
-    stays Bybit's, e.g. a regional REST host beside the global stream."""
+    stays Bybit's, e.g. a proxy in front of Bybit's REST beside the stream."""
     path = write(
         tmp_path,
         """
         accounts:
-          - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'https://api.bybit.nl/'}
+          - {name: a, api_key: K1234567, api_secret_env: S, rest_url: 'https://rest-proxy.desk/'}
           - {name: b, api_key: K7654321, api_secret_env: S, ws_url: 'wss://proxy.desk:8443/v5/private'}
           - {name: c, api_key: K2345678, api_secret_env: S, environment: testnet, ws_url: 'wss://proxy.desk/v5'}
         """,
     )
     a, b, c = load_config(path, env={"S": "x" * 10}).accounts
-    assert (a.environment, a.rest_url, a.ws_url) == ("mainnet", "https://api.bybit.nl", ENVIRONMENTS["mainnet"][1])
+    assert (a.environment, a.rest_url, a.ws_url) == ("mainnet", "https://rest-proxy.desk", ENVIRONMENTS["mainnet"][1])
     assert (b.environment, b.rest_url, b.ws_url) == (
         "mainnet",
         ENVIRONMENTS["mainnet"][0],
@@ -258,7 +258,7 @@ def test_one_url_overrides_that_url_of_the_environment(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("BYBIT_REST_URL", "https://api.bybit.nl", ("https://api.bybit.nl", ENVIRONMENTS["mainnet"][1])),
+        ("BYBIT_REST_URL", "https://rest-proxy.desk", ("https://rest-proxy.desk", ENVIRONMENTS["mainnet"][1])),
         (
             "BYBIT_WS_URL",
             "ws://127.0.0.1:9000/v5/private",
@@ -447,12 +447,12 @@ ENV_SAMPLES: dict[str, tuple[str, dict[str, str], str, object]] = {
     "api_secret_env": ("another-secret", {}, "api_secret", Secret("another-secret")),
     "api_secret_file": ("{secret_file}", {}, "api_secret", Secret(SECRET)),
     "environment": ("testnet", {}, "rest_url", ENVIRONMENTS["testnet"][0]),
-    "rest_url": ("https://api.bybit.kz", {"environment": "demo"}, "rest_url", "https://api.bybit.kz"),
+    "rest_url": ("https://rest-proxy.desk", {"environment": "demo"}, "rest_url", "https://rest-proxy.desk"),
     "ws_url": (
-        "wss://stream.bybit.kz/v5/private",
+        "wss://stream-proxy.desk/v5/private",
         {"environment": "demo"},
         "ws_url",
-        "wss://stream.bybit.kz/v5/private",
+        "wss://stream-proxy.desk/v5/private",
     ),
     "mode": ("guardian", {"guardian_products": "SPOT"}, "mode", "guardian"),
     "guardian_products": ("SPOT, OPTIONS", {"mode": "guardian"}, "guardian_products", ("SPOT", "OPTIONS")),
@@ -608,3 +608,87 @@ def test_a_number_too_big_for_a_float_is_a_clear_error_not_a_crash(tmp_path, mon
     [problem] = errors_of(exc)
     assert problem.startswith("accounts[0].ping_interval: ") and "is not a number of seconds" in problem
     assert len(problem) < 200  # the number is shown cut short, not in its 400 digits
+
+
+# ------------------------------------------------------------------ regional environments, hosts
+
+
+def one_account(tmp_path, **settings) -> str:
+    account = {"name": "desk", "api_key": "key123456", "api_secret_env": "DESK_SECRET", **settings}
+    return write(tmp_path, yaml.safe_dump({"accounts": [account]}))
+
+
+@pytest.mark.parametrize(
+    "name,rest,ws",
+    [
+        ("tr", "https://api.bybit.tr", "wss://stream.bybit.tr/v5/private"),
+        ("id", "https://api.bybit.id", "wss://stream.bybit.id/v5/private"),
+        ("kz", "https://api.bybit.kz", "wss://stream.bybit.kz/v5/private"),
+        ("ge", "https://api.bybitgeorgia.ge", "wss://stream.bybitgeorgia.ge/v5/private"),
+        ("jp", "https://api.manepa.jp", "wss://stream.manepa.jp/v5/private"),
+    ],
+)
+def test_a_regional_site_with_a_private_stream_is_available_by_name(tmp_path, name, rest, ws):
+    """bybit-exchange/docs: docs/v5/guide.mdx (REST hosts), docs/v5/websocket/wss-authentication.mdx (streams)."""
+    (account,) = load_config(one_account(tmp_path, environment=name), env={"DESK_SECRET": SECRET}).accounts
+    assert (account.environment, account.rest_url, account.ws_url) == (name, rest, ws)
+
+
+@pytest.mark.parametrize(
+    "name,rest",
+    [
+        ("nl", "https://api.bybit.nl"),
+        ("ae", "https://api.bybit.ae"),
+        ("eu", "https://api.bybit.eu"),
+        ("jp-testnet", "https://api-testnet.manepa.jp"),
+    ],
+)
+def test_a_rest_only_site_needs_ws_url_and_says_so(tmp_path, name, rest):
+    with pytest.raises(ConfigError) as exc:
+        load_config(one_account(tmp_path, environment=name), env={"DESK_SECRET": SECRET})
+    (problem,) = errors_of(exc)
+    assert problem.startswith("accounts[0].ws_url:") and "REST only" in problem and rest in problem
+    stream = "wss://stream.example.invalid/v5/private"
+    given = one_account(tmp_path, environment=name, ws_url=stream)
+    (account,) = load_config(given, env={"DESK_SECRET": SECRET}).accounts
+    assert (account.environment, account.rest_url, account.ws_url) == (name, rest, stream)
+
+
+def test_the_regional_names_are_offered_for_a_wrong_environment(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(one_account(tmp_path, environment="netherlands"), env={"DESK_SECRET": SECRET})
+    assert all(name in errors_of(exc)[0] for name in ("nl", "tr", "jp-testnet"))
+
+
+def test_a_drill_on_a_regional_mainnet_needs_the_mainnet_yes(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_config(one_account(tmp_path, environment="tr", drill={"every": 86400}), env={"DESK_SECRET": SECRET})
+    assert any("refused on mainnet" in e for e in errors_of(exc))
+    load_config(
+        one_account(tmp_path, environment="tr", drill={"every": 86400, "mainnet": True}), env={"DESK_SECRET": SECRET}
+    )
+
+
+@pytest.mark.parametrize("second", ["https://API.bybit.com/", "https://api.bybit.com:443", "https://api.bybit.com./"])
+def test_one_key_twice_on_one_host_is_refused_however_the_host_is_written(tmp_path, second):
+    accounts = [
+        {"name": "a", "api_key": "key123456", "api_secret_env": "S", "rest_url": "https://api.bybit.com"},
+        {"name": "b", "api_key": "key123456", "api_secret_env": "S", "rest_url": second},
+    ]
+    for account in accounts:
+        account["ws_url"] = "wss://stream.bybit.com/v5/private"
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, yaml.safe_dump({"accounts": accounts})), env={"S": SECRET})
+    (problem,) = errors_of(exc)
+    assert problem.startswith("accounts[1].api_key:") and "same environment" in problem
+
+
+def test_host_key_normalises_scheme_case_default_port_and_slashes():
+    from exporter.config.environment import host_key
+
+    one = {host_key(u) for u in ("https://api.bybit.com", "https://API.bybit.com/", "HTTPS://api.bybit.com:443/v5/")}
+    assert one == {"api.bybit.com:443"}
+    assert host_key("http://127.0.0.1:8090") != host_key("http://127.0.0.1:8091")
+    assert host_key("http://api.bybit.com") != host_key("https://api.bybit.com")  # port 80 is another door
+    assert host_key("wss://[::1]:9000/v5/private") == "[::1]:9000"
+    assert host_key("not a url") == "not a url"

@@ -56,6 +56,47 @@ def test_order_push():
     assert isinstance(per_category, m.OrderPush) and per_category.orders == []
 
 
+# docs/v5/websocket/private/order.mdx, "Stream Example" (abridged to the fields that matter,
+# plus ones added since: cumFeeDetail, parentOrderLinkId, an RPI field).
+DOCS_ORDER_PUSH = """{
+    "id": "5923240c6880ab-c59f-420b-9adb-3639adc9dd90",
+    "topic": "order",
+    "creationTime": 1672364262474,
+    "data": [
+        {
+            "symbol": "ETH-30DEC22-1400-C",
+            "orderId": "5cf98598-39a7-459e-97bf-76ca765ee020",
+            "side": "Sell",
+            "orderType": "Market",
+            "cancelType": "UNKNOWN",
+            "orderStatus": "Filled",
+            "createdTime": "1672364262444",
+            "updatedTime": "1672364262457",
+            "rejectReason": "EC_NoError",
+            "category": "option",
+            "placeType": "price",
+            "smpType": "None",
+            "cumFeeDetail": {"USDT": "0.358635"},
+            "parentOrderLinkId": "",
+            "isRpiOrder": false
+        }
+    ]
+}"""
+
+
+def test_the_docs_order_push_with_unknown_fields_is_an_order_push():
+    frame = m.parse_frame(DOCS_ORDER_PUSH)
+    assert isinstance(frame, m.OrderPush) and frame.creation_time_ms == 1672364262474
+    (order,) = frame.orders
+    assert order["cancelType"] == "UNKNOWN" and order["cumFeeDetail"] == {"USDT": "0.358635"}
+
+
+def test_the_docs_subscribe_ack_without_req_id_and_unknown_keys_is_an_ack():
+    """docs/v5/websocket/wss-authentication.mdx shows the private subscribe ack with no req_id."""
+    frame = m.parse_frame('{"success":true,"ret_msg":"","op":"subscribe","conn_id":"c","new_key":[1]}')
+    assert frame == m.SubscribeAck(True, "", "c", None)
+
+
 @pytest.mark.parametrize(
     "text,kind",
     [

@@ -50,6 +50,7 @@ CONTRACT = {
     "bybit_dcp_exporter_build_info": ("gauge", {"version"}),
     "bybit_dcp_last_poll_error_info": ("gauge", {"account", "code", "hint"}),
     "bybit_dcp_api_failures": ("counter", {"account", "endpoint"}),
+    "bybit_dcp_reassert_blocked": ("gauge", {"account", "product", "reason"}),
     "process_cpu_seconds": ("counter", set()),
     "process_resident_memory_bytes": ("gauge", set()),
 }
@@ -141,8 +142,8 @@ def test_the_contract_above_is_in_the_table_of_specs():
         assert (by_name[name].kind, set(by_name[name].labels)) == (kind, labels), name
 
 
-def test_every_spec_is_exposed_with_its_type_labels_and_help_and_nothing_else_is():
-    exposed = exposed_families(fuller())  # a value in every family
+async def test_every_spec_is_exposed_with_its_type_labels_and_help_and_nothing_else_is():
+    exposed = exposed_families(fuller())  # a value in every family (the task count needs a running loop)
     for spec in specs.SPECS:
         assert spec.name in exposed, f"{spec.name} is missing"
         family = exposed[spec.name]
@@ -208,6 +209,8 @@ def test_series_from_the_start_are_what_each_specs_rule_says():
         if rule.only == "desired":
             want = {("SPOT",): 10.0, ("OPTIONS",): 40.0} if rule.value == "desired_windows" else {}
             want = want or {("SPOT",): 0.0, ("OPTIONS",): 0.0}
+            if rule.and_each:
+                want = {(product, value): 0.0 for (product,) in want for value in rule.and_each}
         elif rule.each:
             want = {(value,): 0.0 for value in DOMAINS[rule.each]}
         elif isinstance(rule.value, str):
@@ -319,3 +322,46 @@ def test_every_call_of_the_monitor_is_named_in_the_one_table_of_rest_calls():
     assert ENDPOINTS == MONITOR_ENDPOINTS and set(ENDPOINTS) <= set(ENDPOINT_PATHS)
     assert ENDPOINT_PATHS["open_orders"] == rest.OPEN_ORDERS == "/v5/order/realtime"
     assert ENDPOINT_PATHS["query_dcp_info"] == rest.QUERY_DCP_INFO == "/v5/account/query-dcp-info"
+
+
+def test_reassert_blocked_starts_at_zero_per_desired_product_and_reason():
+    metrics = Metrics()
+    metrics.add_account("desk-c", environment="testnet", mode="observer", desired_windows={"SPOT": 10})
+    metrics.add_account("desk-d", environment="testnet", mode="observer")
+    got = {
+        (s.labels["account"], s.labels["product"], s.labels["reason"]): s.value
+        for s in families(metrics)["bybit_dcp_reassert_blocked"].samples
+    }
+    assert got == {("desk-c", "SPOT", "credentials"): 0.0, ("desk-c", "SPOT", "contended"): 0.0}
+
+
+async def test_task_count_is_counted_at_scrape_time_in_the_running_loop():
+    import asyncio
+
+    metrics = Metrics()
+    tasks = lambda: families(metrics)["bybit_dcp_exporter_tasks"].samples[0].value
+    before = tasks()
+    parked = [asyncio.create_task(asyncio.Event().wait()) for _ in range(5)]
+    assert tasks() == before + 5
+    for task in parked:
+        task.cancel()
+    await asyncio.gather(*parked, return_exceptions=True)
+    assert tasks() == before
+
+
+def test_task_count_has_no_sample_outside_an_event_loop():
+    assert families(Metrics())["bybit_dcp_exporter_tasks"].samples == []
+
+
+async def test_task_count_is_of_the_exporters_loop_when_a_worker_thread_renders_the_scrape():
+    import asyncio
+
+    metrics = Metrics()  # created in the running loop, as run_exporter does
+    parked = [asyncio.create_task(asyncio.Event().wait()) for _ in range(3)]
+    try:
+        in_thread = await asyncio.to_thread(families, metrics)  # as web.py renders /metrics
+        assert in_thread["bybit_dcp_exporter_tasks"].samples[0].value >= 3 + 1  # the parked ones and this test
+    finally:
+        for task in parked:
+            task.cancel()
+        await asyncio.gather(*parked, return_exceptions=True)

@@ -9,7 +9,7 @@ from helpers import ROOT
 
 from exporter.metrics import Metrics
 
-PROCESS_WIDE = {"bybit_dcp_exporter_shard_info"}  # set once at start-up by the command line, not per account
+PROCESS_WIDE = {"bybit_dcp_exporter_shard_info", "bybit_dcp_exporter_tasks"}  # process-wide, not per account
 
 
 def demo_paragraph() -> str:

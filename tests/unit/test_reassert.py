@@ -13,12 +13,18 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from exporter.bybit.models import DcpSetting, set_dcp_request
 from exporter.dcp import MAX_WINDOW, MIN_WINDOW, PRODUCTS
 from exporter.monitor.reassert import (
+    CONTENTION_PERIOD_SECONDS,
+    CONTENTION_QUIET_SECONDS,
+    CONTENTION_STRIKES,
     Blocked,
+    Contended,
     DifferentWindow,
     DryRun,
+    Event,
     InSync,
     NotEnabled,
     Reasserter,
+    Resumed,
     SetWindow,
     Verified,
     VerifyFailed,
@@ -113,7 +119,8 @@ def test_no_set_when_bybit_already_reports_the_desired_window():
 
 
 def test_verification_failure_backs_off_exponentially_and_success_resets():
-    core = Reasserter({"SPOT": 10}, "enforce", 10, max_backoff=100)
+    # the backoff alone: contention (three undone sets stop the product) is tested below
+    core = Reasserter({"SPOT": 10}, "enforce", 10, max_backoff=100, contention_strikes=100)
     now = 0.0
     waits = []
     for _ in range(6):
@@ -197,6 +204,89 @@ def test_not_enabled_product_accepted_but_still_absent_backs_off_too():
             sends += 1
             core.record_result("OPTIONS", now=t)
     assert 3 <= sends <= 10
+
+
+# --- one writer, or none ------------------------------------------------------------
+
+
+def fight(core: Reasserter, now: float, cycles: int, gap: float = 60.0) -> tuple[list[Event], int]:
+    """``cycles`` times: Bybit shows 20 (another writer's), the core may set 10, Bybit applies it
+    (seen at the settle time); ``gap`` later the other writer has put 20 back. Returns every
+    event and the number of sets."""
+    events: list[Event] = []
+    sets = 0
+    for k in range(cycles):
+        t = now + k * gap
+        d = core.decide(on(SPOT=20), now=t)
+        events += d.events
+        for _ in d.sets():
+            sets += 1
+            core.record_result("SPOT", now=t)
+            events += core.decide(on(SPOT=10), now=t + 10).events
+    return events, sets
+
+
+def test_sets_undone_twice_in_ten_minutes_then_holding_stop_the_product_until_quiet():
+    """Undone, set again, undone, set again: the third set holds because the other writer has just
+    stood down (it saw three undoings); this one stops too rather than claim the window."""
+    core = Reasserter({"SPOT": 10}, "enforce", 10)
+    events, sets = fight(core, 0.0, CONTENTION_STRIKES + 2)
+    assert sets == CONTENTION_STRIKES
+    assert events[:-1] == [Verified("SPOT", 10)] * CONTENTION_STRIKES
+    assert events[-1] == Contended("SPOT", CONTENTION_STRIKES - 1, InSync("SPOT", 10))
+    assert core.contended("SPOT")
+    d = core.decide(on(SPOT=20), now=CONTENTION_STRIKES * 60.0 + 65)
+    assert d.actions == (Blocked("SPOT", "contended", "contended"),)
+    blocked_at = (CONTENTION_STRIKES - 1) * 60.0 + 10
+    # the other writer keeps the window at 20: nothing is sent for as long as it holds it
+    for t in range(int(blocked_at) + 60, int(blocked_at + CONTENTION_QUIET_SECONDS), 30):
+        d = core.decide(on(SPOT=20), now=t)
+        assert not d.sets() and not d.events
+    quiet_from = CONTENTION_STRIKES * 60.0  # 20 first seen after the block (the fight's 4th cycle)
+    # the window stayed unchanged for the quiet time: sets may resume
+    d = core.decide(on(SPOT=20), now=quiet_from + CONTENTION_QUIET_SECONDS)
+    assert d.events == (Resumed("SPOT", CONTENTION_QUIET_SECONDS),)
+    assert d.sets() and not core.contended("SPOT")
+
+
+def test_a_window_still_changing_keeps_the_product_stopped():
+    core = Reasserter({"SPOT": 10}, "enforce", 10)
+    fight(core, 0.0, CONTENTION_STRIKES + 1)
+    assert core.contended("SPOT")
+    # the other writer flips between 20 and 30 every 10 minutes: never quiet for 15, never a set
+    for i, t in enumerate(range(300, 300 + 4 * 3600, 30)):
+        assert not core.decide(on(SPOT=20 if (i // 20) % 2 else 30), now=t).sets()
+    assert core.contended("SPOT")
+
+
+def test_sets_undone_less_often_than_the_period_are_not_contention():
+    """Someone changes the window in the web UI every half hour: each is restored, none stops it."""
+    assert CONTENTION_PERIOD_SECONDS < 1800
+    core = Reasserter({"SPOT": 10}, "enforce", 10)
+    events, sets = fight(core, 0.0, 10, gap=1800.0)
+    assert sets == 10 and events == [Verified("SPOT", 10)] * 10 and not core.contended("SPOT")
+
+
+def test_a_restart_resumes_at_once():
+    core = Reasserter({"SPOT": 10}, "enforce", 10)
+    fight(core, 0.0, CONTENTION_STRIKES + 1)
+    assert core.contended("SPOT")
+    assert Reasserter({"SPOT": 10}, "enforce", 10).decide(on(SPOT=20), now=300).sets()
+
+
+def test_verifications_that_keep_showing_another_window_are_contention_too():
+    """Two writers whose sets cross within the settle time: each verification sees the other's
+    window. Three of them and the core stands down as well (so does a Bybit that accepts sets
+    and never applies them: writing more would not help either)."""
+    core = Reasserter({"SPOT": 10}, "enforce", 10)
+    now, sets = 0.0, 0
+    while now < 3600 and not core.contended("SPOT"):
+        for _ in core.decide(on(SPOT=20), now=now).sets():
+            sets += 1
+            core.record_result("SPOT", now=now)
+        now += 5
+    assert core.contended("SPOT") and sets == CONTENTION_STRIKES
+    assert now < CONTENTION_PERIOD_SECONDS
 
 
 def test_clock_stepping_back_does_not_shorten_settle():

@@ -6,6 +6,7 @@ account supervisor does (``record_triggers``) and asserts on the metrics.
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -173,10 +174,13 @@ def test_malformed_dcp_orders_are_ignored_not_fatal():
     assert [e.order_ids for e in events] == [("y",)]
 
 
-def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_ignored_not_a_trigger():
+def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_not_a_trigger():
+    """A closed status that is not a cancel passes silently (a Filled may carry a cancelType); an
+    open status with DCP's cancelType, no status or one Bybit does not document is counted as ignored."""
     metrics, t, _ = make()
     live = [
-        dict(order(str(i)), orderStatus=status) for i, status in enumerate(["New", "PartiallyFilled", "Filled", None])
+        dict(order(str(i)), orderStatus=status)
+        for i, status in enumerate(["New", "PartiallyFilled", "Filled", None, "Vanished"])
     ]
     assert t.take(live) == []
     assert value(metrics, "bybit_dcp_triggers_total", product="DERIVATIVES") == 0
@@ -221,3 +225,119 @@ def test_one_burst_is_one_trigger_whatever_the_arrival_order(offsets, rnd, batch
     assert total == len(orders)
     first = value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES")
     assert abs(first - (T0 + min(offsets))) < 0.002
+
+
+# --- orders as Bybit's docs show them ---------------------------------------------------------
+# docs/v5/websocket/private/order.mdx: the stream example (an option order, Filled, with
+# cancelType "UNKNOWN") and the note that a cancel racing a fill gives two Filled messages,
+# the second with cancelType=CancelByUser. docs/v5/enum.mdx: cancelType and orderStatus.
+
+DOCS_FILLED_UNKNOWN = {
+    "symbol": "ETH-30DEC22-1400-C",
+    "orderId": "5cf98598-39a7-459e-97bf-76ca765ee020",
+    "side": "Sell",
+    "orderType": "Market",
+    "cancelType": "UNKNOWN",
+    "price": "72.5",
+    "qty": "1",
+    "orderIv": "",
+    "timeInForce": "IOC",
+    "orderStatus": "Filled",
+    "orderLinkId": "",
+    "lastPriceOnCreated": "",
+    "reduceOnly": False,
+    "leavesQty": "",
+    "leavesValue": "",
+    "cumExecQty": "1",
+    "cumExecValue": "75",
+    "avgPrice": "75",
+    "blockTradeId": "",
+    "positionIdx": 0,
+    "cumExecFee": "0.358635",
+    "closedPnl": "0",
+    "createdTime": "1672364262444",
+    "updatedTime": "1672364262457",
+    "rejectReason": "EC_NoError",
+    "stopOrderType": "",
+    "tpslMode": "",
+    "triggerPrice": "",
+    "takeProfit": "",
+    "stopLoss": "",
+    "tpTriggerBy": "",
+    "slTriggerBy": "",
+    "tpLimitPrice": "",
+    "slLimitPrice": "",
+    "triggerDirection": 0,
+    "triggerBy": "",
+    "closeOnTrigger": False,
+    "category": "option",
+    "placeType": "price",
+    "smpType": "None",
+    "smpGroup": 0,
+    "smpOrderId": "",
+    "feeCurrency": "",
+}
+
+
+def docs_order(**changes) -> dict:
+    """The docs' example order with some fields changed (and new fields Bybit keeps adding)."""
+    return DOCS_FILLED_UNKNOWN | {
+        "cumFeeDetail": {"USDT": "0.358635"},
+        "parentOrderLinkId": "",
+        "updatedTime": str(int(T0 * 1000)),
+        **changes,
+    }
+
+
+def test_the_docs_example_and_the_second_filled_with_a_cancel_type_are_no_dcp_cancel():
+    metrics, t, _ = make()
+    racing_cancel = docs_order(orderId="o-filled", cancelType="CancelByUser", rejectReason="EC_OrigClOrdIDDoesNotExist")
+    filled_by_dcp_race = docs_order(orderId="o-filled-dcp", cancelType="CancelByDCP")
+    events = t.take([DOCS_FILLED_UNKNOWN | {"updatedTime": str(int(T0 * 1000))}, racing_cancel, filled_by_dcp_race])
+    assert events == []
+    assert t.ignored == 0  # documented shapes, not malformed ones
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="option") == 0
+    assert value(metrics, "bybit_dcp_triggers_total", product="OPTIONS") == 0
+
+
+@pytest.mark.parametrize("spelling", ["CancelByDCP", "cancelByDCP", "cancelbydcp", "CANCELBYDCP"])
+def test_cancel_type_is_compared_without_regard_to_case(spelling):
+    """The changelog spelled CancelBySmp 'cancelBySmp': the enum's case is not to be relied on."""
+    metrics, t, _ = make()
+    events = t.take([docs_order(orderId="o-1", cancelType=spelling, orderStatus="Cancelled")])
+    assert [e.order_ids for e in events] == [("o-1",)]
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="option") == 1
+
+
+@pytest.mark.parametrize("status", ["Cancelled", "PartiallyFilledCanceled", "Deactivated"])
+def test_each_cancelled_terminal_status_counts(status):
+    """Deactivated: an untriggered conditional or TP/SL order that DCP cancelled before it triggered."""
+    metrics, t, _ = make()
+    category = "spot" if status == "PartiallyFilledCanceled" else "linear"
+    t.take([docs_order(orderId="o-1", category=category, cancelType="CancelByDCP", orderStatus=status)])
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category=category) == 1
+
+
+@pytest.mark.parametrize("status", ["Rejected", "Filled", "Triggered", "filled"])
+def test_orders_that_ended_otherwise_with_dcps_cancel_type_neither_count_nor_are_ignored(status):
+    metrics, t, _ = make()
+    assert t.take([docs_order(orderId="o-1", category="linear", cancelType="CancelByDCP", orderStatus=status)]) == []
+    assert t.ignored == 0 and value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
+
+
+@pytest.mark.parametrize("status", ["New", "PartiallyFilled", "Untriggered"])
+def test_open_orders_with_dcps_cancel_type_are_counted_as_ignored(status):
+    """Still open and cancelled by DCP cannot both be true: a contradiction, made visible."""
+    metrics, t, _ = make()
+    assert t.take([docs_order(orderId="o-1", category="linear", cancelType="CancelByDCP", orderStatus=status)]) == []
+    assert t.ignored == 1 and value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
+
+
+@pytest.mark.parametrize(
+    "cancel_type", ["UNKNOWN", "CancelByUser", "CancelBySmp", "cancelBySmp", "CancelByNewThing", "", 7, None]
+)
+def test_other_cancel_types_are_passed_over_without_error(cancel_type):
+    metrics, t, _ = make()
+    events = t.take([docs_order(orderId="o-1", category="linear", cancelType=cancel_type, orderStatus="Cancelled")])
+    assert events == [] and t.ignored == 0
+    assert value(metrics, "bybit_dcp_cancelled_orders_total", category="linear") == 0
