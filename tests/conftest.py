@@ -53,3 +53,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if room is not None:
             item.add_marker(room)
+
+
+# Without e2e the suite waits on loopback sockets far more than it computes: six workers on
+# two cores halve its time. The end-to-end tests run real Prometheus, Alertmanager, Chromium
+# and image builds whose timings the alerts are judged by, so they keep one worker a core.
+WORKERS_WITHOUT_E2E = 6
+WORKERS = 2
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default in pyproject): more workers when no e2e test is selected."""
+    markexpr = (config.getoption("markexpr", "") or "").replace(" ", "")
+    return WORKERS_WITHOUT_E2E if "note2e" in markexpr else WORKERS

@@ -365,7 +365,7 @@ def liveness_errors(metrics: Metrics, reason: str) -> float | None:
 async def test_each_odd_prometheus_answer_is_counted_never_arms_and_the_next_good_one_arms():
     """Each odd answer, served for real: the watcher keeps asking (it used to die on the first
     ``data: []``), counts the reason, holds nothing; then a good answer arms and an empty one lets go."""
-    timeout = 0.6
+    timeout = 0.3
     prometheus = FakePrometheus()
     async with prometheus as url:
         prometheus.answer(200, EMPTY)
