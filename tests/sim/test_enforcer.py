@@ -11,34 +11,22 @@ import time
 import aiohttp
 import helpers
 import pytest
+from virtual_clock import VirtualClock
 
 from exporter.bybit.errors import AuthError, ParamError, error_for
 from exporter.bybit.models import DcpSetting
 from exporter.bybit.rest import RestClient
 from exporter.metrics import Metrics
 from exporter.monitor.enforcer import Enforcer
-from exporter.runtime.clock import Clock
 from exporter.simulator import Simulator
 
 SET_PATH = "/v5/order/disconnected-cancel-all"
 ACCOUNT = "desk-a"
 
 
-class FakeClock(Clock):
-    """Time stands still until a test moves ``t`` or the enforcer sleeps (which moves it at once)."""
-
-    def __init__(self, t: float = 1_000_000.0) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        await asyncio.sleep(0)
+def still_clock() -> VirtualClock:
+    """Time stands still until a test jumps it or the enforcer sleeps (which moves it at once)."""
+    return VirtualClock(1_000_000.0, auto_advance=True)
 
 
 class FakeBybit:
@@ -82,7 +70,7 @@ async def settled(enforcer: Enforcer, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-def make(policy: str, desired: dict[str, int], bybit: FakeBybit, clock: FakeClock, **kw) -> tuple[Enforcer, Metrics]:
+def make(policy: str, desired: dict[str, int], bybit: FakeBybit, clock: VirtualClock, **kw) -> tuple[Enforcer, Metrics]:
     metrics = Metrics()
     metrics.add_account(ACCOUNT, environment="mainnet", mode="observer", desired_windows=desired)
     enforcer = Enforcer(ACCOUNT, desired, policy, bybit, metrics, settle_seconds=10, clock=clock, **kw)
@@ -94,9 +82,9 @@ def make(policy: str, desired: dict[str, int], bybit: FakeBybit, clock: FakeCloc
 
 async def test_enforce_sets_once_waits_settle_and_verifies(caplog):
     caplog.set_level(logging.INFO, logger="exporter.reassert")
-    clock, bybit = FakeClock(), FakeBybit(DERIVATIVES=30, SPOT=10)
+    clock, bybit = still_clock(), FakeBybit(DERIVATIVES=30, SPOT=10)
     enforcer, metrics = make("enforce", {"DERIVATIVES": 10, "SPOT": 10}, bybit, clock)
-    start = clock.t
+    start = clock.time()
     enforcer.take_poll(reported(**bybit.dcp))
     assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 1
     assert sample(metrics, "bybit_dcp_window_drift", product="SPOT") == 0
@@ -106,10 +94,10 @@ async def test_enforce_sets_once_waits_settle_and_verifies(caplog):
     await settled(enforcer)
     assert bybit.set_calls == [("DERIVATIVES", 10)]
     assert bybit.queries == 1  # the verification
-    assert clock.t - start >= 10  # it waited the settle time before verifying
+    assert clock.time() - start >= 10  # it waited the settle time before verifying
     assert sample(metrics, "bybit_dcp_reassert_attempts_total", product="DERIVATIVES") == 1
     assert sample(metrics, "bybit_dcp_reassert_failures_total", product="DERIVATIVES") == 0
-    assert sample(metrics, "bybit_dcp_reassert_last_success_timestamp_seconds", product="DERIVATIVES") == clock.t
+    assert sample(metrics, "bybit_dcp_reassert_last_success_timestamp_seconds", product="DERIVATIVES") == clock.time()
     assert sample(metrics, "bybit_dcp_window_drift", product="DERIVATIVES") == 0
     audit = [r for r in caplog.records if r.getMessage() == "DCP window set (audit)"]
     assert len(audit) == 1
@@ -117,7 +105,7 @@ async def test_enforce_sets_once_waits_settle_and_verifies(caplog):
     assert (a.account, a.product, a.old, a.new, a.result) == (ACCOUNT, "DERIVATIVES", "30", 10, "ok")
     # in sync now: nothing more is sent, however often it polls
     for _ in range(5):
-        clock.t += 30
+        clock.jump(30)
         enforcer.take_poll(reported(**bybit.dcp))
     await settled(enforcer)
     assert bybit.set_calls == [("DERIVATIVES", 10)]
@@ -126,7 +114,7 @@ async def test_enforce_sets_once_waits_settle_and_verifies(caplog):
 
 async def test_drift_is_logged_once_per_change_with_its_kind(caplog):
     caplog.set_level(logging.INFO, logger="exporter.reassert")
-    clock, bybit = FakeClock(), FakeBybit()
+    clock, bybit = still_clock(), FakeBybit()
     enforcer, metrics = make("off", {"DERIVATIVES": 10, "OPTIONS": 10}, bybit, clock)
     for _ in range(3):
         enforcer.take_poll(reported(DERIVATIVES=20))
@@ -144,11 +132,11 @@ async def test_drift_is_logged_once_per_change_with_its_kind(caplog):
 
 async def test_dry_run_logs_the_exact_request_and_sends_nothing(caplog):
     caplog.set_level(logging.INFO, logger="exporter.reassert")
-    clock, bybit = FakeClock(), FakeBybit(SPOT=25)
+    clock, bybit = still_clock(), FakeBybit(SPOT=25)
     enforcer, metrics = make("dry-run", {"SPOT": 15}, bybit, clock)
     for _ in range(4):
         enforcer.take_poll(reported(SPOT=25))
-        clock.t += 30
+        clock.jump(30)
     await settled(enforcer)
     assert bybit.set_calls == [] and bybit.queries == 0
     (line,) = [r for r in caplog.records if r.getMessage() == "re-assert dry-run: would send"]
@@ -162,7 +150,7 @@ async def test_dry_run_logs_the_exact_request_and_sends_nothing(caplog):
 @pytest.mark.parametrize("code", ["10003", "10004", "10005"])
 async def test_auth_error_blocks_the_account_and_is_visible(caplog, code):
     caplog.set_level(logging.INFO, logger="exporter.reassert")
-    clock, bybit = FakeClock(), FakeBybit(SPOT=20, DERIVATIVES=20)
+    clock, bybit = still_clock(), FakeBybit(SPOT=20, DERIVATIVES=20)
     bybit.fail_with = code
     enforcer, metrics = make("enforce", {"SPOT": 10, "DERIVATIVES": 10}, bybit, clock)
     enforcer.take_poll(reported(SPOT=20, DERIVATIVES=20))
@@ -171,7 +159,7 @@ async def test_auth_error_blocks_the_account_and_is_visible(caplog, code):
     assert enforcer.blocked
     assert sample(metrics, "bybit_dcp_reassert_blocked", product="DERIVATIVES", reason="credentials") == 1
     for _ in range(50):
-        clock.t += 600
+        clock.jump(600)
         enforcer.take_poll(reported(SPOT=20, DERIVATIVES=20))
     await settled(enforcer)
     assert len(bybit.set_calls) == 2
@@ -182,13 +170,13 @@ async def test_auth_error_blocks_the_account_and_is_visible(caplog, code):
 
 
 async def test_failures_back_off_and_are_counted():
-    clock, bybit = FakeClock(), FakeBybit(SPOT=20)
+    clock, bybit = still_clock(), FakeBybit(SPOT=20)
     bybit.fail_with = "10016"
     enforcer, metrics = make("enforce", {"SPOT": 10}, bybit, clock)
     for _ in range(120):  # an hour of 30 s polls
         enforcer.take_poll(reported(SPOT=20))
         await settled(enforcer)
-        clock.t += 30
+        clock.jump(30)
     # at 0, then 20/40/80/160/320/640/1280 s apart (rounded up to polls): 7 within the hour
     assert 5 <= len(bybit.set_calls) <= 8
     assert sample(metrics, "bybit_dcp_reassert_failures_total", product="SPOT") == len(bybit.set_calls)
@@ -196,7 +184,7 @@ async def test_failures_back_off_and_are_counted():
 
 
 async def test_aclose_cancels_a_running_set():
-    clock, bybit = FakeClock(), FakeBybit(SPOT=20)
+    clock, bybit = still_clock(), FakeBybit(SPOT=20)
     bybit.gate = asyncio.Event()  # the set never answers
     enforcer, _ = make("enforce", {"SPOT": 10}, bybit, clock)
     enforcer.take_poll(reported(SPOT=20))
@@ -207,7 +195,7 @@ async def test_aclose_cancels_a_running_set():
 
 
 async def test_auth_failure_on_the_poll_blocks_too(caplog):
-    clock, bybit = FakeClock(), FakeBybit(SPOT=20)
+    clock, bybit = still_clock(), FakeBybit(SPOT=20)
     enforcer, metrics = make("enforce", {"SPOT": 10}, bybit, clock)
     enforcer.block(AuthError("10003").code)
     enforcer.take_poll(reported(SPOT=20))
@@ -371,17 +359,17 @@ async def test_product_not_enabled_is_reported_and_backed_off(sim, session, capl
     """OPTIONS is not enabled on the account (Bybit answers 10001). Two hours of 30 s polls on a
     scaled clock: the first poll tries, later attempts come ever further apart."""
     caplog.set_level(logging.INFO, logger="exporter.reassert")
-    clock = FakeClock()
+    clock = still_clock()
     metrics = real_metrics({"OPTIONS": 10})
     rest = rest_client(sim, session, metrics)
     enforcer = Enforcer(ACCOUNT, {"OPTIONS": 10}, "enforce", rest, metrics, settle_seconds=10, clock=clock)
-    start, attempt_times = clock.t, []
+    start, attempt_times = clock.time(), []
     for _ in range(240):
         enforcer.take_poll(await rest.query_dcp_info())
         await settled(enforcer)
         if len(set_requests(sim)) > len(attempt_times):
-            attempt_times.append(clock.t - start)
-        clock.t += 30
+            attempt_times.append(clock.time() - start)
+        clock.jump(30)
     await enforcer.aclose()
     calls = set_requests(sim)
     assert len(calls) == len(attempt_times)
@@ -435,7 +423,7 @@ class AnswerLost(FakeBybit):
 async def test_a_set_in_flight_at_shutdown_is_logged_unknown_and_the_next_start_shows_its_outcome(caplog, lands):
     caplog.set_level(logging.INFO, logger="exporter.reassert")
     bybit = AnswerLost(lands=lands, DERIVATIVES=30)
-    enforcer, _ = make("enforce", {"DERIVATIVES": 10}, bybit, FakeClock())
+    enforcer, _ = make("enforce", {"DERIVATIVES": 10}, bybit, still_clock())
     enforcer.take_poll(reported(**bybit.dcp))
     await helpers.eventually(lambda: bybit.set_calls, what="the set sent")
     await enforcer.aclose()  # SIGTERM: the fleet closes every enforcer
@@ -450,7 +438,7 @@ async def test_a_set_in_flight_at_shutdown_is_logged_unknown_and_the_next_start_
     assert not [r for r in caplog.records if r.getMessage() == "DCP window set (audit)"]  # no outcome claimed
 
     caplog.clear()
-    restarted, metrics = make("off", {"DERIVATIVES": 10}, bybit, FakeClock())
+    restarted, metrics = make("off", {"DERIVATIVES": 10}, bybit, still_clock())
     restarted.take_poll(reported(**bybit.dcp))  # the next start's first poll
     messages = [r.getMessage() for r in caplog.records]
     if lands:
@@ -501,8 +489,6 @@ async def test_two_exporters_with_different_windows_write_a_few_times_then_both_
     sees the other's window, each backoff ends in another set); with it each writes at most
     CONTENTION_STRIKES times, both stand down and say why, and neither writes again while the
     window stays where the last one left it."""
-    from virtual_clock import VirtualClock
-
     from exporter.monitor.reassert import CONTENTION_QUIET_SECONDS, CONTENTION_STRIKES
 
     caplog.set_level(logging.INFO, logger="exporter.reassert")

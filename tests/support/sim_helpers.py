@@ -135,33 +135,3 @@ async def silent_client(host: str, port: int, key: str, secret: str) -> asyncio.
     await asyncio.wait_for(reader.read(2), 5)  # the answer has begun: authenticated
     writer.transport.pause_reading()
     return writer
-
-
-class ManualClock:
-    """A simulator clock that stands still until the test advances it."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self._sleeping: list[tuple[float, asyncio.Future]] = []
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        entry = (self.now + seconds, asyncio.get_running_loop().create_future())
-        self._sleeping.append(entry)
-        try:
-            if seconds > 0:
-                await entry[1]
-        finally:
-            self._sleeping.remove(entry)
-
-    def sleepers(self) -> int:
-        """How many sleeps are waiting for the clock to move."""
-        return len(self._sleeping)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for until, waiter in self._sleeping:
-            if until <= self.now and not waiter.done():
-                waiter.set_result(None)

@@ -1,7 +1,10 @@
-"""A clock whose time moves only when a test says so, for the exporter's injected :class:`Clock`.
+"""The tests' one virtual clock: time moves only when a test says so.
 
-Sleeps and timeouts taken on it wait for :meth:`VirtualClock.advance`, so a test can run a
-10 s pong timeout or a 60 s backoff in no wall time at all, while sockets stay real.
+It serves the exporter's injected :class:`Clock` and the simulator's (both ask ``time()`` and
+``sleep()``). Sleeps and timeouts taken on it wait for :meth:`VirtualClock.advance`, so a test
+can run a 10 s pong timeout or a 60 s backoff in no wall time at all, while sockets stay real.
+With ``auto_advance`` a sleep moves time on by itself at once (for code whose waits are the
+result to check, not something to sit out), and :meth:`jump` moves time without firing anything.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ class VirtualClock(Clock):
     """Monotonic time starts at 0; wall time starts at ``wall_at_zero`` (default: the real time
     now, so that signatures and auth expiries still make sense to a server)."""
 
-    def __init__(self, wall_at_zero: float | None = None) -> None:
+    def __init__(self, wall_at_zero: float | None = None, *, auto_advance: bool = False) -> None:
         self._now = 0.0
+        self._auto = auto_advance
         self._wall_at_zero = time.time() if wall_at_zero is None else wall_at_zero
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
@@ -35,6 +39,10 @@ class VirtualClock(Clock):
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        if seconds <= 0 or self._auto:  # as asyncio.sleep(0): a turn of the loop, no deadline
+            self._now += max(seconds, 0.0)
+            await asyncio.sleep(0)
+            return
         done = asyncio.get_running_loop().create_future()
         entry = self._call_at(self._now + max(seconds, 0.0), lambda: done.done() or done.set_result(None))
         try:
@@ -45,6 +53,11 @@ class VirtualClock(Clock):
 
     def timeout(self, seconds: float | None) -> _VirtualTimeout:
         return _VirtualTimeout(self, seconds)
+
+    def jump(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` at once, firing nothing (a wall clock that stepped, or
+        time that passed while nothing of the code under test slept)."""
+        self._now += seconds
 
     def deadlines(self) -> list[float]:
         """When the pending sleeps and timeouts are due, soonest first."""

@@ -9,6 +9,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from virtual_clock import VirtualClock
 
 from exporter.metrics import Metrics
 from exporter.monitor import triggers as tr
@@ -16,14 +17,6 @@ from exporter.monitor.projections import record_triggers
 from exporter.monitor.triggers import TriggerTracker
 
 T0 = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self, now=T0 + 60):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 def order(oid, category="linear", at=T0, cancel="CancelByDCP"):
@@ -46,7 +39,7 @@ class Recorded:
         self.ignored = 0
 
     def take(self, orders):
-        observation = self.tracker.take(orders, self.clock())
+        observation = self.tracker.take(orders, self.clock.time())
         record_triggers(self.metrics, "a", observation)
         self.ignored += observation.ignored
         return list(observation.events)
@@ -59,7 +52,7 @@ class Recorded:
 def make(**kw):
     metrics = Metrics()
     metrics.add_account("a", environment="mainnet", mode="observer")
-    clock = kw.pop("clock", Clock())
+    clock = kw.pop("clock", VirtualClock(T0 + 60))
     return metrics, Recorded(metrics, clock, **kw), clock
 
 
@@ -135,7 +128,7 @@ def test_missing_updated_time_uses_the_clock():
     o = order("1")
     del o["updatedTime"]
     events = t.take([o])
-    assert events[0].started_at == clock.now
+    assert events[0].started_at == clock.time()
 
 
 def test_memory_is_bounded_by_count():
@@ -148,7 +141,7 @@ def test_memory_is_bounded_by_count():
 def test_memory_expires_after_25_hours():
     metrics, t, clock = make()
     t.take([order("1", at=T0)])
-    clock.now += tr.RETENTION_SECONDS + 1
+    clock.jump(tr.RETENTION_SECONDS + 1)
     t.take([])
     assert t.remembered == 0
 
@@ -191,15 +184,15 @@ def test_a_dcp_cancel_type_on_an_order_that_is_not_cancelled_is_not_a_trigger():
 
 def test_an_insane_updated_time_never_dates_a_trigger_and_later_triggers_still_move_the_gauge():
     metrics, t, clock = make()
-    for i, raw in enumerate(["1e20", "Infinity", str(int((clock.now + 86400) * 1000)), "1700000000000000"]):
-        clock.now += 3600
+    for i, raw in enumerate(["1e20", "Infinity", str(int((clock.time() + 86400) * 1000)), "1700000000000000"]):
+        clock.jump(3600)
         events = t.take([dict(order(f"bad{i}"), updatedTime=raw)])
-        assert events[0].started_at == clock.now  # dated by its arrival instead
-        assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.now
+        assert events[0].started_at == clock.time()  # dated by its arrival instead
+        assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.time()
     assert value(metrics, "bybit_dcp_invalid_values_total", field="updatedTime") == 4
-    clock.now += 3600
-    t.take([order("good", at=clock.now - 1)])
-    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.now - 1
+    clock.jump(3600)
+    t.take([order("good", at=clock.time() - 1)])
+    assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.time() - 1
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,17 +1,16 @@
 """The simulator keeps time by the clock it is given: with a clock the test advances, a
 10 s DCP window passes in no wall time at all."""
 
-import time
-
 import aiohttp
-from sim_helpers import KEY, SECRET, ManualClock, WsClient, wait_for
+from sim_helpers import KEY, SECRET, WsClient, wait_for
+from virtual_clock import VirtualClock
 
 from exporter.simulator import Simulator
 from exporter.simulator.accounts import ms
 
 
 async def test_server_time_comes_from_the_injected_clock():
-    clock = ManualClock(1_700_000_000.25)
+    clock = VirtualClock(1_700_000_000.25)
     async with Simulator(clock=clock) as sim, aiohttp.ClientSession() as http:
         async with http.get(sim.rest_url + "/v5/market/time") as resp:
             body = await resp.json()
@@ -20,21 +19,21 @@ async def test_server_time_comes_from_the_injected_clock():
 
 
 async def test_dcp_fires_when_the_clock_passes_the_window_not_before():
-    clock = ManualClock(time.time())
+    clock = VirtualClock()
     async with Simulator(clock=clock) as sim:  # time_scale 1: Bybit's own 10 s window
         sim.add_account(KEY, SECRET)
         order = sim.place_order(KEY, category="linear")
         bot = await WsClient.connect(sim.ws_url, KEY, SECRET, ["dcp.future"], ping=True)
         await bot.close()
         started, deadline = await wait_for(lambda: sim.dcp_timer(KEY, "DERIVATIVES"))
-        assert (started, deadline) == (clock.now, clock.now + 10)
+        assert (started, deadline) == (clock.time(), clock.time() + 10)
 
-        clock.advance(9.9)
-        await wait_for(lambda: clock.sleepers() == 1)  # the ticker has looked and sleeps again
+        await clock.advance(9.9)
+        await wait_for(lambda: len(clock.deadlines()) == 1)  # the ticker has looked and sleeps again
         assert sim.account(KEY).triggers == []
 
-        clock.advance(0.2)
+        await clock.advance(0.2)
         (trigger,) = await wait_for(lambda: sim.account(KEY).triggers)
-        assert trigger["time"] == clock.now and trigger["order_ids"] == [order["orderId"]]
+        assert trigger["time"] == deadline and trigger["order_ids"] == [order["orderId"]]  # at the deadline itself
         cancelled = sim.account(KEY).orders[order["orderId"]]
-        assert cancelled["cancelType"] == "CancelByDCP" and cancelled["updatedTime"] == ms(clock.now)
+        assert cancelled["cancelType"] == "CancelByDCP" and cancelled["updatedTime"] == ms(deadline)
