@@ -8,22 +8,29 @@ ahead of Bybit must not hide the gap's DCP cancels from the backfill.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import asynccontextmanager
 
+import aiohttp
 import pytest
 from account_harness import KEY, TIME_SCALE, account, protected_client
 from helpers import ShiftedClock, eventually
 
+from exporter.bybit.errors import TimestampError
 from exporter.bybit.stream import StreamConfig
 from exporter.config import Config
+from exporter.dcp import ENDPOINT_PATHS
 from exporter.metrics import Metrics
 from exporter.monitor.fleet import Fleet
+from exporter.monitor.parts import build_parts
 from exporter.runtime.clock import SYSTEM_CLOCK, Clock
 from exporter.simulator import Simulator
 
 SEVENTY_YEARS = 70 * 365 * 24 * 3600.0
 AUTH_EXPIRY = StreamConfig.auth_expiry
+QUERY_DCP_INFO = ENDPOINT_PATHS["query_dcp_info"]
+SERVER_TIME = ENDPOINT_PATHS["server_time"]
 
 
 @pytest.fixture
@@ -103,3 +110,23 @@ async def test_a_host_clock_an_hour_ahead_still_finds_the_gaps_dcp_cancels(sim):
         await eventually(lambda: sup.backfill.gaps_read >= 1, timeout=15, what="the backfill after reconnecting")
         assert r.local("bybit_dcp_cancelled_orders_total", category="linear") == 1
         assert r.local("bybit_dcp_triggers_total", product="DERIVATIVES") == 1
+
+
+async def test_a_server_time_a_century_ahead_after_a_10002_is_refused_and_the_stream_keeps_bybits_time(sim):
+    """The account's REST client and stream share one frame (build_parts): a 10002 answered by a
+    server time from 2096 is refused and counted, and the stream's auth is still in Bybit's time."""
+    metrics = Metrics()
+    metrics.add_account("a", environment="simulator", mode="observer")
+    year_2096 = 3_976_214_400
+    async with aiohttp.ClientSession() as session:
+        parts = build_parts(account(sim), metrics, session)
+        assert parts.rest.timeframe is parts.stream.session.timeframe is parts.backfill.timeframe
+        sim.force_error(QUERY_DCP_INFO, 10002, count=2)
+        sim.force_response(SERVER_TIME, body=json.dumps({"retCode": 0, "result": {"timeSecond": str(year_2096)}}))
+        with pytest.raises(TimestampError):
+            await parts.rest.query_dcp_info()
+        refused = ("bybit_dcp_clock_skew_refused_total", {"account": "a", "source": "server_time"})
+        assert metrics.registry.get_sample_value(*refused) == 1
+        assert parts.timeframe.offset == 0.0 and not parts.timeframe.known
+        frame = json.loads(parts.stream.session.opened(0.0, time.time()))
+        assert int(frame["args"][1]) <= (time.time() + AUTH_EXPIRY) * 1000
