@@ -132,7 +132,16 @@ def build_parts(
         )
     guardian = None
     if account.guardian_liveness is not None:
-        guardian = Guardian(account, metrics, session, clock=clock, rng=rng, budget=pacing.budget)
+        guardian = Guardian(
+            account,
+            metrics,
+            session,
+            clock=clock,
+            rng=rng,
+            budget=pacing.budget,
+            timeframe=timeframe,
+            learn_time=rest.learn_time,
+        )
     drill = ScheduledDrill(account, rest, metrics, clock=clock) if account.drill is not None else None
     account_mode = AccountMode(account.name, rest, metrics, clock)
     return AccountParts(timeframe, rest, triggers, backfill, stream, enforcer, guardian, drill, account_mode)

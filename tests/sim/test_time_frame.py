@@ -19,7 +19,7 @@ from helpers import ShiftedClock, eventually
 
 from exporter.bybit.errors import TimestampError
 from exporter.bybit.stream import StreamConfig
-from exporter.config import Config
+from exporter.config import Config, GuardianLiveness
 from exporter.dcp import ENDPOINT_PATHS
 from exporter.metrics import Metrics
 from exporter.monitor.fleet import Fleet
@@ -130,3 +130,29 @@ async def test_a_server_time_a_century_ahead_after_a_10002_is_refused_and_the_st
         assert parts.timeframe.offset == 0.0 and not parts.timeframe.known
         frame = json.loads(parts.stream.session.opened(0.0, time.time()))
         assert int(frame["args"][1]) <= (time.time() + AUTH_EXPIRY) * 1000
+
+
+async def test_the_guarded_connection_of_a_host_a_minute_behind_is_authenticated_in_bybits_time(sim, tmp_path):
+    """The guardian's ``dcp.*`` connection shares the account's frame: with the host clock a
+    minute behind Bybit its first auth is accepted, so the bot is protected from the first arming."""
+    behind = ShiftedClock(lambda: time.time() - 60.0)
+    guarded = account(
+        sim,
+        mode="guardian",
+        guardian_products=("DERIVATIVES",),
+        guardian_liveness=GuardianLiveness("file", 5.0, path=str(tmp_path / "alive")),
+    )
+    metrics = Metrics()
+    metrics.add_account("a", environment="simulator", mode="guardian")
+    async with aiohttp.ClientSession() as session:
+        parts = build_parts(guarded, metrics, session, clock=behind)
+        assert parts.guardian is not None
+        parts.guardian._arm()  # the bot is alive: hold the guarded connection
+        try:
+            await eventually(
+                lambda: any("dcp.future" in c.topics for c in sim.connection_info()),
+                timeout=5,
+                what="the guarded connection subscribed",
+            )
+        finally:
+            await parts.guardian._let_go()
