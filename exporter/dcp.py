@@ -178,3 +178,7 @@ ENDPOINT_PATHS: Final = {
 # The calls every watched account makes (the poll, the enforcer, the backfill): their request
 # and failure series exist at 0 from the start, so the first failure is an increase.
 MONITOR_ENDPOINTS: Final = ("server_time", "query_dcp_info", "set_dcp", "order_history", "open_orders", "account_info")
+
+# Where a reading of Bybit's clock comes from (exporter.bybit.timeframe): GET /v5/market/time,
+# or a pong's args[0]. The label values of bybit_dcp_clock_skew_refused_total.
+CLOCK_SOURCES: Final = ("server_time", "pong")

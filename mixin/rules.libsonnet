@@ -474,6 +474,23 @@
             runbook_url: $._config.runbookUrlPattern % "bybitdcpclockskew",
           },
         },
+        // A reading of Bybit's clock the exporter refused (exporter/bybit/timeframe.py): a pong
+        // more than 5 minutes from Bybit's server time, or a server time a day off. Never
+        // applied, so nothing is signed far ahead; but something answers as Bybit that is not.
+        {
+          alert: "BybitDcpClockSkewRefused",
+          expr: "increase(bybit_dcp_clock_skew_refused_total[15m]) > 0",
+          'for': $._config.forDurations.BybitDcpClockSkewRefused,
+          keep_firing_for: $._config.keepFiringFor.BybitDcpClockSkewRefused,
+          labels: {
+            severity: "warning",
+          },
+          annotations: {
+            summary: "A reading of Bybit's clock was refused as too far off.",
+            description: "Account {{ $labels.account }} on {{ $labels.instance }} refused a reading of Bybit's clock from {{ $labels.source }} in the last 15 minutes: it was minutes (a pong) or a day (the server time) away from Bybit's time as known. The time offset was kept; find what answered as Bybit.",
+            runbook_url: $._config.runbookUrlPattern % "bybitdcpclockskewrefused",
+          },
+        },
         {
           alert: "BybitDcpRateLimitHeadroomLow",
           expr: "account_endpoint:bybit_dcp_api_rate_limit_headroom:ratio < %(rateLimitHeadroomRatio)s" % $._config,

@@ -13,6 +13,7 @@ from ..config import AccountConfig
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .pacing import HostBans
 from .rest import RestClient, RestObserver
+from .timeframe import TimeFrame
 
 
 def rest_client(
@@ -22,10 +23,12 @@ def rest_client(
     observer: RestObserver,
     clock: Clock = SYSTEM_CLOCK,
     host_bans: HostBans | None = None,
+    timeframe: TimeFrame | None = None,
 ) -> RestClient:
     """The REST client of ``account`` on ``session``, telling ``observer`` what each call did (the
     exporter's metrics, the drill's or the doctor's own); ``host_bans`` is the fleet's shared 403
-    record (a client without one keeps a record of its own)."""
+    record (a client without one keeps a record of its own); ``timeframe`` the account's one
+    offset to Bybit's clock, shared with its stream and backfill (without one, its own)."""
     return RestClient(
         session,
         account=account.name,
@@ -36,4 +39,5 @@ def rest_client(
         observer=observer,
         clock=clock,
         host_bans=host_bans,
+        timeframe=timeframe,
     )

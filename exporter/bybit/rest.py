@@ -47,6 +47,7 @@ from .models import (
 )
 from .pacing import HostBans
 from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
+from .timeframe import TimeFrame
 from .wire import RequestTiming
 
 SERVER_TIME = ENDPOINT_PATHS["server_time"]
@@ -117,6 +118,7 @@ class RestClient:
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
         host_bans: HostBans | None = None,
+        timeframe: TimeFrame | None = None,
     ) -> None:
         self._session = session
         self.account = account
@@ -132,9 +134,19 @@ class RestClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._proxy = proxy_for(self._base_url)
         self._clock = clock
-        # Added to the local clock when signing; set by a resync after 10002.
-        self.time_offset = 0.0
+        # Bybit's clock minus ours: added to the local clock when signing. The account's stream
+        # and backfill share it; a resync (at the stream's start, after a 10002) sets it.
+        self.timeframe = timeframe if timeframe is not None else TimeFrame()
         self._blocked_until: dict[str, float] = {}
+
+    @property
+    def time_offset(self) -> float:
+        """Seconds added to the local clock when signing (the shared :class:`.timeframe.TimeFrame`'s)."""
+        return self.timeframe.offset
+
+    async def learn_time(self) -> bool:
+        """Read Bybit's server time into the time frame; False when it was refused as absurd."""
+        return await self._resync()
 
     # ------------------------------------------------------------------ public calls
 
@@ -263,12 +275,14 @@ class RestClient:
             await self._resync()
             return await self._request(endpoint, method, path, params=params, body=body, signed=signed)
 
-    async def _resync(self) -> None:
+    async def _resync(self) -> bool:
         t0 = self._clock.time()
         server = await self.server_time()
         t1 = self._clock.time()
-        self.time_offset = server - (t0 + t1) / 2
-        self._observer.resynced(self.time_offset)
+        applied = self.timeframe.server_time(server, t0, t1)
+        if applied:
+            self._observer.resynced(self.timeframe.offset)
+        return applied
 
     async def _request(
         self,
@@ -292,7 +306,7 @@ class RestClient:
         payload = body if body is not None else ""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if signed:
-            ts = int((self._clock.time() + self.time_offset) * 1000)
+            ts = self.timeframe.bybit_ms(self._clock.time())
             signed_headers = sign_rest(
                 self._api_key, self._secret, ts, payload if method == "POST" else query, self._recv_window_ms
             )

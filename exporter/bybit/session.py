@@ -10,7 +10,7 @@ reused by every client of the stream (the monitor, the guardian's guarded connec
 It holds:
 
 - the lifecycle of one connection: ``auth`` (the frame it signs, the expiry judged by
-  Bybit's clock as the last pong showed it), ``subscribe`` (every topic in one request),
+  Bybit's clock as the account's :class:`~.timeframe.TimeFrame` knows it), ``subscribe`` (every topic in one request),
   ``live`` (a subscription acknowledged), ``closed``;
 - the :class:`~.heartbeat.Heartbeat` (pings on the account's grid, pong timeouts, RTT, gap, skew);
 - the attempt counters: ``attempt`` (consecutive connections without a pong, for the backoff)
@@ -40,6 +40,7 @@ from . import messages as msg
 from .heartbeat import Heartbeat, PongResult
 from .pacing import EQUAL_JITTER, backoff_delay
 from .signing import ws_auth_args
+from .timeframe import TimeFrame
 
 AUTH, SUBSCRIBE, LIVE, CLOSED = "auth", "subscribe", "live", "closed"
 
@@ -235,6 +236,7 @@ class StreamSession:
         auth_backoff_cap: float = 300.0,
         handshake_timeout: float = 10.0,
         auth_expiry: float = 5.0,
+        timeframe: TimeFrame | None = None,
         rng: random.Random,
     ) -> None:
         self._api_key = api_key
@@ -246,6 +248,9 @@ class StreamSession:
         self.auth_backoff_base, self.auth_backoff_cap = auth_backoff_base, auth_backoff_cap
         self.handshake_timeout = handshake_timeout
         self.auth_expiry = auth_expiry
+        # The account's one offset to Bybit's clock (shared with its REST client and backfill).
+        self.timeframe = timeframe if timeframe is not None else TimeFrame()
+        self._time_doubted = False  # an auth was refused: read Bybit's time before the next
         self.rng = rng
         self._req_ids = msg.ReqIds(f"{rng.getrandbits(32):08x}")
         self.state = CLOSED
@@ -275,16 +280,25 @@ class StreamSession:
         last = self.heartbeat.last_pong
         return last if last is not None else self.started_at
 
+    def needs_time(self) -> bool:
+        """Read Bybit's server time before the next connection: none was read yet (a host clock
+        seconds behind would have every auth refused, and a pong needs an authenticated stream),
+        or the last auth was refused (the clock may have moved since)."""
+        return not self.timeframe.known or self._time_doubted
+
+    def time_read(self) -> None:
+        """The shell read Bybit's server time (or tried to): do not ask again until the next refusal."""
+        self._time_doubted = False
+
     # ---- one connection
 
     def opened(self, now: float, wall: float) -> str:
         """The socket is open: the ``auth`` frame to send, its signature expiring ``auth_expiry``
-        seconds ahead by Bybit's clock (if the last pong showed Bybit ahead of us, that is added)."""
+        seconds past Bybit's now as the time frame knows it (never further: see :mod:`.timeframe`)."""
         self._pong_seen = False
         self.state = AUTH
         req = self._pending_req = self._req_ids.next("auth")
-        ahead = max(0.0, self.heartbeat.last_skew or 0.0)
-        expires_ms = int((wall + ahead + self.auth_expiry) * 1000)
+        expires_ms = int((self.timeframe.bybit(wall) + self.auth_expiry) * 1000)
         self.ack_deadline = now + self.handshake_timeout
         return msg.auth_frame(req, ws_auth_args(self._api_key, self._secret, expires_ms))
 
@@ -295,10 +309,7 @@ class StreamSession:
         if self.state == LIVE:
             self.last_frame_at = wall
             if type(frame) is msg.Pong:
-                res = self.heartbeat.on_pong(frame.req_id, arrived, frame.server_ms, wall=wall)
-                if res.rtt is not None:
-                    self._pong_seen = True
-                return res
+                return self._pong(frame, arrived, wall)
         elif self.state == AUTH and type(frame) is msg.AuthAck and frame.req_id in (None, self._pending_req):
             if not frame.success:
                 return self._refused(AUTH, frame.ret_msg)
@@ -312,10 +323,7 @@ class StreamSession:
                 return self._refused(SUBSCRIBE, frame.ret_msg)
             return self._connected(arrived, wall)
         if type(frame) is msg.Pong:
-            res = self.heartbeat.on_pong(frame.req_id, arrived, frame.server_ms, wall=wall)
-            if res.rtt is not None:
-                self._pong_seen = True
-            return res
+            return self._pong(frame, arrived, wall)
         if type(frame) is msg.OrderPush:
             return frame
         if type(frame) is msg.Invalid:
@@ -397,7 +405,19 @@ class StreamSession:
         self._ever_connected = True
         return Connected(wall, down_since, self.topics, self.products)
 
+    def _pong(self, frame: msg.Pong, arrived: float, wall: float) -> PongResult:
+        """A pong: the heartbeat's bookkeeping, and its skew offered to the time frame, which
+        takes it only within its bound of Bybit's server time."""
+        res = self.heartbeat.on_pong(frame.req_id, arrived, frame.server_ms, wall=wall)
+        if res.rtt is not None:
+            self._pong_seen = True
+        if res.skew is not None:
+            self.timeframe.pong(res.skew)
+        return res
+
     def _refused(self, op: str, ret_msg: str) -> Refused:
+        if op == AUTH:
+            self._time_doubted = True
         self.state = CLOSED
         self.ack_deadline = None
         return Refused(op, ret_msg, self.topics)

@@ -49,6 +49,7 @@ from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
 from . import messages as msg
 from . import tls
+from .errors import BybitError
 from .heartbeat import Heartbeat
 from .pacing import ConnectionBudget
 from .session import (
@@ -65,6 +66,7 @@ from .session import (
     Refused,
     StreamSession,
 )
+from .timeframe import TimeFrame
 from .wire import StampedConnection, stamped_connection
 
 # The websockets library logs every frame at DEBUG, the auth frame (and its signature)
@@ -75,6 +77,7 @@ wire_log.setLevel(logging.INFO)
 
 OrdersCallback = Callable[[list[dict]], Awaitable[object] | None]
 ReconnectedCallback = Callable[[float, float], Awaitable[object] | None]
+LearnTime = Callable[[], Awaitable[object]]  # reads Bybit's server time into the time frame
 
 
 class StreamObserver(Protocol):
@@ -173,9 +176,14 @@ class PrivateStream:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         budget: ConnectionBudget | None = None,
+        timeframe: TimeFrame | None = None,
+        learn_time: LearnTime | None = None,
     ) -> None:
         self.account = account
         self.config = config
+        # Reads Bybit's server time (the REST client's, into the shared ``timeframe``) when the
+        # session asks for it: before the first auth, and again after a refused one.
+        self.learn_time = learn_time
         self.observer = observer
         self.on_orders = on_orders
         self.on_reconnected = on_reconnected
@@ -198,6 +206,7 @@ class PrivateStream:
             auth_backoff_cap=config.auth_backoff_cap,
             handshake_timeout=config.handshake_timeout,
             auth_expiry=config.auth_expiry,
+            timeframe=timeframe,
             rng=self.rng,
         )
         self._connection_class = stamped_connection(clock)
@@ -269,6 +278,8 @@ class PrivateStream:
         if wait > 0:
             self.observer.on_event(BudgetWait(self._host, wait))
             await self.clock.sleep(wait)
+        if self.learn_time is not None and self.session.needs_time():
+            await self._learn_time(self.learn_time)
         cfg = self.config
         proxy = proxy_for(cfg.url)
         # One TLS context for all (see .tls); websockets refuses any for ws:// or an http:// proxy.
@@ -313,6 +324,15 @@ class PrivateStream:
             self.observer.on_event(ConnectionLost(ERROR, type(exc).__name__, str(exc), unexpected=exc))
             return ERROR
         raise AssertionError("_converse ends only by raising")
+
+    async def _learn_time(self, learn: LearnTime) -> None:
+        """Bybit's server time before an auth; a failure (counted by the REST client's observer)
+        leaves the offset as it was and the connection goes ahead."""
+        try:
+            await learn()
+        except BybitError:
+            pass
+        self.session.time_read()
 
     async def _converse(self, ws: StampedConnection) -> None:
         """Auth, then subscribe (each acknowledgement awaited for ``handshake_timeout``), then live."""

@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..dcp import CATEGORIES, MONITOR_ENDPOINTS, PRODUCTS
+from ..dcp import CATEGORIES, CLOCK_SOURCES, MONITOR_ENDPOINTS, PRODUCTS
 from . import specs
 from .labelled import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
 from .specs import ADD_ACCOUNT, COUNTER, GAUGE, PROCESS, RECORDED, RTT_BUCKETS, START, MetricSpec
@@ -52,6 +52,7 @@ DOMAINS: dict[str, tuple[str, ...]] = {
     "category": CATEGORIES,
     "endpoint": ENDPOINTS,
     "reason": RECONNECT_REASONS,
+    "source": CLOCK_SOURCES,
 }
 
 GapSource = Callable[[], float | None]
@@ -174,6 +175,7 @@ class Metrics:
     rate_limit_remaining: LabelledGauge
     rate_limit: LabelledGauge
     clock_skew: LabelledGauge
+    clock_skew_refused: LabelledCounter
     invalid_values: LabelledCounter
     backfill_failures: LabelledCounter
     ws_connected: LabelledGauge

@@ -368,6 +368,19 @@ CLOCK_SKEW = MetricSpec(
     "request). Bybit refuses signed requests when the local clock is more than the receive window (5 s) "
     "behind or 1 s ahead.",
 )
+CLOCK_SKEW_REFUSED = MetricSpec(
+    "clock_skew_refused",
+    "bybit_dcp_clock_skew_refused",
+    COUNTER,
+    ("account", "source"),
+    "Readings of Bybit's clock refused as too far off (never applied), by source.",
+    GROUP_REST,
+    "Readings of Bybit's clock refused and never applied, by `source`: `server_time` (`GET /v5/market/time` "
+    "more than a day from the local clock) or `pong` (a pong's `args[0]` more than 5 minutes from the last "
+    "server time). The REST signing, the stream's auth expiry and the backfill keep the offset they had; see "
+    "[stream.md](stream.md#one-time-frame).",
+    at_zero=AtZero(each="source"),
+)
 INVALID_VALUES = MetricSpec(
     "invalid_values",
     "bybit_dcp_invalid_values",
@@ -809,6 +822,7 @@ SPECS: tuple[MetricSpec, ...] = (
     RATE_LIMIT_REMAINING,
     RATE_LIMIT,
     CLOCK_SKEW,
+    CLOCK_SKEW_REFUSED,
     INVALID_VALUES,
     BACKFILL_FAILURES,
     WS_CONNECTED,

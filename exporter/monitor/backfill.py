@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..bybit.errors import BybitError
+from ..bybit.timeframe import TimeFrame
 from ..dcp import CATEGORIES, CLOSED_ORDERS_LISTED, HISTORY_KEPT_MS, ORDERS_PER_PAGE, settle_coins
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
@@ -24,7 +25,7 @@ BACKFILL_MARGIN_SECONDS = 10.0  # read history from a little before the stream w
 BACKFILL_MAX_PAGES = 20  # per category and backfill: 20 x 50 orders
 RECENT_CLOSED_PAGES = CLOSED_ORDERS_LISTED // ORDERS_PER_PAGE  # Bybit's latest 500 closed orders: 10 pages
 
-Gap = tuple[float, float]  # (down_since, up_at), wall-clock seconds
+Gap = tuple[float, float]  # (down_since, up_at), local wall-clock seconds
 TakeOrders = Callable[[list[dict], str], None]  # (orders, source): the trigger path
 
 
@@ -90,12 +91,16 @@ class Backfill:
         clock: Clock = SYSTEM_CLOCK,
         margin: float = BACKFILL_MARGIN_SECONDS,
         max_pages: int = BACKFILL_MAX_PAGES,
+        timeframe: TimeFrame | None = None,
     ) -> None:
         self.account = account
         self.rest = rest
         self.take_orders = take_orders
         self.metrics = metrics
         self.clock = clock
+        # The account's offset to Bybit's clock: the window and the filters are in Bybit's time
+        # (a host clock an hour ahead would otherwise ask for an hour that has not come yet).
+        self.timeframe = timeframe if timeframe is not None else TimeFrame()
         self.margin = margin
         self.max_pages = max_pages
         self.gaps_read = 0
@@ -130,8 +135,10 @@ class Backfill:
         cancelled in the gap; read by creation time, it misses an order that rested for days
         before DCP cancelled it. The latest closed orders (``/v5/order/realtime?openOnly=1``,
         up to 500 per category, not delayed like history) hold that one under either reading.
-        The tracker counts each order once, whichever source brings it first."""
-        start_ms, end_ms = history_range(down_since, up_at, self.clock.time(), self.margin)
+        The tracker counts each order once, whichever source brings it first. The gap is in
+        local wall time; the range asked for and the filter on ``updatedTime`` are in Bybit's."""
+        bybit = self.timeframe.bybit
+        start_ms, end_ms = history_range(bybit(down_since), bybit(up_at), bybit(self.clock.time()), self.margin)
         fed = 0
         for category in CATEGORIES:
             fed += await self._history(category, start_ms, end_ms)

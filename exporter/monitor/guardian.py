@@ -23,7 +23,8 @@ import aiohttp
 
 from ..bybit.observers import StreamLog
 from ..bybit.pacing import ConnectionBudget
-from ..bybit.stream import PrivateStream, StreamConfig
+from ..bybit.stream import LearnTime, PrivateStream, StreamConfig
+from ..bybit.timeframe import TimeFrame
 from ..config import AccountConfig, GuardianLiveness
 from ..dcp import PRODUCT_TOPIC
 from ..metrics import Metrics
@@ -60,6 +61,8 @@ class Guardian:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         budget: ConnectionBudget | None = None,
+        timeframe: TimeFrame | None = None,
+        learn_time: LearnTime | None = None,
     ) -> None:
         assert account.guardian_liveness is not None
         self.name = account.name
@@ -71,6 +74,10 @@ class Guardian:
         self._session = session
         self._rng = rng or random.Random()
         self._budget = budget
+        # The account's one offset to Bybit's clock: the guarded connection's auth is in Bybit's
+        # time too (a host clock behind would otherwise have it refused while the bot lives).
+        self._timeframe = timeframe
+        self._learn_time = learn_time
         self._stream_config = StreamConfig(
             url=account.stream_url,
             api_key=account.api_key,
@@ -154,6 +161,8 @@ class Guardian:
             clock=self.clock,
             rng=self._rng,
             budget=self._budget,
+            timeframe=self._timeframe,
+            learn_time=self._learn_time,
         )
         self._held = asyncio.create_task(self.stream.run(), name=f"{self.name}:guarded")
 

@@ -4,7 +4,7 @@
 (its topics and heartbeat settings from the configuration), the trigger path both it and the
 backfill feed, the backfill the stream runs after each reconnect, and the optional re-assert
 enforcer, guardian liveness connection and scheduled drill, and the reader of the account
-mode. It starts nothing: the
+mode, all sharing one :class:`~exporter.bybit.timeframe.TimeFrame`. It starts nothing: the
 :class:`~exporter.monitor.account.AccountSupervisor` runs the parts and restarts them.
 """
 
@@ -19,6 +19,7 @@ from ..bybit.clients import rest_client
 from ..bybit.pacing import Pacing, stable_phase
 from ..bybit.rest import RestClient
 from ..bybit.stream import PrivateStream, StreamConfig
+from ..bybit.timeframe import TimeFrame
 from ..config import AccountConfig
 from ..dcp import ORDER_TOPIC, PRODUCT_TOPIC
 from ..drill.schedule import ScheduledDrill
@@ -30,6 +31,7 @@ from .enforcer import Enforcer
 from .guardian import Guardian
 from .rest_metrics import RestMetrics
 from .stream_metrics import StreamMetrics
+from .time_metrics import ClockSkewRefusals
 from .trigger_path import TriggerPath
 
 
@@ -57,6 +59,7 @@ def stream_config(account: AccountConfig) -> StreamConfig:
 
 @dataclass(frozen=True, slots=True)
 class AccountParts:
+    timeframe: TimeFrame
     rest: RestClient
     triggers: TriggerPath
     backfill: Backfill
@@ -82,16 +85,27 @@ def build_parts(
     budget and the host bans every account shares) and to its ``clock``."""
     pacing = pacing if pacing is not None else Pacing()
     rng = rng or random.Random()
+    # The account's one offset to Bybit's clock: its REST signing, its stream's auth expiry,
+    # its trigger times and its backfill's window are all in Bybit's time.
+    timeframe = TimeFrame(ClockSkewRefusals(metrics, account.name))
     rest = rest_client(
         account,
         session,
         observer=RestMetrics(metrics, account.name, account.environment),
         clock=clock,
         host_bans=pacing.host_bans,
+        timeframe=timeframe,
     )
-    triggers = TriggerPath(account.name, metrics, clock=clock)
+    triggers = TriggerPath(account.name, metrics, clock=clock, timeframe=timeframe)
     backfill = Backfill(
-        account.name, rest, triggers.take, metrics, clock=clock, margin=backfill_margin, max_pages=backfill_max_pages
+        account.name,
+        rest,
+        triggers.take,
+        metrics,
+        clock=clock,
+        margin=backfill_margin,
+        max_pages=backfill_max_pages,
+        timeframe=timeframe,
     )
     stream = PrivateStream(
         account.name,
@@ -102,6 +116,8 @@ def build_parts(
         clock=clock,
         rng=rng,
         budget=pacing.budget,
+        timeframe=timeframe,
+        learn_time=rest.learn_time,  # Bybit's server time before the first auth
     )
     enforcer = None
     if account.desired_windows:
@@ -116,7 +132,16 @@ def build_parts(
         )
     guardian = None
     if account.guardian_liveness is not None:
-        guardian = Guardian(account, metrics, session, clock=clock, rng=rng, budget=pacing.budget)
+        guardian = Guardian(
+            account,
+            metrics,
+            session,
+            clock=clock,
+            rng=rng,
+            budget=pacing.budget,
+            timeframe=timeframe,
+            learn_time=rest.learn_time,
+        )
     drill = ScheduledDrill(account, rest, metrics, clock=clock) if account.drill is not None else None
     account_mode = AccountMode(account.name, rest, metrics, clock)
-    return AccountParts(rest, triggers, backfill, stream, enforcer, guardian, drill, account_mode)
+    return AccountParts(timeframe, rest, triggers, backfill, stream, enforcer, guardian, drill, account_mode)

@@ -45,6 +45,8 @@ def _take(table: dict[str, Forced], path: str) -> Forced | None:
 class Faults:
     pong_latency: dict[str, float] = field(default_factory=dict)  # api_key -> seconds
     dropped_pongs: set[str] = field(default_factory=set)  # api_keys
+    # api_key -> seconds added to the clock a pong's args[0] reports (a forged or broken pong)
+    pong_clock_offset: dict[str, float] = field(default_factory=dict)
     refused_streams: set[str] = field(default_factory=set)  # api_keys whose websocket auth is refused
     refused_subscribes: set[str] = field(default_factory=set)  # api_keys whose websocket subscribe is refused
     streams_unreachable: bool = False  # every websocket handshake answered 503, for every account
@@ -56,6 +58,12 @@ class Faults:
             self.pong_latency[api_key] = float(seconds)
         else:
             self.pong_latency.pop(api_key, None)
+
+    def set_pong_clock_offset(self, api_key: str, seconds: float) -> None:
+        if seconds:
+            self.pong_clock_offset[api_key] = float(seconds)
+        else:
+            self.pong_clock_offset.pop(api_key, None)
 
     def drop_pongs(self, api_key: str, drop: bool) -> None:
         if drop:
@@ -96,6 +104,7 @@ class Faults:
     def reset(self) -> None:
         self.pong_latency.clear()
         self.dropped_pongs.clear()
+        self.pong_clock_offset.clear()
         self.refused_streams.clear()
         self.refused_subscribes.clear()
         self.streams_unreachable = False

@@ -262,6 +262,12 @@ class Simulator:
         self.account(api_key)
         self._core.faults.set_pong_latency(api_key, seconds)
 
+    def forge_pong_clock(self, api_key: str, seconds: float) -> None:
+        """The account's pongs report the simulator's clock plus ``seconds`` in ``args[0]``
+        (a forged or broken pong); 0 puts it back."""
+        self.account(api_key)
+        self._core.faults.set_pong_clock_offset(api_key, seconds)
+
     def drop_pongs(self, api_key: str, drop: bool = True) -> None:
         self.account(api_key)
         self._core.faults.drop_pongs(api_key, drop)

@@ -129,12 +129,17 @@ class ServerStream:
         if delay > 0:
             self._core.spawn(self._late_pong(session, req_id, delay))
         else:
-            await session.send(frames.pong(session.conn_id, self._core.clock.time(), req_id))
+            await session.send(frames.pong(session.conn_id, self._pong_time(key), req_id))
 
     async def _late_pong(self, session: Session, req_id: Any, delay: float) -> None:
         await self._core.clock.sleep(delay)
         if not session.stalled:
-            await session.send(frames.pong(session.conn_id, self._core.clock.time(), req_id))
+            await session.send(frames.pong(session.conn_id, self._pong_time(session.api_key), req_id))
+
+    def _pong_time(self, key: str | None) -> float:
+        """The clock a pong reports in ``args[0]``: the simulator's, unless a fault forges it."""
+        forged = self._core.faults.pong_clock_offset.get(key, 0.0) if key is not None else 0.0
+        return self._core.clock.time() + forged
 
     async def _auth(self, session: Session, frame: dict, now: float) -> None:
         core = self._core

@@ -9,6 +9,7 @@ import logging
 from virtual_clock import VirtualClock
 
 from exporter.bybit.errors import BybitError
+from exporter.bybit.timeframe import TimeFrame
 from exporter.dcp import HISTORY_KEPT_MS
 from exporter.metrics import Metrics
 from exporter.monitor.backfill import (
@@ -141,3 +142,17 @@ async def test_a_failing_category_is_counted_and_stops_only_itself():
     assert failures("bybit_dcp_backfill_failures_total", {"account": "a", "category": "spot"}) is None
     assert fill.gaps_read == 1
     assert ("inverse", None, None) in rest.closed_calls  # its recent closed orders are still read
+
+
+async def test_the_window_and_the_closed_orders_filter_are_in_bybits_time():
+    """The host an hour ahead of Bybit (the offset known from its server time): the range asked
+    for and the updatedTime filter are Bybit's, so the gap's orders are still in them."""
+    timeframe = TimeFrame()
+    timeframe.server_time(T0 - 3600, T0, T0)
+    bybit_start_ms, _ = history_range(T0 - 3600 - 60, T0 - 3600, T0 - 3600, 0.0)
+    in_gap = {"orderId": "g", "updatedTime": str(bybit_start_ms + 1000)}
+    rest = FakeRest(pages=1, closed={("spot", None): ([in_gap], None)})
+    fill, taken, _ = backfill(rest, margin=0.0, timeframe=timeframe)
+    await fill.run(T0 - 60, T0)  # the gap in local wall time
+    assert {(s, e) for _, s, e, _ in rest.history_calls} == {history_range(T0 - 3660, T0 - 3600, T0 - 3600, 0.0)}
+    assert [o["orderId"] for orders, source in taken if source == "recent closed orders" for o in orders] == ["g"]

@@ -21,6 +21,7 @@ from exporter.bybit.session import (
     Started,
     StreamSession,
 )
+from exporter.bybit.timeframe import TimeFrame
 from exporter.secrets import Secret
 
 WALL = 1_700_000_000.0
@@ -65,10 +66,49 @@ def test_auth_frame_expires_ahead_by_bybits_clock():
     assert frame["op"] == "auth" and frame["args"][0] == "key"
     assert frame["args"][1] == int((WALL + 5.0) * 1000)
     assert "secret" not in json.dumps(frame)
-    s.heartbeat.last_skew = 2.0  # the last pong showed Bybit 2 s ahead
+    assert s.timeframe.server_time(WALL + 2.0, WALL, WALL)  # Bybit's server time: 2 s ahead
     assert sent(s.opened(0.0, WALL))["args"][1] == int((WALL + 7.0) * 1000)
-    s.heartbeat.last_skew = -3.0  # behind: never shortened
-    assert sent(s.opened(0.0, WALL))["args"][1] == int((WALL + 5.0) * 1000)
+    assert s.timeframe.server_time(WALL - 3.0, WALL, WALL)  # behind: Bybit's now + 5 s, no later
+    assert sent(s.opened(0.0, WALL))["args"][1] == int((WALL + 2.0) * 1000)
+
+
+def pong_claiming(s: StreamSession, bybit: float, now: float = 1.0, wall: float = WALL) -> PongResult:
+    """A ping answered at once by a pong whose ``args[0]`` says Bybit's clock reads ``bybit``."""
+    s.ping_frame()
+    s.ping_written(now)
+    pong = s.receive(msg.Pong(s._ping_req, round(bybit * 1000)), now, wall)
+    assert isinstance(pong, PongResult)
+    return pong
+
+
+def test_a_pong_refines_the_auth_expiry_only_within_the_bound_of_bybits_server_time():
+    refused: list[tuple[str, float]] = []
+    s = session(auth_expiry=5.0, timeframe=TimeFrame(lambda source, skew: refused.append((source, skew))))
+    s.timeframe.server_time(WALL + 60.0, WALL, WALL)  # the host is a minute behind Bybit
+    live(s)
+    pong_claiming(s, WALL + 61.0)  # a pong refines it: 61 s
+    assert s.timeframe.offset == pytest.approx(61.0) and not refused
+    assert sent(s.opened(0.0, WALL))["args"][1] == int((WALL + 66.0) * 1000)
+    live(s)
+    year_2096 = 3_976_214_400.0
+    pong = pong_claiming(s, year_2096)  # forged: Bybit's clock in 2096
+    assert pong.skew == pytest.approx(year_2096 - WALL)  # the heartbeat still reports what it read
+    assert refused == [("pong", pytest.approx(year_2096 - WALL))]
+    assert s.timeframe.offset == pytest.approx(61.0)  # never applied
+    assert sent(s.opened(0.0, WALL))["args"][1] <= int((WALL + 61.0 + 5.0) * 1000)
+
+
+def test_the_stream_asks_for_bybits_time_first_and_again_after_a_refused_auth():
+    s = session()
+    assert s.needs_time()  # nothing read yet: a clock seconds behind would have every auth refused
+    s.timeframe.server_time(WALL, WALL, WALL)
+    s.time_read()
+    assert not s.needs_time()
+    s.opened(0.0, WALL)
+    s.receive(msg.AuthAck(False, "expired"), 0.0, WALL)
+    assert s.needs_time()  # the clock may have moved: read it again before the next auth
+    s.time_read()
+    assert not s.needs_time()
 
 
 def test_auth_then_subscribe_then_live_with_every_topic_in_one_request():
