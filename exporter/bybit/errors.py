@@ -62,8 +62,9 @@ class ServerError(BybitError):
 
 class TransportError(BybitError):
     """No usable answer: ``timeout``, ``network`` (refused, reset, DNS), ``invalid`` (a body
-    without a usable result) or ``redirect`` (never followed: it would carry the credentials
-    to another host)."""
+    without a usable result), ``redirect`` (never followed: it would carry the credentials
+    to another host) or ``too_large`` (a body past :data:`exporter.runtime.bounded.MAX_BODY`,
+    received or inflated: dropped unread)."""
 
 
 # Order entry: the order to cancel does not exist (any more): filled, cancelled or never placed.
@@ -94,7 +95,7 @@ BYBIT_CODES = frozenset(
         "10029",
     }
 )
-OWN_CODES = ("timeout", "network", "invalid", "redirect")
+OWN_CODES = ("timeout", "network", "invalid", "redirect", "too_large")
 _HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
 
 
@@ -130,6 +131,7 @@ HINTS = {
     "network": "cannot reach Bybit: check DNS, proxy and firewall",
     "invalid": "Bybit's answer had no usable result: retrying",
     "redirect": "Bybit answered with a redirect, never followed: check rest_url",
+    "too_large": "answer past the size limit (received or inflated), dropped unread: check rest_url and any proxy",
 }
 
 

@@ -16,7 +16,10 @@ What an answer means is decided once, at this edge, by :func:`.answers.classify`
 :mod:`.models` and :mod:`.sanity`): a success without a usable result is the error
 ``invalid``, a number out of its range is reported as an invalid value and left unused, and a
 redirect is the error ``redirect`` (never followed: the signed headers would go to another
-host). The query string is built once, signed, and sent byte for byte as signed.
+host). A body is read within :data:`~exporter.runtime.bounded.MAX_BODY`, on the wire and once
+inflated, by :func:`~exporter.runtime.bounded.read_bounded` (else the error ``too_large``, the
+connection dropped, nothing parsed), and within the call's timeout, which covers the body too.
+The query string is built once, signed, and sent byte for byte as signed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import aiohttp
 from yarl import URL
 
 from ..dcp import ENDPOINT_PATHS
+from ..runtime.bounded import ACCEPT_ENCODING, MAX_BODY, TooLarge, read_bounded
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
 from .answers import classify
@@ -305,6 +309,7 @@ class RestClient:
         query = urlencode(params or {})
         payload = body if body is not None else ""
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what read_bounded inflates, counting
         if signed:
             ts = self.timeframe.bybit_ms(self._clock.time())
             signed_headers = sign_rest(
@@ -327,10 +332,15 @@ class RestClient:
                 allow_redirects=False,
                 proxy=self._proxy,
                 trace_request_ctx=timing,
+                auto_decompress=False,  # inflated by read_bounded, within MAX_BODY
             ) as resp:
                 status = resp.status
-                raw = await resp.read()
+                raw = await read_bounded(resp, MAX_BODY)
                 resp_headers = resp.headers
+        except TooLarge as exc:
+            self._observe_duration(endpoint, timing, started)
+            self._count_error(endpoint, "too_large")
+            raise TransportError("too_large", str(exc), endpoint) from None
         except TimeoutError:
             self._observe_duration(endpoint, timing, started)
             self._count_error(endpoint, "timeout")

@@ -282,7 +282,8 @@ API_ERRORS = MetricSpec(
     "Failed requests. `code` is Bybit's `retCode` (`10002` timestamp, `10003` invalid key, `10004` bad "
     "signature, `10005` permission, `10006` rate limit, `10010` IP not allowed, `10016` server error...), an "
     "HTTP status (`403` IP rate limit, `5xx`), `timeout`, `network` (connection failed), `invalid` (an answer "
-    "without a usable result), `redirect` (never followed), or `other` for any undocumented code, so the "
+    "without a usable result), `redirect` (never followed), `too_large` (a body past 4 MiB, received or "
+    "inflated: dropped unread), or `other` for any undocumented code, so the "
     "label set stays bounded.",
 )
 API_FAILURES = MetricSpec(

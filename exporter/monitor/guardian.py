@@ -28,6 +28,7 @@ from ..bybit.timeframe import TimeFrame
 from ..config import AccountConfig, GuardianLiveness
 from ..dcp import PRODUCT_TOPIC
 from ..metrics import Metrics
+from ..runtime.bounded import ACCEPT_ENCODING, TooLarge, read_bounded
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .liveness import (
     LIVENESS_ERROR_REASONS,
@@ -297,18 +298,18 @@ class Guardian:
                 f"{self.liveness.url}/api/v1/query",
                 params={"query": str(self.liveness.query)},
                 timeout=aiohttp.ClientTimeout(total=PROMETHEUS_TIMEOUT),
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
+                auto_decompress=False,  # inflated by read_bounded: a gzip bomb stops at the limit
             ) as resp:
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(65536):
-                    body += chunk
-                    if len(body) > PROMETHEUS_MAX_BODY:
-                        return Unknown("not_json", f"answer larger than {PROMETHEUS_MAX_BODY} bytes")
+                body = await read_bounded(resp, PROMETHEUS_MAX_BODY)
                 status = resp.status
+        except TooLarge:
+            return Unknown("not_json", f"answer larger than {PROMETHEUS_MAX_BODY} bytes (received or inflated)")
         except aiohttp.ClientError as exc:
             return Unknown("network", type(exc).__name__)
         except TimeoutError:
             return Unknown("timeout")
-        return prometheus_verdict(status, bytes(body), self.clock.time())
+        return prometheus_verdict(status, body, self.clock.time())
 
     def _judge_safely(self, verdict: Verdict) -> None:
         try:
