@@ -67,6 +67,7 @@ def errors(metrics: Metrics, code: str) -> float | None:
     )
 
 
+@pytest.mark.e2e  # inflates 512 MiB to prove the bomb is one: seconds of CPU
 def test_a_bomb_is_small_on_the_wire_and_huge_inflated():
     assert len(bomb("gzip")) < MAX_BODY < BOMB_INFLATED and len(bomb("deflate")) < MAX_BODY
     assert "too_large" in HINTS
@@ -107,6 +108,7 @@ async def test_a_hostile_answer_fails_with_its_code_in_bounded_memory_and_the_ne
     assert "SPOT" in await client.query_dcp_info()
 
 
+@pytest.mark.e2e  # a whole exporter process, its peak memory read from /proc
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind", ["gzip_bomb", "deflate_bomb", "endless_chunked"])
 async def test_an_exporter_against_a_hostile_rest_url_stays_small_scrapable_and_recovers(tmp_path, kind):
