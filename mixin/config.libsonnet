@@ -27,6 +27,7 @@
     reassertedRecentSeconds: '900',  // BybitDcpWindowReasserted is shown this long after each re-assertion
     clockSkewAheadSeconds: '2',  // Bybit's clock ahead of ours (Bybit refuses at 5)
     clockSkewBehindSeconds: '-0.5',  // ... behind ours (Bybit refuses at -1)
+    clockSkewRefusedWindow: '15m',  // BybitDcpClockSkewRefused: a refused reading of Bybit's clock within this range
     rateLimitHeadroomRatio: '0.2',  // fraction of a REST rate limit left
     eventLoopLagSeconds: '0.1',  // 99th percentile of the exporter's own event-loop lag ...
     eventLoopLagWindow: '5m',  // ... over this range

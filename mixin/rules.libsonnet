@@ -479,7 +479,7 @@
         // applied, so nothing is signed far ahead; but something answers as Bybit that is not.
         {
           alert: "BybitDcpClockSkewRefused",
-          expr: "increase(bybit_dcp_clock_skew_refused_total[15m]) > 0",
+          expr: "increase(bybit_dcp_clock_skew_refused_total[%(clockSkewRefusedWindow)s]) > 0" % $._config,
           'for': $._config.forDurations.BybitDcpClockSkewRefused,
           keep_firing_for: $._config.keepFiringFor.BybitDcpClockSkewRefused,
           labels: {
@@ -487,7 +487,7 @@
           },
           annotations: {
             summary: "A reading of Bybit's clock was refused as too far off.",
-            description: "Account {{ $labels.account }} on {{ $labels.instance }} refused a reading of Bybit's clock from {{ $labels.source }} in the last 15 minutes: it was minutes (a pong) or a day (the server time) away from Bybit's time as known. The time offset was kept; find what answered as Bybit.",
+            description: "Account {{ $labels.account }} on {{ $labels.instance }} refused a reading of Bybit's clock from {{ $labels.source }} in the last %(clockSkewRefusedWindow)s: it was minutes (a pong) or a day (the server time) away from Bybit's time as known. The time offset was kept; find what answered as Bybit." % $._config,
             runbook_url: $._config.runbookUrlPattern % "bybitdcpclockskewrefused",
           },
         },

@@ -2,8 +2,9 @@
 
 The tests live in three rooms, and each test is marked with its room, so
 ``pytest -m "not e2e"`` runs everything that needs no tool beyond Python:
-``unit/`` (pure), ``sim/`` (against the simulator over loopback) and ``e2e/`` (real Prometheus,
-Alertmanager, Chromium, podman, kubectl, systemd, the package build and whole benchmarks).
+``unit/`` (pure), ``sim/`` (the exporter's parts in the test's process, against the simulator
+over loopback) and ``e2e/`` (real Prometheus, Alertmanager, Chromium, podman, kubectl, systemd,
+the package build, whole benchmarks, and the exporter as a process of its own).
 """
 
 from collections.abc import Callable

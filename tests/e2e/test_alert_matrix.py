@@ -61,13 +61,14 @@ TEST_CONFIG = {
     "triggerNewFor": "5s",
     "reassertedRecentSeconds": "5",
     "eventLoopLagWindow": "10s",
+    "clockSkewRefusedWindow": "10s",
 }
 RULES = alert_rules(TEST_CONFIG)
 RECEIVER_OF = {"critical": "page", "warning": "ticket", "info": "chat"}
 DCP_INFO, SET_DCP, CREATE = "/v5/account/query-dcp-info", "/v5/order/disconnected-cancel-all", "/v5/order/create"
 TOKEN = "matrix-bot-token-0001"
 # Simulators of their own: their fault applies to every key on them.
-OWN_SIMULATOR = ("poll", "stale", "failing", "blocked", "skew", "ratelimit", "drill")
+OWN_SIMULATOR = ("poll", "stale", "failing", "blocked", "skew", "refused", "ratelimit", "drill")
 ENFORCE = {"desired_windows": {"SPOT": 10}, "reassert": "enforce", "settle_seconds": 1, "allow_short_settle": True}
 GUARDIAN = {
     "mode": "guardian",
@@ -89,6 +90,7 @@ ACCOUNTS_A = {
     "reasserted": ENFORCE,
     "failing": ENFORCE,
     "skew": {},
+    "refused": {},  # Bybit's clock jumps two days: every reading of it is refused
     "ratelimit": {"poll_interval": 1.5},  # one poll per rate-limit second
     "drill": {"drill": {"every": 3, "tolerance": 1}},
     "let-go": GUARDIAN,
@@ -185,9 +187,10 @@ class Tracker:
 async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
     test_started = time.monotonic()  # every Prometheus of the test starts after this
     sims = {"shared": Simulator(time_scale=0.1)}
-    skew = [0.0]
+    skew, jumped = [0.0], [0.0]
     for name in OWN_SIMULATOR:
-        clock = ShiftedClock(lambda: time.time() + skew[0]) if name == "skew" else None
+        shift = {"skew": skew, "refused": jumped}.get(name)
+        clock = ShiftedClock(lambda shift=shift: time.time() + shift[0]) if shift is not None else None
         sims[name] = Simulator(time_scale=0.1, clock=clock)
     for sim in sims.values():
         await sim.start(host="127.0.0.1", port=0)
@@ -427,6 +430,8 @@ async def test_every_alert_fires_and_resolves_end_to_end(tmp_path, session):
                      contend, one_writer_and_restart, {"product": "SPOT"}),
             Incident("BybitDcpClockSkew", "skew", "Bybit's clock 3 s ahead; back in step",
                      call(skew.__setitem__, 0, 3.0), call(skew.__setitem__, 0, 0.0)),
+            Incident("BybitDcpClockSkewRefused", "refused", "Bybit's clock two days ahead; back in step",
+                     call(jumped.__setitem__, 0, 2 * 86400.0), call(jumped.__setitem__, 0, 0.0)),
             Incident("BybitDcpRateLimitHeadroomLow", "ratelimit", "query-dcp-info limit 1/s; back to 5/s",
                      call(sims["ratelimit"].set_rate_limit, DCP_INFO, 1),
                      call(sims["ratelimit"].set_rate_limit, DCP_INFO, 5), {"endpoint": "query_dcp_info"}),

@@ -344,6 +344,7 @@ async def run_doctor(sim: Simulator, *args: str, **env: str) -> tuple[int, str, 
     return proc.returncode or 0, out.decode(), err.decode()
 
 
+@pytest.mark.e2e  # a process of its own
 async def test_the_command_prints_json_with_stable_keys_and_exits_by_the_worst_line(sim):
     code, out, err = await run_doctor(sim, "--json")
     assert code == 0, out + err
@@ -367,6 +368,7 @@ async def test_the_command_prints_json_with_stable_keys_and_exits_by_the_worst_l
     assert_read_only(sim)
 
 
+@pytest.mark.e2e  # a process of its own
 async def test_the_command_refuses_an_unknown_account_with_exit_code_2(sim, tmp_path):
     code, _, err = await run_doctor(sim, "--account", "nobody")
     assert code == 2 and "no account named 'nobody'" in err

@@ -171,6 +171,7 @@ async def test_a_rejected_canary_is_reported_and_nothing_is_cut(sim, session):
     assert report.canary_order_id is None and sim.account(KEY).triggers == []
 
 
+@pytest.mark.e2e  # a process of its own
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
 async def test_ctrl_c_mid_drill_cancels_the_canary(tmp_path, sig):
     async with Simulator(time_scale=1.0) as sim:  # a 10 s window: the drill is waiting when interrupted
@@ -279,6 +280,7 @@ async def run_drill_command(sim: Simulator, *args: str, on_line=None) -> tuple[i
     return await proc.wait(), "".join(out), err
 
 
+@pytest.mark.e2e  # a process of its own
 async def test_an_unwritable_report_path_is_refused_before_any_order(sim, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -287,6 +289,7 @@ async def test_an_unwritable_report_path_is_refused_before_any_order(sim, tmp_pa
     assert sim.account(KEY).orders == {}  # nothing placed, nothing cut
 
 
+@pytest.mark.e2e  # a process of its own
 async def test_a_passed_drill_whose_report_cannot_be_written_exits_3_not_1(sim, tmp_path):
     directory = tmp_path / "reports"
     directory.mkdir()

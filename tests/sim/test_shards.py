@@ -51,6 +51,7 @@ def test_the_index_is_checked():
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.e2e  # three exporter processes of their own
 async def test_three_replicas_with_one_config_watch_every_account_exactly_once(tmp_path):
     sim = Simulator(time_scale=0.1, settle_delay=0.0)
     await sim.start(host="127.0.0.1", port=0)

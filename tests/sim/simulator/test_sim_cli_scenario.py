@@ -78,6 +78,7 @@ def test_cli_refuses_half_or_unreadable_tls_flags(capsys, tmp_path):
     assert "cannot load them" in capsys.readouterr().err
 
 
+@pytest.mark.e2e  # a process of its own
 def test_cli_serves_https_with_the_given_certificate(tmp_path):
     pki = make_server_pki(tmp_path)
     command = [sys.executable, "-m", "exporter.simulator.cli", "--listen", f"127.0.0.1:{free_port()}"]
@@ -100,6 +101,7 @@ def test_cli_serves_https_with_the_given_certificate(tmp_path):
     assert code == 0
 
 
+@pytest.mark.e2e  # a process of its own
 def test_cli_with_credentials_and_sigterm():
     proc, port = start(["--api-key", "K1", "--api-secret", "S1", "--time-scale", "0.1"])
     state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
@@ -108,6 +110,7 @@ def test_cli_with_credentials_and_sigterm():
     assert code == 0 and "S1" not in out
 
 
+@pytest.mark.e2e  # a process of its own
 def test_cli_demo_account_prints_credentials():
     proc, port = start([])
     state = get_json(f"http://127.0.0.1:{port}/__sim__/state")
@@ -118,6 +121,7 @@ def test_cli_demo_account_prints_credentials():
     assert acct["dcp"] == {"DERIVATIVES": 10, "SPOT": 10}
 
 
+@pytest.mark.e2e  # a process of its own
 def test_cli_accounts_file_with_rsa(tmp_path, rsa_pem_pair):
     (tmp_path / "pub.pem").write_text(rsa_pem_pair()[1])
     (tmp_path / "accounts.yaml").write_text(
