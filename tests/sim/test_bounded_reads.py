@@ -17,17 +17,15 @@ import pytest
 import yaml
 from aiohttp import web
 from exporter_process import ExporterProcesses
-from helpers import eventually, free_port, parse_metrics, rest_client
+from helpers import eventually, free_port, parse_metrics, prometheus_guardian, rest_client
 from hostile_http import BOMB_INFLATED, HostileHttp, bomb
 
 from exporter.bybit.errors import HINTS, TransportError
 from exporter.bybit.rest import QUERY_DCP_INFO
-from exporter.config import AccountConfig, GuardianLiveness
 from exporter.metrics import Metrics
 from exporter.monitor.guardian import PROMETHEUS_MAX_BODY, Guardian
 from exporter.monitor.liveness import Unknown
 from exporter.runtime.bounded import MAX_BODY
-from exporter.secrets import Secret
 from exporter.simulator import Simulator
 from exporter.web.liveness import LIVENESS_MAX_BODY, add_liveness_route
 
@@ -197,17 +195,7 @@ async def test_a_compressed_good_answer_is_inflated_and_used(hostile, session, e
 @pytest.mark.parametrize("kind", ["gzip_bomb", "deflate_bomb", "endless_chunked"])
 async def test_the_prometheus_liveness_answer_is_bounded_inflated_too(session, kind):
     async with HostileHttp() as hostile:
-        account = AccountConfig(
-            name="bot",
-            api_key=KEY,
-            api_secret=Secret(SECRET),
-            environment="custom",
-            rest_url="http://127.0.0.1:1",
-            ws_url="ws://127.0.0.1:1",
-            mode="guardian",
-            guardian_products=("DERIVATIVES",),
-            guardian_liveness=GuardianLiveness("prometheus", 1.0, url=hostile.url, query="bot_alive"),
-        )
+        account = prometheus_guardian(hostile.url, "bot_alive", key=KEY, secret=SECRET)
         guardian = Guardian(account, Metrics(), session)
         hostile.arm(kind, "/api/v1/query")
         before = status_kib("self", "VmRSS")

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 from alert_stack import prometheus_query, start_prometheus
-from helpers import eventually, free_port, stop_process
+from helpers import eventually, free_port, prometheus_guardian, stop_process
 
 from exporter.config import AccountConfig, Config, GuardianLiveness
 from exporter.metrics import Metrics
@@ -391,17 +391,7 @@ async def test_a_watcher_that_raises_or_ends_is_logged_counted_and_restarted(cap
     from virtual_clock import VirtualClock
 
     clock = VirtualClock()
-    account = AccountConfig(
-        name="bot",
-        api_key=KEY,
-        api_secret=Secret(SECRET),
-        environment="custom",
-        rest_url="http://127.0.0.1:1",
-        ws_url="ws://127.0.0.1:1",
-        mode="guardian",
-        guardian_products=("DERIVATIVES",),
-        guardian_liveness=GuardianLiveness("prometheus", 1.0, url="http://127.0.0.1:1", query="x"),
-    )
+    account = prometheus_guardian("http://127.0.0.1:1", "x", key=KEY, secret=SECRET)
     metrics = Metrics()
     guardian = Guardian(account, metrics, session, clock=clock)
     runs = 0

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.bybit.pacing import ConnectionBudget
 from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
+from exporter.config import AccountConfig, GuardianLiveness
 from exporter.metrics import Metrics
 from exporter.monitor.rest_metrics import RestMetrics
 from exporter.monitor.stream_metrics import StreamMetrics
@@ -200,4 +201,22 @@ def bare_stream(url: str, metrics: Metrics, account: str = "desk-a", **config: f
         on_orders=drop,
         rng=random.Random(1),
         budget=ConnectionBudget(),
+    )
+
+
+def prometheus_guardian(
+    url: str, query: str = "bot_alive", *, key: str = "guard-key-0001", secret: str = "guard-secret-0001"
+):
+    """A guardian account whose bot's liveness is a Prometheus query at ``url``, with no Bybit to
+    reach (its REST and stream URLs refuse): for tests of the liveness watcher alone."""
+    return AccountConfig(
+        name="bot",
+        api_key=key,
+        api_secret=Secret(secret),
+        environment="custom",
+        rest_url="http://127.0.0.1:1",
+        ws_url="ws://127.0.0.1:1",
+        mode="guardian",
+        guardian_products=("DERIVATIVES",),
+        guardian_liveness=GuardianLiveness("prometheus", 1.0, url=url, query=query),
     )
