@@ -7,6 +7,7 @@ Sources are Bybit's V5 documentation, as pages of its docs repository ``bybit-ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 # Products DCP is set for (``query-dcp-info`` and ``disconnected-cancel-all``). A product
@@ -84,7 +85,6 @@ _CANCEL_BY_DCP_FOLDED: Final = CANCEL_BY_DCP.casefold()
 # carry ``cancelType=CancelByUser`` when a cancel arrived as the order traded
 # (docs/v5/websocket/private/order.mdx); so ``cancelType`` alone never means cancelled.
 CANCELLED_STATUSES: Final = frozenset({"Cancelled", "PartiallyFilledCanceled", "Deactivated"})
-OPEN_STATUSES: Final = frozenset({"New", "PartiallyFilled", "Untriggered"})
 NOT_CANCELLED_CLOSED_STATUSES: Final = frozenset({"Rejected", "Filled", "Triggered"})
 _CANCELLED_FOLDED: Final = frozenset(status.casefold() for status in CANCELLED_STATUSES)
 _ENDED_OTHERWISE_FOLDED: Final = frozenset(status.casefold() for status in NOT_CANCELLED_CLOSED_STATUSES)
@@ -100,13 +100,19 @@ def is_cancelled_status(status: object) -> bool:
     return isinstance(status, str) and status.casefold() in _CANCELLED_FOLDED
 
 
+def is_dcp_cancel(order: Mapping[str, object]) -> bool:
+    """An order DCP cancelled: ``CancelByDCP`` on a cancelled terminal status (both in any case)."""
+    return is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus"))
+
+
 def is_ended_otherwise(status: object) -> bool:
     """``orderStatus`` is a closed one that is no cancel (``Filled``, ``Rejected``, ``Triggered``), in any case."""
     return isinstance(status, str) and status.casefold() in _ENDED_OTHERWISE_FOLDED
 
 
-# ``orderStatus`` of an order that is closed and never rests again: filled, rejected or cancelled.
-FINAL_STATUSES: Final = CANCELLED_STATUSES | {"Filled", "Rejected"}
+# ``orderStatus`` of an order that is closed and never rests again: filled, rejected or cancelled
+# (``Triggered`` is closed only for an instant, on its way to ``New``).
+FINAL_STATUSES: Final = CANCELLED_STATUSES | (NOT_CANCELLED_CLOSED_STATUSES - {"Triggered"})
 
 # ``max_active_time`` of a private connection: 30 s to 600 s (default 10 min); a connection
 # without ping, pong or data for that long is cut by Bybit.

@@ -337,18 +337,11 @@ class RestClient:
                 status = resp.status
                 raw = await read_bounded(resp, MAX_BODY)
                 resp_headers = resp.headers
-        except TooLarge as exc:
+        except (TooLarge, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             self._observe_duration(endpoint, timing, started)
-            self._count_error(endpoint, "too_large")
-            raise TransportError("too_large", str(exc), endpoint) from None
-        except TimeoutError:
-            self._observe_duration(endpoint, timing, started)
-            self._count_error(endpoint, "timeout")
-            raise TransportError("timeout", f"no answer within {self._timeout.total:g} s", endpoint) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            self._observe_duration(endpoint, timing, started)
-            self._count_error(endpoint, "network")
-            raise TransportError("network", type(exc).__name__, endpoint) from None
+            code, message = _transport_failure(exc, self._timeout.total)
+            self._count_error(endpoint, code)
+            raise TransportError(code, message, endpoint) from None
         self._observe_duration(endpoint, timing, started)
         answer = classify(status, resp_headers, raw, t0, self._clock.time())
         observer = self._observer
@@ -400,3 +393,12 @@ class RestClient:
         """A success (or a body) without a usable result: an error of its own, never a state change."""
         self._count_error(endpoint, "invalid")
         raise TransportError("invalid", str(problem), endpoint)
+
+
+def _transport_failure(exc: BaseException, timeout: float | None) -> tuple[str, str]:
+    """The code and message of a call that got no usable answer: too large, too slow, or no network."""
+    if isinstance(exc, TooLarge):
+        return "too_large", str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timeout", f"no answer within {timeout:g} s"
+    return "network", type(exc).__name__

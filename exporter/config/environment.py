@@ -61,8 +61,6 @@ REGIONAL_ENVIRONMENTS: dict[str, Regional] = {
     "jp": Regional("Japan", "https://api.manepa.jp", "wss://stream.manepa.jp/v5/private"),
     "jp-testnet": Regional("Japan (testnet)", "https://api-testnet.manepa.jp", None, mainnet=False),
 }
-TESTNETS = frozenset({"testnet", "jp-testnet"})
-DEMO = "demo"
 
 
 def is_mainnet(environment: str) -> bool:

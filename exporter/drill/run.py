@@ -29,8 +29,7 @@ from ..dcp import (
     PRODUCT_CATEGORIES,
     PRODUCT_CATEGORY,
     PRODUCT_TOPIC,
-    is_cancel_by_dcp,
-    is_cancelled_status,
+    is_dcp_cancel,
     settle_coins,
 )
 from ..runtime.clock import Clock
@@ -131,7 +130,7 @@ class _Watch:
             order_id = order.get("orderId")
             if order.get("category") not in self.categories or not order_id:
                 continue
-            if is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus")):
+            if is_dcp_cancel(order):
                 self.dcp_cancels.setdefault(order_id, now)
             if order_id == self.canary_id:
                 self.canary = order
@@ -296,9 +295,9 @@ async def _from_history(rest: RestClient, category: str, watch: _Watch, report: 
         for order in orders:
             if order.get("orderId") == watch.canary_id:
                 watch.canary = order
-                if is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus")):
+                if is_dcp_cancel(order):
                     report.cancelled_at, report.seen_on = int(order["updatedTime"]) / 1000, "history"
-            dcp_cancel = is_cancel_by_dcp(order.get("cancelType")) and is_cancelled_status(order.get("orderStatus"))
+            dcp_cancel = is_dcp_cancel(order)
             if dcp_cancel and int(order.get("updatedTime", 0)) >= report.cut_at * 1000:
                 watch.dcp_cancels.setdefault(order["orderId"], int(order["updatedTime"]) / 1000)
 
