@@ -29,6 +29,8 @@ from .session import (
 
 stream_log = logging.getLogger("exporter.stream")
 rest_log = logging.getLogger("exporter.bybit.rest")
+# A clock correction this large (seconds) or larger is logged as a warning; smaller ones at debug.
+RESYNC_WARNING_SECONDS = 1.0
 
 _FAILED = {
     "on_orders": "on_orders callback failed",
@@ -70,10 +72,15 @@ class RestLog:
         )
 
     def resynced(self, offset: float) -> None:
-        rest_log.warning(
-            "local clock disagrees with Bybit; signing with a corrected time",
-            extra={"account": self.account, "offset_seconds": round(offset, 3)},
-        )
+        # Bybit's time is read at every stream start: a warning for each reading would cry wolf on a
+        # host whose clock is right, so it is worth one only when the correction is a second or more.
+        if abs(offset) >= RESYNC_WARNING_SECONDS:
+            rest_log.warning(
+                "local clock disagrees with Bybit; signing with a corrected time",
+                extra={"account": self.account, "offset_seconds": round(offset, 3)},
+            )
+        else:
+            rest_log.debug("Bybit's time read", extra={"account": self.account, "offset_seconds": round(offset, 3)})
 
 
 class StreamLog:

@@ -90,3 +90,17 @@ def test_the_drills_rest_observer_counts_nothing_and_keeps_the_warnings(caplog):
     drill.failed("create_order", "10001")
     drill.paused("tickers", "10006", 1.0)
     assert [r.getMessage() for r in caplog.records] == ["rate limited by Bybit; pausing this endpoint"]
+
+
+def test_a_clock_reading_that_agrees_is_no_warning_and_one_a_second_off_is(caplog):
+    # Bybit's time is read at every stream start: on a host whose clock is right that is routine.
+    caplog.set_level(logging.DEBUG, logger="exporter.bybit.rest")
+    log = RestLog(ACCOUNT)
+    log.resynced(0.004)
+    log.resynced(-0.6)
+    log.resynced(-1.5)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.getMessage(), r.offset_seconds) for r in warnings] == [
+        ("local clock disagrees with Bybit; signing with a corrected time", -1.5)
+    ]
+    assert len(caplog.records) == 3
