@@ -29,6 +29,7 @@ from .config import (
     load_config,
     parse_listen_address,
 )
+from .config.flags import add_connection_share
 from .doctor.command import main as doctor_main
 from .drill.command import main as drill_main
 from .logs import setup_logging
@@ -139,13 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I",
         help="this replica's shard, 0..N-1 (default: the StatefulSet ordinal ending the host name)",
     )
-    p.add_argument(
-        "--bybit.connection-share",
-        dest="connection_share",
-        type=float,
-        default=1.0,
-        metavar="SHARE",
-        help="share of Bybit's 500 new websocket connections per 5 minutes per IP that this exporter may use, "
+    add_connection_share(
+        p,
+        "share of Bybit's 500 new websocket connections per 5 minutes per IP that this exporter may use, "
         "in (0, 1]; leave the rest to the desk's own bots on the same IP (default 1)",
     )
     p.add_argument(

@@ -16,6 +16,7 @@ import sys
 
 from ..bybit.pacing import budget_for_share
 from ..config import AccountConfig, ConfigError, load_config
+from ..config.flags import add_connection_share, parse_or_exit_code
 from ..logs import setup_logging
 from .checks import ALL_ACCOUNTS, EXIT_CODES, FAILED, Line, connection_budget, exit_code
 from .run import STREAM_TIMEOUT, diagnose
@@ -35,13 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config.file", dest="config_file", metavar="FILE", help="YAML file with accounts")
     p.add_argument("--account", metavar="NAME", help="check only this account of the configuration")
     p.add_argument("--json", action="store_true", help="print the lines as JSON: account, check, status, detail, hint")
-    p.add_argument(
-        "--bybit.connection-share",
-        dest="connection_share",
-        type=float,
-        default=1.0,
-        metavar="SHARE",
-        help="the exporter's share of Bybit's 500 new connections per 5 minutes, as the exporter is run (default 1)",
+    add_connection_share(
+        p, "the exporter's share of Bybit's 500 new connections per 5 minutes, as the exporter is run (default 1)"
     )
     p.add_argument(
         "--stream-timeout",
@@ -54,10 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = parse_or_exit_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         config = load_config(args.config_file)
         accounts = _selected(config.accounts, args.account)

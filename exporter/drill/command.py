@@ -28,6 +28,7 @@ import aiohttp
 from ..bybit.clients import rest_client
 from ..bybit.observers import RestLog
 from ..config import DRILL_CUTS, DRILL_SIDES, AccountConfig, ConfigError, DrillSettings, drill_settings, load_config
+from ..config.flags import parse_or_exit_code
 from ..dcp import PRODUCT_CATEGORY, PRODUCTS
 from ..runtime.clock import SYSTEM_CLOCK
 from .run import run_drill
@@ -86,10 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = parse_or_exit_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     problems: list[str] = []
     try:
         account = _account(args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from dataclasses import replace
@@ -52,6 +53,13 @@ def account(sim: Simulator, **overrides) -> AccountConfig:
 
 def by_check(lines: list[Line]) -> dict[str, Line]:
     return {line.check: line for line in lines}
+
+
+def said_skew(detail: str) -> float:
+    """The skew the clock line states (a real request takes time, so a clock set 30 s off can read 29.998)."""
+    match = re.search(r"Bybit's clock minus this host's: ([+-][0-9.]+) s", detail)
+    assert match, detail
+    return float(match.group(1))
 
 
 def assert_read_only(sim: Simulator, key: str = KEY) -> None:
@@ -137,7 +145,7 @@ async def test_a_host_clock_ahead_of_bybit_warns_and_the_calls_still_work(sim):
     lines = await doctor(sim, clock=ahead)
     got = by_check(lines)
     assert got["clock"].status == WARNING
-    assert "-30." in got["clock"].detail and "ahead" in got["clock"].detail
+    assert said_skew(got["clock"].detail) == pytest.approx(-30.0, abs=0.5) and "ahead" in got["clock"].detail
     assert "retried on Bybit's time" in got["clock"].detail
     assert got["credentials"].status == OK  # the client re-signs on Bybit's time after 10002
     assert got["stream"].status == OK  # an auth that expires later is still in the future
@@ -150,7 +158,7 @@ async def test_a_host_clock_behind_bybit_fails_and_so_does_the_stream_auth(sim):
     lines = await doctor(sim, clock=behind)
     got = by_check(lines)
     assert got["clock"].status == FAILED
-    assert "+30." in got["clock"].detail and "NTP" in got["clock"].hint
+    assert said_skew(got["clock"].detail) == pytest.approx(30.0, abs=0.5) and "NTP" in got["clock"].hint
     assert got["stream"].status == FAILED and "auth_failed" in got["stream"].detail
     assert_read_only(sim)
 
