@@ -18,8 +18,8 @@ import bisect
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import ClassVar, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.openmetrics.exposition import ALLOWUTF8, UNDERSCORES
@@ -27,6 +27,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from .deflate import Compressing, Piece, gzip_of
 
 INF = math.inf
 EOF = b"# EOF\n"
@@ -39,8 +41,31 @@ def _pair(name: str, value: str) -> str:
     return f'{name}="{escaped}"'
 
 
+class _Changes:
+    """What a child tells its family: every change of a value counts, so a scrape knows which
+    families are as they were at the last one (:func:`exposition`)."""
+
+    changes = 0
+
+
+@functools.lru_cache(maxsize=16_384)
+def _quoted(value: str) -> str:
+    """``"value"`` as the text format writes a label value: the other half of :func:`_pair`."""
+    escaped = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return f'"{escaped}"'
+
+
+SCALARS_PER_PART = 1_000  # about 0.5 ms of writing each
+HISTOGRAMS_PER_PART = 150  # 15 lines each
+
+
 class _Value:
+    """Each family makes its children from a subclass of its own whose class attribute ``_family``
+    is the family: a child finds where to count a change without a slot of its own (no memory
+    per series)."""
+
     __slots__ = ("value",)
+    _family: ClassVar[_Changes] = _Changes()
 
     def __init__(self) -> None:
         self.value = 0.0
@@ -50,13 +75,20 @@ class _GaugeChild(_Value):
     __slots__ = ()
 
     def set(self, value: float) -> None:
-        self.value = float(value)
+        value, old = float(value), self.value
+        # The same value again (most of a poll's) is no change; 0.0 and -0.0 are equal but written apart.
+        if value == old and (value or math.copysign(1.0, value) == math.copysign(1.0, old)):
+            return
+        self.value = value
+        self._family.changes += 1
 
     def inc(self, amount: float = 1) -> None:
         self.value += amount
+        self._family.changes += 1
 
     def dec(self, amount: float = 1) -> None:
         self.value -= amount
+        self._family.changes += 1
 
 
 class _CounterChild(_Value):
@@ -66,22 +98,27 @@ class _CounterChild(_Value):
         if amount < 0:
             raise ValueError("Counters can only be incremented by non-negative amounts.")
         self.value += amount
+        self._family.changes += 1
 
 
 class _HistogramChild:
-    """``counts``: the observations per bucket (whole numbers, not cumulative), then their sum, in one tuple."""
+    """``counts``: the observations per bucket (whole numbers, not cumulative), then their sum, in one tuple.
 
-    __slots__ = ("_bounds", "counts")
+    The bucket bounds and the family are class attributes of the family's own subclass."""
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
-        self.counts: tuple[float, ...] = (0,) * len(bounds) + (0.0,)
+    __slots__ = ("counts",)
+    _bounds: ClassVar[tuple[float, ...]] = ()
+    _family: ClassVar[_Changes] = _Changes()
+
+    def __init__(self) -> None:
+        self.counts: tuple[float, ...] = (0,) * len(self._bounds) + (0.0,)
 
     def observe(self, amount: float) -> None:
         counts = list(self.counts)
         counts[bisect.bisect_left(self._bounds, amount)] += 1  # a bucket holds values <= its bound
         counts[-1] += amount
         self.counts = tuple(counts)
+        self._family.changes += 1
 
 
 C = TypeVar("C", bound=_Value | _HistogramChild)
@@ -90,12 +127,37 @@ C = TypeVar("C", bound=_Value | _HistogramChild)
 Row = tuple[tuple[str, ...], float | tuple[float, ...]]  # label values, then a value or a histogram's counts
 
 
-class _Family(Collector, Generic[C]):
-    """What the three kinds share: label handling, registration and the text header."""
+class Kept:
+    """A collector whose text a gzipped scrape keeps compressed while ``state()`` stays the same.
+
+    ``rows()`` reads the family's series now, ``text_parts`` writes them, and ``pieces`` holds
+    the compressed text of each format with the state it was written at. Every labelled family
+    is one; so is a collector whose rows are worked out from such families alone
+    (``bybit_dcp_api_failures_total``). A collector that reads the clock (the ping gap) is not."""
+
+    pieces: dict[bool, tuple[object, Piece]]
+
+    def state(self) -> object:
+        raise NotImplementedError
+
+    def rows(self) -> list[Row]:
+        raise NotImplementedError
+
+    def text_parts(self, rows: list[Row], openmetrics: bool) -> Iterator[str]:
+        raise NotImplementedError
+
+
+class _Family(Collector, _Changes, Kept, Generic[C]):
+    """What the three kinds share: label handling, registration and the text header.
+
+    ``changes`` counts every change of the family (a value, a series added or removed); while it
+    stays the same, so does the family's text, and :func:`exposition` reuses the compressed
+    text it kept (``pieces``, one per format) instead of writing it again."""
 
     kind = ""
     suffix = ""  # of the value sample: counters end in _total
     _bounds: tuple[float, ...] = ()  # a histogram's bucket bounds
+    _child: type = _Value
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], *, registry: CollectorRegistry | None = None
@@ -108,8 +170,17 @@ class _Family(Collector, Generic[C]):
         # The text format sorts labels by name; the order a child's values go in.
         self._sorted = sorted(range(len(self._labelnames)), key=lambda i: self._labelnames[i])
         self._children: dict[tuple[str, ...], C] = {}
+        self.changes = 0
+        self.pieces: dict[bool, tuple[object, Piece]] = {}  # by openmetrics: (changes then, the compressed text)
+        self._child_type = type(
+            self._child.__name__, (self._child,), {"__slots__": (), "_family": self, "_bounds": self._bounds}
+        )
         if registry is not None:
             registry.register(self)
+
+    def state(self) -> object:
+        """What is the same as long as the family's text is (see :func:`exposition`)."""
+        return self.changes
 
     def _key(self, values: tuple[object, ...], kwargs: dict[str, object]) -> tuple[str, ...]:
         if values and kwargs:
@@ -123,7 +194,8 @@ class _Family(Collector, Generic[C]):
         return tuple(str(v) for v in values)
 
     def _new_child(self) -> C:
-        raise NotImplementedError
+        self.changes += 1
+        return self._child_type()
 
     def labels(self, *labelvalues: object, **labelkwargs: object) -> C:
         key = self._key(labelvalues, labelkwargs)
@@ -143,10 +215,12 @@ class _Family(Collector, Generic[C]):
 
     def remove(self, *labelvalues: object) -> None:
         """Drop one series; nothing happens when it does not exist (as in prometheus_client)."""
-        self._children.pop(self._key(labelvalues, {}), None)
+        if self._children.pop(self._key(labelvalues, {}), None) is not None:
+            self.changes += 1
 
     def clear(self) -> None:
         self._children = {}
+        self.changes += 1
 
     def describe(self) -> Iterable[Metric]:
         yield Metric(self._name, self._documentation, self.kind)
@@ -162,6 +236,11 @@ class _Family(Collector, Generic[C]):
         raise NotImplementedError
 
     def text(self, rows: list[Row], openmetrics: bool) -> str:
+        return "".join(self.text_parts(rows, openmetrics))
+
+    def text_parts(self, rows: list[Row], openmetrics: bool) -> Iterator[str]:
+        """The family's text in parts of a few hundred series, the header first: a scrape on
+        the event loop lets the loop run between two parts (:func:`exposition_in_turns`)."""
         raise NotImplementedError
 
     @property
@@ -225,6 +304,9 @@ class Read(Metric):
     def text(self, openmetrics: bool) -> str:
         return self._source.text(self._rows, openmetrics)
 
+    def text_parts(self, openmetrics: bool) -> Iterator[str]:
+        return self._source.text_parts(self._rows, openmetrics)
+
 
 class _Scalar(_Family[C]):
     def rows(self) -> list[Row]:
@@ -238,24 +320,33 @@ class _Scalar(_Family[C]):
             return [_sample(name, {label: value_of_label}, value) for (value_of_label,), value in rows]  # type: ignore[arg-type]
         return [_sample(name, dict(zip(names, key, strict=False)), value) for key, value in rows]  # type: ignore[arg-type]
 
-    def text(self, rows: list[Row], openmetrics: bool) -> str:
-        name = self.value_name
-        lines = [self._header(openmetrics)]
-        values = _value_texts([value for _, value in rows])  # type: ignore[misc]
-        if len(self._labelnames) == 1:  # most families: by account alone
-            label = self._labelnames[0]
-            for ((value_of_label,), _), value in zip(rows, values, strict=True):
-                lines.append(f"{name}{{{_pair(label, value_of_label)}}} {value}\n")
-            return "".join(lines)
-        if len(self._labelnames) == 2:  # account and one more (product, endpoint, reason...): no list per line
-            (first, second), names = self._sorted, self._labelnames
-            a, b = names[first], names[second]
-            for (key, _), value in zip(rows, values, strict=True):
-                lines.append(f"{name}{{{_pair(a, key[first])},{_pair(b, key[second])}}} {value}\n")
-            return "".join(lines)
-        for (key, _), value in zip(rows, values, strict=True):
-            lines.append(f"{name}{{{','.join(self._pairs(key))}}} {value}\n")
-        return "".join(lines)
+    def text_parts(self, rows: list[Row], openmetrics: bool) -> Iterator[str]:
+        name, names = self.value_name, self._labelnames
+        yield self._header(openmetrics)
+        for start in range(0, len(rows), SCALARS_PER_PART):
+            batch = rows[start : start + SCALARS_PER_PART]
+            values = _value_texts([value for _, value in batch])  # type: ignore[misc]
+            if len(names) == 1:  # most families: by account alone
+                head = f"{name}{{{names[0]}="
+                yield "".join(
+                    [f"{head}{_quoted(v)}}} {value}\n" for ((v,), _), value in zip(batch, values, strict=True)]
+                )
+            elif len(names) == 2:  # account and one more (product, endpoint, reason...): no list per line
+                (first, second) = self._sorted
+                head, middle = f"{name}{{{names[first]}=", f",{names[second]}="
+                yield "".join(
+                    [
+                        f"{head}{_quoted(key[first])}{middle}{_quoted(key[second])}}} {value}\n"
+                        for (key, _), value in zip(batch, values, strict=True)
+                    ]
+                )
+            else:
+                yield "".join(
+                    [
+                        f"{name}{{{','.join(self._pairs(key))}}} {value}\n"
+                        for (key, _), value in zip(batch, values, strict=True)
+                    ]
+                )
 
 
 class Readout(_Scalar[_Value]):
@@ -271,21 +362,18 @@ class Readout(_Scalar[_Value]):
 
 class LabelledGauge(_Scalar[_GaugeChild]):
     kind = "gauge"
-
-    def _new_child(self) -> _GaugeChild:
-        return _GaugeChild()
+    _child = _GaugeChild
 
 
 class LabelledCounter(_Scalar[_CounterChild]):
     kind = "counter"
     suffix = "_total"
-
-    def _new_child(self) -> _CounterChild:
-        return _CounterChild()
+    _child = _CounterChild
 
 
 class LabelledHistogram(_Family[_HistogramChild]):
     kind = "histogram"
+    _child = _HistogramChild
 
     def __init__(
         self,
@@ -301,12 +389,12 @@ class LabelledHistogram(_Family[_HistogramChild]):
         self._les = [floatToGoString(b) for b in self._bounds]
         super().__init__(name, documentation, labelnames, registry=registry)
         self._le_at = sorted((*self._labelnames, "le")).index("le")  # le's place among the sorted names
-        # One child's lines in one format call: {0} bucket head, {1} tail, {2} count head, {3} sum line, then counts.
-        self._template = "".join(f'{{0}}le="{le}"{{1}}{{{i + 4}}}.0\n' for i, le in enumerate(self._les))
-        self._template += f"{{2}}{{{len(self._les) + 3}}}.0\n{{3}}\n"
-
-    def _new_child(self) -> _HistogramChild:
-        return _HistogramChild(self._bounds)
+        # One child's lines in one format call: {0} the labels before le (and a comma), {1} those after
+        # (a comma first), {2} all of them, {3} the sum, then the cumulative counts.
+        self._template = "".join(
+            f'{name}_bucket{{{{{{0}}le="{le}"{{1}}}}}} {{{i + 4}}}.0\n' for i, le in enumerate(self._les)
+        )
+        self._template += f"{name}_count{{{{{{2}}}}}} {{{len(self._les) + 3}}}.0\n{name}_sum{{{{{{2}}}}}} {{3}}\n"
 
     def rows(self) -> list[Row]:
         children = self._children.copy()  # one step: the loop may add a series meanwhile
@@ -325,24 +413,29 @@ class LabelledHistogram(_Family[_HistogramChild]):
             out.append(_sample(total, labels, counts[-1]))  # type: ignore[index]
         return out
 
-    def text(self, rows: list[Row], openmetrics: bool) -> str:
-        name, lines = self._name, [self._header(openmetrics)]
-        for key, counts in rows:
-            pairs = self._pairs(key)
-            before, after = ",".join(pairs[: self._le_at]), ",".join(pairs[self._le_at :])
-            head = f"{name}_bucket{{{before}," if before else f"{name}_bucket{{"
-            tail = f",{after}}} " if after else "} "
-            plain = ",".join(pairs)
-            count_head, total = f"{name}_count{{{plain}}} ", f"{name}_sum{{{plain}}} {_value_text(counts[-1])}"  # type: ignore[index]
-            cumulative = list(itertools.accumulate(counts[:-1]))  # type: ignore[index]
-            if cumulative[-1] < 1_000_000:  # the template writes every count as "<n>.0", as Go does below a million
-                lines.append(self._template.format(head, tail, count_head, total, *cumulative))
-                continue
-            lines.extend(
-                f'{head}le="{le}"{tail}{floatToGoString(c)}\n' for le, c in zip(self._les, cumulative, strict=True)
-            )
-            lines.append(f"{count_head}{floatToGoString(cumulative[-1])}\n{total}\n")
-        return "".join(lines)
+    def text_parts(self, rows: list[Row], openmetrics: bool) -> Iterator[str]:
+        name, template, les, le_at = self._name, self._template, self._les, self._le_at
+        yield self._header(openmetrics)
+        for start in range(0, len(rows), HISTOGRAMS_PER_PART):
+            lines = []
+            for key, counts in rows[start : start + HISTOGRAMS_PER_PART]:
+                pairs = self._pairs(key)
+                plain = ",".join(pairs)
+                before = ",".join(pairs[:le_at]) + "," if le_at else ""
+                after = "," + ",".join(pairs[le_at:]) if le_at < len(pairs) else ""
+                cumulative = list(itertools.accumulate(counts[:-1]))  # type: ignore[index]
+                total = _value_text(counts[-1])  # type: ignore[index]
+                if cumulative[-1] < 1_000_000:  # the template writes every count as "<n>.0", as Go does below a million
+                    lines.append(template.format(before, after, plain, total, *cumulative))
+                    continue
+                lines.extend(
+                    f'{name}_bucket{{{before}le="{le}"{after}}} {floatToGoString(c)}\n'
+                    for le, c in zip(les, cumulative, strict=True)
+                )
+                lines.append(
+                    f"{name}_count{{{plain}}} {floatToGoString(cumulative[-1])}\n{name}_sum{{{plain}}} {total}\n"
+                )
+            yield "".join(lines)
 
 
 _NOT_SET = (None,) * (len(Sample._fields) - 3)  # timestamp, exemplar, native histogram: never set here
@@ -371,23 +464,126 @@ class _One(Collector):
         yield self._family
 
 
+def _collectors(registry: Collector) -> list[Collector]:
+    """The registry's collectors in the order ``CollectorRegistry.collect`` walks them (a copy
+    taken under its lock, as it takes one), so that a kept family's rows need not be read at all."""
+    if isinstance(registry, CollectorRegistry) and getattr(registry, "_target_info", None) is None:
+        with registry._lock:
+            return list(registry._collector_to_names)
+    return [registry]
+
+
+class _Body:
+    """What a scrape has written so far: plain bytes, or compressed pieces (kept or fresh)."""
+
+    def __init__(self, gzipped: bool) -> None:
+        self._gzipped = gzipped
+        self._plain: list[bytes] = []
+        self._pieces: list[Piece] = []
+        self._loose: Compressing | None = None  # the text of collectors that are not kept, since the last piece
+
+    def write(self, plain: bytes) -> None:
+        if not self._gzipped:
+            self._plain.append(plain)
+            return
+        if self._loose is None:
+            self._loose = Compressing()
+        self._loose.write(plain)
+
+    def add(self, piece: Piece) -> None:
+        if self._loose is not None:
+            self._pieces.append(self._loose.done())
+            self._loose = None
+        self._pieces.append(piece)
+
+    def result(self) -> bytes:
+        if not self._gzipped:
+            return b"".join(self._plain)
+        if self._loose is not None:
+            self._pieces.append(self._loose.done())
+        return gzip_of(self._pieces)
+
+
+def writer(registry: Collector, *, openmetrics: bool, gzipped: bool = False) -> Generator[None, None, bytes]:
+    """The exposition of ``registry``, written a part at a time: it yields after each part
+    (a few hundred series at most) and returns the body, gzipped when asked.
+
+    Byte for byte what prometheus_client's ``generate_latest`` (or its OpenMetrics one) writes,
+    and its gzip. Gzipped, a kept family whose state is what it was at the last scrape is not
+    read, written nor compressed again: its piece from then is joined in (:mod:`.deflate`).
+    Plain bodies are written whole every time: keeping them would hold the whole exposition
+    (7 MB at 1,000 accounts) where the compressed pieces hold a fifteenth of it.
+    """
+    body = _Body(gzipped)
+    for collector in _collectors(registry):
+        if isinstance(collector, Kept):
+            state = collector.state()  # before the rows: a change while they are read shows next time
+            if gzipped:
+                kept = collector.pieces.get(openmetrics)
+                if kept is not None and kept[0] == state:
+                    body.add(kept[1])
+                    continue
+            rows = collector.rows()
+            piece = Compressing() if gzipped else None
+            for part in collector.text_parts(rows, openmetrics):
+                if piece is None:
+                    body.write(part.encode())
+                else:
+                    piece.write(part.encode())
+                yield
+            if piece is not None:
+                done = piece.done()
+                collector.pieces[openmetrics] = (state, done)
+                body.add(done)
+            continue
+        for family in collector.collect():
+            if isinstance(family, Read):
+                for part in family.text_parts(openmetrics):
+                    body.write(part.encode())
+                    yield
+            elif openmetrics:
+                body.write(generate_openmetrics(_One(family)).removesuffix(EOF))
+            else:
+                body.write(generate_latest(_One(family)))
+        yield
+    if openmetrics:
+        body.write(EOF)
+    return body.result()
+
+
+def exposition(registry: Collector, *, openmetrics: bool, gzipped: bool = False) -> bytes:
+    """:func:`writer`'s body, written in one go."""
+    parts = writer(registry, openmetrics=openmetrics, gzipped=gzipped)
+    while True:
+        try:
+            next(parts)
+        except StopIteration as done:
+            return done.value
+
+
 def text_exposition(registry: Collector) -> bytes:
     """``generate_latest(registry)``, byte for byte, with the labelled families written directly."""
-    parts = []
-    for family in registry.collect():
-        parts.append(family.text(False).encode() if isinstance(family, Read) else generate_latest(_One(family)))
-    return b"".join(parts)
+    return exposition(registry, openmetrics=False)
 
 
 def openmetrics_exposition(registry: Collector) -> bytes:
     """OpenMetrics 1.0.0 (what Prometheus asks for first), byte for byte, written the same way."""
-    parts = []
-    for family in registry.collect():
-        if isinstance(family, Read):
-            parts.append(family.text(True).encode())
-        else:
-            parts.append(generate_openmetrics(_One(family)).removesuffix(EOF))
-    return b"".join(parts) + EOF
+    return exposition(registry, openmetrics=True)
+
+
+def written_as(encoder: Callable[[Collector], bytes]) -> bool | None:
+    """Whether the exposition ``choose_encoder`` picked is OpenMetrics 1.0.0 (True) or the text
+    format (False), both of which :func:`writer` writes; None for any other (prometheus_client's own)."""
+    if encoder is generate_latest:
+        return False
+    if (
+        isinstance(encoder, functools.partial)
+        and encoder.func is generate_openmetrics
+        and encoder.keywords.get("version") == "1.0.0"
+        and encoder.keywords.get("escaping") in (UNDERSCORES, ALLOWUTF8)
+    ):
+        return True
+    return None
 
 
 def direct(encoder: Callable[[Collector], bytes]) -> Callable[[Collector], bytes]:
@@ -395,13 +591,7 @@ def direct(encoder: Callable[[Collector], bytes]) -> Callable[[Collector], bytes
 
     Metric and label names here are all legacy-valid, so every name escaping writes the same bytes.
     """
-    if encoder is generate_latest:
-        return text_exposition
-    if (
-        isinstance(encoder, functools.partial)
-        and encoder.func is generate_openmetrics
-        and encoder.keywords.get("version") == "1.0.0"
-        and encoder.keywords.get("escaping") in (UNDERSCORES, ALLOWUTF8)
-    ):
-        return openmetrics_exposition
-    return encoder
+    openmetrics = written_as(encoder)
+    if openmetrics is None:
+        return encoder
+    return openmetrics_exposition if openmetrics else text_exposition
