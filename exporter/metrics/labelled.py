@@ -395,6 +395,10 @@ class LabelledHistogram(_Family[_HistogramChild]):
             f'{name}_bucket{{{{{{0}}le="{le}"{{1}}}}}} {{{i + 4}}}.0\n' for i, le in enumerate(self._les)
         )
         self._template += f"{name}_count{{{{{{2}}}}}} {{{len(self._les) + 3}}}.0\n{name}_sum{{{{{{2}}}}}} {{3}}\n"
+        # The same for a family by one label that sorts before le, in a %-format: a third faster than
+        # format's, which these two families (RTT and heartbeat gap: 28 lines an account) notice.
+        self._by_one = "".join(f'{name}_bucket{{%s,le="{le}"}} %d.0\n' for le in self._les)
+        self._by_one += f"{name}_count{{%s}} %d.0\n{name}_sum{{%s}} %s\n"
 
     def rows(self) -> list[Row]:
         children = self._children.copy()  # one step: the loop may add a series meanwhile
@@ -415,19 +419,36 @@ class LabelledHistogram(_Family[_HistogramChild]):
 
     def text_parts(self, rows: list[Row], openmetrics: bool) -> Iterator[str]:
         name, template, les, le_at = self._name, self._template, self._les, self._le_at
+        one = self._labelnames[0] if len(self._labelnames) == 1 and le_at == 1 else None
+        by_one, width = self._by_one, 2 * len(les) + 4
         yield self._header(openmetrics)
         for start in range(0, len(rows), HISTOGRAMS_PER_PART):
             lines = []
             for key, counts in rows[start : start + HISTOGRAMS_PER_PART]:
-                pairs = self._pairs(key)
-                plain = ",".join(pairs)
-                before = ",".join(pairs[:le_at]) + "," if le_at else ""
-                after = "," + ",".join(pairs[le_at:]) if le_at < len(pairs) else ""
                 cumulative = list(itertools.accumulate(counts[:-1]))  # type: ignore[index]
-                total = _value_text(counts[-1])  # type: ignore[index]
-                if cumulative[-1] < 1_000_000:  # the template writes every count as "<n>.0", as Go does below a million
-                    lines.append(template.format(before, after, plain, total, *cumulative))
-                    continue
+                total = counts[-1]  # type: ignore[index]
+                total = repr(total) if -INF < total < 1_000_000 else floatToGoString(total)  # as _value_texts
+                if one is not None:  # by account alone (RTT, heartbeat gap): le comes after it
+                    plain = _pair(one, key[0])
+                    if (
+                        cumulative[-1] < 1_000_000
+                    ):  # the templates write every count as "<n>.0", as Go does below a million
+                        # The label pair in every other place, the counts, the total count and the sum in between.
+                        cumulative.append(cumulative[-1])
+                        cumulative.append(total)
+                        values = [plain] * width
+                        values[1::2] = cumulative
+                        lines.append(by_one % tuple(values))
+                        continue
+                    before, after = plain + ",", ""
+                else:
+                    pairs = self._pairs(key)
+                    plain = ",".join(pairs)
+                    before = ",".join(pairs[:le_at]) + "," if le_at else ""
+                    after = "," + ",".join(pairs[le_at:]) if le_at < len(pairs) else ""
+                    if cumulative[-1] < 1_000_000:
+                        lines.append(template.format(before, after, plain, total, *cumulative))
+                        continue
                 lines.extend(
                     f'{name}_bucket{{{before}le="{le}"{after}}} {floatToGoString(c)}\n'
                     for le, c in zip(les, cumulative, strict=True)
