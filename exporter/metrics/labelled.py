@@ -19,6 +19,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from typing import ClassVar, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Metric, generate_latest
@@ -495,12 +496,12 @@ def _collectors(registry: Collector) -> list[Collector]:
 
 
 class _Body:
-    """What a scrape has written so far: plain bytes, or compressed pieces (kept or fresh)."""
+    """What a scrape has written so far: plain bytes, or compressed pieces (kept or being compressed)."""
 
-    def __init__(self, gzipped: bool) -> None:
-        self._gzipped = gzipped
+    def __init__(self, gzipped: bool, pool: Executor | None) -> None:
+        self._gzipped, self._pool = gzipped, pool
         self._plain: list[bytes] = []
-        self._pieces: list[Piece] = []
+        self._pieces: list[Piece | Compressing] = []
         self._loose: Compressing | None = None  # the text of collectors that are not kept, since the last piece
 
     def write(self, plain: bytes) -> None:
@@ -508,24 +509,42 @@ class _Body:
             self._plain.append(plain)
             return
         if self._loose is None:
-            self._loose = Compressing()
+            self._loose = Compressing(self._pool)
         self._loose.write(plain)
 
-    def add(self, piece: Piece) -> None:
-        if self._loose is not None:
-            self._pieces.append(self._loose.done())
-            self._loose = None
+    def start(self) -> Compressing:
+        """A new piece, next in the body."""
+        piece = Compressing(self._pool)
+        self.add(piece)
+        return piece
+
+    def add(self, piece: Piece | Compressing) -> None:
+        self._end_loose()
         self._pieces.append(piece)
+
+    def _end_loose(self) -> None:
+        if self._loose is not None:
+            self._loose.finish()
+            self._pieces.append(self._loose)
+            self._loose = None
+
+    def waits(self) -> list[Future[Piece]]:
+        """What is still being compressed, once all is written (nothing without a pool)."""
+        self._end_loose()
+        return [p.last for p in self._pieces if isinstance(p, Compressing) and p.last is not None]
 
     def result(self) -> bytes:
         if not self._gzipped:
             return b"".join(self._plain)
-        if self._loose is not None:
-            self._pieces.append(self._loose.done())
-        return gzip_of(self._pieces)
+        return gzip_of([p.done() if isinstance(p, Compressing) else p for p in self._pieces])
 
 
-def writer(registry: Collector, *, openmetrics: bool, gzipped: bool = False) -> Generator[None, None, bytes]:
+Step = Future[Piece] | None  # what the writer yields: None for a turn, or what it waits for
+
+
+def writer(
+    registry: Collector, *, openmetrics: bool, gzipped: bool = False, pool: Executor | None = None
+) -> Generator[Step, None, bytes]:
     """The exposition of ``registry``, written a part at a time: it yields after each part
     (a few hundred series at most) and returns the body, gzipped when asked.
 
@@ -534,8 +553,13 @@ def writer(registry: Collector, *, openmetrics: bool, gzipped: bool = False) -> 
     read, written nor compressed again: its piece from then is joined in (:mod:`.deflate`).
     Plain bodies are written whole every time: keeping them would hold the whole exposition
     (7 MB at 1,000 accounts) where the compressed pieces hold a fifteenth of it.
+
+    With a ``pool`` (one worker thread) the compressing is done there while the next family is
+    written; at the end the writer yields the futures of what is still being compressed, for
+    its driver to wait for (``result()``, or ``await asyncio.wrap_future``) before the next step.
     """
-    body = _Body(gzipped)
+    body = _Body(gzipped, pool)
+    fresh: list[tuple[Kept, object, Compressing]] = []
     for collector in _collectors(registry):
         if isinstance(collector, Kept):
             state = collector.state()  # before the rows: a change while they are read shows next time
@@ -545,41 +569,45 @@ def writer(registry: Collector, *, openmetrics: bool, gzipped: bool = False) -> 
                     body.add(kept[1])
                     continue
             rows = collector.rows()
-            piece = Compressing() if gzipped else None
+            piece = body.start() if gzipped else None
             for part in collector.text_parts(rows, openmetrics):
                 if piece is None:
                     body.write(part.encode())
                 else:
                     piece.write(part.encode())
-                yield
+                yield None
             if piece is not None:
-                done = piece.done()
-                collector.pieces[openmetrics] = (state, done)
-                body.add(done)
+                piece.finish()
+                fresh.append((collector, state, piece))
             continue
         for family in collector.collect():
             if isinstance(family, Read):
                 for part in family.text_parts(openmetrics):
                     body.write(part.encode())
-                    yield
+                    yield None
             elif openmetrics:
                 body.write(generate_openmetrics(_One(family)).removesuffix(EOF))
             else:
                 body.write(generate_latest(_One(family)))
-        yield
+        yield None
     if openmetrics:
         body.write(EOF)
+    yield from body.waits()
+    for kept_collector, state, piece in fresh:
+        kept_collector.pieces[openmetrics] = (state, piece.done())
     return body.result()
 
 
-def exposition(registry: Collector, *, openmetrics: bool, gzipped: bool = False) -> bytes:
+def exposition(registry: Collector, *, openmetrics: bool, gzipped: bool = False, pool: Executor | None = None) -> bytes:
     """:func:`writer`'s body, written in one go."""
-    parts = writer(registry, openmetrics=openmetrics, gzipped=gzipped)
+    parts = writer(registry, openmetrics=openmetrics, gzipped=gzipped, pool=pool)
     while True:
         try:
-            next(parts)
+            step = next(parts)
         except StopIteration as done:
             return done.value
+        if step is not None:
+            step.result()
 
 
 def text_exposition(registry: Collector) -> bytes:

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import random
 import zlib
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -29,8 +30,11 @@ def steady(body: bytes) -> bytes:
     return b"".join(line for line in body.splitlines(keepends=True) if not line.startswith(b"process_"))
 
 
-def gzipped(metrics: Metrics, openmetrics: bool = True) -> bytes:
-    return steady(gzip.decompress(exposition(metrics.registry, openmetrics=openmetrics, gzipped=True)))
+POOL = ThreadPoolExecutor(max_workers=1)  # as the web app compresses: in a thread of its own
+
+
+def gzipped(metrics: Metrics, openmetrics: bool = True, pool: Executor | None = None) -> bytes:
+    return steady(gzip.decompress(exposition(metrics.registry, openmetrics=openmetrics, gzipped=True, pool=pool)))
 
 
 def plain(metrics: Metrics, openmetrics: bool = True) -> bytes:
@@ -46,6 +50,7 @@ def test_pieces_compressed_apart_join_into_one_gzip_member():
             piece = Compressing()
             for at in range(0, len(text), 999):
                 piece.write(text[at : at + 999])
+            piece.finish()
             pieces.append(piece.done())
         body = gzip_of(pieces)
         reader = zlib.decompressobj(wbits=31)  # one member: checks the CRC and length of the whole
@@ -78,14 +83,15 @@ CHANGES = {
 }
 
 
+@pytest.mark.parametrize("pool", [None, POOL], ids=["here", "in a thread"])
 @pytest.mark.parametrize("openmetrics", [True, False])
 @pytest.mark.parametrize("change", CHANGES)
-def test_a_change_after_a_gzipped_scrape_shows_in_the_next(change: str, openmetrics: bool):
+def test_a_change_after_a_gzipped_scrape_shows_in_the_next(change: str, openmetrics: bool, pool: Executor | None):
     metrics = populated()
-    before = gzipped(metrics, openmetrics)
+    before = gzipped(metrics, openmetrics, pool)
     assert before == plain(metrics, openmetrics)
     CHANGES[change](metrics)
-    after = gzipped(metrics, openmetrics)
+    after = gzipped(metrics, openmetrics, pool)
     assert after != before
     assert after == plain(metrics, openmetrics)
     assert after == steady(generate_latest(metrics.registry)) or openmetrics
@@ -113,16 +119,23 @@ def test_the_writer_stops_after_each_part():
         gauge.labels(f"a{i}").set(i)
     for i in range(2 * HISTOGRAMS_PER_PART + 1):
         histogram.labels(f"a{i}").observe(i % 3)
-    for gzip_it in (False, True):
-        parts = writer(registry, openmetrics=True, gzipped=gzip_it)
-        turns = 0
+    for gzip_it, pool in ((False, None), (True, None), (True, POOL)):
+        gauge.pieces.clear()  # nothing kept from the round before
+        histogram.pieces.clear()
+        parts = writer(registry, openmetrics=True, gzipped=gzip_it, pool=pool)
+        turns = waits = 0
         try:
             while True:
-                next(parts)
-                turns += 1
+                step = next(parts)
+                if step is None:
+                    turns += 1
+                else:
+                    waits += 1
+                    step.result()
         except StopIteration as done:
             body = done.value
         assert turns >= (1 + 4) + (1 + 3)  # each family's header, then each part
+        assert waits == (3 if pool else 0)  # each family's piece, then the one of "# EOF", compressed in the thread
         assert (gzip.decompress(body) if gzip_it else body) == exposition(registry, openmetrics=True)
 
 
