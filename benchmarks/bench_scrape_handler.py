@@ -15,7 +15,12 @@ each: p50 and p95 of the request's time (wall) and of the process's CPU time per
 body's size, and the longest a 1 ms sleep on the loop overslept while the scrapes ran (and,
 the control, as long again with no scrape).
 
+With ``--memory``, instead: the bytes the metric store holds per account for N accounts in
+that state (tracemalloc, by the exporter's module that allocated them), and what a gzipped
+scrape keeps afterwards (each family's compressed text).
+
     python3 benchmarks/bench_scrape_handler.py [--accounts 1000] [--scrapes 15]
+    python3 benchmarks/bench_scrape_handler.py --memory [--accounts 200]
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import gzip
 import random
 import statistics
 import time
+import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 
 import aiohttp
@@ -250,12 +257,54 @@ async def run(accounts: int, rounds: int) -> None:
     print(f"p50 ratio, exporter OpenMetrics + gzip to the baseline: {statistics.median(rows[1][1]) / base:.2f}")
 
 
+def memory(accounts: int) -> None:
+    """Bytes per account the metric store holds, by module, for ``accounts`` running accounts."""
+    tracemalloc.start()
+    Running(5)  # the first use's imports and caches
+    before = tracemalloc.take_snapshot()
+    running = Running(accounts)
+    built = tracemalloc.take_snapshot()
+    try:
+        from exporter.metrics.labelled import exposition
+
+        exposition(running.metrics.registry, openmetrics=True, gzipped=True)
+    except ImportError:  # a version that keeps nothing between scrapes
+        from exporter.metrics.labelled import openmetrics_exposition
+
+        gzip.compress(openmetrics_exposition(running.metrics.registry), compresslevel=GZIP_LEVEL)
+    scraped = tracemalloc.take_snapshot()
+
+    def by_module(snapshot: tracemalloc.Snapshot, since: tracemalloc.Snapshot) -> Counter[str]:
+        held: Counter[str] = Counter()
+        for stat in snapshot.compare_to(since, "filename"):
+            name = stat.traceback[0].filename
+            if "/exporter/" in name:
+                held["exporter." + name.split("/exporter/")[-1].removesuffix(".py").replace("/", ".")] += stat.size_diff
+        return held
+
+    print(f"{accounts} accounts as running; bytes per account held by the metric store (tracemalloc):")
+    store = by_module(built, before)
+    for name, size in store.most_common():
+        if abs(size) / accounts >= 10:
+            print(f"  {size / accounts:8.0f}  {name}")
+    print(f"  {sum(store.values()) / accounts:8.0f}  in all")
+    kept = by_module(scraped, built)
+    print(f"  {sum(kept.values()) / accounts:8.0f}  more after a gzipped OpenMetrics scrape (what it keeps), of which:")
+    for stat in scraped.compare_to(built, "lineno")[:4]:
+        frame = stat.traceback[0]
+        print(f"  {stat.size_diff / accounts:8.0f}    {frame.filename.split('/exporter/')[-1]}:{frame.lineno}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--scrapes", type=int, default=15)
+    parser.add_argument("--memory", action="store_true", help="the metric store's bytes per account instead")
     args = parser.parse_args()
-    asyncio.run(run(args.accounts, args.scrapes))
+    if args.memory:
+        memory(args.accounts)
+    else:
+        asyncio.run(run(args.accounts, args.scrapes))
 
 
 if __name__ == "__main__":
