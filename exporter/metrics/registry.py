@@ -120,7 +120,8 @@ class ApiFailuresCollector(Collector, Kept):
         return (self._errors.changes, self._added)
 
     def rows(self) -> list[Row]:
-        totals = {(account, endpoint): 0.0 for account, endpoints in self._known.items() for endpoint in endpoints}
+        known = list(self._known.items())  # one step: a reader in another thread while an account is added
+        totals = {(account, endpoint): 0.0 for account, endpoints in known for endpoint in endpoints}
         for (account, endpoint, _code), value in self._errors.rows():
             totals[account, endpoint] = totals.get((account, endpoint), 0.0) + value  # type: ignore[operator]
         return sorted(totals.items())
