@@ -609,6 +609,7 @@ def writer(
     yield from body.waits()
     for kept_collector, state, piece in fresh:
         kept_collector.pieces[openmetrics] = (state, piece.done())
+    yield None  # joining a plain body is a few ms of its own (7 MB at 1,000 accounts)
     return body.result()
 
 
