@@ -3,8 +3,10 @@
 The design target is one process watching 1,000 accounts; Prometheus scrapes every
 15-30 s. For 1, 10, 100 and 1,000 accounts it prints the median time of prometheus_client's
 ``generate_latest`` (what the exporter used to serve), of the direct text and OpenMetrics
-writers it serves now, and of gzip level 1 on the text, with the sizes; and, rendering in a
-worker thread as the web handler does, the longest the event loop waited for a 1 ms sleep.
+writers, and of gzip level 1 on the text, with the sizes; and, rendering in a worker thread
+(as the web handler did before it wrote on the loop in turns), the longest the event loop waited
+for a 1 ms sleep. The handler's own path, with what a gzipped scrape keeps between scrapes, is
+``benchmarks/bench_scrape_handler.py``.
 
     python3 benchmarks/bench_scrape.py
 """

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..dcp import CATEGORIES, CLOCK_SOURCES, MONITOR_ENDPOINTS, PRODUCTS
 from . import specs
-from .labelled import LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
+from .labelled import Kept, LabelledCounter, LabelledGauge, LabelledHistogram, Readout, Row
 from .specs import ADD_ACCOUNT, COUNTER, GAUGE, PROCESS, RECORDED, RTT_BUCKETS, START, MetricSpec
 
 __all__ = ["DOMAINS", "ENDPOINTS", "RTT_BUCKETS", "Metrics"]
@@ -89,40 +89,59 @@ class PingGapCollector(Collector):
         yield self._readout.read(rows)
 
 
-class ApiFailuresCollector(Collector):
+class ApiFailuresCollector(Collector, Kept):
     """``bybit_dcp_api_failures_total{account,endpoint}``: ``bybit_dcp_api_errors_total`` summed over codes.
 
     A code's series appears with its first error, which ``increase()`` cannot see; this sum
     exists at 0 for every known endpoint from the start, so an alert sees the first failure.
+    Worked out from the errors alone, it stays the same as long as they do (``state``), and a
+    scrape reuses its text from the last one (see :func:`.labelled.writer`).
     """
 
     def __init__(self, errors: LabelledCounter, spec: MetricSpec = specs.API_FAILURES) -> None:
         self._errors = errors
-        self._known: set[tuple[str, str]] = set()
+        # By account, its endpoints: the one tuple of them all accounts share (add_account's domain).
+        self._known: dict[str, tuple[str, ...]] = {}
+        self._added = 0
         self._name, self._help, self._labels = spec.name, spec.help, list(spec.labels)
         self._readout = Readout(spec.kind, spec.name, spec.help, spec.labels)
+        self.pieces = {}
 
-    def add(self, account: str, endpoints: Iterable[str]) -> None:
-        self._known.update((account, endpoint) for endpoint in endpoints)
+    def add(self, account: str, endpoints: tuple[str, ...]) -> None:
+        known = self._known.get(account)
+        if known is None or set(endpoints) - set(known):
+            self._known[account] = endpoints if known is None else tuple(dict.fromkeys((*known, *endpoints)))
+            self._added += 1
 
     def describe(self) -> Iterable[CounterMetricFamily]:
         yield CounterMetricFamily(self._name, self._help, labels=self._labels)
 
-    def collect(self) -> Iterable[Metric]:
-        totals = dict.fromkeys(self._known, 0.0)
+    def state(self) -> object:
+        return (self._errors.changes, self._added)
+
+    def rows(self) -> list[Row]:
+        known = list(self._known.items())  # one step: a reader in another thread while an account is added
+        totals = {(account, endpoint): 0.0 for account, endpoints in known for endpoint in endpoints}
         for (account, endpoint, _code), value in self._errors.rows():
             totals[account, endpoint] = totals.get((account, endpoint), 0.0) + value  # type: ignore[operator]
-        yield self._readout.read(sorted(totals.items()))
+        return sorted(totals.items())
+
+    def text_parts(self, rows: list[Row], openmetrics: bool) -> Iterator[str]:
+        return self._readout.text_parts(rows, openmetrics)
+
+    def collect(self) -> Iterable[Metric]:
+        yield self._readout.read(self.rows())
 
 
-Series = Callable[[str, Mapping[str, Any], Mapping[str, int]], None]
+Keys = dict[tuple[str, ...], tuple[str, ...]]
+Series = Callable[[str, Mapping[str, Any], Mapping[str, int], Keys], None]
 
 
 class TaskCountCollector(Collector):
     """``bybit_dcp_exporter_tasks``: the asyncio tasks alive in the exporter's event loop, at scrape time.
 
-    The loop is the one running where the metrics were created (the exporter's: the scrape
-    itself is rendered in a worker thread, which has none), else the one running the scrape;
+    The loop is the one running where the metrics were created (the exporter's: a reader in
+    a worker thread, such as an encoder other than the direct writer's, has none), else the one running the scrape;
     without either there is no sample rather than a wrong one. ``asyncio.all_tasks`` copies
     the loop's task set in a way that is safe from another thread.
     """
@@ -297,8 +316,9 @@ class Metrics:
             "poll_interval": poll_interval,
         }
         desired = desired_windows or {}
+        keys: Keys = {}  # one tuple per label set, whichever families hold it: (account,) is in twenty
         for create in self._at_add:
-            create(account, given, desired)
+            create(account, given, desired, keys)
 
 
 def _series(spec: MetricSpec, family: Any) -> Series:
@@ -312,17 +332,17 @@ def _series(spec: MetricSpec, family: Any) -> Series:
     assert rule is not None
     if spec.source == specs.SUM:  # a sum exists for every known value of its label, before any error
         domain = DOMAINS[rule.each]
-        return lambda account, given, desired: family.add(account, domain)
+        return lambda account, given, desired, keys: family.add(account, domain)
     known, gauge = family.known, spec.kind == GAUGE
     if rule.each and rule.only == "desired":
         from_config = rule.value == "desired_windows"
 
         also = rule.and_each
 
-        def desired_products(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+        def desired_products(account: str, given: Mapping[str, Any], desired: Mapping[str, int], keys: Keys) -> None:
             for product, window in desired.items():
                 for key in [(account, product, value) for value in also] if also else [(account, product)]:
-                    series = known(key)
+                    series = known(keys.setdefault(key, key))
                     if gauge:
                         series.set(window if from_config else rule.value)
 
@@ -331,9 +351,10 @@ def _series(spec: MetricSpec, family: Any) -> Series:
         assert not rule.only, spec
         domain = DOMAINS[rule.each]
 
-        def every_value(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+        def every_value(account: str, given: Mapping[str, Any], desired: Mapping[str, int], keys: Keys) -> None:
             for value in domain:
-                series = known((account, value))
+                key = (account, value)
+                series = known(keys.setdefault(key, key))
                 if gauge:
                     series.set(rule.value)
 
@@ -341,17 +362,19 @@ def _series(spec: MetricSpec, family: Any) -> Series:
     if isinstance(rule.value, str):  # a configured value, when there is one
         argument = rule.value
 
-        def configured(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
+        def configured(account: str, given: Mapping[str, Any], desired: Mapping[str, int], keys: Keys) -> None:
             value = given[argument]
             if value is not None:
-                known((account,)).set(value)
+                key = (account,)
+                known(keys.setdefault(key, key)).set(value)
 
         return configured
     # Any other label is add_account's argument of its name (account_info's environment and mode).
     names, first = spec.labels[1:], rule.value
 
-    def per_account(account: str, given: Mapping[str, Any], desired: Mapping[str, int]) -> None:
-        series = known((account, *(given[name] for name in names)) if names else (account,))
+    def per_account(account: str, given: Mapping[str, Any], desired: Mapping[str, int], keys: Keys) -> None:
+        key = (account, *(given[name] for name in names)) if names else (account,)
+        series = known(keys.setdefault(key, key))
         if gauge:
             series.set(first)
 
