@@ -8,6 +8,7 @@ the package build, whole benchmarks, and the exporter as a process of its own).
 """
 
 import itertools
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import settings
 
 
 def new_rsa_pem_pair() -> tuple[str, str]:
@@ -99,6 +101,25 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path == E2E and _selects_no_e2e_test(config):
         return True
     return None
+
+
+# Property tests: the full run (e2e included, as CI and README's command run it) is thorough,
+# each property its whole count of examples; the quick run without e2e tries a quarter of
+# them, drawn afresh each run. HYPOTHESIS_PROFILE=thorough (or quick) picks one explicitly.
+# Neither has a deadline: a property fails on what it computes, never on how long a busy
+# machine took to compute it.
+THOROUGH_EXAMPLES = 100
+settings.register_profile("thorough", max_examples=THOROUGH_EXAMPLES, deadline=None)
+settings.register_profile("quick", max_examples=THOROUGH_EXAMPLES // 4, deadline=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    profile = os.environ.get("HYPOTHESIS_PROFILE") or ("quick" if _selects_no_e2e_test(config) else "thorough")
+    settings.load_profile(profile)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis profile: {settings.get_current_profile_name()} (HYPOTHESIS_PROFILE=thorough for every example)"
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
