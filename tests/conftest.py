@@ -50,8 +50,9 @@ async def session():
 ROOMS = ("unit", "sim", "e2e")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with the room (tests/<room>/...) it lives in."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with the room (tests/<room>/...) it lives in; slowest first (below)."""
+    _slowest_first(config, items)
     for item in items:
         parts = item.path.parts
         room = next(
@@ -125,3 +126,47 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (the default in pyproject): more workers when no e2e test is selected."""
     return WORKERS_WITHOUT_E2E if _selects_no_e2e_test(config) else WORKERS
+
+
+# Slowest first. A few tests sit out seconds of real timeouts on loopback while most take
+# milliseconds: given out in collection order, one of them dispatched late ends the run alone
+# (xdist hands each worker tests a couple at a time, --maxschedchunk in pyproject). Each run
+# records how long every test took in pytest's cache; the next run starts with the slowest,
+# and the short ones fill in around them. The controller reads the record once and hands it
+# to every worker, so all of them collect the same order, as xdist requires.
+DURATIONS_KEY = "bybit-dcp/durations"
+
+
+def _durations(config: pytest.Config) -> dict[str, float]:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return workerinput.get("durations") or {}
+    cache = getattr(config, "cache", None)
+    return cache.get(DURATIONS_KEY, {}) if cache is not None else {}
+
+
+def _slowest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+    durations = _durations(config)
+    if durations:
+        items.sort(key=lambda item: -durations.get(item.nodeid, 0.0))  # stable: ties keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """(xdist) Every worker orders its collection by the controller's one reading of the record."""
+    node.workerinput["durations"] = _durations(node.config)
+
+
+_took: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _took[report.nodeid] = _took.get(report.nodeid, 0.0) + report.duration  # setup, call, teardown
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _took:
+        return
+    durations = {**_durations(session.config), **{k: round(v, 3) for k, v in _took.items()}}
+    cache.set(DURATIONS_KEY, durations)
