@@ -10,6 +10,7 @@ Memory is the peak resident size (``VmHWM`` of ``/proc/<pid>/status``, reset thr
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 
 import aiohttp
@@ -68,6 +69,10 @@ def errors(metrics: Metrics, code: str) -> float | None:
 @pytest.mark.e2e  # inflates 512 MiB to prove the bomb is one: seconds of CPU
 def test_a_bomb_is_small_on_the_wire_and_huge_inflated():
     assert len(bomb("gzip")) < MAX_BODY < BOMB_INFLATED and len(bomb("deflate")) < MAX_BODY
+    for encoding, wbits in (("gzip", 16 + zlib.MAX_WBITS), ("deflate", zlib.MAX_WBITS)):
+        reader = zlib.decompressobj(wbits)
+        inflated = reader.decompress(bomb(encoding))
+        assert reader.eof and len(inflated) == BOMB_INFLATED and not inflated.strip(b"\0")  # checksum held
     assert "too_large" in HINTS
 
 

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from alert_stack import prometheus_query, start_prometheus
 from helpers import eventually, free_port, prometheus_guardian, stop_process
+from virtual_clock import VirtualClock
 
 from exporter.config import AccountConfig, Config, GuardianLiveness
 from exporter.metrics import Metrics
@@ -59,9 +60,12 @@ def test_a_stale_sign_never_arms():
 
 
 @asynccontextmanager
-async def guarding(liveness: GuardianLiveness, web_config: WebConfigSource | None = None):
+async def guarding(
+    liveness: GuardianLiveness, web_config: WebConfigSource | None = None, clock: VirtualClock | None = None
+):
     """The simulator, a fleet with one guardian-liveness account, and the liveness route on loopback
-    (behind the connection guard and ``web_config``, as the exporter serves it, when one is given)."""
+    (behind the connection guard and ``web_config``, as the exporter serves it, when one is given);
+    the fleet and its metrics on ``clock`` when one is given (the simulator keeps the real time)."""
     async with Simulator(time_scale=0.1) as sim:
         sim.add_account(KEY, SECRET)
         account = AccountConfig(
@@ -78,8 +82,12 @@ async def guarding(liveness: GuardianLiveness, web_config: WebConfigSource | Non
             poll_interval=1.0,
             guardian_liveness=liveness,
         )
-        metrics = Metrics()
-        fleet = Fleet(Config(accounts=[account]), metrics)
+        if clock is None:
+            metrics = Metrics()
+            fleet = Fleet(Config(accounts=[account]), metrics)
+        else:
+            metrics = Metrics(clock=clock.time)
+            fleet = Fleet(Config(accounts=[account]), metrics, clock=clock)
         if web_config is None:
             app = make_app(metrics, fleet)
             add_liveness_route(app, fleet.guardian)
@@ -388,8 +396,6 @@ async def test_each_odd_prometheus_answer_is_counted_never_arms_and_the_next_goo
 
 
 async def test_a_watcher_that_raises_or_ends_is_logged_counted_and_restarted(caplog, session):
-    from virtual_clock import VirtualClock
-
     clock = VirtualClock()
     account = prometheus_guardian("http://127.0.0.1:1", "x", key=KEY, secret=SECRET)
     metrics = Metrics()
@@ -437,22 +443,28 @@ def test_a_future_file_time_counts_as_now_once_and_is_suspect():
 
 
 async def test_a_liveness_file_touched_an_hour_ahead_holds_dcp_off_for_one_timeout_only(tmp_path):
-    """As ``touch -d '+1 hour'``: it used to hold DCP off for the hour, the age gauge reading 0."""
+    """As ``touch -d '+1 hour'``: it used to hold DCP off for the hour, the age gauge reading 0.
+
+    On a virtual clock: in real time the guarded connection lived one 1 s timeout from the first
+    look at the file, and a busy machine could open it too late to be seen armed at all."""
     alive = tmp_path / "alive"
     alive.touch()
     ahead = time.time() + 3600
     os.utime(alive, (ahead, ahead))
-    async with guarding(GuardianLiveness("file", TIMEOUT, path=str(alive))) as (sim, _, metrics, _url):
+    clock = VirtualClock()
+    async with guarding(GuardianLiveness("file", TIMEOUT, path=str(alive)), clock=clock) as (sim, _, metrics, _url):
         await eventually(lambda: dcp_connections(sim), what="armed: the touch counts, as of now")
         assert liveness_errors(metrics, "future_time") == 1
-        await eventually(lambda: not dcp_connections(sim), timeout=TIMEOUT + 3, what="let go after one timeout")
+        await clock.advance(TIMEOUT / 2)
+        assert dcp_connections(sim) and not transitions(metrics, "released")  # held, for now
+        await clock.advance(TIMEOUT / 2)
+        await eventually(lambda: not dcp_connections(sim), what="let go after one timeout")
+        assert transitions(metrics, "released") == 1
         age = value(metrics, "bybit_dcp_guardian_liveness_age_seconds", account="bot")
         assert age is not None and age >= TIMEOUT - 0.1  # the real age since it was seen, not 0
-        released = transitions(metrics, "released")
-        checked = time.monotonic()
-        await eventually(lambda: time.monotonic() - checked > TIMEOUT, what="a few more looks at the file")
-        assert not dcp_connections(sim) and transitions(metrics, "released") == released  # not re-armed
-        assert liveness_errors(metrics, "future_time") == 1
+        await clock.advance(3 * TIMEOUT)  # a dozen more looks at the file
+        assert not dcp_connections(sim) and transitions(metrics, "released") == 1  # not re-armed
+        assert transitions(metrics, "armed") == 1 and liveness_errors(metrics, "future_time") == 1
 
 
 # ------------------------------------------------------------------ http liveness behind TLS and basic auth

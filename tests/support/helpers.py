@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from hypothesis import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.bybit.pacing import ConnectionBudget
@@ -34,6 +35,13 @@ from exporter.secrets import Secret
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_PATH = ROOT / "dashboards" / "bybit-dcp.json"
+
+
+def examples(thorough: int) -> int:
+    """How many examples a property test tries: ``thorough`` under the thorough profile (the
+    full run), and the same share of it the loaded profile gives hypothesis' default of 100
+    (tests/conftest.py registers both)."""
+    return max(1, thorough * settings().max_examples // 100)
 
 
 async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):

@@ -22,12 +22,34 @@ ENCODED = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "deflate_raw"
 
 @functools.cache
 def bomb(encoding: str, inflated: int = BOMB_INFLATED) -> bytes:
-    """Zeros, ``inflated`` bytes of them, compressed: gzip, or deflate in zlib's format."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+    """Zeros, ``inflated`` bytes of them (whole MiB), compressed: gzip, or deflate in zlib's format.
+
+    Compressing 512 MiB at level 9 costs 1.5 s of CPU, in every worker that needs a bomb. After a
+    full flush the compressor starts afresh, so each further MiB of zeros compresses to the same
+    bytes: two MiB are compressed, the second repeated, and the trailer's checksum (CRC-32 and
+    length for gzip, Adler-32 for zlib) computed over the zeros, which is quick. The stream is one
+    zlib could have written, and a reader inflates it to the same zeros (tests/sim/test_bounded_reads.py inflates it, as an e2e test).
+    """
+    gzip = encoding == "gzip"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
     block = bytes(1 << 20)
-    out = [packer.compress(block) for _ in range(inflated >> 20)]
-    out.append(packer.flush())
-    return b"".join(out)
+    first = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    again = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    assert packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH) == again  # each MiB: the same bytes
+    trailer_size = 8 if gzip else 4
+    end = packer.flush(zlib.Z_FINISH)[:-trailer_size]  # the last (empty) block, without the trailer
+    blocks = inflated >> 20
+    if gzip:
+        crc = 0
+        for _ in range(blocks):
+            crc = zlib.crc32(block, crc)
+        trailer = crc.to_bytes(4, "little") + (inflated & 0xFFFFFFFF).to_bytes(4, "little")
+    else:
+        adler = 1
+        for _ in range(blocks):
+            adler = zlib.adler32(block, adler)
+        trailer = adler.to_bytes(4, "big")
+    return first + again * (blocks - 1) + end + trailer
 
 
 def _head(status: int, headers: dict[str, str]) -> bytes:

@@ -13,6 +13,7 @@ import random
 
 import pytest
 import yaml
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import mutate
@@ -24,7 +25,7 @@ from exporter.config import ConfigError, load_config
 from exporter.monitor.triggers import TriggerTracker
 
 NOW = 1_700_000_000.0
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 leaves = st.one_of(
     st.none(),

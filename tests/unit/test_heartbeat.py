@@ -1,6 +1,7 @@
 """Heartbeat bookkeeping with a plain-number clock (no sockets, no sleeps)."""
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,7 +132,7 @@ _ops = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_ops, st.floats(min_value=0.1, max_value=30), st.floats(min_value=0.1, max_value=30))
 def test_invariants_under_any_event_sequence(ops, interval, timeout):
     hb = Heartbeat(interval, timeout)

@@ -5,9 +5,13 @@ are current, and its _config does what it says (runbook address, job selector, t
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 from helpers import ROOT, load_dashboard, rule_groups
 
@@ -15,6 +19,22 @@ sys.path.insert(0, str(ROOT / "mixin"))
 import build
 
 DEFAULT_RUNBOOK = "https://github.com/bybit-dcp-exporter/bybit-dcp-exporter/blob/main/alerts/runbook.md#"
+
+
+_evaluate = build.evaluate
+
+
+@functools.cache
+def _evaluated(config: str) -> dict:
+    return _evaluate(json.loads(config))
+
+
+@pytest.fixture(autouse=True)
+def _each_config_evaluated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsonnet takes half a second of CPU a evaluation and these tests ask for the same few
+    configurations again and again (the defaults in most): each is evaluated once a worker,
+    and every caller gets a copy of its own, as from a fresh evaluation."""
+    monkeypatch.setattr(build, "evaluate", lambda config=None: copy.deepcopy(_evaluated(json.dumps(config))))
 
 
 def alerts(groups: list[dict]) -> dict[str, dict]:

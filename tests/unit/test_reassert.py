@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -369,7 +370,7 @@ def scenarios(draw):
     return desired, policy, settle, draw(st.lists(step, min_size=3, max_size=80))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_safety_properties_hold_for_any_sequence(scenario):
     desired, policy, settle, steps = scenario
@@ -424,7 +425,7 @@ def test_safety_properties_hold_for_any_sequence(scenario):
                 assert decision.sets() == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     desired=st.dictionaries(st.sampled_from(PRODUCTS), st.integers(MIN_WINDOW, MAX_WINDOW), min_size=1, max_size=3),
     start=st.dictionaries(st.sampled_from(PRODUCTS), st.integers(MIN_WINDOW, MAX_WINDOW), max_size=3),
@@ -518,5 +519,5 @@ class ReassertMachine(RuleBasedStateMachine):
             assert self.core.blocked == self.auth_failed
 
 
-ReassertMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+ReassertMachine.TestCase.settings = settings(max_examples=examples(200), stateful_step_count=40, deadline=None)
 test_safety_properties_step_by_step = ReassertMachine.TestCase

@@ -7,6 +7,7 @@ account supervisor does (``record_triggers``) and asserts on the metrics.
 import random
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from virtual_clock import VirtualClock
@@ -195,7 +196,7 @@ def test_an_insane_updated_time_never_dates_a_trigger_and_later_triggers_still_m
     assert value(metrics, "bybit_dcp_last_trigger_timestamp_seconds", product="DERIVATIVES") == clock.time() - 1
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(st.floats(min_value=0, max_value=3.0), min_size=1, max_size=30),
     st.randoms(use_true_random=False),
