@@ -10,7 +10,6 @@ the package build, whole benchmarks, and the exporter as a process of its own).
 import itertools
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,14 +18,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import settings
-
-# Bytecode for the test run, kept out of the tree. With PYTHONDONTWRITEBYTECODE set (as many
-# container images set it) every worker compiled every module and rewrote every test module's
-# asserts afresh, each run: 2.4 s of CPU a worker, six workers. The cache goes under
-# .pytest_cache (ignored by git, as pytest's own cache is); a prefix set on purpose is kept.
-if sys.dont_write_bytecode and not sys.pycache_prefix:
-    sys.pycache_prefix = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "pycache")
-    sys.dont_write_bytecode = False
 
 
 def new_rsa_pem_pair() -> tuple[str, str]:
