@@ -1,8 +1,10 @@
 """All watched accounts in one asyncio loop: one supervisor each, one clock and one pacing for all.
 
-The fleet owns what the accounts share: the aiohttp session (one connection pool), the
-clock every part reads time from, and the :class:`~exporter.bybit.pacing.Pacing` limits
-(the per-host connection budget and host bans). A crash in one account's supervisor is
+The fleet owns what the accounts share: the aiohttp session (one connection pool, one
+connector, one set of trace hooks; each request carries its account's own signed headers),
+the clock every part reads time from, the random generator behind every backoff's jitter,
+and the :class:`~exporter.bybit.pacing.Pacing` limits (the per-host connection budget and
+host bans). A crash in one account's supervisor is
 logged and never stops another.
 
 The pool is built to last: its connections are kept alive longer than the longest poll
