@@ -1,8 +1,10 @@
 """All watched accounts in one asyncio loop: one supervisor each, one clock and one pacing for all.
 
-The fleet owns what the accounts share: the aiohttp session (one connection pool), the
-clock every part reads time from, and the :class:`~exporter.bybit.pacing.Pacing` limits
-(the per-host connection budget and host bans). A crash in one account's supervisor is
+The fleet owns what the accounts share: the aiohttp session (one connection pool, one
+connector, one set of trace hooks; each request carries its account's own signed headers),
+the clock every part reads time from, the random generator behind every backoff's jitter,
+and the :class:`~exporter.bybit.pacing.Pacing` limits (the per-host connection budget and
+host bans). A crash in one account's supervisor is
 logged and never stops another.
 
 The pool is built to last: its connections are kept alive longer than the longest poll
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -66,6 +69,9 @@ class Fleet:
         self.metrics = metrics
         self.clock = clock
         self.pacing = pacing if pacing is not None else Pacing()
+        # One generator for every account's jitter (restart backoff, reconnect backoff): a
+        # Mersenne Twister's state is 2.5 KB, and no account needs a sequence of its own.
+        self.rng = random.Random()
         self._session = session
         self._own_session = session is None
         self.supervisors: dict[str, AccountSupervisor] = {}
@@ -75,7 +81,7 @@ class Fleet:
 
     @property
     def ready(self) -> bool:
-        return self._started and all(s.first_poll_attempted.is_set() for s in self.supervisors.values())
+        return self._started and all(s.first_poll_attempted for s in self.supervisors.values())
 
     def account_names(self) -> Sequence[str]:
         return [a.name for a in self.config.accounts]
@@ -109,7 +115,9 @@ class Fleet:
                 pong_timeout=account.pong_timeout,
                 poll_interval=account.poll_interval,
             )
-            supervisor = AccountSupervisor(account, self.metrics, self._session, clock=self.clock, pacing=self.pacing)
+            supervisor = AccountSupervisor(
+                account, self.metrics, self._session, clock=self.clock, pacing=self.pacing, rng=self.rng
+            )
             self.supervisors[account.name] = supervisor
             self._tasks[account.name] = asyncio.create_task(self._run(supervisor), name=f"account:{account.name}")
         self._started = True

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time as _time
+from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 
 class Clock:
@@ -27,8 +29,10 @@ class Clock:
         """Seconds on a clock that never goes back; only differences mean anything."""
         return _time.monotonic()
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """``asyncio.sleep`` itself, not a coroutine awaiting it: every sleeping task (a poller
+        between polls, a heartbeat between pings) would hold one more frame, 0.25 KB each."""
+        return asyncio.sleep(seconds)
 
     def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
         """Raise ``TimeoutError`` in the block after ``seconds`` (None: never).

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..dcp import CATEGORY_PRODUCT
 from ..metrics import specs
-from .snapshot import Snapshot
+from .snapshot import Remembered, Snapshot
 
 LAST_TRIGGER = specs.LAST_TRIGGER.sample
 # Severity words; the page colours them, and says them.
@@ -65,11 +65,11 @@ REMEMBERED = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Watch:
     """What one account's events need to remember between samples."""
 
-    previous: Snapshot | None = None
+    previous: Remembered | Snapshot | None = None
     ever_connected: bool = False
     down_since: float | None = None
     failing_since: float | None = None

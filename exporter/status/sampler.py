@@ -42,6 +42,10 @@ class Ring:
         self._next = 0
         self._count = 0
 
+    @property
+    def size(self) -> int:
+        return len(self._values)
+
     def append(self, value: float | None) -> None:
         self._values[self._next] = math.nan if value is None else value
         self._next = (self._next + 1) % len(self._values)
@@ -110,6 +114,49 @@ class Marks:
         return default
 
 
+class CountMarks:
+    """The last ``size`` (time, counts) marks of a cumulative histogram: the times in one array
+    of doubles, the counts of every mark in another, a row of ``width`` per mark (the widest
+    mark's), with each mark's own length beside. A deque of (time, array) tuples took about
+    2.6 KB per account once its 7 marks were there; this, about 1 KB."""
+
+    __slots__ = ("_count", "_counts", "_lengths", "_next", "_times", "_width")
+
+    def __init__(self, size: int) -> None:
+        self._times = array("d", [math.nan]) * size
+        self._lengths = array("H", [0]) * size
+        self._counts: array[float] = array("d")
+        self._width = 0
+        self._next = 0
+        self._count = 0
+
+    def append(self, at: float, counts: Sequence[float]) -> None:
+        size, n = len(self._times), len(counts)
+        if n > self._width:  # a wider mark (the first with buckets): lay the rows out anew
+            wider = array("d", [0.0]) * (size * n)
+            for slot, length in enumerate(self._lengths):
+                wider[slot * n : slot * n + length] = self._counts[slot * self._width : slot * self._width + length]
+            self._counts, self._width = wider, n
+        slot = self._next
+        self._times[slot], self._lengths[slot] = at, n
+        self._counts[slot * self._width : slot * self._width + n] = array("d", counts)
+        self._next = (slot + 1) % size
+        self._count = min(self._count + 1, size)
+
+    def last_at(self) -> float | None:
+        return self._times[self._next - 1] if self._count else None
+
+    def latest_at_or_before(self, moment: float) -> array[float]:
+        """The counts of the newest mark taken at ``moment`` or earlier; empty without one."""
+        size = len(self._times)
+        for back in range(1, self._count + 1):
+            slot = (self._next - back) % size
+            if self._times[slot] <= moment:
+                start = slot * self._width
+                return self._counts[start : start + self._lengths[slot]]
+        return array("d")
+
+
 @dataclass(frozen=True)
 class AccountView:
     """A copy of one account's memory, safe to read while sampling goes on."""
@@ -124,19 +171,81 @@ class AccountView:
     events: list[Event]  # newest first
 
 
+class SampleTimes:
+    """The times of the sampler's samples, one ring for every account: each sample is taken of
+    all accounts at once, so an account in every sample since its first has the same times as
+    its neighbours (1.5 KB per account when each kept its own). An account left out of a sample
+    gets a ring of its own (:meth:`History.own_times`), so its times stay its own."""
+
+    __slots__ = ("ring", "taken")
+
+    def __init__(self, size: int) -> None:
+        self.ring = Ring(size)
+        self.taken = 0  # samples so far
+
+    def append(self, at: float) -> None:
+        self.ring.append(at)
+        self.taken += 1
+
+    def last(self, n: int) -> list[float]:
+        """The times of the last ``n`` samples (at most the ring's size), oldest first."""
+        values = self.ring.values()
+        return values[len(values) - n :] if n < len(values) else values
+
+
 class History:
     """One account's recent past."""
 
-    def __init__(self, size: int) -> None:
+    __slots__ = (
+        "_events",
+        "_first",
+        "_own_times",
+        "_shared_times",
+        "gap_counts",
+        "gaps",
+        "reconnect_marks",
+        "rtt_bounds",
+        "rtt_marks",
+        "rtts",
+        "watch",
+    )
+
+    def __init__(self, size: int, times: SampleTimes | None = None) -> None:
         # Gaps and RTTs are shown, not summed: single precision is plenty and halves their rings.
-        self.times, self.gaps, self.rtts = Ring(size), Ring(size, "f"), Ring(size, "f")
+        self.gaps, self.rtts = Ring(size, "f"), Ring(size, "f")
+        # The sample times: the sampler's shared ring while this account is in every sample
+        # (from sample ``_first`` on), else a ring of its own.
+        self._shared_times = times
+        self._first = times.taken if times is not None else 0  # made in the sample it first appears in
+        self._own_times = Ring(size) if times is None else None
         self.rtt_bounds: tuple[float, ...] = ()  # the same tuple for every account
         self.gap_counts: array[float] = array("d")  # the heartbeat-gap histogram at the last sample
-        # The counts as doubles in an array: a tuple of float objects took three times the room.
-        self.rtt_marks: deque[tuple[float, array[float]]] = deque(maxlen=int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2)
+        self.rtt_marks = CountMarks(int(RTT_WINDOW_SECONDS / RTT_MARK_EVERY) + 2)
         self.reconnect_marks = Marks(int(RECONNECT_WINDOW_SECONDS / RECONNECT_MARK_EVERY) + 2)
         self.watch = Watch()
-        self.events: deque[Event] = deque(maxlen=ACCOUNT_EVENTS_KEPT)
+        self._events: deque[Event] | None = None  # made with the first event (most accounts have none)
+
+    def own_times(self) -> Ring:
+        """Give this account a ring of sample times of its own, from the shared one (it is about to
+        miss a sample, or is asked for a ring to keep); before the sampler appends the next time."""
+        if self._own_times is None:
+            shared = self._shared_times
+            assert shared is not None
+            ring = Ring(shared.ring.size)
+            for at in shared.last(shared.taken - self._first + 1):
+                ring.append(at)
+            self._own_times, self._shared_times = ring, None
+        return self._own_times
+
+    def time_values(self) -> list[float]:
+        if self._own_times is not None:
+            return self._own_times.values()
+        assert self._shared_times is not None
+        return self._shared_times.last(self._shared_times.taken - self._first + 1)
+
+    @property
+    def events(self) -> deque[Event] | tuple[()]:
+        return self._events if self._events is not None else ()
 
     def record(self, snap: Snapshot, at: float) -> list[Event]:
         before = self.watch.previous
@@ -157,22 +266,27 @@ class History:
             self.gap_counts,
         )
         self.gap_counts = array("d", snap.gap_counts)
-        self.times.append(at)
+        if self._own_times is not None:  # else the sampler appended it to the shared ring
+            self._own_times.append(at)
         self.gaps.append(gap)
         self.rtts.append(spent / pongs if pongs > 0 else None)
-        if not self.rtt_marks or at - self.rtt_marks[-1][0] >= RTT_MARK_EVERY:
-            self.rtt_marks.append((at, array("d", snap.rtt_counts)))
+        last_rtt = self.rtt_marks.last_at()
+        if last_rtt is None or at - last_rtt >= RTT_MARK_EVERY:
+            self.rtt_marks.append(at, snap.rtt_counts)
             self.rtt_bounds = snap.rtt_bounds or self.rtt_bounds
         reconnects = sum(snap.by(specs.WS_RECONNECTS.sample).values())
         last = self.reconnect_marks.last_at()
         if last is None or at - last >= RECONNECT_MARK_EVERY:
             self.reconnect_marks.append(at, reconnects)
         events = advance(self.watch, snap, at)
-        self.events.extend(events)
+        if events:
+            if self._events is None:
+                self._events = deque(maxlen=ACCOUNT_EVENTS_KEPT)
+            self._events.extend(events)
         return events
 
     def view(self, now: float) -> AccountView:
-        counts = next((c for at, c in reversed(self.rtt_marks) if at <= now - RTT_WINDOW_SECONDS), array("d"))
+        counts = self.rtt_marks.latest_at_or_before(now - RTT_WINDOW_SECONDS)
         rtt_before = tuple(zip(self.rtt_bounds, counts, strict=False))
         reconnects_before = self.reconnect_marks.latest_at_or_before(now - RECONNECT_WINDOW_SECONDS, 0.0)
         flapping_before = self.reconnect_marks.latest_at_or_before(now - FLAPPING_WINDOW_SECONDS, 0.0)
@@ -180,7 +294,7 @@ class History:
         last = watch.last_trigger
         copied = replace(watch, last_trigger=LastTrigger(dict(last.orders)) if last else None)
         return AccountView(
-            self.times.values(),
+            self.time_values(),
             self.gaps.values(),
             self.rtts.values(),
             rtt_before,
@@ -195,6 +309,7 @@ class Sampler:
     def __init__(self, interval: float = 5.0) -> None:
         self.interval = interval
         self._size = max(2, math.ceil(HISTORY_SECONDS / interval) + 1)
+        self._times = SampleTimes(self._size)
         self._histories: dict[str, History] = {}
         self._events: deque[Event] = deque(maxlen=EVENTS_KEPT)
         self._lock = threading.Lock()
@@ -203,10 +318,14 @@ class Sampler:
         """Record one sample of every account; the events it brought, in order."""
         events: list[Event] = []
         with self._lock:
+            for account, left_out in self._histories.items():
+                if account not in snapshots:  # left out of this sample: its times become its own
+                    left_out.own_times()
+            self._times.append(at)
             for account, snap in snapshots.items():
                 history = self._histories.get(account)
                 if history is None:
-                    history = self._histories[account] = History(self._size)
+                    history = self._histories[account] = History(self._size, self._times)
                 events.extend(history.record(snap, at))
             self._events.extend(events)
         return events
@@ -225,7 +344,7 @@ class Sampler:
             return _newest_first(history.events) if history is not None else []
 
 
-def _newest_first(events: deque[Event]) -> list[Event]:
+def _newest_first(events: Sequence[Event]) -> list[Event]:
     """By each event's own time (a trigger is dated by Bybit, a few seconds before the sample
     that saw it; one found by the backfill, earlier still); one sample's events in reverse."""
     return sorted(reversed(events), key=lambda e: e.at, reverse=True)

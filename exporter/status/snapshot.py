@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..metrics import Metrics, specs
 from ..metrics.labelled import Read
@@ -108,10 +110,89 @@ class Snapshot:
     def flag(self, name: str, key: str = "") -> bool:
         return bool(self.get(name, key))
 
-    def only(self, names: Iterable[str]) -> Snapshot:
+    def only(self, names: Iterable[str]) -> Remembered:
         """The same account with only the series ``names`` (and the poll error): what is worth remembering."""
-        kept = {name: self.series[name] for name in names if name in self.series}
-        return Snapshot(self.account, kept, error_code=self.error_code, error_hint=self.error_hint)
+        kept = [(name, self.series[name]) for name in names if name in self.series]
+        layout = Layout.of(tuple((name, tuple(values)) for name, values in kept))
+        values = array("d", [value for _, series in kept for value in series.values()])
+        return Remembered(self.account, layout, values, self.error_code, self.error_hint)
+
+
+class Layout:
+    """Where each (series, key) of a remembered snapshot sits in its array of values; one per
+    distinct shape (the same series with the same keys), shared by every account of that shape."""
+
+    __slots__ = ("index", "keys")
+    _shared: ClassVar[dict[tuple[tuple[str, tuple[str, ...]], ...], Layout]] = {}
+    SHARED_MAX: ClassVar[int] = 4096  # shapes are few (products, categories, reasons); past this many, unshared
+
+    def __init__(self, shape: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        self.index: dict[tuple[str, str], int] = {}
+        self.keys: dict[str, tuple[tuple[str, int], ...]] = {}
+        for name, keys in shape:
+            at = len(self.index)
+            self.keys[name] = tuple((key, at + i) for i, key in enumerate(keys))
+            self.index.update(((name, key), at + i) for i, key in enumerate(keys))
+
+    @classmethod
+    def of(cls, shape: tuple[tuple[str, tuple[str, ...]], ...]) -> Layout:
+        layout = cls._shared.get(shape)
+        if layout is None:
+            layout = cls(shape)
+            if len(cls._shared) < cls.SHARED_MAX:
+                cls._shared[shape] = layout
+        return layout
+
+
+class Remembered:
+    """What the sampler keeps of one account's snapshot until the next (:meth:`Snapshot.only`),
+    read the same ways (``get``, ``by``, ``flag``, the poll error). The values are one array of
+    doubles beside a shared :class:`Layout`: as a snapshot (a dict per series, a float object per
+    value) the same dozen numbers took 3 KB per account; this way about 0.3 KB."""
+
+    __slots__ = ("_layout", "_values", "account", "error_code", "error_hint")
+
+    def __init__(
+        self, account: str, layout: Layout, values: array[float], error_code: str | None, error_hint: str
+    ) -> None:
+        self.account = account
+        self.error_code = error_code
+        self.error_hint = error_hint
+        self._layout = layout
+        self._values = values
+
+    @property
+    def series(self) -> dict[str, dict[str, float]]:
+        """A copy, as :attr:`Snapshot.series` has them."""
+        return {name: {key: self._values[i] for key, i in keys} for name, keys in self._layout.keys.items()}
+
+    def __repr__(self) -> str:
+        return (
+            f"Remembered(account={self.account!r}, series={self.series!r}, "
+            f"error_code={self.error_code!r}, error_hint={self.error_hint!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Remembered):
+            return NotImplemented
+        return (self.account, self.series, self.error_code, self.error_hint) == (
+            other.account,
+            other.series,
+            other.error_code,
+            other.error_hint,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and mutable no more than a Snapshot
+
+    def get(self, name: str, key: str = "") -> float | None:
+        at = self._layout.index.get((name, key))
+        return self._values[at] if at is not None else None
+
+    def by(self, name: str) -> Mapping[str, float]:
+        return {key: self._values[i] for key, i in self._layout.keys.get(name, ())}
+
+    def flag(self, name: str, key: str = "") -> bool:
+        return bool(self.get(name, key))
 
 
 def collect(metrics: Metrics, sources: Iterable[MetricSpec] = SOURCES) -> list[Read]:
