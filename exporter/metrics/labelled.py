@@ -141,6 +141,10 @@ class _Family(Collector, Generic[C]):
             child = self._children[key] = self._new_child()
         return child
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """``remove(*key)`` for a key made as :meth:`known` takes it (a poll drops series this way)."""
+        self._children.pop(key, None)
+
     def remove(self, *labelvalues: object) -> None:
         """Drop one series; nothing happens when it does not exist (as in prometheus_client)."""
         self._children.pop(self._key(labelvalues, {}), None)

@@ -25,7 +25,7 @@ import aiohttp
 
 from ..bybit.pacing import Pacing
 from ..bybit.tls import session_context
-from ..bybit.wire import session_tracing
+from ..bybit.wire import TimedConnector
 from ..config import Config
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
@@ -88,13 +88,14 @@ class Fleet:
     async def start(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
+                connector=TimedConnector(  # the wire timing, without a TraceConfig's cost per request
+                    self.clock,
+                    PoolMetrics(self.metrics),
                     limit=CONNECTION_POOL_SIZE,
                     keepalive_timeout=keepalive_seconds(self.config),
                     ssl=session_context(a.rest_url for a in self.config.accounts),
                 ),
                 headers={"User-Agent": USER_AGENT},
-                trace_configs=[session_tracing(self.clock, PoolMetrics(self.metrics))],
             )
         self._loop_lag = asyncio.create_task(
             watch_loop_lag(self.clock, self.metrics.event_loop_lag.observe), name="event-loop-lag"
