@@ -61,7 +61,7 @@ import asyncio, sys
 from exporter.simulator import Simulator
 
 async def serve(accounts):
-    async with Simulator(rate_limit_per_second=10**9) as sim:
+    async with Simulator(rate_limit_per_second=100_000) as sim:  # out of the way, and a sane X-Bapi-Limit
         for i in range(accounts):
             sim.add_account(f"poll-{i:05d}", f"poll-secret-{i:05d}", dcp={"DERIVATIVES": 10})
         print(sim.rest_url, flush=True)
