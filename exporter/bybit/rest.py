@@ -8,9 +8,9 @@ turns that into metrics and log lines; the drill gives one of its own. Calls are
 short endpoint labels of the one table in :mod:`exporter.dcp` (``ENDPOINT_PATHS``).
 
 A call's duration runs from the moment it has its connection to the end of the body: with the
-fleet's session the trace hooks of :mod:`.wire` note that moment, and the wait for a pool slot
-is reported on its own; with a session without them (a test's) it runs from the start of the
-call. Errors are the typed errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+fleet's session its connector (:class:`.wire.TimedConnector`) notes that moment, and the wait
+for a pool slot is reported on its own; with a session without it (a test's) it runs from the
+start of the call. Errors are the typed errors of :mod:`exporter.bybit.errors`, never carrying credentials.
 
 What an answer means is decided once, at this edge, by :func:`.answers.classify` (with
 :mod:`.models` and :mod:`.sanity`): a success without a usable result is the error
@@ -20,6 +20,11 @@ host). A body is read within :data:`~exporter.runtime.bounded.MAX_BODY`, on the 
 inflated, by :func:`~exporter.runtime.bounded.read_bounded` (else the error ``too_large``, the
 connection dropped, nothing parsed), and within the call's timeout, which covers the body too.
 The query string is built once, signed, and sent byte for byte as signed.
+
+Every account polls through here every few seconds, so the per-call work is kept to what the
+call needs: the HMAC key is keyed once per client (:class:`.signing.RestSigner`), the URL of a
+call without a query is parsed once per path, and a plain body with a Content-Length is read
+as it is (``read_bounded`` is for the rest: no length, or a body to inflate).
 """
 
 from __future__ import annotations
@@ -386,7 +391,7 @@ class RestClient:
         return url
 
     def _observe_duration(self, endpoint: str, timing: RequestTiming, started: float) -> None:
-        """From the connection (or, without the fleet's trace hooks, the call's start) to now."""
+        """From the connection (or, without the fleet's connector or trace hooks, the call's start) to now."""
         since = timing.connected_at if timing.connected_at is not None else started
         self._observer.duration(endpoint, self._clock.monotonic() - since)
 

@@ -7,8 +7,8 @@ logged and never stops another.
 
 The pool is built to last: its connections are kept alive longer than the longest poll
 interval, so a poll reuses the connection of an earlier one and steady state opens no new
-TCP connections (``bybit_dcp_api_connections_opened_total``; the session's trace hooks from
-:mod:`exporter.bybit.wire` also time each call from its connection and record the pool wait).
+TCP connections (``bybit_dcp_api_connections_opened_total``; the session's connector from
+:mod:`exporter.bybit.wire` also times each call from its connection and record the pool wait).
 The fleet also watches its own event loop's lag and freezes its long-lived objects after
 start-up, and lets the loop take the GIL back quickly from a scrape's rendering thread, so
 neither a garbage collection nor a scrape stalls the pongs (see docs/measurement.md).

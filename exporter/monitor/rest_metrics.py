@@ -3,7 +3,7 @@
 :class:`RestMetrics` is one account's (requests, failures by code, invalid values and
 rate-limit headroom by account, the latency by environment, the clock skew);
 :class:`PoolMetrics` is the fleet's one session's (the wait for a pooled connection and the
-new TCP connections, from the trace hooks of :func:`exporter.bybit.wire.session_tracing`).
+new TCP connections, from the fleet's :class:`exporter.bybit.wire.TimedConnector`).
 Label children are looked up as each call needs them, by ``known`` with the label values as
 they come (the account, the environment and the endpoint labels are strings already): every
 call of every poll goes through here, and ``labels`` would check and convert each value again.
