@@ -25,6 +25,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import aiohttp
@@ -140,8 +141,19 @@ def code_only_ping(n: int = 100_000) -> float:
     return (time.process_time() - start) / n
 
 
+class _Content:
+    """The body stream of an answer: what ``read_bounded`` reads, one chunk and the end."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+        yield self.body
+
+
 class _Answered:
-    """An aiohttp session stand-in whose every request is answered at once with one DCP setting."""
+    """An aiohttp session stand-in whose every request is answered at once with one DCP setting:
+    as much of ``ClientResponse`` as the client and ``read_bounded`` use."""
 
     status = 200
     body = json.dumps(
@@ -152,12 +164,17 @@ class _Answered:
         }
     ).encode()
     headers: ClassVar[dict[str, str]] = {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9"}
+    content_length = len(body)
+    content = _Content(body)
 
     def request(self, *args: object, **kwargs: object) -> _Answered:
         return self
 
     async def read(self) -> bytes:
         return self.body
+
+    def close(self) -> None:
+        return None
 
     async def __aenter__(self) -> _Answered:
         return self

@@ -8,9 +8,9 @@ turns that into metrics and log lines; the drill gives one of its own. Calls are
 short endpoint labels of the one table in :mod:`exporter.dcp` (``ENDPOINT_PATHS``).
 
 A call's duration runs from the moment it has its connection to the end of the body: with the
-fleet's session the trace hooks of :mod:`.wire` note that moment, and the wait for a pool slot
-is reported on its own; with a session without them (a test's) it runs from the start of the
-call. Errors are the typed errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+fleet's session its connector (:class:`.wire.TimedConnector`) notes that moment, and the wait
+for a pool slot is reported on its own; with a session without it (a test's) it runs from the
+start of the call. Errors are the typed errors of :mod:`exporter.bybit.errors`, never carrying credentials.
 
 What an answer means is decided once, at this edge, by :func:`.answers.classify` (with
 :mod:`.models` and :mod:`.sanity`): a success without a usable result is the error
@@ -20,6 +20,11 @@ host). A body is read within :data:`~exporter.runtime.bounded.MAX_BODY`, on the 
 inflated, by :func:`~exporter.runtime.bounded.read_bounded` (else the error ``too_large``, the
 connection dropped, nothing parsed), and within the call's timeout, which covers the body too.
 The query string is built once, signed, and sent byte for byte as signed.
+
+Every account polls through here every few seconds, so the per-call work is kept to what the
+call needs: the HMAC key is keyed once per client (:class:`.signing.RestSigner`), the URL of a
+call without a query is parsed once per path, and a plain body with a Content-Length is read
+as it is (``read_bounded`` is for the rest: no length, or a body to inflate).
 """
 
 from __future__ import annotations
@@ -50,9 +55,9 @@ from .models import (
     set_dcp_request,
 )
 from .pacing import HostBans
-from .signing import DEFAULT_RECV_WINDOW_MS, sign_rest
+from .signing import DEFAULT_RECV_WINDOW_MS, RestSigner
 from .timeframe import TimeFrame
-from .wire import RequestTiming
+from .wire import REQUEST_TIMING, RequestTiming
 
 SERVER_TIME = ENDPOINT_PATHS["server_time"]
 QUERY_DCP_INFO = ENDPOINT_PATHS["query_dcp_info"]
@@ -142,6 +147,8 @@ class RestClient:
         # and backfill share it; a resync (at the stream's start, after a 10002) sets it.
         self.timeframe = timeframe if timeframe is not None else TimeFrame()
         self._blocked_until: dict[str, float] = {}
+        self._signer = RestSigner(api_key, self._secret, recv_window_ms)
+        self._urls: dict[str, URL] = {}  # see _url
 
     @property
     def time_offset(self) -> float:
@@ -298,30 +305,36 @@ class RestClient:
         body: str | None,
         signed: bool,
     ) -> dict:
-        ban = self._host_bans.until(self._host, self._clock.time())
+        clock = self._clock
+        t0 = clock.time()  # the request's wall time: the bans, the signature and the skew's midpoint
+        ban = self._host_bans.until(self._host, t0)
         if ban is not None:
             raise RateLimited("403", "IP banned by Bybit: waiting for the ban to end", endpoint, reset_at=ban)
-        until = self.blocked_until(endpoint)
-        if until is not None:
-            raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
+        if self._blocked_until:
+            until = self.blocked_until(endpoint)
+            if until is not None:
+                raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
 
         # Built once: what is signed is what is sent (``encoded=True`` stops aiohttp re-quoting it).
-        query = urlencode(params or {})
-        payload = body if body is not None else ""
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what read_bounded inflates, counting
+        if params:
+            query = urlencode(params)
+            url = URL(f"{self._base_url}{path}?{query}", encoded=True)
+        else:
+            query = ""
+            url = self._urls.get(path) or self._url(path)
+        if body is not None:
+            payload = body
+            headers = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+        else:
+            payload = ""
+            headers = {"Accept-Encoding": ACCEPT_ENCODING}  # what read_bounded inflates, counting
         if signed:
-            ts = self.timeframe.bybit_ms(self._clock.time())
-            signed_headers = sign_rest(
-                self._api_key, self._secret, ts, payload if method == "POST" else query, self._recv_window_ms
-            )
-            headers.update(signed_headers.as_dict())
-        url = URL(self._base_url + path + (f"?{query}" if query else ""), encoded=True)
+            self._signer.headers(self.timeframe.bybit_ms(t0), payload if method == "POST" else query, headers)
 
         self._observer.requested(endpoint)
-        t0 = self._clock.time()
         timing = RequestTiming()
-        started = self._clock.monotonic()
+        token = REQUEST_TIMING.set(timing)  # for the fleet's TimedConnector (trace_request_ctx: a TraceConfig's)
+        started = clock.monotonic()
         try:
             async with self._session.request(
                 method,
@@ -335,15 +348,23 @@ class RestClient:
                 auto_decompress=False,  # inflated by read_bounded, within MAX_BODY
             ) as resp:
                 status = resp.status
-                raw = await read_bounded(resp, MAX_BODY)
                 resp_headers = resp.headers
+                length = resp.content_length
+                if length is not None and length <= MAX_BODY and "Content-Encoding" not in resp_headers:
+                    # Bounded by its Content-Length (aiohttp reads no byte past it) and not to be
+                    # inflated: read_bounded's counting would find what this finds, at more cost.
+                    raw = await resp.read()
+                else:
+                    raw = await read_bounded(resp, MAX_BODY)
         except (TooLarge, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             self._observe_duration(endpoint, timing, started)
             code, message = _transport_failure(exc, self._timeout.total)
             self._count_error(endpoint, code)
             raise TransportError(code, message, endpoint) from None
+        finally:
+            REQUEST_TIMING.reset(token)
         self._observe_duration(endpoint, timing, started)
-        answer = classify(status, resp_headers, raw, t0, self._clock.time())
+        answer = classify(status, resp_headers, raw, t0, clock.time())
         observer = self._observer
         if answer.remaining is not None or answer.limit is not None:
             observer.rate_limit(endpoint, answer.remaining, answer.limit)
@@ -364,8 +385,13 @@ class RestClient:
             self._invalid(endpoint, ValueError(answer.message))
         return self._fail(endpoint, answer.code, answer.message, answer.reset_at)
 
+    def _url(self, path: str) -> URL:
+        """The URL of a call without a query, parsed once per path (a handful per client)."""
+        url = self._urls[path] = URL(self._base_url + path, encoded=True)
+        return url
+
     def _observe_duration(self, endpoint: str, timing: RequestTiming, started: float) -> None:
-        """From the connection (or, without the fleet's trace hooks, the call's start) to now."""
+        """From the connection (or, without the fleet's connector or trace hooks, the call's start) to now."""
         since = timing.connected_at if timing.connected_at is not None else started
         self._observer.duration(endpoint, self._clock.monotonic() - since)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -84,6 +85,11 @@ class RequestTiming:
     connected_at: float | None = None  # monotonic: the request had its connection (new or reused)
 
 
+# The RequestTiming of the REST call under way in this task, for TimedConnector to fill in: the
+# caller sets it around the request and resets it after (two steps, cheaper than a ``with``).
+REQUEST_TIMING: ContextVar[RequestTiming | None] = ContextVar("request_timing", default=None)
+
+
 class PoolObserver(Protocol):
     def connection_wait(self, seconds: float) -> None:
         """A request waited this long for a connection of the pool (0 when one was free)."""
@@ -117,3 +123,63 @@ def session_tracing(clock: Clock, observer: PoolObserver) -> aiohttp.TraceConfig
     trace.on_connection_create_end.append(opened)
     trace.freeze()
     return trace
+
+
+class _Probe:
+    """One request's connection events, as aiohttp reports them to a ``Trace``; the same moments
+    and the same arithmetic as :func:`session_tracing`'s hooks (the wait is the last queueing's,
+    as ``ctx.waited`` is there), the DNS events ignored."""
+
+    __slots__ = ("clock", "observer", "queued_at", "waited")
+
+    def __init__(self, clock: Clock, observer: PoolObserver) -> None:
+        self.clock = clock
+        self.observer = observer
+        self.waited = 0.0
+
+    async def send_connection_queued_start(self) -> None:
+        self.queued_at = self.clock.monotonic()
+
+    async def send_connection_queued_end(self) -> None:
+        self.waited = self.clock.monotonic() - self.queued_at
+
+    async def send_connection_reuseconn(self) -> None:
+        self.observer.connection_wait(self.waited)
+        timing = REQUEST_TIMING.get()
+        if timing is not None:
+            timing.connected_at = self.clock.monotonic()
+
+    async def send_connection_create_end(self) -> None:
+        self.observer.connection_opened()
+        await self.send_connection_reuseconn()
+
+    async def send_connection_create_start(self) -> None:
+        pass
+
+    async def send_dns_resolvehost_start(self, host: str) -> None:
+        pass
+
+    async def send_dns_resolvehost_end(self, host: str) -> None:
+        pass
+
+    async def send_dns_cache_hit(self, host: str) -> None:
+        pass
+
+    async def send_dns_cache_miss(self, host: str) -> None:
+        pass
+
+
+class TimedConnector(aiohttp.TCPConnector):
+    """A ``TCPConnector`` that times its connections for a :class:`PoolObserver` and the call's
+    :class:`RequestTiming` (see the module docstring); everything else is ``TCPConnector``'s."""
+
+    def __init__(self, clock: Clock, observer: PoolObserver, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._wire_clock = clock
+        self._pool_observer = observer
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.connector.Connection:
+        probe = _Probe(self._wire_clock, self._pool_observer)
+        return await super().connect(req, [*traces, probe] if traces else [probe], timeout)  # type: ignore[list-item]

@@ -235,6 +235,10 @@ class _Family(Collector, Kept, Generic[C]):
             self.changes += 1
         return self._series(self, key)
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """``remove(*key)`` for a key made as :meth:`known` takes it (a poll drops series this way)."""
+        self._children.pop(key, None)
+
     def remove(self, *labelvalues: object) -> None:
         """Drop one series; nothing happens when it does not exist (as in prometheus_client)."""
         if self._values.pop(self._key(labelvalues, {}), None) is not None:

@@ -43,7 +43,7 @@ from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .backfill import BACKFILL_MARGIN_SECONDS, BACKFILL_MAX_PAGES
 from .parts import build_parts, stream_topics
-from .projections import apply_dcp_info, forget_dcp_info, set_poll_error
+from .projections import PollProjection, set_poll_error
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class AccountSupervisor:
         self.first_poll_attempted = False
         self.last_reported: dict[str, DcpSetting] | None = None
         self.last_poll_error: str | None = None
+        self._projection = PollProjection(metrics, self.name)  # up, enabled, window... of each poll
 
     # ------------------------------------------------------------------ running
 
@@ -169,15 +170,11 @@ class AccountSupervisor:
             self._poll_failed(exc)
             return False
         except Exception:
-            self.metrics.up.labels(self.name).set(0)
-            forget_dcp_info(self.metrics, self.name)
+            self._projection.unknown()
             raise
         finally:
             self.first_poll_attempted = True
-        self.metrics.up.labels(self.name).set(1)
-        self.metrics.last_poll_success.labels(self.name).set(self.clock.time())
-        apply_dcp_info(self.metrics, self.name, reported)
-        set_poll_error(self.metrics, self.name, None)
+        self._projection.succeeded(reported, self.clock.time())
         if not reported:
             if self.last_reported != reported:  # once, not on every poll or recovery
                 log.warning(NOT_AVAILABLE, extra={"account": self.name})
@@ -199,8 +196,7 @@ class AccountSupervisor:
         return True
 
     def _poll_failed(self, exc: BybitError) -> None:
-        self.metrics.up.labels(self.name).set(0)
-        forget_dcp_info(self.metrics, self.name)
+        self._projection.unknown()
         set_poll_error(self.metrics, self.name, exc.code, hint_for(exc))
         # Log a failure when it starts or changes; repeats of the same failure at debug.
         level = logging.WARNING if self.last_poll_error != exc.code else logging.DEBUG

@@ -9,8 +9,8 @@ logged and never stops another.
 
 The pool is built to last: its connections are kept alive longer than the longest poll
 interval, so a poll reuses the connection of an earlier one and steady state opens no new
-TCP connections (``bybit_dcp_api_connections_opened_total``; the session's trace hooks from
-:mod:`exporter.bybit.wire` also time each call from its connection and record the pool wait).
+TCP connections (``bybit_dcp_api_connections_opened_total``; the session's connector from
+:mod:`exporter.bybit.wire` also times each call from its connection and record the pool wait).
 The fleet also watches its own event loop's lag and freezes its long-lived objects after
 start-up, and lets the loop take the GIL back quickly from a scrape's rendering thread, so
 neither a garbage collection nor a scrape stalls the pongs (see docs/measurement.md).
@@ -28,7 +28,7 @@ import aiohttp
 
 from ..bybit.pacing import Pacing
 from ..bybit.tls import session_context
-from ..bybit.wire import session_tracing
+from ..bybit.wire import TimedConnector
 from ..config import Config
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
@@ -94,13 +94,14 @@ class Fleet:
     async def start(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
+                connector=TimedConnector(  # the wire timing, without a TraceConfig's cost per request
+                    self.clock,
+                    PoolMetrics(self.metrics),
                     limit=CONNECTION_POOL_SIZE,
                     keepalive_timeout=keepalive_seconds(self.config),
                     ssl=session_context(a.rest_url for a in self.config.accounts),
                 ),
                 headers={"User-Agent": USER_AGENT},
-                trace_configs=[session_tracing(self.clock, PoolMetrics(self.metrics))],
             )
         self._loop_lag = asyncio.create_task(
             watch_loop_lag(self.clock, self.metrics.event_loop_lag.observe), name="event-loop-lag"

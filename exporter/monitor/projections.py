@@ -79,3 +79,42 @@ def set_poll_error(metrics: Metrics, account: str, code: str | None, advice: str
             metrics.last_poll_error.remove(account, listed_code, listed_hint)
     if code is not None and advice is not None:
         metrics.last_poll_error.labels(account, code, advice).set(1)
+
+
+class PollProjection:
+    """One account's poll series, written as the functions above write them, with the label keys
+    made once: a thousand accounts polled every few seconds make this the hottest metric path
+    after the REST client's own, and ``labels`` checks and converts every value on every call."""
+
+    __slots__ = ("_account", "_enabled", "_key", "_metrics")
+
+    def __init__(self, metrics: Metrics, account: str) -> None:
+        self._metrics = metrics
+        self._account = account
+        self._key = (account,)
+        self._enabled = tuple((product, (account, product)) for product in PRODUCTS)  # enabled's and window's
+
+    def succeeded(self, reported: Mapping[str, DcpSetting], at: float) -> None:
+        """A good poll: ``up`` 1, its time, the DCP-config gauges (:func:`apply_dcp_info`), no
+        poll error (:func:`set_poll_error` with None)."""
+        metrics = self._metrics
+        metrics.up.known(self._key).set(1)
+        metrics.last_poll_success.known(self._key).set(at)
+        enabled, window = metrics.enabled, metrics.window
+        for product, key in self._enabled:
+            setting = reported.get(product)
+            if setting is not None and setting.on:
+                enabled.known(key).set(1)
+                window.known(key).set(setting.window)
+            else:
+                enabled.known(key).set(0)
+                window.forget(key)
+        set_poll_error(metrics, self._account, None)
+
+    def unknown(self) -> None:
+        """The DCP state is unknown: ``up`` 0 and no ``enabled`` or ``window`` (:func:`forget_dcp_info`)."""
+        metrics = self._metrics
+        metrics.up.known(self._key).set(0)
+        for _, key in self._enabled:
+            metrics.enabled.forget(key)
+            metrics.window.forget(key)

@@ -3,8 +3,10 @@
 :class:`RestMetrics` is one account's (requests, failures by code, invalid values and
 rate-limit headroom by account, the latency by environment, the clock skew);
 :class:`PoolMetrics` is the fleet's one session's (the wait for a pooled connection and the
-new TCP connections, from the trace hooks of :func:`exporter.bybit.wire.session_tracing`).
-Label children are looked up as each call needs them, as they were before the split.
+new TCP connections, from the fleet's :class:`exporter.bybit.wire.TimedConnector`).
+Label children are looked up as each call needs them, by ``known`` with the label values as
+they come (the account, the environment and the endpoint labels are strings already): every
+call of every poll goes through here, and ``labels`` would check and convert each value again.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ class RestMetrics(RestLog):
         self.environment = environment  # the REST latency is labelled by it, not by the account
 
     def requested(self, endpoint: str) -> None:
-        self.metrics.api_requests.labels(self.account, endpoint).inc()
+        self.metrics.api_requests.known((self.account, endpoint)).inc()
 
     def duration(self, endpoint: str, seconds: float) -> None:
-        self.metrics.api_duration.labels(self.environment, endpoint).observe(seconds)
+        self.metrics.api_duration.known((self.environment, endpoint)).observe(seconds)
 
     def failed(self, endpoint: str, code: str) -> None:
         self.metrics.api_errors.labels(self.account, endpoint, code_label(code)).inc()
@@ -36,12 +38,12 @@ class RestMetrics(RestLog):
 
     def rate_limit(self, endpoint: str, remaining: float | None, limit: float | None) -> None:
         if remaining is not None:
-            self.metrics.rate_limit_remaining.labels(self.account, endpoint).set(remaining)
+            self.metrics.rate_limit_remaining.known((self.account, endpoint)).set(remaining)
         if limit is not None:
-            self.metrics.rate_limit.labels(self.account, endpoint).set(limit)
+            self.metrics.rate_limit.known((self.account, endpoint)).set(limit)
 
     def clock_skew(self, seconds: float) -> None:
-        self.metrics.clock_skew.labels(self.account).set(seconds)
+        self.metrics.clock_skew.known((self.account,)).set(seconds)
 
 
 class PoolMetrics:
