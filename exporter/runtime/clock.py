@@ -19,16 +19,16 @@ from contextlib import AbstractAsyncContextManager
 class Clock:
     """The real clock. Subclass it (or duck-type it) to control time in tests."""
 
-    def time(self) -> float:
-        """Unix time in seconds."""
-        return _time.time()
+    # The library functions themselves, not methods calling them: every stream reads the
+    # clock three or four times and sleeps once per ping, and a wrapper's frame (a coroutine,
+    # for the sleep) costs more than the read. A subclass overrides them as methods.
 
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back; only differences mean anything."""
-        return _time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    #: Unix time in seconds.
+    time = staticmethod(_time.time)
+    #: Seconds on a clock that never goes back; only differences mean anything.
+    monotonic = staticmethod(_time.monotonic)
+    #: ``await clock.sleep(seconds)``: ``asyncio.sleep``.
+    sleep = staticmethod(asyncio.sleep)
 
     def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
         """Raise ``TimeoutError`` in the block after ``seconds`` (None: never).
