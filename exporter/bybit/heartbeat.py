@@ -25,22 +25,49 @@ Why the pieces exist:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .pacing import next_slot
 
 
-@dataclass(frozen=True)
 class PongResult:
     """What one pong taught us. Fields are None when they cannot be known.
 
-    The stream hands it on as it is, as its "pong seen" event (see :mod:`.session`)."""
+    The stream hands it on as it is, as its "pong seen" event (see :mod:`.session`). A plain
+    class with ``__slots__``, not a frozen dataclass: one is made per ping per account, and a
+    frozen dataclass sets each field through ``object.__setattr__`` (three times the cost).
+    Nothing changes it after it is made; it compares and prints by its fields, as before."""
 
-    rtt: float | None  # seconds from the matching ping to this pong
-    gap: float | None  # seconds since the previous pong (across reconnects)
-    skew: float | None  # server clock minus local clock, seconds
-    matched: bool  # the pong answered a ping we are waiting for
-    wall: float | None = None  # the wall time it was read (the last-pong gauge)
+    __slots__ = ("gap", "matched", "rtt", "skew", "wall")
+
+    def __init__(
+        self,
+        rtt: float | None,  # seconds from the matching ping to this pong
+        gap: float | None,  # seconds since the previous pong (across reconnects)
+        skew: float | None,  # server clock minus local clock, seconds
+        matched: bool,  # the pong answered a ping we are waiting for
+        wall: float | None = None,  # the wall time it was read (the last-pong gauge)
+    ) -> None:
+        self.rtt = rtt
+        self.gap = gap
+        self.skew = skew
+        self.matched = matched
+        self.wall = wall
+
+    def _fields(self) -> tuple[float | bool | None, ...]:
+        return (self.rtt, self.gap, self.skew, self.matched, self.wall)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PongResult:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"PongResult(rtt={self.rtt!r}, gap={self.gap!r}, skew={self.skew!r}, "
+            f"matched={self.matched!r}, wall={self.wall!r})"
+        )
 
 
 class Heartbeat:
@@ -93,24 +120,28 @@ class Heartbeat:
         self, req_id: str | None, now: float, server_ms: int | None = None, *, wall: float | None = None
     ) -> PongResult:
         wall = now if wall is None else wall
-        sent = self._outstanding.pop(req_id, None) if req_id is not None else None
+        outstanding = self._outstanding
+        sent = outstanding.pop(req_id, None) if req_id is not None else None
         rtt: float | None = None
         skew: float | None = None
         if sent is not None:
             rtt = max(0.0, now - sent)
             # Pings answered out of order imply the older ones are lost; drop them so a
-            # lost ping does not later count as a timeout on a healthy connection.
-            for older, at in list(self._outstanding.items()):
-                if at <= sent:
-                    del self._outstanding[older]
+            # lost ping does not later count as a timeout on a healthy connection. (Mostly
+            # none is left: the list is made only when one is.)
+            if outstanding:
+                for older, at in list(outstanding.items()):
+                    if at <= sent:
+                        del outstanding[older]
             if server_ms is not None:
                 # Server time minus the local (wall) midpoint of the round trip.
                 skew = server_ms / 1000.0 - (wall - (now - sent) / 2.0)
                 self.last_skew = skew
-        gap = None if self._last_pong_at is None else max(0.0, now - self._last_pong_at)
+        last = self._last_pong_at
+        gap = None if last is None else max(0.0, now - last)
         self.last_pong = wall
         self._last_pong_at = now
-        return PongResult(rtt=rtt, gap=gap, skew=skew, matched=sent is not None, wall=wall)
+        return PongResult(rtt, gap, skew, sent is not None, wall)
 
     # ---- timeouts
 
@@ -121,13 +152,11 @@ class Heartbeat:
 
     def deadline(self) -> float | None:
         """The next moment the stream must act (send a ping or declare a timeout)."""
-        candidates = []
-        if self._next_ping is not None:
-            candidates.append(self._next_ping)
-        oldest = self._oldest_outstanding()
-        if oldest is not None:
-            candidates.append(oldest + self.pong_timeout)
-        return min(candidates) if candidates else None
+        next_ping = self._next_ping
+        if not self._outstanding:
+            return next_ping
+        due = min(self._outstanding.values()) + self.pong_timeout
+        return due if next_ping is None or due < next_ping else next_ping
 
     def _oldest_outstanding(self) -> float | None:
         return min(self._outstanding.values()) if self._outstanding else None

@@ -17,9 +17,10 @@ Shapes (from Bybit's V5 websocket documentation, docs/v5/websocket/wss-authentic
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..dcp import ORDER_TOPIC
 from .sanity import load_json, timestamp_seconds
@@ -47,13 +48,30 @@ class UnsubscribeAck(Ack):
     """Acknowledgement of ``unsubscribe``."""
 
 
-@dataclass(frozen=True)
 class Pong:
-    """A heartbeat answer. ``server_ms`` is Bybit's clock (``args[0]``) when present."""
+    """A heartbeat answer. ``server_ms`` is Bybit's clock (``args[0]``) when present.
 
-    req_id: str | None = None
-    server_ms: int | None = None
-    conn_id: str | None = None
+    A plain class with ``__slots__``, not a frozen dataclass like the other frames: one comes
+    per ping per account, and a frozen dataclass sets each field through ``object.__setattr__``.
+    Nothing changes it after it is made; it compares and prints by its fields like the others."""
+
+    __slots__ = ("conn_id", "req_id", "server_ms")
+
+    def __init__(self, req_id: str | None = None, server_ms: int | None = None, conn_id: str | None = None) -> None:
+        self.req_id = req_id
+        self.server_ms = server_ms
+        self.conn_id = conn_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Pong:
+            return NotImplemented
+        return (self.req_id, self.server_ms, self.conn_id) == (other.req_id, other.server_ms, other.conn_id)
+
+    def __hash__(self) -> int:
+        return hash((self.req_id, self.server_ms, self.conn_id))
+
+    def __repr__(self) -> str:
+        return f"Pong(req_id={self.req_id!r}, server_ms={self.server_ms!r}, conn_id={self.conn_id!r})"
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,9 @@ def _ack_fields(obj: dict) -> tuple[bool, str, str | None, str | None] | None:
     )
 
 
+_BAD_PONG_TIME = Invalid("bad_pong", "args[0] is not a sane timestamp in ms")
+
+
 def _parse_server_ms(args: Any) -> int | Invalid | None:
     if args is None:
         return None
@@ -112,38 +133,55 @@ def _parse_server_ms(args: Any) -> int | Invalid | None:
         return Invalid("bad_pong", "args is not a non-empty list")
     seconds = timestamp_seconds(args[0], 1000.0)
     if seconds is None:  # Infinity, 1e400, text, a time in the wrong unit: no RTT or skew from it
-        return Invalid("bad_pong", "args[0] is not a sane timestamp in ms")
+        return _BAD_PONG_TIME
     return round(seconds * 1000.0)
 
 
 def parse_message(obj: Any) -> Frame:
-    """Classify an already-decoded JSON value (see :func:`parse_frame`)."""
+    """Classify an already-decoded JSON value (see :func:`parse_frame`).
+
+    The pong is looked at first (a topic still wins over an op, as for any frame): it comes
+    once per ping per account, and its usual shape, ``args`` one timestamp, is read inline."""
     if not isinstance(obj, dict):
         return Invalid("not_object", type(obj).__name__)
 
-    topic = obj.get("topic")
+    get = obj.get
+    topic = get("topic")
+    op = get("op")
+    if op == "pong" and topic is None:
+        args = get("args")
+        server_ms: int | Invalid | None = None
+        if args is not None:
+            if type(args) is list and args:
+                seconds = timestamp_seconds(args[0], 1000.0)
+                server_ms = _BAD_PONG_TIME if seconds is None else round(seconds * 1000.0)
+            else:
+                server_ms = _parse_server_ms(args)
+            if type(server_ms) is Invalid:
+                return server_ms
+        req_id, conn_id = get("req_id"), get("conn_id")
+        return Pong(
+            req_id if isinstance(req_id, str) else None,
+            cast(int | None, server_ms),
+            conn_id if isinstance(conn_id, str) else None,
+        )
+
     if topic is not None:
         if not isinstance(topic, str):
             return Invalid("bad_topic", "topic is not a string")
         # Order pushes come on `order` (every category) or `order.<category>`.
         if topic == ORDER_TOPIC or topic.startswith(ORDER_TOPIC + "."):
-            data = obj.get("data")
+            data = get("data")
             if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
                 return Invalid("bad_order_push", "data is not a list of objects")
-            created = timestamp_seconds(obj.get("creationTime"), 1000.0)
+            created = timestamp_seconds(get("creationTime"), 1000.0)
             created_ms = None if created is None else round(created * 1000.0)
-            return OrderPush(topic=topic, orders=list(data), id=_opt_str(obj.get("id")), creation_time_ms=created_ms)
+            return OrderPush(topic=topic, orders=list(data), id=_opt_str(get("id")), creation_time_ms=created_ms)
         return Invalid("unexpected_topic", topic[:_EXCERPT])
 
-    op = obj.get("op")
-    if op == "pong":
-        server_ms = _parse_server_ms(obj.get("args"))
-        if isinstance(server_ms, Invalid):
-            return server_ms
-        return Pong(req_id=_opt_str(obj.get("req_id")), server_ms=server_ms, conn_id=_opt_str(obj.get("conn_id")))
-    if op == "ping" and obj.get("ret_msg") == "pong":
+    if op == "ping" and get("ret_msg") == "pong":
         # The public-stream shape of a pong; accepted so a pong is never miscounted.
-        return Pong(req_id=_opt_str(obj.get("req_id")), server_ms=None, conn_id=_opt_str(obj.get("conn_id")))
+        return Pong(req_id=_opt_str(get("req_id")), server_ms=None, conn_id=_opt_str(get("conn_id")))
     if op in ("auth", "subscribe", "unsubscribe"):
         fields = _ack_fields(obj)
         if fields is None:
@@ -174,6 +212,7 @@ def parse_frame(data: str | bytes) -> Frame:
 # One encoder for every frame: ``json.dumps`` with any option builds a new one per call, a
 # noticeable share of a ping's cost at a thousand accounts.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]*")
 
 
 def _dump(obj: dict) -> str:
@@ -192,7 +231,12 @@ def subscribe_frame(req_id: str, topics: Sequence[str]) -> str:
 
 
 def ping_frame(req_id: str) -> str:
-    return _dump({"req_id": req_id, "op": "ping"})
+    """Written out, not encoded: one a ping per account, and the encoder's call is most of
+    its cost. Byte for byte what ``_dump`` writes for an id that needs no escaping in JSON
+    (:class:`ReqIds` makes only those: letters, digits and dashes); any other is encoded."""
+    if _PLAIN_ID.fullmatch(req_id) is None:
+        return _dump({"req_id": req_id, "op": "ping"})
+    return '{"req_id":"' + req_id + '","op":"ping"}'
 
 
 class ReqIds:

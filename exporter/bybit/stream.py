@@ -375,7 +375,8 @@ class PrivateStream:
         reader = asyncio.current_task()
         assert reader is not None
         stop = _Stop(reader)
-        session, clock, observer = self.session, self.clock, self.observer
+        # Looked up once per connection, not once per frame: a pong comes every ping.
+        receive, parse, wall, on_event = self.session.receive, msg.parse_frame, self.clock.time, self.observer.on_event
         beat = asyncio.get_running_loop().create_task(self._beat(ws, stop), name=f"{self.account}:heartbeat")
         self._beating = beat
         try:
@@ -391,11 +392,11 @@ class PrivateStream:
                     stop.reading = False
                 if self._silent:
                     continue
-                out = session.receive(msg.parse_frame(raw), arrived, clock.time())
+                out = receive(parse(raw), arrived, wall())
                 if type(out) is msg.OrderPush:
                     await self._hand_on(out)
                 elif out is not None:  # a pong, mostly: handed on without a coroutine of its own
-                    observer.on_event(cast(Event, out))
+                    on_event(cast(Event, out))
             assert stop.reason is not None
             raise _Reconnect(stop.reason)
         finally:
@@ -404,24 +405,28 @@ class PrivateStream:
             await asyncio.gather(beat, return_exceptions=True)
 
     async def _beat(self, ws: StampedConnection, stop: _Stop) -> None:
-        """Ping on the account's grid; give up on the connection when a pong is overdue."""
-        session, clock = self.session, self.clock
+        """Ping on the account's grid; give up on the connection when a pong is overdue.
+
+        After a ping the moment it was written is the ``now`` of the sleep that follows: no
+        second clock read and no second ask of the session, which could only answer "sleep"
+        (a pong overdue by then leaves nothing to sleep, and the next turn reports it)."""
+        session, monotonic, sleep = self.session, self.clock.monotonic, self.clock.sleep
         if self._silent:  # gone silent while this connection opened
             return
         try:
             while True:
-                now = clock.monotonic()
+                now = monotonic()
                 todo = session.beat(now)
                 if todo is PING_DUE:
                     await ws.send(session.ping_frame())
-                    session.ping_written(clock.monotonic())  # written: handed to the socket
-                    continue
-                if todo is not None:  # the pong is overdue
+                    now = monotonic()
+                    session.ping_written(now)  # written: handed to the socket
+                elif todo is not None:  # the pong is overdue
                     timeout = cast(PongTimeout, todo)
                     self.observer.on_event(timeout)
                     stop.give_up(timeout.reason)
                     return
-                await clock.sleep(session.deadline() - now)
+                await sleep(session.deadline() - now)
         except ConnectionClosed:
             return  # the reader sees the same closed connection and reports it
         except Exception as exc:

@@ -237,7 +237,8 @@ class _Family(Collector, Kept, Generic[C]):
 
     def forget(self, key: tuple[str, ...]) -> None:
         """``remove(*key)`` for a key made as :meth:`known` takes it (a poll drops series this way)."""
-        self._children.pop(key, None)
+        if self._values.pop(key, None) is not None:
+            self.changes += 1
 
     def remove(self, *labelvalues: object) -> None:
         """Drop one series; nothing happens when it does not exist (as in prometheus_client)."""
