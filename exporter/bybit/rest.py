@@ -147,6 +147,8 @@ class RestClient:
         # and backfill share it; a resync (at the stream's start, after a 10002) sets it.
         self.timeframe = timeframe if timeframe is not None else TimeFrame()
         self._blocked_until: dict[str, float] = {}
+        # The wall-clock window of the last answer: sent (its connection in hand) and received.
+        self._answered = (0.0, 0.0)
         self._signer = RestSigner(api_key, self._secret, recv_window_ms)
         self._urls: dict[str, URL] = {}  # see _url
 
@@ -287,10 +289,13 @@ class RestClient:
             return await self._request(endpoint, method, path, params=params, body=body, signed=signed)
 
     async def _resync(self) -> bool:
-        t0 = self._clock.time()
         server = await self.server_time()
-        t1 = self._clock.time()
-        applied = self.timeframe.server_time(server, t0, t1)
+        # From when the request left, not from before its wait for a pooled connection: a thousand
+        # accounts starting together queue for the pool, and a midpoint taken from before the
+        # wait put Bybit seconds ahead of a host whose clock was right (past Bybit's 1 s allowance
+        # for a timestamp ahead of its clock, so the signed calls after it were refused).
+        sent_at, received_at = self._answered
+        applied = self.timeframe.server_time(server, sent_at, received_at)
         if applied:
             self._observer.resynced(self.timeframe.offset)
         return applied
@@ -364,7 +369,9 @@ class RestClient:
         finally:
             REQUEST_TIMING.reset(token)
         self._observe_duration(endpoint, timing, started)
-        answer = classify(status, resp_headers, raw, t0, clock.time())
+        sent_at = t0 if timing.connected_at is None else t0 + (timing.connected_at - started)
+        self._answered = (sent_at, clock.time())
+        answer = classify(status, resp_headers, raw, *self._answered)
         observer = self._observer
         if answer.remaining is not None or answer.limit is not None:
             observer.rate_limit(endpoint, answer.remaining, answer.limit)

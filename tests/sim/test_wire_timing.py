@@ -160,3 +160,26 @@ async def test_at_300_accounts_the_exporter_sees_what_an_independent_client_sees
     assert rtt_gap <= max(0.05 * figures.probe_rtt_ms, 2.0), report
     assert abs(figures.exporter_rest_ms - figures.probe_rest_ms) <= 5.0, report
     assert figures.connections_opened == 0, report  # steady state reuses its connections
+
+
+async def test_bybits_time_is_read_from_when_the_request_left_not_from_its_wait_for_the_pool(sim):
+    # A thousand accounts start at once and read Bybit's time through one pool: most wait for a
+    # connection first. Timed from before that wait, the midpoint of the call falls early and a
+    # host whose clock is right learns that Bybit is ahead by half the wait (at scale, more than
+    # Bybit's 1 s allowance for a timestamp ahead of its clock, so every signed call was refused).
+    metrics = Metrics()
+    connector = aiohttp.TCPConnector(limit=1)
+    tracing = session_tracing(SYSTEM_CLOCK, PoolMetrics(metrics))
+    async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
+        holder = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="holder")
+        reader = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="reader")
+        sim.force_response("/v5/account/info", body=json.dumps({"retCode": 0, "retMsg": "OK", "result": {}}), delay=1.0)
+        held = asyncio.create_task(holder.account_info())
+        waits = "bybit_dcp_api_connection_wait_seconds_count"
+        await eventually(lambda: metrics.registry.get_sample_value(waits), what="the holder holding the one connection")
+        assert await reader.learn_time()
+        await asyncio.gather(held, return_exceptions=True)
+    assert (metrics.registry.get_sample_value("bybit_dcp_api_connection_wait_seconds_sum") or 0) >= 0.8
+    assert abs(reader.time_offset) < 0.2  # the simulator's clock is this host's
+    skew = metrics.registry.get_sample_value("bybit_dcp_clock_skew_seconds", {"account": "reader"})
+    assert skew is not None and abs(skew) < 0.2
