@@ -1,7 +1,7 @@
 """Memory the C allocator would keep after a scrape, given back instead.
 
-A /metrics body for 1,000 accounts is several MB, built and freed on every scrape, in a
-worker thread. glibc's malloc serves a block that large with ``mmap`` and unmaps it when it
+A /metrics body for 1,000 accounts is several MB, built and freed on every scrape (and the
+status board's, in a worker thread). glibc's malloc serves a block that large with ``mmap`` and unmaps it when it
 is freed, but each such free raises its mmap threshold to the block's size, so the next
 bodies come from the heap and stay resident when freed; and each worker thread gets an
 arena of its own (up to 8 per core), where freed blocks linger too. At 1,000 accounts the

@@ -16,11 +16,12 @@ accounts), while the loop waits. :func:`no_collections` turns automatic collecti
 a body is rendered (rendering makes no reference cycles, so nothing is lost) and the web app
 collects the young generations right after, on its own terms (:func:`freeze_survivors`).
 
-**The scrape's thread.** /metrics is rendered in a worker thread, and by default the
-interpreter lets a thread keep the GIL for 5 ms before the event loop gets a turn: every pong
-read during a 1 s render could wait that long, several times over. :func:`prefer_the_loop`
-shortens the switch interval to 0.5 ms, so the loop reads a pong within about that while a
-scrape renders (the render itself gets a little slower).
+**The worker threads.** /metrics is written on the loop in slices, but gzip compresses it in
+a worker thread and the status board is built in one, and by default the interpreter lets a
+thread keep the GIL for 5 ms before the event loop gets a turn: every pong read during a long
+render could wait that long, several times over. :func:`prefer_the_loop` shortens the switch
+interval to 0.5 ms, so the loop reads a pong within about that while a worker runs (the
+worker itself gets a little slower).
 """
 
 from __future__ import annotations
