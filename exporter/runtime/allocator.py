@@ -1,8 +1,8 @@
 """Memory the C allocator would keep after a scrape, given back instead.
 
 A /metrics body for 1,000 accounts is several MB, built and freed on every scrape (and the
-status board's, in a worker thread). glibc's malloc serves a block that large with ``mmap`` and unmaps it when it
-is freed, but each such free raises its mmap threshold to the block's size, so the next
+status board's, in a worker thread). glibc's malloc serves a block that large with ``mmap``
+and unmaps it when it is freed, but each such free raises its mmap threshold to the block's size, so the next
 bodies come from the heap and stay resident when freed; and each worker thread gets an
 arena of its own (up to 8 per core), where freed blocks linger too. At 1,000 accounts the
 two together held about 40 MB that nothing used (``benchmarks/bench_vs_sdk.py``).
