@@ -120,11 +120,18 @@ def _compressed(plain: bytes) -> Piece:
     return Piece(data, zlib.crc32(plain), len(plain))
 
 
-def gzip_of(pieces: list[Piece]) -> bytes:
-    """One gzip member holding the pieces' plain texts one after the other."""
+def gzip_parts(pieces: list[Piece]) -> list[bytes]:
+    """One gzip member holding the pieces' plain texts one after the other, as the byte strings
+    to send in order (header, the pieces' deflate bytes, the last block, the trailer): a caller
+    that writes them to a socket need not join them first."""
     crc, length = 0, 0
     for piece in pieces:
         crc = crc_combine(crc, piece.crc, piece.shift)
         length += piece.length
     trailer = struct.pack("<II", crc, length & 0xFFFFFFFF)
-    return b"".join([_HEADER, *(piece.data for piece in pieces), _LAST, trailer])
+    return [_HEADER, *(piece.data for piece in pieces), _LAST, trailer]
+
+
+def gzip_of(pieces: list[Piece]) -> bytes:
+    """:func:`gzip_parts`, joined."""
+    return b"".join(gzip_parts(pieces))

@@ -26,11 +26,11 @@ from ..metrics.deflate import LEVEL
 from ..metrics.labelled import writer, written_as
 from ..runtime.pauses import freeze_survivors, no_collections
 from ..status.service import StatusService
+from .body import Parts, Turns
 from .config import WebConfigSource
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GZIP_LEVEL = LEVEL  # a 1,000-account exposition shrinks fifteenfold at 1, in half the time 6 takes for 15 % less
-TURN_SECONDS = 0.002  # how long a scrape writes before the event loop has a turn
 
 
 class ExporterState(Protocol):
@@ -94,10 +94,11 @@ def make_app(
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         gzipped = "gzip" in request.headers.get("Accept-Encoding", "").lower()
         openmetrics = written_as(encoder)
+        body: bytes | Parts
         if openmetrics is None:  # a format only prometheus_client writes (OpenMetrics with other escaping)
             body = await asyncio.to_thread(_render, encoder, metrics, gzipped)
-        else:
-            body = await _written_in_turns(metrics, openmetrics, gzipped, deflating)
+        else:  # sent as written, a chunk at a time (body.py)
+            body = Parts(await _written_in_turns(metrics, openmetrics, gzipped, deflating), content_type)
         freeze_survivors()  # the scrape's garbage must not set off a full collection that stalls pongs
         headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
         if gzipped:
@@ -120,8 +121,9 @@ def make_app(
     return app
 
 
-async def _written_in_turns(metrics: Metrics, openmetrics: bool, gzipped: bool, pool: Executor) -> bytes:
-    """The exposition written on the event loop, handing the loop a turn every :data:`TURN_SECONDS`.
+async def _written_in_turns(metrics: Metrics, openmetrics: bool, gzipped: bool, pool: Executor) -> list[bytes]:
+    """The exposition written on the event loop, handing the loop a turn every
+    :data:`~.body.TURN_SECONDS`; the body as the parts it was written in (see :mod:`.body`).
 
     Rendering 1,000 accounts is tens of ms of Python. In a worker thread it still holds the
     interpreter while it runs, and the loop got it back only when the interpreter chose
@@ -133,9 +135,8 @@ async def _written_in_turns(metrics: Metrics, openmetrics: bool, gzipped: bool, 
     core rather than the loop's time.
     """
     parts = writer(metrics.registry, openmetrics=openmetrics, gzipped=gzipped, pool=pool)
-    clock = time.perf_counter
     with no_collections():  # the caller collects after (pauses.py)
-        until = clock() + TURN_SECONDS
+        turns = Turns()
         while True:
             try:
                 step = next(parts)
@@ -143,10 +144,9 @@ async def _written_in_turns(metrics: Metrics, openmetrics: bool, gzipped: bool, 
                 return done.value
             if step is not None:  # a piece still being compressed in the pool's thread
                 await asyncio.wrap_future(step)
-                until = clock() + TURN_SECONDS
-            elif clock() >= until:
-                await asyncio.sleep(0)
-                until = clock() + TURN_SECONDS
+                turns.restart()
+            elif turns.due():
+                await turns.take()
 
 
 def _render(encoder: Callable[..., bytes], metrics: Metrics, gzipped: bool) -> bytes:

@@ -133,7 +133,7 @@ def test_the_writer_stops_after_each_part():
                     waits += 1
                     step.result()
         except StopIteration as done:
-            body = done.value
+            body = b"".join(done.value)
         assert turns >= (1 + 4) + (1 + 3)  # each family's header, then each part
         assert waits == (3 if pool else 0)  # each family's piece, then the one of "# EOF", compressed in the thread
         assert (gzip.decompress(body) if gzip_it else body) == exposition(registry, openmetrics=True)
@@ -167,7 +167,7 @@ def test_the_handler_serves_the_gzipped_exposition_and_its_changes():
         """The body served, and what a fresh writing gives meanwhile (the loop's task count in both)."""
         response = await route.handler(make_mocked_request("GET", "/metrics", headers=headers, app=app))
         assert response.headers["Content-Encoding"] == "gzip"
-        return steady(gzip.decompress(response.body)), plain(metrics)
+        return steady(gzip.decompress(await response.body.as_bytes())), plain(metrics)
 
     first, expected = asyncio.run(scrape())
     assert first == expected
