@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
-TURN_SECONDS = 0.002  # how long a scrape works (writes, sends) before the event loop has a turn
+TURN_SECONDS = 0.001  # how long a scrape works (writes, sends) before the event loop has a turn
 CHUNK_BYTES = 256 * 1024  # a copy of this much takes tens of µs; a socket write, a little more
 
 
