@@ -51,8 +51,12 @@ class Parts(Payload):
         super().__init__(parts, content_type=content_type)
         self._parts = parts
         self._total = sum(map(len, parts))
-        self._size = self._total  # aiohttp's Content-Length
         self._turn_seconds = turn_seconds
+
+    @property
+    def size(self) -> int:
+        """The body's length: aiohttp's Content-Length."""
+        return self._total
 
     async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
         """The body, joined (a gzipped one is not text, so not through :meth:`decode`)."""
@@ -65,8 +69,9 @@ class Parts(Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
-        """The parts in chunks of at most :data:`CHUNK_BYTES` (a larger part on its own), at most
-        ``content_length`` bytes in all, the loop given a turn every :data:`TURN_SECONDS`."""
+        """The parts gathered into chunks of about :data:`CHUNK_BYTES` (the last short), at most
+        ``content_length`` bytes in all, the loop given a turn every :data:`TURN_SECONDS`.
+        The last part taken fills ``left`` exactly, so every chunk is written inside the loop."""
         left = self._total if content_length is None else min(content_length, self._total)
         turns = Turns(self._turn_seconds)
         chunk: list[bytes] = []
@@ -84,5 +89,3 @@ class Parts(Payload):
                 chunk, size = [], 0
                 if turns.due():
                     await turns.take()
-        if chunk:
-            await writer.write(b"".join(chunk))
