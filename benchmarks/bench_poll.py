@@ -47,9 +47,10 @@ import aiohttp
 from exporter.bybit import wire
 from exporter.bybit.signing import sign_rest
 from exporter.bybit.tls import session_context
-from exporter.config import AccountConfig
+from exporter.config import AccountConfig, Config
 from exporter.dcp import ENDPOINT_PATHS
 from exporter.metrics import Metrics
+from exporter.monitor import fleet
 from exporter.monitor.account import AccountSupervisor
 from exporter.monitor.fleet import CONNECTION_POOL_SIZE, MIN_KEEPALIVE_SECONDS, USER_AGENT
 from exporter.monitor.rest_metrics import PoolMetrics
@@ -133,7 +134,7 @@ async def exporter_polls(url: str, args: argparse.Namespace) -> Cpu:
         **fleet_session(url, metrics),
     )
     async with session:
-        supervisors = []
+        configs = []
         for i in range(args.accounts):
             api_key, secret = key(i)
             config = AccountConfig(
@@ -145,7 +146,12 @@ async def exporter_polls(url: str, args: argparse.Namespace) -> Cpu:
                 ws_url=url.replace("http", "ws") + "/v5/private",
             )
             metrics.add_account(config.name, environment=config.environment, mode=config.mode)
-            supervisors.append(AccountSupervisor(config, metrics, session))
+            configs.append(config)
+        # The fleet's REST pool where the tree has one (its transport for every poll), else the session.
+        transport = {}
+        if hasattr(fleet, "rest_pool"):
+            transport["transport"] = fleet.rest_pool(Config(accounts=configs), metrics, session)
+        supervisors = [AccountSupervisor(config, metrics, session, **transport) for config in configs]
         count = len(supervisors)
 
         async def poll(i: int) -> None:

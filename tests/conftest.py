@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import settings
 
+from exporter.bybit.transport import AiohttpTransport
+from exporter.http.pool import Pool
+
 
 def new_rsa_pem_pair() -> tuple[str, str]:
     """A fresh RSA key pair as (private key PEM, public key PEM), as Bybit's RSA API keys use."""
@@ -45,6 +48,22 @@ async def session():
     """One aiohttp client session for a test, closed after it (as the exporter uses one per process)."""
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+@pytest.fixture(params=["pool", "aiohttp"])
+async def rest_session(request: pytest.FixtureRequest):
+    """What a REST client sends through, once each way: the fleet's own HTTP/1.1 pool (its
+    poll's path) and an aiohttp session (calls through a proxy, the drill, the doctor)."""
+    if request.param == "aiohttp":
+        async with aiohttp.ClientSession() as s:
+            yield s
+        return
+    async with aiohttp.ClientSession() as proxied:
+        pool = Pool(through_proxy=AiohttpTransport(proxied))  # as the fleet's: proxied calls by aiohttp
+        try:
+            yield pool
+        finally:
+            await pool.close()
 
 
 ROOMS = ("unit", "sim", "e2e")

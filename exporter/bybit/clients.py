@@ -10,6 +10,7 @@ from __future__ import annotations
 import aiohttp
 
 from ..config import AccountConfig
+from ..http.pool import Transport
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .pacing import HostBans
 from .rest import RestClient, RestObserver
@@ -18,14 +19,14 @@ from .timeframe import TimeFrame
 
 def rest_client(
     account: AccountConfig,
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession | Transport,
     *,
     observer: RestObserver,
     clock: Clock = SYSTEM_CLOCK,
     host_bans: HostBans | None = None,
     timeframe: TimeFrame | None = None,
 ) -> RestClient:
-    """The REST client of ``account`` on ``session``, telling ``observer`` what each call did (the
+    """The REST client of ``account`` on ``session`` (an aiohttp session or a transport), telling ``observer`` what each call did (the
     exporter's metrics, the drill's or the doctor's own); ``host_bans`` is the fleet's shared 403
     record (a client without one keeps a record of its own); ``timeframe`` the account's one
     offset to Bybit's clock, shared with its stream and backfill (without one, its own)."""

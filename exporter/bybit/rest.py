@@ -37,10 +37,10 @@ from typing import Any, NoReturn, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-from yarl import URL
 
 from ..dcp import ENDPOINT_PATHS
-from ..runtime.bounded import ACCEPT_ENCODING, MAX_BODY, TooLarge, read_bounded
+from ..http.pool import RequestTiming, Transport
+from ..runtime.bounded import ACCEPT_ENCODING, TooLarge
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..secrets import Secret
 from .answers import classify
@@ -57,7 +57,7 @@ from .models import (
 from .pacing import HostBans
 from .signing import DEFAULT_RECV_WINDOW_MS, RestSigner
 from .timeframe import TimeFrame
-from .wire import REQUEST_TIMING, RequestTiming
+from .transport import transport_of
 
 SERVER_TIME = ENDPOINT_PATHS["server_time"]
 QUERY_DCP_INFO = ENDPOINT_PATHS["query_dcp_info"]
@@ -115,7 +115,7 @@ def proxy_for(base_url: str) -> str | None:
 class RestClient:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | Transport,
         *,
         account: str,
         environment: str,
@@ -129,7 +129,7 @@ class RestClient:
         host_bans: HostBans | None = None,
         timeframe: TimeFrame | None = None,
     ) -> None:
-        self._session = session
+        self._transport = transport_of(session)
         self.account = account
         self.environment = environment  # the REST latency is labelled by it, not by the account
         self._base_url = base_url.rstrip("/")
@@ -140,7 +140,7 @@ class RestClient:
         self._secret = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
         self._observer = observer
         self._recv_window_ms = recv_window_ms
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._proxy = proxy_for(self._base_url)
         self._clock = clock
         # Bybit's clock minus ours: added to the local clock when signing. The account's stream
@@ -150,7 +150,6 @@ class RestClient:
         # The wall-clock window of the last answer: sent (its connection in hand) and received.
         self._answered = (0.0, 0.0)
         self._signer = RestSigner(api_key, self._secret, recv_window_ms)
-        self._urls: dict[str, URL] = {}  # see _url
 
     @property
     def time_offset(self) -> float:
@@ -320,58 +319,45 @@ class RestClient:
             if until is not None:
                 raise RateLimited("10006", "rate limited: waiting for the reset time", endpoint, reset_at=until)
 
-        # Built once: what is signed is what is sent (``encoded=True`` stops aiohttp re-quoting it).
+        # Built once: what is signed is what is sent, byte for byte.
         if params:
             query = urlencode(params)
-            url = URL(f"{self._base_url}{path}?{query}", encoded=True)
+            url = f"{self._base_url}{path}?{query}"
         else:
             query = ""
-            url = self._urls.get(path) or self._url(path)
+            url = self._base_url + path
         if body is not None:
             payload = body
             headers = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         else:
             payload = ""
-            headers = {"Accept-Encoding": ACCEPT_ENCODING}  # what read_bounded inflates, counting
+            headers = {"Accept-Encoding": ACCEPT_ENCODING}  # what the transport inflates, counting
         if signed:
             self._signer.headers(self.timeframe.bybit_ms(t0), payload if method == "POST" else query, headers)
 
         self._observer.requested(endpoint)
         timing = RequestTiming()
-        token = REQUEST_TIMING.set(timing)  # for the fleet's TimedConnector (trace_request_ctx: a TraceConfig's)
         started = clock.monotonic()
         try:
-            async with self._session.request(
+            reply = await self._transport.send(
                 method,
                 url,
-                data=payload.encode() if body is not None else None,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-                proxy=self._proxy,
-                trace_request_ctx=timing,
-                auto_decompress=False,  # inflated by read_bounded, within MAX_BODY
-            ) as resp:
-                status = resp.status
-                resp_headers = resp.headers
-                length = resp.content_length
-                if length is not None and length <= MAX_BODY and "Content-Encoding" not in resp_headers:
-                    # Bounded by its Content-Length (aiohttp reads no byte past it) and not to be
-                    # inflated: read_bounded's counting would find what this finds, at more cost.
-                    raw = await resp.read()
-                else:
-                    raw = await read_bounded(resp, MAX_BODY)
+                headers,
+                payload.encode() if body is not None else None,
+                self._timeout,
+                self._proxy,
+                timing,
+            )
         except (TooLarge, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             self._observe_duration(endpoint, timing, started)
-            code, message = _transport_failure(exc, self._timeout.total)
+            code, message = _transport_failure(exc, self._timeout)
             self._count_error(endpoint, code)
             raise TransportError(code, message, endpoint) from None
-        finally:
-            REQUEST_TIMING.reset(token)
         self._observe_duration(endpoint, timing, started)
+        raw = reply.body
         sent_at = t0 if timing.connected_at is None else t0 + (timing.connected_at - started)
         self._answered = (sent_at, clock.time())
-        answer = classify(status, resp_headers, raw, *self._answered)
+        answer = classify(reply.status, reply.headers, raw, *self._answered)
         observer = self._observer
         if answer.remaining is not None or answer.limit is not None:
             observer.rate_limit(endpoint, answer.remaining, answer.limit)
@@ -391,11 +377,6 @@ class RestClient:
         if answer.code == "invalid":
             self._invalid(endpoint, ValueError(answer.message))
         return self._fail(endpoint, answer.code, answer.message, answer.reset_at)
-
-    def _url(self, path: str) -> URL:
-        """The URL of a call without a query, parsed once per path (a handful per client)."""
-        url = self._urls[path] = URL(self._base_url + path, encoded=True)
-        return url
 
     def _observe_duration(self, endpoint: str, timing: RequestTiming, started: float) -> None:
         """From the connection (or, without the fleet's connector or trace hooks, the call's start) to now."""
@@ -428,7 +409,7 @@ class RestClient:
         raise TransportError("invalid", str(problem), endpoint)
 
 
-def _transport_failure(exc: BaseException, timeout: float | None) -> tuple[str, str]:
+def _transport_failure(exc: BaseException, timeout: float) -> tuple[str, str]:
     """The code and message of a call that got no usable answer: too large, too slow, or no network."""
     if isinstance(exc, TooLarge):
         return "too_large", str(exc)

@@ -21,9 +21,8 @@ from __future__ import annotations
 import functools
 from collections import deque
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection
@@ -31,6 +30,7 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import Event
 from websockets.typing import Data
 
+from ..http.pool import PoolObserver, RequestTiming
 from ..runtime.clock import Clock
 
 
@@ -78,24 +78,9 @@ def stamped_connection(clock: Clock) -> type[StampedConnection]:
     return type("StampedConnection", (StampedConnection,), {"clock": clock})
 
 
-@dataclass
-class RequestTiming:
-    """Filled in by :func:`session_tracing`'s hooks for one request."""
-
-    connected_at: float | None = None  # monotonic: the request had its connection (new or reused)
-
-
 # The RequestTiming of the REST call under way in this task, for TimedConnector to fill in: the
 # caller sets it around the request and resets it after (two steps, cheaper than a ``with``).
 REQUEST_TIMING: ContextVar[RequestTiming | None] = ContextVar("request_timing", default=None)
-
-
-class PoolObserver(Protocol):
-    def connection_wait(self, seconds: float) -> None:
-        """A request waited this long for a connection of the pool (0 when one was free)."""
-
-    def connection_opened(self) -> None:
-        """A new TCP (and TLS) connection was opened."""
 
 
 def session_tracing(clock: Clock, observer: PoolObserver) -> aiohttp.TraceConfig:

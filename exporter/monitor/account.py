@@ -39,6 +39,7 @@ from ..bybit.pacing import (
 )
 from ..config import AccountConfig
 from ..dcp import NOT_AVAILABLE
+from ..http.pool import Transport
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .backfill import BACKFILL_MARGIN_SECONDS, BACKFILL_MAX_PAGES
@@ -55,6 +56,7 @@ class AccountSupervisor:
         metrics: Metrics,
         session: aiohttp.ClientSession,
         *,
+        transport: Transport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         pacing: Pacing | None = None,
         rng: random.Random | None = None,
@@ -70,6 +72,7 @@ class AccountSupervisor:
             config,
             metrics,
             session,
+            transport=transport,
             clock=clock,
             pacing=pacing,
             rng=self.rng,

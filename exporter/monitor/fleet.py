@@ -1,7 +1,9 @@
 """All watched accounts in one asyncio loop: one supervisor each, one clock and one pacing for all.
 
-The fleet owns what the accounts share: the aiohttp session (one connection pool, one
-connector, one set of trace hooks; each request carries its account's own signed headers),
+The fleet owns what the accounts share: the REST pool (:class:`exporter.http.pool.Pool`, one
+set of keep-alive connections; each request carries its account's own signed headers), the
+aiohttp session beside it (the liveness guardian's Prometheus queries, and REST calls through
+an HTTP(S) proxy, which the pool does not speak to),
 the clock every part reads time from, the random generator behind every backoff's jitter,
 and the :class:`~exporter.bybit.pacing.Pacing` limits (the per-host connection budget and
 host bans). A crash in one account's supervisor is
@@ -9,8 +11,9 @@ logged and never stops another.
 
 The pool is built to last: its connections are kept alive longer than the longest poll
 interval, so a poll reuses the connection of an earlier one and steady state opens no new
-TCP connections (``bybit_dcp_api_connections_opened_total``; the session's connector from
-:mod:`exporter.bybit.wire` also times each call from its connection and record the pool wait).
+TCP connections (``bybit_dcp_api_connections_opened_total``; the pool, and for proxied calls
+the session's connector from :mod:`exporter.bybit.wire`, also time each call from its
+connection and record the pool wait).
 The fleet also watches its own event loop's lag and freezes its long-lived objects after
 start-up, and lets the loop take the GIL back quickly from a scrape's rendering thread, so
 neither a garbage collection nor a scrape stalls the pongs (see docs/measurement.md).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -28,8 +32,10 @@ import aiohttp
 
 from ..bybit.pacing import Pacing
 from ..bybit.tls import session_context
+from ..bybit.transport import AiohttpTransport
 from ..bybit.wire import TimedConnector
 from ..config import Config
+from ..http.pool import Pool
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..runtime.loop_lag import watch_loop_lag
@@ -53,6 +59,21 @@ def keepalive_seconds(config: Config) -> float:
     return max([MIN_KEEPALIVE_SECONDS, *(2 * a.poll_interval for a in config.accounts)])
 
 
+def rest_pool(config: Config, metrics: Metrics, session: aiohttp.ClientSession, *, clock: Clock = SYSTEM_CLOCK) -> Pool:
+    """The fleet's REST pool: keep-alive connections outliving the longest poll interval, timed
+    into ``metrics``, and ``session`` for the calls that go through a proxy."""
+    tls = session_context(a.rest_url for a in config.accounts)
+    return Pool(
+        clock=clock,
+        observer=PoolMetrics(metrics),
+        limit=CONNECTION_POOL_SIZE,
+        keepalive=keepalive_seconds(config),
+        tls=tls if isinstance(tls, ssl.SSLContext) else None,
+        headers={"User-Agent": USER_AGENT},
+        through_proxy=AiohttpTransport(session),
+    )
+
+
 class Fleet:
     """Ready once every account had its first DCP-config poll attempt (at once for a shard with none)."""
 
@@ -74,6 +95,7 @@ class Fleet:
         self.rng = random.Random()
         self._session = session
         self._own_session = session is None
+        self._pool: Pool | None = None
         self.supervisors: dict[str, AccountSupervisor] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop_lag: asyncio.Task[None] | None = None
@@ -103,6 +125,8 @@ class Fleet:
                 ),
                 headers={"User-Agent": USER_AGENT},
             )
+        if self._pool is None:
+            self._pool = rest_pool(self.config, self.metrics, self._session, clock=self.clock)
         self._loop_lag = asyncio.create_task(
             watch_loop_lag(self.clock, self.metrics.event_loop_lag.observe), name="event-loop-lag"
         )
@@ -117,7 +141,13 @@ class Fleet:
                 poll_interval=account.poll_interval,
             )
             supervisor = AccountSupervisor(
-                account, self.metrics, self._session, clock=self.clock, pacing=self.pacing, rng=self.rng
+                account,
+                self.metrics,
+                self._session,
+                transport=self._pool,
+                clock=self.clock,
+                pacing=self.pacing,
+                rng=self.rng,
             )
             self.supervisors[account.name] = supervisor
             self._tasks[account.name] = asyncio.create_task(self._run(supervisor), name=f"account:{account.name}")
@@ -140,6 +170,9 @@ class Fleet:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._loop_lag = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None

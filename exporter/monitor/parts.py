@@ -23,6 +23,7 @@ from ..bybit.timeframe import TimeFrame
 from ..config import AccountConfig
 from ..dcp import ORDER_TOPIC, PRODUCT_TOPIC
 from ..drill.schedule import ScheduledDrill
+from ..http.pool import Transport
 from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .account_mode import AccountMode
@@ -75,6 +76,7 @@ def build_parts(
     metrics: Metrics,
     session: aiohttp.ClientSession,
     *,
+    transport: Transport | None = None,
     clock: Clock = SYSTEM_CLOCK,
     pacing: Pacing | None = None,
     rng: random.Random | None = None,
@@ -82,7 +84,9 @@ def build_parts(
     backfill_max_pages: int = BACKFILL_MAX_PAGES,
 ) -> AccountParts:
     """The parts of ``account``, wired to each other, to the fleet's ``pacing`` (the connection
-    budget and the host bans every account shares) and to its ``clock``."""
+    budget and the host bans every account shares) and to its ``clock``. REST calls go through
+    ``transport`` (the fleet's pool) when given, else through ``session``, which also carries
+    the liveness guardian's queries."""
     pacing = pacing if pacing is not None else Pacing()
     rng = rng or random.Random()
     # The account's one offset to Bybit's clock: its REST signing, its stream's auth expiry,
@@ -90,7 +94,7 @@ def build_parts(
     timeframe = TimeFrame(ClockSkewRefusals(metrics, account.name))
     rest = rest_client(
         account,
-        session,
+        transport if transport is not None else session,
         observer=RestMetrics(metrics, account.name, account.environment),
         clock=clock,
         host_bans=pacing.host_bans,

@@ -50,6 +50,53 @@ def _inflater(encoding: str, first: bytes) -> zlib._Decompress | None:
     return None
 
 
+class BoundedBody:
+    """A body taken in as it arrives, raw and inflated, within ``limit`` bytes each (sans-I/O:
+    :func:`read_bounded` feeds it aiohttp's chunks, :mod:`exporter.http.protocol` the bytes it
+    reads off its socket). ``encoding`` is the answer's Content-Encoding; past either count
+    :meth:`feed` raises :class:`TooLarge`."""
+
+    __slots__ = ("_body", "_encoding", "_inflater", "_received", "limit")
+
+    def __init__(self, encoding: str, limit: int = MAX_BODY) -> None:
+        self.limit = limit
+        self._encoding = encoding.strip().lower()
+        self._inflater: zlib._Decompress | None = None
+        self._received = 0
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        limit = self.limit
+        first = self._received == 0
+        self._received += len(chunk)
+        if self._received > limit:
+            raise TooLarge(limit, "body received")
+        if first and self._encoding:
+            self._inflater = _inflater(self._encoding, chunk)
+        inflater = self._inflater
+        body = self._body
+        if inflater is None:
+            body += chunk
+            return
+        data = chunk
+        while data:
+            # At most one byte past the room left: enough to tell that it does not fit.
+            body += _inflate(inflater, data, limit - len(body) + 1)
+            if len(body) > limit:
+                raise TooLarge(limit, "body inflated")
+            data = inflater.unconsumed_tail
+
+    def result(self) -> bytes:
+        """The whole body, inflated (the rest of the inflater flushed, and counted)."""
+        if self._inflater is not None:
+            self._body += _flush(self._inflater)
+            if len(self._body) > self.limit:
+                raise TooLarge(self.limit, "body inflated")
+        return bytes(self._body)
+
+
 async def read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_BODY) -> bytes:
     """The body of ``resp`` (requested with ``auto_decompress=False``), inflated; at most
     ``limit`` bytes received and at most ``limit`` bytes once inflated, else :class:`TooLarge`
@@ -57,31 +104,10 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_BODY) -> b
     try:
         if resp.content_length is not None and resp.content_length > limit:
             raise TooLarge(limit, "Content-Length")
-        encoding = resp.headers.get("Content-Encoding", "").strip().lower()
-        inflater: zlib._Decompress | None = None
-        received = 0
-        body = bytearray()
+        body = BoundedBody(resp.headers.get("Content-Encoding", ""), limit)
         async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-            received += len(chunk)
-            if received > limit:
-                raise TooLarge(limit, "body received")
-            if inflater is None and received == len(chunk):
-                inflater = _inflater(encoding, chunk)
-            if inflater is None:
-                body += chunk
-                continue
-            data = chunk
-            while data:
-                # At most one byte past the room left: enough to tell that it does not fit.
-                body += _inflate(inflater, data, limit - len(body) + 1)
-                if len(body) > limit:
-                    raise TooLarge(limit, "body inflated")
-                data = inflater.unconsumed_tail
-        if inflater is not None:
-            body += _flush(inflater)
-            if len(body) > limit:
-                raise TooLarge(limit, "body inflated")
-        return bytes(body)
+            body.feed(chunk)
+        return body.result()
     except BaseException:
         resp.close()  # dropped, not pooled: the rest of the body may still be on its way
         raise

@@ -89,13 +89,13 @@ def test_a_bomb_is_small_on_the_wire_and_huge_inflated():
     ],
 )
 async def test_a_hostile_answer_fails_with_its_code_in_bounded_memory_and_the_next_answer_is_used(
-    hostile, session, kind, code
+    hostile, rest_session, kind, code
 ):
     metrics = Metrics()
     # The trickle is cut by a short timeout; the others must fail on their own, well within a
     # long one (the fake builds a bomb in this process, which takes seconds on a busy machine).
     timeout = 2.0 if kind == "trickle" else 30.0
-    client = rest_client(session, hostile.url, metrics, KEY, SECRET, timeout=timeout)
+    client = rest_client(rest_session, hostile.url, metrics, KEY, SECRET, timeout=timeout)
     assert "SPOT" in await client.query_dcp_info()  # a pooled connection to the fake, first
     hostile.arm(kind, QUERY_DCP_INFO)
     before = status_kib("self", "VmRSS")
@@ -187,8 +187,8 @@ async def _at_least(value, least) -> bool:
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate_raw"])
-async def test_a_compressed_good_answer_is_inflated_and_used(hostile, session, encoding):
-    client = rest_client(session, hostile.url, Metrics(), KEY, SECRET)
+async def test_a_compressed_good_answer_is_inflated_and_used(hostile, rest_session, encoding):
+    client = rest_client(rest_session, hostile.url, Metrics(), KEY, SECRET)
     hostile.arm(encoding, QUERY_DCP_INFO)
     assert "SPOT" in await client.query_dcp_info()
     assert hostile.served == {encoding: 1}

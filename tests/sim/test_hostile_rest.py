@@ -33,8 +33,8 @@ async def sim():
         yield s
 
 
-def client(session, sim, metrics, **kw) -> RestClient:
-    return rest_client(session, sim.rest_url, metrics, KEY, SECRET, **kw)
+def client(rest_session, sim, metrics, **kw) -> RestClient:
+    return rest_client(rest_session, sim.rest_url, metrics, KEY, SECRET, **kw)
 
 
 def body(**fields) -> str:
@@ -42,9 +42,9 @@ def body(**fields) -> str:
 
 
 @pytest.mark.parametrize("reset", ["inf", "nan", "1700000000000000", "soon", "-1e300"])
-async def test_a_rate_limit_with_an_insane_reset_time_waits_the_fallback_not_forever(sim, session, reset):
+async def test_a_rate_limit_with_an_insane_reset_time_waits_the_fallback_not_forever(sim, rest_session, reset):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     sim.force_response(
         QUERY_DCP_INFO,
         body=json.dumps({"retCode": 10006, "retMsg": "Too many visits!"}),
@@ -58,9 +58,9 @@ async def test_a_rate_limit_with_an_insane_reset_time_waits_the_fallback_not_for
     assert invalid == 1
 
 
-async def test_a_reset_time_far_ahead_is_clamped_to_the_longest_documented_wait(sim, session):
+async def test_a_reset_time_far_ahead_is_clamped_to_the_longest_documented_wait(sim, rest_session):
     now = [time.time()]
-    c = client(session, sim, Metrics(), clock=ShiftedClock(lambda: now[0]))
+    c = client(rest_session, sim, Metrics(), clock=ShiftedClock(lambda: now[0]))
     far = (now[0] + 30 * 24 * 3600) * 1000  # a sane timestamp, a month ahead
     sim.force_response(
         QUERY_DCP_INFO, body=json.dumps({"retCode": 10006}), headers={"X-Bapi-Limit-Reset-Timestamp": str(far)}
@@ -82,9 +82,9 @@ async def test_a_reset_time_far_ahead_is_clamped_to_the_longest_documented_wait(
         "not an object",
     ],
 )
-async def test_an_insane_server_time_after_10002_is_an_error_and_signing_keeps_working(sim, session, answer):
+async def test_an_insane_server_time_after_10002_is_an_error_and_signing_keeps_working(sim, rest_session, answer):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     sim.force_error(QUERY_DCP_INFO, 10002, count=1)
     sim.force_response(SERVER_TIME, body=body(result=answer))
     with pytest.raises(TransportError) as exc:
@@ -109,9 +109,9 @@ async def test_an_insane_server_time_after_10002_is_an_error_and_signing_keeps_w
         {"dcpInfos": [{"product": "SPOT", "dcpStatus": None, "timeWindow": "10"}]},
     ],
 )
-async def test_a_success_without_a_usable_result_is_an_invalid_error_not_dcp_off(sim, session, result):
+async def test_a_success_without_a_usable_result_is_an_invalid_error_not_dcp_off(sim, rest_session, result):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     fields = {} if result is None else {"result": result}
     sim.force_response(QUERY_DCP_INFO, body=body(**fields))
     with pytest.raises(TransportError) as exc:
@@ -121,9 +121,9 @@ async def test_a_success_without_a_usable_result_is_an_invalid_error_not_dcp_off
 
 
 @pytest.mark.parametrize("result", [None, [], {"list": {"a": 1}}, {"list": "x"}])
-async def test_an_order_history_without_a_list_is_an_invalid_error(sim, session, result):
+async def test_an_order_history_without_a_list_is_an_invalid_error(sim, rest_session, result):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     sim.force_response("/v5/order/history", body=body(result=result))
     with pytest.raises(TransportError) as exc:
         await c.order_history("linear", 0, 1)
@@ -133,18 +133,18 @@ async def test_an_order_history_without_a_list_is_an_invalid_error(sim, session,
 @pytest.mark.parametrize(
     "text", ["[" * 100_000, '{"retCode": 0, "result": ' * 5000, '{"retCode": Infinity}', "\xff\xfe", "1e400"]
 )
-async def test_deep_or_non_standard_json_is_an_invalid_error_not_a_crash(sim, session, text):
+async def test_deep_or_non_standard_json_is_an_invalid_error_not_a_crash(sim, rest_session, text):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     sim.force_response(QUERY_DCP_INFO, body=text)
     with pytest.raises(TransportError) as exc:
         await c.query_dcp_info()
     assert exc.value.code == "invalid"
 
 
-async def test_insane_time_and_header_counts_are_counted_and_left_out_of_the_gauges(sim, session):
+async def test_insane_time_and_header_counts_are_counted_and_left_out_of_the_gauges(sim, rest_session):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     dcp = {"dcpInfos": [{"product": "SPOT", "dcpStatus": "ON", "timeWindow": "10"}]}
     sim.force_response(
         QUERY_DCP_INFO, body=body(result=dcp, time=1e20), headers={"X-Bapi-Limit": "nan", "X-Bapi-Limit-Status": "-5"}
@@ -156,11 +156,11 @@ async def test_insane_time_and_header_counts_are_counted_and_left_out_of_the_gau
         assert sample(m, "bybit_dcp_invalid_values_total", account="acct", field=field) == 1
 
 
-async def test_a_redirect_is_an_error_and_the_credentials_never_reach_the_other_host(sim, session):
+async def test_a_redirect_is_an_error_and_the_credentials_never_reach_the_other_host(sim, rest_session):
     async with Simulator() as elsewhere:
         elsewhere.add_account(KEY, SECRET)  # it would record a request signed with the key
         m = Metrics()
-        c = client(session, sim, m)
+        c = client(rest_session, sim, m)
         for status in (301, 302, 307, 308):
             sim.force_response(QUERY_DCP_INFO, status=status, headers={"Location": elsewhere.rest_url + QUERY_DCP_INFO})
             with pytest.raises(TransportError) as exc:
@@ -170,9 +170,9 @@ async def test_a_redirect_is_an_error_and_the_credentials_never_reach_the_other_
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="redirect") == 4
 
 
-async def test_a_thousand_random_codes_make_a_bounded_set_of_series(sim, session):
+async def test_a_thousand_random_codes_make_a_bounded_set_of_series(sim, rest_session):
     m = Metrics()
-    c = client(session, sim, m)
+    c = client(rest_session, sim, m)
     rng = random.Random(10)
     codes = [
         rng.choice([rng.randint(1, 10**9), rng.randint(10000, 10020), rng.randint(100000, 200000)]) for _ in range(1000)
@@ -195,14 +195,14 @@ async def test_a_thousand_random_codes_make_a_bounded_set_of_series(sim, session
     assert len(labels) <= 15
 
 
-async def test_a_cursor_with_reserved_characters_is_sent_as_signed(sim, session):
+async def test_a_cursor_with_reserved_characters_is_sent_as_signed(sim, rest_session):
     """The simulator checks the signature against the raw query string, as Bybit does."""
-    c = client(session, sim, Metrics())
+    c = client(rest_session, sim, Metrics())
     with pytest.raises(ParamError):  # the signature passed; only the made-up cursor is refused
         await c.order_history("linear", 0, 1, cursor="a!$'()*,/:?@ b=c&d")
 
 
-async def test_a_reset_timestamp_of_now_is_no_reset_a_refused_call_waits_the_fallback(sim, session):
+async def test_a_reset_timestamp_of_now_is_no_reset_a_refused_call_waits_the_fallback(sim, rest_session):
     """docs/v5/rate-limit/rate-limit.mdx: X-Bapi-Limit-Reset-Timestamp is when the limit resets
     if you have exceeded it, otherwise just the current timestamp. A 10006 whose header says
     "now" waits the fallback (1 s), not nothing; a success saying "now" blocks nothing."""
@@ -210,7 +210,7 @@ async def test_a_reset_timestamp_of_now_is_no_reset_a_refused_call_waits_the_fal
 
     now = [time.time()]
     m = Metrics()
-    c = client(session, sim, m, clock=ShiftedClock(lambda: now[0]))
+    c = client(rest_session, sim, m, clock=ShiftedClock(lambda: now[0]))
     now_ms = str(int(now[0] * 1000))
     infos = {"dcpInfos": [{"product": "SPOT", "dcpStatus": "ON", "timeWindow": "10"}]}
     sim.force_response(QUERY_DCP_INFO, body=body(result=infos), headers={"X-Bapi-Limit-Reset-Timestamp": now_ms})

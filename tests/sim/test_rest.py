@@ -45,13 +45,13 @@ async def sim():
         yield s
 
 
-def client(session, base_url, metrics, *, secret=SECRET, key=KEY, **kw) -> RestClient:
-    return rest_client(session, base_url, metrics, key, secret, **kw)
+def client(rest_session, base_url, metrics, *, secret=SECRET, key=KEY, **kw) -> RestClient:
+    return rest_client(rest_session, base_url, metrics, key, secret, **kw)
 
 
-async def test_query_set_and_counted(sim, session):
+async def test_query_set_and_counted(sim, rest_session):
     m = Metrics()
-    c = client(session, sim.rest_url, m)
+    c = client(rest_session, sim.rest_url, m)
     info = await c.query_dcp_info()
     assert info == {
         "SPOT": DcpSetting("SPOT", "ON", 10),
@@ -72,10 +72,10 @@ async def test_query_set_and_counted(sim, session):
     assert skew is not None and abs(skew) < 0.5
 
 
-async def test_server_time_and_skew(sim, session):
+async def test_server_time_and_skew(sim, rest_session):
     m = Metrics()
     # Our clock is 3 s behind: Bybit time minus local time is about +3.
-    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: time.time() - 3.0))
+    c = client(rest_session, sim.rest_url, m, clock=ShiftedClock(lambda: time.time() - 3.0))
     server = await c.server_time()
     assert abs(server - time.time()) < 0.5
     assert 2.5 < sample(m, "bybit_dcp_clock_skew_seconds", account="acct") < 3.5
@@ -92,10 +92,10 @@ async def test_rsa_signing(rsa_pem_pair):
         assert sim.account("rsa-key").set_dcp_calls == [("DERIVATIVES", 12)]
 
 
-async def test_wrong_secret_is_auth_error_10004_without_secret_in_text(sim, session):
+async def test_wrong_secret_is_auth_error_10004_without_secret_in_text(sim, rest_session):
     m = Metrics()
     wrong = "wrong-secret-abcdef-123456"
-    c = client(session, sim.rest_url, m, secret=wrong)
+    c = client(rest_session, sim.rest_url, m, secret=wrong)
     with pytest.raises(AuthError) as exc:
         await c.query_dcp_info()
     assert exc.value.code == "10004"
@@ -103,10 +103,10 @@ async def test_wrong_secret_is_auth_error_10004_without_secret_in_text(sim, sess
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10004") == 1
 
 
-async def test_timestamp_error_resyncs_and_retries_once(sim, session):
+async def test_timestamp_error_resyncs_and_retries_once(sim, rest_session):
     m = Metrics()
     # 30 s behind: far outside the 5 s receive window.
-    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: time.time() - 30.0))
+    c = client(rest_session, sim.rest_url, m, clock=ShiftedClock(lambda: time.time() - 30.0))
     assert "SPOT" in await c.query_dcp_info()
     assert 29 < c.time_offset < 31
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10002") == 1
@@ -117,10 +117,10 @@ async def test_timestamp_error_resyncs_and_retries_once(sim, session):
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10002") == 1
 
 
-async def test_rate_limit_10006_blocks_endpoint_until_reset(sim, session):
+async def test_rate_limit_10006_blocks_endpoint_until_reset(sim, rest_session):
     m = Metrics()
     now = [time.time()]
-    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
+    c = client(rest_session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
     sim.force_error("/v5/account/query-dcp-info", 10006, count=1)
     with pytest.raises(RateLimited) as exc:
         await c.query_dcp_info()
@@ -140,10 +140,10 @@ async def test_rate_limit_10006_blocks_endpoint_until_reset(sim, session):
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="10006") == 1
 
 
-async def test_http_403_backs_off(sim, session):
+async def test_http_403_backs_off(sim, rest_session):
     m = Metrics()
     now = [time.time()]
-    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
+    c = client(rest_session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
     sim.force_error("/v5/account/query-dcp-info", 403, count=1)
     with pytest.raises(RateLimited) as exc:
         await c.query_dcp_info()
@@ -155,14 +155,14 @@ async def test_http_403_backs_off(sim, session):
     assert sample(m, "bybit_dcp_api_requests_total", account="acct", endpoint="query_dcp_info") == 1
 
 
-async def test_http_403_bans_the_host_for_every_endpoint_and_client(sim, session):
+async def test_http_403_bans_the_host_for_every_endpoint_and_client(sim, rest_session):
     m = Metrics()
     now = [time.time()]
     bans = HostBans()
-    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]), host_bans=bans)
-    other = client(session, sim.rest_url, m, account="other", clock=ShiftedClock(lambda: now[0]), host_bans=bans)
+    c = client(rest_session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]), host_bans=bans)
+    other = client(rest_session, sim.rest_url, m, account="other", clock=ShiftedClock(lambda: now[0]), host_bans=bans)
     elsewhere = client(
-        session,
+        rest_session,
         sim.rest_url.replace("127.0.0.1", "localhost"),
         m,
         account="elsewhere",
@@ -189,11 +189,11 @@ async def test_http_403_bans_the_host_for_every_endpoint_and_client(sim, session
     assert "SPOT" in await other.query_dcp_info()
 
 
-async def test_order_history_pages_carry_category(sim, session):
+async def test_order_history_pages_carry_category(sim, rest_session):
     for _ in range(7):
         sim.place_order(KEY, category="linear")
     sim.place_order(KEY, category="spot")
-    c = client(session, sim.rest_url, Metrics())
+    c = client(rest_session, sim.rest_url, Metrics())
     now_ms = int(time.time() * 1000)
     seen, cursor, pages = [], None, 0
     while True:
@@ -207,9 +207,9 @@ async def test_order_history_pages_carry_category(sim, session):
     assert len({o["orderId"] for o in seen}) == 7
 
 
-async def test_server_errors_typed_and_counted(sim, session):
+async def test_server_errors_typed_and_counted(sim, rest_session):
     m = Metrics()
-    c = client(session, sim.rest_url, m)
+    c = client(rest_session, sim.rest_url, m)
     sim.force_error("/v5/account/query-dcp-info", 10016, count=1)
     with pytest.raises(BybitError) as exc:
         await c.query_dcp_info()
@@ -222,7 +222,7 @@ async def test_server_errors_typed_and_counted(sim, session):
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code=code) == 1
 
 
-async def test_timeout_and_network_errors():
+async def test_timeout_and_network_errors(rest_session):
     async def slow(request):
         await asyncio.sleep(2)
         return web.json_response({"retCode": 0, "result": {}})
@@ -238,10 +238,9 @@ async def test_timeout_and_network_errors():
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    session = aiohttp.ClientSession()
     try:
         m = Metrics()
-        c = client(session, f"http://127.0.0.1:{port}", m, timeout=0.2)
+        c = client(rest_session, f"http://127.0.0.1:{port}", m, timeout=0.2)
         with pytest.raises(TransportError) as exc:
             await c.query_dcp_info()
         assert exc.value.code == "timeout"
@@ -251,19 +250,17 @@ async def test_timeout_and_network_errors():
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="timeout") == 1
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="invalid") == 1
     finally:
-        await session.close()
         await runner.cleanup()
     # Nothing listens there any more: connection refused.
     m = Metrics()
-    async with aiohttp.ClientSession() as session:
-        c = client(session, f"http://127.0.0.1:{port}", m)
-        with pytest.raises(TransportError) as exc:
-            await c.query_dcp_info()
+    c = client(rest_session, f"http://127.0.0.1:{port}", m)
+    with pytest.raises(TransportError) as exc:
+        await c.query_dcp_info()
     assert exc.value.code == "network"
     assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="network") == 1
 
 
-async def test_non_utf8_error_page_is_a_counted_error():
+async def test_non_utf8_error_page_is_a_counted_error(rest_session):
     async def undecodable(request):
         return web.Response(body=b"\xff\xfe<html>bad gateway \xe9</html>", status=502, content_type="text/html")
 
@@ -279,15 +276,14 @@ async def test_non_utf8_error_page_is_a_counted_error():
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with aiohttp.ClientSession() as session:
-            m = Metrics()
-            c = client(session, f"http://127.0.0.1:{port}", m)
-            with pytest.raises(BybitError) as exc:
-                await c.query_dcp_info()
-            assert exc.value.code == "502"
-            with pytest.raises(TransportError) as exc:
-                await c.server_time()
-            assert exc.value.code == "invalid"
+        m = Metrics()
+        c = client(rest_session, f"http://127.0.0.1:{port}", m)
+        with pytest.raises(BybitError) as exc:
+            await c.query_dcp_info()
+        assert exc.value.code == "502"
+        with pytest.raises(TransportError) as exc:
+            await c.server_time()
+        assert exc.value.code == "invalid"
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="query_dcp_info", code="502") == 1
         assert sample(m, "bybit_dcp_api_errors_total", account="acct", endpoint="server_time", code="invalid") == 1
     finally:
@@ -331,20 +327,20 @@ async def forward_proxy():
         await runner.cleanup()
 
 
-async def test_rest_calls_go_through_the_environments_proxy(sim, session, proxy_env, forward_proxy):
+async def test_rest_calls_go_through_the_environments_proxy(sim, rest_session, proxy_env, forward_proxy):
     """As the private stream does: a desk whose only way out is its proxy polls through it."""
     proxy_url, asked = forward_proxy
     proxy_env.setenv("HTTP_PROXY", proxy_url)
-    settings = await client(session, sim.rest_url, Metrics()).query_dcp_info()
+    settings = await client(rest_session, sim.rest_url, Metrics()).query_dcp_info()
     assert settings  # the simulator's default DCP settings came back through the proxy
     assert [u.split("?")[0] for u in asked] == [sim.rest_url + "/v5/account/query-dcp-info"]
 
 
-async def test_no_proxy_sends_rest_calls_direct(sim, session, proxy_env, forward_proxy):
+async def test_no_proxy_sends_rest_calls_direct(sim, rest_session, proxy_env, forward_proxy):
     proxy_url, asked = forward_proxy
     proxy_env.setenv("HTTP_PROXY", proxy_url)
     proxy_env.setenv("NO_PROXY", "127.0.0.1")
-    assert await client(session, sim.rest_url, Metrics()).query_dcp_info()
+    assert await client(rest_session, sim.rest_url, Metrics()).query_dcp_info()
     assert asked == []
 
 
@@ -418,10 +414,10 @@ def test_a_403_body_naming_a_country_and_a_get_with_a_body_have_causes_of_their_
     assert "GET sent with a JSON body" in hint("403", "get_with_body")
 
 
-async def test_a_403_that_persists_past_the_ban_says_region_and_waits_longer(sim, session):
+async def test_a_403_that_persists_past_the_ban_says_region_and_waits_longer(sim, rest_session):
     m = Metrics()
     now = [time.time()]
-    c = client(session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
+    c = client(rest_session, sim.rest_url, m, clock=ShiftedClock(lambda: now[0]))
     sim.force_response("/v5/account/query-dcp-info", status=403, body="403, access too frequent")
     with pytest.raises(RateLimited) as first:
         await c.query_dcp_info()
@@ -441,14 +437,14 @@ async def test_a_403_that_persists_past_the_ban_says_region_and_waits_longer(sim
     assert len(sim.account(KEY).rest_calls) == calls
 
 
-async def test_a_certificate_failure_gets_a_hint_of_its_own_not_dns(session, tmp_path):
+async def test_a_certificate_failure_gets_a_hint_of_its_own_not_dns(rest_session, tmp_path):
     """A server whose CA the process does not trust: TLS, not DNS, proxy or firewall."""
     pki = make_server_pki(tmp_path)
     secure = Simulator()
     await secure.start(tls=server_tls(pki.cert, pki.key))
     try:
         secure.add_account(KEY, SECRET)
-        c = client(session, secure.rest_url, Metrics())
+        c = client(rest_session, secure.rest_url, Metrics())
         with pytest.raises(TransportError) as exc:
             await c.query_dcp_info()
     finally:

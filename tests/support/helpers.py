@@ -27,6 +27,7 @@ from exporter.bybit.pacing import ConnectionBudget
 from exporter.bybit.rest import RestClient
 from exporter.bybit.stream import PrivateStream, StreamConfig
 from exporter.config import AccountConfig, GuardianLiveness
+from exporter.http.pool import Transport
 from exporter.metrics import Metrics
 from exporter.monitor.rest_metrics import RestMetrics
 from exporter.monitor.stream_metrics import StreamMetrics
@@ -183,7 +184,12 @@ def without_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def rest_client(
-    session: aiohttp.ClientSession, base_url: str, metrics: Metrics, key: str, secret: str | Secret, **kw: Any
+    session: aiohttp.ClientSession | Transport,
+    base_url: str,
+    metrics: Metrics,
+    key: str,
+    secret: str | Secret,
+    **kw: Any,
 ) -> RestClient:
     """A REST client of account ``acct`` (unless ``account=`` says otherwise) on the testnet,
     with a 403 ban record of its own."""

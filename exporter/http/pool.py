@@ -1,0 +1,399 @@
+"""The asyncio shell around :mod:`.protocol`: a pool of keep-alive HTTP/1.1 connections (thin I/O).
+
+It decides nothing about an answer: it writes the request the caller built, feeds what the
+socket gives to an :class:`~.protocol.AnswerParser`, and hands the :class:`Reply` back from
+the callback that completed it. Per call that is one write, one or two reads and one future,
+where a general-purpose client spends most of a poll's CPU on its request and response
+objects (measured in ``benchmarks/bench_poll.py``).
+
+The pool:
+
+- holds at most ``limit`` connections in all, in use or idle; a call that finds none free
+  waits for one (the wait is told to the :class:`PoolObserver`, 0 when one was free, as is
+  each new connection), and an idle connection to another host is closed to make room;
+- reuses the most recently used idle connection of the call's host (``https`` with the given
+  TLS context), and lets one go once it has been idle ``keepalive`` seconds or the peer closed it;
+- never reuses a connection whose answer was cut, malformed, too large or timed out, or
+  that the peer spoke on out of turn: it is closed;
+- sends a GET once more, on a new connection, when a reused one turns out to have been closed
+  by the peer before any byte of the answer (the peer let it go while it sat idle); a POST is
+  never sent twice;
+- bounds the whole call (the wait for a connection, connecting, TLS, the answer to its last
+  byte) by ``timeout``: ``TimeoutError``;
+- does not speak to proxies: a call with ``proxy`` set goes to ``through_proxy``, the
+  transport given for those.
+
+Time is the injected clock's; every failure is an ``OSError`` (``TimeoutError``, a refused or
+reset connection, :class:`~.protocol.ProtocolError`) or :class:`~exporter.runtime.bounded.TooLarge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ..runtime.bounded import MAX_BODY
+from ..runtime.clock import SYSTEM_CLOCK, Clock
+from .protocol import Answer, AnswerParser, ProtocolError, request_bytes
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer as a REST client reads it (inflated, whole)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class RequestTiming:
+    """Filled in by the transport for one call, whether it ends in an answer or a failure."""
+
+    connected_at: float | None = None  # monotonic: the call had its connection (new or reused)
+
+
+class Transport(Protocol):
+    """What sends a REST call: this pool, or an adapter of another client (the seam)."""
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float,
+        proxy: str | None,
+        timing: RequestTiming,
+    ) -> Reply: ...
+
+
+class PoolObserver(Protocol):
+    def connection_wait(self, seconds: float) -> None:
+        """A request waited this long for a connection of the pool (0 when one was free)."""
+
+    def connection_opened(self) -> None:
+        """A new TCP (and TLS) connection was opened."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    key: str  # scheme://host:port as the URL wrote it
+    host: str
+    port: int
+    tls: ssl.SSLContext | None
+    host_header: str
+
+
+class _Connection(asyncio.Protocol):
+    """One socket: idle in the pool, or carrying one request whose answer it parses."""
+
+    __slots__ = ("_on_idle_loss", "_parser", "_waiter", "idle_since", "lost", "origin", "transport")
+
+    def __init__(self, origin: _Origin, on_idle_loss: Callable) -> None:
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.idle_since = 0.0
+        self.lost = False
+        self._parser: AnswerParser | None = None
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._on_idle_loss = on_idle_loss
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def exchange(self, request: bytes, limit: int) -> asyncio.Future[Answer]:
+        """Send ``request``; the future is the answer (or the failure that ended it)."""
+        assert self.transport is not None
+        self._parser = AnswerParser(limit)
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return waiter
+
+    def answer_started(self) -> bool:
+        return self._parser is not None and self._parser.started
+
+    def done(self) -> None:
+        """The exchange is over (answered or abandoned): the connection is idle or to be closed."""
+        self._parser = None
+        self._waiter = None
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or parser.answer is not None:  # the peer talks out of turn: let it go
+            self.close()
+            return
+        try:
+            parser.feed(data)
+        except Exception as exc:  # ProtocolError, TooLarge, BadEncoding: this answer ends here
+            self._settle(exc)
+            return
+        if parser.answer is not None:
+            self._settle(parser.answer)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes, and connection_lost ends the answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        parser = self._parser
+        if parser is None:
+            self._on_idle_loss(self)
+            return
+        try:
+            parser.closed()
+        except ProtocolError as error:
+            self._settle(error)
+        else:
+            if parser.answer is not None:
+                self._settle(parser.answer)
+
+    def _settle(self, outcome: Answer | BaseException) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Pool:
+    """Keep-alive HTTP/1.1 connections for every REST call of the process (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        observer: PoolObserver | None = None,
+        limit: int = 100,
+        keepalive: float = 60.0,
+        tls: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        through_proxy: Transport | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("a pool needs room for one connection at least")
+        self._clock = clock
+        self._observer = observer
+        self._limit = limit
+        self._keepalive = keepalive
+        self._tls = tls
+        self._headers = dict(headers or {})
+        self._through_proxy = through_proxy
+        self._max_body = max_body
+        self._origins: dict[str, _Origin] = {}
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._open = 0  # connections in use, being opened or idle
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout: float,
+        proxy: str | None = None,
+        timing: RequestTiming | None = None,
+    ) -> Reply:
+        """``url`` is sent as written (its path and query byte for byte); ``headers`` follow the
+        pool's own (a User-Agent) and the Host; ``timing`` learns when the call had its connection."""
+        if proxy is not None:
+            if self._through_proxy is None:
+                raise ValueError("this pool has no transport for calls through a proxy")
+            return await self._through_proxy.send(
+                method, url, headers, body, timeout, proxy, timing if timing is not None else RequestTiming()
+            )
+        if self._closed:
+            raise ProtocolError("the pool is closed")
+        origin, target = self._split(url)
+        fields = {**self._headers, **headers} if self._headers else headers
+        request = request_bytes(method, target, origin.host_header, fields, body)
+        async with self._clock.timeout(timeout):
+            for attempt in (1, 2):
+                connection, reused = await self._acquire(origin)
+                if timing is not None:
+                    timing.connected_at = self._clock.monotonic()
+                try:
+                    answer = await connection.exchange(request, self._max_body)
+                except ProtocolError:
+                    stale = reused and connection.lost and not connection.answer_started()
+                    self._drop(connection)
+                    if stale and attempt == 1 and method in IDEMPOTENT:
+                        continue  # the peer had let it go while it sat idle: once more, anew
+                    raise
+                except BaseException:
+                    self._drop(connection)
+                    raise
+                self._release(connection, answer.keep_alive)
+                return Reply(answer.status, answer.headers, answer.body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        """Close every idle connection; one in use is closed when its call ends."""
+        self._closed = True
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+            self._open -= len(connections)
+        self._idle.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ProtocolError("the pool is closed"))
+        self._waiters.clear()
+        await asyncio.sleep(0)  # let the transports' closing callbacks run
+
+    # ------------------------------------------------------------------ connections
+
+    async def _acquire(self, origin: _Origin) -> tuple[_Connection, bool]:
+        """A connection to ``origin`` (reused: True) or a new one, waiting for room if need be."""
+        clock = self._clock
+        queued_at: float | None = None
+        while True:
+            connection = self._idle_connection(origin)
+            if connection is not None:
+                self._waited(queued_at)
+                return connection, True
+            if self._open < self._limit or self._make_room():
+                self._waited(queued_at)
+                return await self._connect(origin), False
+            if queued_at is None:
+                queued_at = clock.monotonic()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._wake()  # woken, then cancelled: the room goes to the next in line
+                else:
+                    try:
+                        self._waiters.remove(waiter)
+                    except ValueError:
+                        pass
+                raise
+
+    def _waited(self, queued_at: float | None) -> None:
+        if self._observer is not None:
+            self._observer.connection_wait(0.0 if queued_at is None else self._clock.monotonic() - queued_at)
+
+    def _idle_connection(self, origin: _Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = self._clock.monotonic()
+        while idle:
+            connection = idle.pop()  # the most recently used: the likeliest to be open still
+            if not connection.lost and now - connection.idle_since < self._keepalive:
+                return connection
+            connection.close()
+            self._open -= 1
+        return None
+
+    def _make_room(self) -> bool:
+        """Close the longest-idle connection to any host; False when every connection is in use."""
+        oldest: _Connection | None = None
+        for connections in self._idle.values():
+            if connections and (oldest is None or connections[0].idle_since < oldest.idle_since):
+                oldest = connections[0]
+        if oldest is None:
+            return False
+        self._idle[oldest.origin].remove(oldest)
+        oldest.close()
+        self._open -= 1
+        return True
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        self._open += 1
+        connection = _Connection(origin, self._lost_while_idle)
+        try:
+            await asyncio.get_running_loop().create_connection(
+                lambda: connection,
+                origin.host,
+                origin.port,
+                ssl=origin.tls,
+                server_hostname=origin.host if origin.tls is not None else None,
+            )
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+        if self._observer is not None:
+            self._observer.connection_opened()
+        return connection
+
+    def _release(self, connection: _Connection, keep_alive: bool) -> None:
+        connection.done()
+        if keep_alive and not connection.lost and not self._closed:
+            connection.idle_since = self._clock.monotonic()
+            self._idle.setdefault(connection.origin, []).append(connection)
+        else:
+            connection.close()
+            self._open -= 1
+        self._wake()
+
+    def _drop(self, connection: _Connection) -> None:
+        connection.done()
+        connection.close()
+        self._open -= 1
+        self._wake()
+
+    def _lost_while_idle(self, connection: _Connection) -> None:
+        idle = self._idle.get(connection.origin)
+        if idle and connection in idle:
+            idle.remove(connection)
+            self._open -= 1
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    # ------------------------------------------------------------------ URLs
+
+    def _split(self, url: str) -> tuple[_Origin, str]:
+        """The origin (parsed once per host) and the target (path and query, as written)."""
+        start = url.find("://")
+        slash = url.find("/", start + 3) if start >= 0 else -1
+        key = url if slash < 0 else url[:slash]
+        target = "/" if slash < 0 else url[slash:]
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = self._origin(key)
+        return origin, target
+
+    def _origin(self, key: str) -> _Origin:
+        parts = urlsplit(key)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {key!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("a URL with credentials in it")
+        tls = None
+        if scheme == "https":
+            tls = self._tls if self._tls is not None else ssl.create_default_context()
+        default = 443 if tls is not None else 80
+        port = parts.port or default
+        return _Origin(key, parts.hostname, port, tls, parts.netloc)

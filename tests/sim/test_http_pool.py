@@ -1,0 +1,385 @@
+"""The REST pool over loopback: reuse, limits, the peer letting go, timeouts, bounds and TLS.
+
+A scripted HTTP/1.1 server (asyncio streams, real sockets) answers each request as the test
+says and records which connection carried it, so each test sees what went over the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from tls_material import make_pki
+from virtual_clock import VirtualClock
+
+from exporter.http.pool import Pool, RequestTiming
+from exporter.http.protocol import ProtocolError
+from exporter.runtime.bounded import TooLarge
+
+
+def ok(body: bytes = b'{"retCode":0}', extra: str = "") -> bytes:
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+@dataclass
+class Seen:
+    connection: int
+    method: str
+    target: str
+    head: str
+    body: bytes
+
+
+Script = Callable[[Seen, asyncio.StreamWriter], Awaitable[bool]]  # False: close the connection
+
+
+@dataclass
+class Server:
+    """The scripted peer: ``script`` answers each request (default: 200 and keep the connection)."""
+
+    script: Script | None = None
+    seen: list[Seen] = field(default_factory=list)
+    connections: int = 0
+    closed_by_client: int = 0
+    url: str = ""
+    _server: asyncio.Server | None = None
+
+    async def start(self, tls: ssl.SSLContext | None = None) -> Server:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        try:
+            while True:
+                try:
+                    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                except asyncio.IncompleteReadError:
+                    self.closed_by_client += 1
+                    return
+                method, target, _ = head.split(" ", 2)
+                length = next(
+                    (
+                        int(line.split(":")[1])
+                        for line in head.split("\r\n")
+                        if line.lower().startswith("content-length")
+                    ),
+                    0,
+                )
+                seen = Seen(number, method, target, head, await reader.readexactly(length))
+                self.seen.append(seen)
+                if self.script is None:
+                    writer.write(ok())
+                elif not await self.script(seen, writer):
+                    return
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def server():
+    peer = await Server().start()
+    try:
+        yield peer
+    finally:
+        await peer.stop()
+
+
+class Recorder:
+    """A PoolObserver that keeps what it heard."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.opened = 0
+
+    def connection_wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def connection_opened(self) -> None:
+        self.opened += 1
+
+
+async def get(pool: Pool, url: str, *, method: str = "GET", body: bytes | None = None, timeout: float = 5.0):
+    return await pool.send(method, url, {"X-Test": "1"}, body, timeout)
+
+
+async def test_calls_share_one_kept_connection_and_send_the_target_as_given(server):
+    observer = Recorder()
+    pool = Pool(observer=observer, headers={"User-Agent": "probe"})
+    try:
+        for _ in range(3):
+            reply = await get(pool, server.url + "/v5/x?a=1&b=%2F")
+            assert (reply.status, reply.body) == (200, b'{"retCode":0}')
+    finally:
+        await pool.close()
+    assert [s.connection for s in server.seen] == [1, 1, 1]
+    assert {s.target for s in server.seen} == {"/v5/x?a=1&b=%2F"}
+    assert "User-Agent: probe\r\n" in server.seen[0].head and "X-Test: 1\r\n" in server.seen[0].head
+    assert observer.opened == 1 and observer.waits == [0.0, 0.0, 0.0]
+
+
+async def test_a_post_sends_its_body_with_its_length(server):
+    pool = Pool()
+    try:
+        await get(pool, server.url + "/v5/set", method="POST", body=b'{"timeWindow":10}')
+    finally:
+        await pool.close()
+    assert server.seen[0].method == "POST" and server.seen[0].body == b'{"timeWindow":10}'
+
+
+async def test_the_timing_notes_when_the_call_had_its_connection(server):
+    clock = VirtualClock()
+    clock.jump(42.0)
+    pool = Pool(clock=clock)
+    timing = RequestTiming()
+    try:
+        await pool.send("GET", server.url + "/x", {}, None, 5.0, None, timing)
+    finally:
+        await pool.close()
+    assert timing.connected_at == 42.0
+
+
+async def test_at_its_limit_a_call_waits_for_a_connection_and_the_wait_is_told(server):
+    clock = VirtualClock()
+    release = asyncio.Event()
+
+    async def hold_the_first(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        if len(server.seen) == 1:
+            await release.wait()
+        writer.write(ok())
+        return True
+
+    server.script = hold_the_first
+    observer = Recorder()
+    pool = Pool(clock=clock, observer=observer, limit=1)
+    try:
+        first = asyncio.create_task(get(pool, server.url + "/1"))
+        while not server.seen:
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(get(pool, server.url + "/2"))
+        await asyncio.sleep(0.05)
+        assert not second.done()  # no room: it waits
+        clock.jump(2.5)
+        release.set()
+        assert (await first).status == 200 and (await second).status == 200
+    finally:
+        await pool.close()
+    assert server.connections == 1 and [s.connection for s in server.seen] == [1, 1]
+    assert observer.waits == [0.0, 2.5] and observer.opened == 1
+
+
+async def test_a_connection_idle_past_the_keepalive_is_let_go_and_a_new_one_opened(server):
+    clock = VirtualClock()
+    pool = Pool(clock=clock, keepalive=60.0)
+    try:
+        await get(pool, server.url + "/1")
+        clock.jump(59.0)
+        await get(pool, server.url + "/2")
+        clock.jump(60.0)
+        await get(pool, server.url + "/3")
+    finally:
+        await pool.close()
+    assert [s.connection for s in server.seen] == [1, 1, 2]
+
+
+async def test_a_connection_the_peer_closed_while_idle_is_not_used_again(server):
+    async def answer_and_close(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(ok())
+        await writer.drain()
+        return False  # closes without saying so in the answer
+
+    server.script = answer_and_close
+    observer = Recorder()
+    pool = Pool(observer=observer)
+    try:
+        await get(pool, server.url + "/1")
+        while pool.open_connections:
+            await asyncio.sleep(0.01)  # the close reaches the pool, which lets the connection go
+        await get(pool, server.url + "/2")
+    finally:
+        await pool.close()
+    assert [s.connection for s in server.seen] == [1, 2] and observer.opened == 2
+
+
+@pytest.mark.parametrize("method, resent", [("GET", True), ("POST", False)])
+async def test_a_get_is_sent_again_once_when_the_peer_let_its_connection_go_a_post_never(server, method, resent):
+    async def drop_the_second(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        if len(server.seen) == 2:
+            return False  # read, then closed unanswered: the peer let the idle connection go
+        writer.write(ok())
+        return True
+
+    server.script = drop_the_second
+    pool = Pool()
+    try:
+        await get(pool, server.url + "/1", method=method, body=b"{}" if method == "POST" else None)
+        if resent:
+            reply = await get(pool, server.url + "/2")
+            assert reply.status == 200
+        else:
+            with pytest.raises(ProtocolError):
+                await get(pool, server.url + "/2", method=method, body=b"{}")
+    finally:
+        await pool.close()
+    assert [s.connection for s in server.seen] == ([1, 1, 2] if resent else [1, 1])
+
+
+async def test_a_new_connection_closed_unanswered_is_not_sent_again(server):
+    async def never_answer(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        return False
+
+    server.script = never_answer
+    pool = Pool()
+    try:
+        with pytest.raises(ProtocolError):
+            await get(pool, server.url + "/1")
+    finally:
+        await pool.close()
+    assert len(server.seen) == 1
+
+
+async def test_the_timeout_covers_the_answer_and_the_connection_is_dropped(server):
+    clock = VirtualClock()
+
+    async def silent(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(3600)
+        return True
+
+    server.script = silent
+    pool = Pool(clock=clock)
+    try:
+        call = asyncio.create_task(get(pool, server.url + "/1", timeout=10.0))
+        while not server.seen:
+            await asyncio.sleep(0.01)
+        await clock.advance(9.0)
+        assert not call.done()
+        await clock.advance(1.0)
+        with pytest.raises(TimeoutError):
+            await call
+        assert pool.open_connections == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_peer_that_never_stops_talking_is_cut_at_the_limit_and_its_connection_dropped(server):
+    async def endless(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(10_000):  # bounded: far past the limit
+                writer.write(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        return False
+
+    server.script = endless
+    pool = Pool(max_body=1 << 20)
+    try:
+        with pytest.raises(TooLarge):
+            await get(pool, server.url + "/1")
+        assert pool.open_connections == 0
+        server.script = None
+        assert (await get(pool, server.url + "/2")).status == 200  # on a fresh connection
+    finally:
+        await pool.close()
+    assert [s.connection for s in server.seen] == [1, 2]
+
+
+async def test_a_redirect_is_handed_back_not_followed(server):
+    async def redirect(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nContent-Length: 0\r\n\r\n")
+        return True
+
+    server.script = redirect
+    pool = Pool()
+    try:
+        reply = await get(pool, server.url + "/1")
+    finally:
+        await pool.close()
+    assert reply.status == 302 and reply.headers["location"] == "http://elsewhere.invalid/"
+    assert len(server.seen) == 1
+
+
+async def test_stray_bytes_from_an_idle_connection_end_it(server):
+    async def answer_twice(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        writer.write(ok())
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(ok())  # out of turn
+        return True
+
+    server.script = answer_twice
+    pool = Pool()
+    try:
+        await get(pool, server.url + "/1")
+        while pool.open_connections:
+            await asyncio.sleep(0.01)
+        server.script = None
+        await get(pool, server.url + "/2")
+    finally:
+        await pool.close()
+    assert [s.connection for s in server.seen] == [1, 2]
+
+
+async def test_at_its_limit_an_idle_connection_to_another_host_makes_room(server):
+    other = await Server().start()
+    observer = Recorder()
+    pool = Pool(observer=observer, limit=1)
+    try:
+        await get(pool, server.url + "/1")
+        await get(pool, other.url + "/1")
+        await get(pool, server.url + "/2")
+    finally:
+        await pool.close()
+        await other.stop()
+    assert observer.waits == [0.0, 0.0, 0.0] and observer.opened == 3 and pool.open_connections == 0
+
+
+async def test_refused_and_unparsable_urls_fail_as_they_should(server):
+    pool = Pool()
+    try:
+        await server.stop()
+        with pytest.raises(OSError):
+            await get(pool, server.url + "/1")
+        with pytest.raises(ValueError):
+            await get(pool, "ftp://127.0.0.1/x")
+        with pytest.raises(ValueError):
+            await get(pool, "http://user:pw@127.0.0.1/x")
+        assert pool.open_connections == 0
+    finally:
+        await pool.close()
+        await server.start()  # for the fixture's stop
+
+
+async def test_over_tls_the_host_is_verified_and_the_connection_kept(tmp_path):
+    pki = make_pki(tmp_path)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(pki.server_cert, pki.server_key)
+    peer = await Server().start(tls=serving)
+    trusting = ssl.create_default_context(cafile=str(pki.ca))
+    pool = Pool(tls=trusting)
+    stranger = Pool()  # the system's trust store: the test CA is not in it
+    try:
+        for _ in range(2):
+            assert (await get(pool, peer.url + "/x")).status == 200
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await get(stranger, peer.url + "/x")
+    finally:
+        await pool.close()
+        await stranger.close()
+        await peer.stop()
+    assert [s.connection for s in peer.seen] == [1, 1]
