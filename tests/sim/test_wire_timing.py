@@ -4,6 +4,7 @@ connections, and the proof at N = 300 against an independent client (tests/suppo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -17,6 +18,7 @@ from wire_timing import Setup, measure
 from exporter.bybit.heartbeat import Heartbeat
 from exporter.bybit.pacing import PHASE_STEP, next_slot, stable_phase
 from exporter.bybit.wire import session_tracing, stamped_connection
+from exporter.http.pool import Pool
 from exporter.metrics import Metrics
 from exporter.monitor.rest_metrics import PoolMetrics
 from exporter.runtime.clock import SYSTEM_CLOCK
@@ -101,11 +103,27 @@ async def test_a_message_is_stamped_when_read_off_the_socket_not_when_the_code_g
         assert arrived == 0.0 and clock.monotonic() == 5.0
 
 
-async def test_rest_duration_leaves_out_the_pool_wait_and_connections_are_reused(sim):
-    metrics = Metrics()
+@contextlib.asynccontextmanager
+async def one_connection(kind: str, metrics: Metrics):
+    """A REST pool of one connection, timed into ``metrics``: the fleet's own, or an aiohttp
+    session with the wire-timing trace hooks (the calls through a proxy)."""
+    if kind == "pool":
+        pool = Pool(observer=PoolMetrics(metrics), limit=1)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+        return
     connector = aiohttp.TCPConnector(limit=1)
     tracing = session_tracing(SYSTEM_CLOCK, PoolMetrics(metrics))
     async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
+        yield session
+
+
+@pytest.mark.parametrize("kind", ["pool", "aiohttp"])
+async def test_rest_duration_leaves_out_the_pool_wait_and_connections_are_reused(sim, kind):
+    metrics = Metrics()
+    async with one_connection(kind, metrics) as session:
         client = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="a")
         for _ in range(5):
             await client.server_time()
@@ -162,15 +180,14 @@ async def test_at_300_accounts_the_exporter_sees_what_an_independent_client_sees
     assert figures.connections_opened == 0, report  # steady state reuses its connections
 
 
-async def test_bybits_time_is_read_from_when_the_request_left_not_from_its_wait_for_the_pool(sim):
+@pytest.mark.parametrize("kind", ["pool", "aiohttp"])
+async def test_bybits_time_is_read_from_when_the_request_left_not_from_its_wait_for_the_pool(sim, kind):
     # A thousand accounts start at once and read Bybit's time through one pool: most wait for a
     # connection first. Timed from before that wait, the midpoint of the call falls early and a
     # host whose clock is right learns that Bybit is ahead by half the wait (at scale, more than
     # Bybit's 1 s allowance for a timestamp ahead of its clock, so every signed call was refused).
     metrics = Metrics()
-    connector = aiohttp.TCPConnector(limit=1)
-    tracing = session_tracing(SYSTEM_CLOCK, PoolMetrics(metrics))
-    async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
+    async with one_connection(kind, metrics) as session:
         holder = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="holder")
         reader = rest_client(session, sim.rest_url, metrics, KEY, SECRET, account="reader")
         sim.force_response("/v5/account/info", body=json.dumps({"retCode": 0, "retMsg": "OK", "result": {}}), delay=1.0)
