@@ -46,7 +46,7 @@ import aiohttp
 
 from exporter.bybit import wire
 from exporter.bybit.signing import sign_rest
-from exporter.bybit.tls import session_context
+from exporter.bybit.tls import lean_read_buffers, session_context
 from exporter.config import AccountConfig, Config
 from exporter.dcp import ENDPOINT_PATHS
 from exporter.metrics import Metrics
@@ -54,6 +54,7 @@ from exporter.monitor import fleet
 from exporter.monitor.account import AccountSupervisor
 from exporter.monitor.fleet import CONNECTION_POOL_SIZE, MIN_KEEPALIVE_SECONDS, USER_AGENT
 from exporter.monitor.rest_metrics import PoolMetrics
+from exporter.runtime.allocator import keep_memory_small
 from exporter.runtime.clock import SYSTEM_CLOCK
 from exporter.secrets import Secret
 
@@ -270,6 +271,11 @@ def main() -> None:
     if args.callgrind:
         callgrind(args)
         return
+    # The process as the exporter's command line sets it up, for both loops: the allocator's
+    # options and TLS's read buffers (without them every 256 KiB socket read is an mmap,
+    # an mremap and a munmap here, which the exporter itself never pays).
+    keep_memory_small()
+    lean_read_buffers()
     figures = asyncio.run(run(args))
     if args.only is not None:
         print(json.dumps({side: asdict(cpu) for side, cpu in figures.items()}))

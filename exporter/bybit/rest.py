@@ -1,30 +1,32 @@
-"""Bybit V5 REST client (aiohttp): the calls the exporter, the drill and the doctor make, signed (thin I/O shell).
+"""Bybit V5 REST client: the calls the exporter, the drill and the doctor make, signed (thin I/O shell).
 
-One ``aiohttp.ClientSession`` serves the whole process; each account gets its own
-:class:`RestClient`. The client records nothing itself: it tells a :class:`RestObserver` what
-happened (a call made, its duration, a failure by code, an unusable value, the rate-limit
-headers, the clock skew), and the exporter's observer (:class:`exporter.monitor.rest_metrics.RestMetrics`)
-turns that into metrics and log lines; the drill gives one of its own. Calls are named by the
-short endpoint labels of the one table in :mod:`exporter.dcp` (``ENDPOINT_PATHS``).
+Each account gets its own :class:`RestClient`; all of them send through one transport
+(:mod:`.transport`): the fleet's keep-alive pool (:class:`exporter.http.pool.Pool`), or an
+aiohttp session (calls through a proxy, the drill, the doctor, a test's). The client records
+nothing itself: it tells a :class:`RestObserver` what happened (a call made, its duration, a
+failure by code, an unusable value, the rate-limit headers, the clock skew), and the
+exporter's observer (:class:`exporter.monitor.rest_metrics.RestMetrics`) turns that into
+metrics and log lines; the drill gives one of its own. Calls are named by the short endpoint
+labels of the one table in :mod:`exporter.dcp` (``ENDPOINT_PATHS``).
 
-A call's duration runs from the moment it has its connection to the end of the body: with the
-fleet's session its connector (:class:`.wire.TimedConnector`) notes that moment, and the wait
-for a pool slot is reported on its own; with a session without it (a test's) it runs from the
-start of the call. Errors are the typed errors of :mod:`exporter.bybit.errors`, never carrying credentials.
+A call's duration runs from the moment it has its connection to the end of the body: the
+transport notes that moment in the call's :class:`~exporter.http.pool.RequestTiming`, and the
+wait for a pool slot is reported on its own; with an aiohttp session without the fleet's
+connector or trace hooks (a test's) it runs from the start of the call. Errors are the typed
+errors of :mod:`exporter.bybit.errors`, never carrying credentials.
 
 What an answer means is decided once, at this edge, by :func:`.answers.classify` (with
 :mod:`.models` and :mod:`.sanity`): a success without a usable result is the error
 ``invalid``, a number out of its range is reported as an invalid value and left unused, and a
 redirect is the error ``redirect`` (never followed: the signed headers would go to another
-host). A body is read within :data:`~exporter.runtime.bounded.MAX_BODY`, on the wire and once
-inflated, by :func:`~exporter.runtime.bounded.read_bounded` (else the error ``too_large``, the
-connection dropped, nothing parsed), and within the call's timeout, which covers the body too.
-The query string is built once, signed, and sent byte for byte as signed.
+host). The transport reads a body within :data:`~exporter.runtime.bounded.MAX_BODY`, on the
+wire and once inflated (else the error ``too_large``, the connection dropped, nothing parsed),
+and within the call's timeout, which covers the body too. The query string is built once,
+signed, and sent byte for byte as signed.
 
 Every account polls through here every few seconds, so the per-call work is kept to what the
-call needs: the HMAC key is keyed once per client (:class:`.signing.RestSigner`), the URL of a
-call without a query is parsed once per path, and a plain body with a Content-Length is read
-as it is (``read_bounded`` is for the rest: no length, or a body to inflate).
+call needs: the HMAC key is keyed once per client (:class:`.signing.RestSigner`), and the
+pool writes the request in one piece and parses the answer without a response object.
 """
 
 from __future__ import annotations

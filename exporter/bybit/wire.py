@@ -7,11 +7,13 @@ exporter's code happens to look, both would include the exporter's own queueing.
 - :func:`stamped_connection` gives the websocket connection class whose
   :meth:`~StampedConnection.recv_stamped` returns each message with the (monotonic) moment its
   last frame was read off the socket, in the protocol callback, before any queue.
-- :func:`session_tracing` is the aiohttp ``TraceConfig`` of the fleet's session: it notes when
-  each request got its connection (a :class:`RequestTiming` passed as ``trace_request_ctx``),
-  and tells a :class:`PoolObserver` the wait for a pool slot and each new TCP connection (the
-  exporter's, :class:`exporter.monitor.rest_metrics.PoolMetrics`, records them in
-  ``bybit_dcp_api_connection_wait_seconds`` and ``bybit_dcp_api_connections_opened_total``).
+- :class:`TimedConnector` (and :func:`session_tracing`, the same as aiohttp trace hooks) times
+  the REST calls that go by aiohttp (through a proxy; the fleet's own pool,
+  :mod:`exporter.http.pool`, times its calls itself): it notes when each request got its
+  connection (a :class:`~exporter.http.pool.RequestTiming`), and tells a
+  :class:`~exporter.http.pool.PoolObserver` the wait for a pool slot and each new TCP
+  connection (the exporter's, :class:`exporter.monitor.rest_metrics.PoolMetrics`, records them
+  in ``bybit_dcp_api_connection_wait_seconds`` and ``bybit_dcp_api_connections_opened_total``).
 
 Time comes from the injected clock, as everywhere in ``bybit/``.
 """

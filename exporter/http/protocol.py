@@ -95,7 +95,7 @@ class AnswerParser:
         one the peer had already let go, and the request can be sent again on a new one)."""
         return self._head is not None or bool(self._buffer)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Take in bytes read off the connection; raises :class:`ProtocolError` or :class:`TooLarge`."""
         if self.answer is not None:
             if data:

@@ -77,6 +77,7 @@ class _Series:
 
 class _ScalarSeries(_Series):
     __slots__ = ()
+    _family: _Scalar[Any]
 
     @property
     def value(self) -> float:
@@ -96,15 +97,8 @@ class _GaugeSeries(_ScalarSeries):
 
     def set(self, value: float) -> None:
         family = self._family
-        values, key, value = family._values, self._key, float(value)
-        old = values.get(key)
-        if old is None:  # removed
-            return
-        # The same value again (most of a poll's) is no change; 0.0 and -0.0 are equal but written apart.
-        if value == old and (value or math.copysign(1.0, value) == math.copysign(1.0, old)):
-            return
-        values[key] = value
-        family.changes += 1
+        if self._key in family._values:  # else removed: a handle still held records nothing
+            family.put(self._key, value)
 
     def inc(self, amount: float = 1) -> None:
         self._add(amount)
@@ -336,6 +330,18 @@ class Read(Metric):
 
 
 class _Scalar(_Family[C]):
+    def put(self, key: tuple[str, ...], value: float) -> None:
+        """``known(key).set(value)`` in one call, without the handle: the gauges a poll writes.
+
+        The same value again (most of a poll's) is no change; 0.0 and -0.0 are equal but
+        written apart."""
+        values, value = self._values, float(value)
+        old = values.get(key)
+        if old is not None and value == old and (value or math.copysign(1.0, value) == math.copysign(1.0, old)):
+            return
+        values[key] = value
+        self.changes += 1
+
     def samples(self, rows: list[Row]) -> list[Sample]:
         name, names = self.value_name, self._labelnames
         if len(names) == 1:

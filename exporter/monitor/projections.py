@@ -98,23 +98,23 @@ class PollProjection:
         """A good poll: ``up`` 1, its time, the DCP-config gauges (:func:`apply_dcp_info`), no
         poll error (:func:`set_poll_error` with None)."""
         metrics = self._metrics
-        metrics.up.known(self._key).set(1)
-        metrics.last_poll_success.known(self._key).set(at)
+        metrics.up.put(self._key, 1)
+        metrics.last_poll_success.put(self._key, at)
         enabled, window = metrics.enabled, metrics.window
         for product, key in self._enabled:
             setting = reported.get(product)
             if setting is not None and setting.on:
-                enabled.known(key).set(1)
-                window.known(key).set(setting.window)
+                enabled.put(key, 1)
+                window.put(key, setting.window)
             else:
-                enabled.known(key).set(0)
+                enabled.put(key, 0)
                 window.forget(key)
         set_poll_error(metrics, self._account, None)
 
     def unknown(self) -> None:
         """The DCP state is unknown: ``up`` 0 and no ``enabled`` or ``window`` (:func:`forget_dcp_info`)."""
         metrics = self._metrics
-        metrics.up.known(self._key).set(0)
+        metrics.up.put(self._key, 0)
         for _, key in self._enabled:
             metrics.enabled.forget(key)
             metrics.window.forget(key)

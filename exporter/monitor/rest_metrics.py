@@ -38,12 +38,12 @@ class RestMetrics(RestLog):
 
     def rate_limit(self, endpoint: str, remaining: float | None, limit: float | None) -> None:
         if remaining is not None:
-            self.metrics.rate_limit_remaining.known((self.account, endpoint)).set(remaining)
+            self.metrics.rate_limit_remaining.put((self.account, endpoint), remaining)
         if limit is not None:
-            self.metrics.rate_limit.known((self.account, endpoint)).set(limit)
+            self.metrics.rate_limit.put((self.account, endpoint), limit)
 
     def clock_skew(self, seconds: float) -> None:
-        self.metrics.clock_skew.known((self.account,)).set(seconds)
+        self.metrics.clock_skew.put((self.account,), seconds)
 
 
 class PoolMetrics:

@@ -2,13 +2,15 @@
 
 ``resp.read()`` keeps whatever a server sends: an endless chunked body, or a few megabytes of
 gzip that inflate to gigabytes, grow the process until it dies, and every account with it. So
-the answers the exporter reads (Bybit's REST calls, the guardian's Prometheus query) are asked
-for with ``auto_decompress=False`` and read here: the raw stream in pieces, counted, and
+every answer the exporter reads goes through :class:`BoundedBody`: the fleet's REST pool
+feeds it what it reads off the socket (:mod:`exporter.http.protocol`), and an aiohttp answer
+(a REST call through a proxy, the guardian's Prometheus query) is asked for with
+``auto_decompress=False`` and read by :func:`read_bounded`: the raw stream in pieces, counted, and
 inflated by :mod:`zlib` at most up to the limit, counted again. Past either count the
 connection is closed (never handed back to the pool half read) and :class:`TooLarge` is
-raised; nothing of the body is returned to be parsed. Time is not bounded here: the request's
-``aiohttp.ClientTimeout(total=...)`` covers the body too, so a body trickling in a byte a
-second ends at the call's timeout.
+raised; nothing of the body is returned to be parsed. Time is not bounded here: the call's
+timeout (the pool's, or ``aiohttp.ClientTimeout(total=...)``) covers the body too, so a body
+trickling in a byte a second ends there.
 """
 
 from __future__ import annotations
