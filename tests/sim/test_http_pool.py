@@ -196,6 +196,33 @@ async def test_a_connection_idle_past_the_keepalive_is_let_go_and_a_new_one_open
     assert [s.connection for s in server.seen] == [1, 1, 2]
 
 
+async def test_connections_a_burst_opened_are_let_go_once_idle_past_the_keepalive(server):
+    clock = VirtualClock()
+    release = asyncio.Event()
+
+    async def held(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        await release.wait()
+        writer.write(ok())
+        return True
+
+    server.script = held
+    pool = Pool(clock=clock, keepalive=60.0)
+    try:
+        burst = [asyncio.create_task(get(pool, server.url + f"/{i}")) for i in range(3)]
+        while len(server.seen) < 3:
+            await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(*burst)
+        assert pool.open_connections == 3
+        for _ in range(7):  # one call every 10 s: each takes the newest connection
+            clock.jump(10.0)
+            await get(pool, server.url + "/again")
+        assert pool.open_connections == 1
+    finally:
+        await pool.close()
+    assert server.connections == 3
+
+
 async def test_a_connection_the_peer_closed_while_idle_is_not_used_again(server):
     async def answer_and_close(seen: Seen, writer: asyncio.StreamWriter) -> bool:
         writer.write(ok())
