@@ -43,7 +43,7 @@ from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .protocol import Answer, AnswerParser, ProtocolError, request_bytes
 
 #: What one read off a connection takes at most (one TLS record); a larger answer takes more
-#: reads. Kept per connection: 100 connections hold 1.6 MB.
+#: reads. One buffer per pool, shared by its connections (see _Connection).
 READ_BYTES = 16 << 10
 
 
@@ -98,9 +98,11 @@ class _Origin:
 class _Connection(asyncio.BufferedProtocol):
     """One socket: idle in the pool, or carrying one request whose answer it parses.
 
-    A buffered protocol: the socket is read into one buffer of :data:`READ_BYTES` the
-    connection keeps, where a plain protocol has asyncio allocate 256 KiB for every read (and
-    shrink and free it again), for answers of a few hundred bytes."""
+    A buffered protocol: the socket is read into the pool's one buffer of :data:`READ_BYTES`,
+    where a plain protocol has asyncio allocate 256 KiB for every read (and shrink and free it
+    again), for answers of a few hundred bytes. One buffer serves every connection: asyncio
+    reads into it and hands the bytes over in the same callback (``buffer_updated``), and the
+    parser copies them before anything else runs."""
 
     __slots__ = (
         "_buffer",
@@ -114,7 +116,7 @@ class _Connection(asyncio.BufferedProtocol):
         "transport",
     )
 
-    def __init__(self, origin: _Origin, on_idle_loss: Callable[[_Connection], None]) -> None:
+    def __init__(self, origin: _Origin, on_idle_loss: Callable[[_Connection], None], buffer: memoryview) -> None:
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
@@ -122,7 +124,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._parser: AnswerParser | None = None
         self._waiter: asyncio.Future[Answer] | None = None
         self._on_idle_loss = on_idle_loss
-        self._buffer = memoryview(bytearray(READ_BYTES))
+        self._buffer = buffer
         self._loop = asyncio.get_running_loop()  # once: each lookup of the running loop is a getpid()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -225,6 +227,7 @@ class Pool:
         self._open = 0  # connections in use, being opened or idle
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._read_buffer = memoryview(bytearray(READ_BYTES))
 
     @property
     def open_connections(self) -> int:
@@ -349,7 +352,7 @@ class Pool:
 
     async def _connect(self, origin: _Origin) -> _Connection:
         self._open += 1
-        connection = _Connection(origin, self._lost_while_idle)
+        connection = _Connection(origin, self._lost_while_idle, self._read_buffer)
         try:
             await asyncio.get_running_loop().create_connection(
                 lambda: connection,

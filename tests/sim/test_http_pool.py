@@ -410,3 +410,35 @@ async def test_over_tls_the_host_is_verified_and_the_connection_kept(tmp_path):
         await stranger.close()
         await peer.stop()
     assert [s.connection for s in peer.seen] == [1, 1]
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "tls"])
+async def test_answers_larger_than_a_read_arriving_together_each_keep_their_own_bytes(tmp_path, secure):
+    """The pool reads every connection into one buffer: interleaved reads must not mix."""
+    serving = trusting = None
+    if secure:
+        pki = make_pki(tmp_path)
+        serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        serving.load_cert_chain(pki.server_cert, pki.server_key)
+        trusting = ssl.create_default_context(cafile=str(pki.ca))
+
+    async def in_pieces(seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        body = seen.target[1:].encode() * (100_000 // len(seen.target[1:]))
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for start in range(0, len(body), 7_000):
+            writer.write(body[start : start + 7_000])
+            await writer.drain()
+            await asyncio.sleep(0)
+        return True
+
+    peer = await Server(script=in_pieces).start(tls=serving)
+    pool = Pool(tls=trusting)
+    try:
+        names = ["a", "bb", "ccc", "dddd"]
+        replies = await asyncio.gather(*(get(pool, f"{peer.url}/{name}") for name in names))
+    finally:
+        await pool.close()
+        await peer.stop()
+    assert peer.connections == 4
+    for name, reply in zip(names, replies, strict=True):
+        assert reply.body == name.encode() * (100_000 // len(name))
