@@ -14,8 +14,9 @@ interval, so a poll reuses the connection of an earlier one and steady state ope
 TCP connections (``bybit_dcp_api_connections_opened_total``; the pool, and for proxied calls
 the session's connector from :mod:`exporter.bybit.wire`, also time each call from its
 connection and record the pool wait).
-The fleet also watches its own event loop's lag and freezes its long-lived objects after
-start-up, and lets the loop take the GIL back quickly from a scrape's rendering thread, so
+The fleet also watches its own event loop's lag, freezes its long-lived objects after
+start-up, hands the heap's free pages back to the system once start-up is over and every
+few minutes after, and lets the loop take the GIL back quickly from a scrape's rendering thread, so
 neither a garbage collection nor a scrape stalls the pongs (see docs/measurement.md).
 """
 
@@ -37,6 +38,7 @@ from ..bybit.wire import TimedConnector
 from ..config import Config
 from ..http.pool import Pool
 from ..metrics import Metrics
+from ..runtime.allocator import give_back
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from ..runtime.loop_lag import watch_loop_lag
 from ..runtime.pauses import freeze_survivors, prefer_the_loop
@@ -51,6 +53,13 @@ USER_AGENT = "bybit-dcp-exporter"
 # all; the slots beyond that absorb bursts (start-up, backfills after a mass reconnect).
 CONNECTION_POOL_SIZE = 100
 MIN_KEEPALIVE_SECONDS = 60.0
+
+
+# When the heap's free pages go back to the system: a while after every account has polled
+# once (or after the limit, if some never do), then every few minutes (reconnects, backfills).
+SETTLE_SECONDS = 10.0
+SETTLE_LIMIT_SECONDS = 120.0
+GIVE_BACK_EVERY_SECONDS = 300.0
 
 
 def keepalive_seconds(config: Config) -> float:
@@ -99,6 +108,7 @@ class Fleet:
         self.supervisors: dict[str, AccountSupervisor] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop_lag: asyncio.Task[None] | None = None
+        self._give_back: asyncio.Task[None] | None = None
         self._started = False
 
     @property
@@ -154,6 +164,22 @@ class Fleet:
         self._started = True
         prefer_the_loop()
         freeze_survivors()
+        self._give_back = asyncio.create_task(self._give_memory_back(), name="give-memory-back")
+
+    async def _give_memory_back(self) -> None:
+        """Hand the heap's free pages back (:func:`~exporter.runtime.allocator.give_back`) once
+        start-up is over (every account polled once, or ``SETTLE_LIMIT_SECONDS``), then every
+        ``GIVE_BACK_EVERY_SECONDS``: what a thousand handshakes and first polls freed under
+        live blocks would otherwise stay resident."""
+        clock = self.clock
+        waited = 0.0
+        while not self.ready and waited < SETTLE_LIMIT_SECONDS:
+            await clock.sleep(1.0)
+            waited += 1.0
+        while True:
+            await clock.sleep(SETTLE_SECONDS)
+            give_back()
+            await clock.sleep(GIVE_BACK_EVERY_SECONDS - SETTLE_SECONDS)
 
     async def _run(self, supervisor: AccountSupervisor) -> None:
         try:
@@ -164,12 +190,12 @@ class Fleet:
             log.exception("account supervisor stopped", extra={"account": supervisor.name})
 
     async def stop(self) -> None:
-        tasks = [*self._tasks.values(), *([self._loop_lag] if self._loop_lag is not None else [])]
+        tasks = [*self._tasks.values(), *(t for t in (self._loop_lag, self._give_back) if t is not None)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        self._loop_lag = None
+        self._loop_lag = self._give_back = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

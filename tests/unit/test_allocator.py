@@ -38,7 +38,7 @@ def test_an_operators_variable_wins(monkeypatch):
                 calls.append(option)
                 return 1
 
-    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: Recording)
+    monkeypatch.setattr(allocator, "_glibc", lambda: Recording)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     assert allocator.keep_memory_small() is True
@@ -50,5 +50,29 @@ def test_without_glibc_nothing_happens(monkeypatch):
         def mallopt(self, option, value):
             raise AssertionError("musl's mallopt must not be called")
 
+        def malloc_trim(self, pad):
+            raise AssertionError("musl's malloc_trim must not be called")
+
+    allocator._glibc.cache_clear()
     monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: Musl())
-    assert allocator.keep_memory_small() is False
+    try:
+        assert allocator.keep_memory_small() is False
+        assert allocator.give_back() is False
+    finally:
+        allocator._glibc.cache_clear()
+
+
+def rss_kib() -> int:
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+
+
+@glibc
+def test_give_back_returns_the_free_pages_inside_the_heap():
+    """Freed blocks under a live one stay resident after ``free``; ``give_back`` returns them."""
+    blocks = [bytes(4000) for _ in range(10_000)]  # 40 MB from the heap (each below the mmap threshold)
+    top = bytes(4000)  # lives on above them: the heap's top cannot shrink past it
+    del blocks
+    freed = rss_kib()
+    assert allocator.give_back() is True
+    assert rss_kib() < freed - 20_000, "the 40 MB freed stayed resident"
+    del top
