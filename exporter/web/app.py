@@ -24,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from ..metrics import Metrics
 from ..metrics.deflate import LEVEL
 from ..metrics.labelled import writer, written_as
+from ..runtime.allocator import give_back
 from ..runtime.pauses import freeze_survivors, no_collections
 from ..status.service import StatusService
 from .body import Parts, Turns
@@ -98,7 +99,9 @@ def make_app(
         if openmetrics is None:  # a format only prometheus_client writes (OpenMetrics with other escaping)
             body = await asyncio.to_thread(_render, encoder, metrics, gzipped)
         else:  # sent as written, a chunk at a time (body.py)
-            body = Parts(await _written_in_turns(metrics, openmetrics, gzipped, deflating), content_type)
+            parts = await _written_in_turns(metrics, openmetrics, gzipped, deflating)
+            body = Parts(parts, content_type, on_sent=give_back)  # the pages the parts held, returned
+            del parts
         freeze_survivors()  # the scrape's garbage must not set off a full collection that stalls pongs
         headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
         if gzipped:

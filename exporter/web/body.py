@@ -7,6 +7,11 @@ ping sent. :class:`Parts` sends the writer's parts instead, gathered into chunks
 :data:`CHUNK_BYTES`, and hands the loop a turn whenever it has written for :data:`TURN_SECONDS`
 (:class:`Turns`, which the writing of the exposition uses too). The bytes sent are the same
 and the Content-Length is known before the first is sent.
+
+Once the last chunk is written, the payload lets its parts go and calls ``on_sent``: the web
+app hands the allocator back the pages those megabytes held
+(:func:`exporter.runtime.allocator.give_back`), which otherwise stayed resident after every
+scrape, several MB at 1,000 accounts.
 """
 
 from __future__ import annotations
@@ -47,11 +52,19 @@ class Turns:
 class Parts(Payload):
     """A response body given as byte strings to send one after the other (joined, the body)."""
 
-    def __init__(self, parts: Sequence[bytes], content_type: str, *, turn_seconds: float = TURN_SECONDS) -> None:
+    def __init__(
+        self,
+        parts: Sequence[bytes],
+        content_type: str,
+        *,
+        turn_seconds: float = TURN_SECONDS,
+        on_sent: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(parts, content_type=content_type)
         self._parts = parts
         self._total = sum(map(len, parts))
         self._turn_seconds = turn_seconds
+        self._on_sent = on_sent
 
     @property
     def size(self) -> int:
@@ -89,3 +102,8 @@ class Parts(Payload):
                 chunk, size = [], 0
                 if turns.due():
                     await turns.take()
+        # Sent: nothing reads the parts again (a body is written once), so they go now, not
+        # when aiohttp lets the response go.
+        self._parts = self._value = ()
+        if self._on_sent is not None:
+            self._on_sent()

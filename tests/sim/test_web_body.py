@@ -127,3 +127,24 @@ async def test_parts_stop_at_the_content_length():
     assert b"".join(c for c, _ in (await _written(parts, 0.0, content_length=None)).writes) == b"abcdefghij"
     assert await Parts(parts, "text/plain").as_bytes() == b"abcdefghij"
     assert Parts(parts, "text/plain").size == 10
+
+
+async def test_once_sent_the_parts_go_and_the_memory_is_handed_back(many_accounts, monkeypatch):
+    from exporter.web import app as app_module
+
+    url, session, _ = many_accounts
+    handed_back: list[Parts] = []
+    sent: list[Parts] = []
+    made = Parts.__init__
+
+    def keep(self: Parts, *args: object, **kwargs: object) -> None:
+        made(self, *args, **kwargs)  # type: ignore[arg-type]
+        sent.append(self)
+
+    monkeypatch.setattr(Parts, "__init__", keep)
+    monkeypatch.setattr(app_module, "give_back", lambda: handed_back.append(sent[-1]) or True)
+    for _ in range(2):
+        async with session.get(url, headers={"Accept-Encoding": "identity"}) as resp:
+            assert len(await resp.read()) > 3 * CHUNK_BYTES
+    assert len(sent) == 2 and handed_back == sent  # once per scrape, after its last chunk
+    assert all(not payload._parts and payload.size > 3 * CHUNK_BYTES for payload in sent)
