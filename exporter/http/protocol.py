@@ -133,16 +133,10 @@ class AnswerParser:
         return False
 
     def _read_head(self) -> bool:
-        buffer = self._buffer
-        end = buffer.find(_HEAD_END)
-        if end < 0:
-            if len(buffer) > MAX_HEAD:
-                raise ProtocolError(f"answer head past {MAX_HEAD} bytes")
+        taken = self._until(_HEAD_END, MAX_HEAD, "answer head")
+        if taken is None:
             return False
-        if end > MAX_HEAD:
-            raise ProtocolError(f"answer head past {MAX_HEAD} bytes")
-        head = bytes(buffer[:end]).decode("latin-1")
-        del buffer[: end + 4]
+        head = taken.decode("latin-1")
         status_line, _, fields = head.partition("\r\n")
         version, status, keep_alive = _status_line(status_line)
         headers = _fields(fields) if fields else CIMultiDict[str]()
@@ -212,17 +206,20 @@ class AnswerParser:
         return True
 
     def _line(self) -> bytes | None:
+        return self._until(_CRLF, MAX_CHUNK_LINE, "a chunk line")
+
+    def _until(self, delimiter: bytes, limit: int, what: str) -> bytes | None:
+        """The buffered bytes before ``delimiter`` (both taken off the buffer), None until it has
+        arrived; past ``limit`` bytes without it, a :class:`ProtocolError`."""
         buffer = self._buffer
-        end = buffer.find(_CRLF)
+        end = buffer.find(delimiter)
+        if end > limit or (end < 0 and len(buffer) > limit):
+            raise ProtocolError(f"{what} past {limit} bytes")
         if end < 0:
-            if len(buffer) > MAX_CHUNK_LINE:
-                raise ProtocolError(f"a chunk line past {MAX_CHUNK_LINE} bytes")
             return None
-        if end > MAX_CHUNK_LINE:
-            raise ProtocolError(f"a chunk line past {MAX_CHUNK_LINE} bytes")
-        line = bytes(buffer[:end])
-        del buffer[: end + 2]
-        return line
+        taken = bytes(buffer[:end])
+        del buffer[: end + len(delimiter)]
+        return taken
 
     def _take(self, n: int) -> int:
         """Move ``n`` buffered bytes into the body (counted, inflated); returns ``n``."""
