@@ -44,7 +44,7 @@ from ..metrics import Metrics
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 from .backfill import BACKFILL_MARGIN_SECONDS, BACKFILL_MAX_PAGES
 from .parts import build_parts, stream_topics
-from .projections import PollProjection, set_poll_error
+from .projections import PollProjection
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,7 @@ class AccountSupervisor:
         return True
 
     def _poll_failed(self, exc: BybitError) -> None:
-        self._projection.unknown()
-        set_poll_error(self.metrics, self.name, exc.code, hint_for(exc))
+        self._projection.failed(exc.code, hint_for(exc))
         # Log a failure when it starts or changes; repeats of the same failure at debug.
         level = logging.WARNING if self.last_poll_error != exc.code else logging.DEBUG
         log.log(

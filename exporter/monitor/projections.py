@@ -86,17 +86,21 @@ class PollProjection:
     made once: a thousand accounts polled every few seconds make this the hottest metric path
     after the REST client's own, and ``labels`` checks and converts every value on every call."""
 
-    __slots__ = ("_account", "_enabled", "_key", "_metrics")
+    __slots__ = ("_account", "_enabled", "_error", "_key", "_metrics")
 
     def __init__(self, metrics: Metrics, account: str) -> None:
         self._metrics = metrics
         self._account = account
         self._key = (account,)
         self._enabled = tuple((product, (account, product)) for product in PRODUCTS)  # enabled's and window's
+        # The ``last_poll_error`` key this projection wrote last: :func:`set_poll_error` finds an
+        # account's row by reading every row, on every poll of every account (O(accounts) per
+        # poll while all of them fail, as when Bybit is down for everyone).
+        self._error: tuple[str, ...] | None = None
 
     def succeeded(self, reported: Mapping[str, DcpSetting], at: float) -> None:
         """A good poll: ``up`` 1, its time, the DCP-config gauges (:func:`apply_dcp_info`), no
-        poll error (:func:`set_poll_error` with None)."""
+        poll error (as :func:`set_poll_error` with None writes it)."""
         metrics = self._metrics
         metrics.up.put(self._key, 1)
         metrics.last_poll_success.put(self._key, at)
@@ -109,7 +113,20 @@ class PollProjection:
             else:
                 enabled.put(key, 0)
                 window.forget(key)
-        set_poll_error(metrics, self._account, None)
+        if self._error is not None:
+            metrics.last_poll_error.forget(self._error)
+            self._error = None
+
+    def failed(self, code: str, advice: str | None = None) -> None:
+        """A failed poll: ``up`` 0 and no DCP config (:meth:`unknown`), and the poll error as
+        :func:`set_poll_error` writes it."""
+        self.unknown()
+        key = (self._account, code_label(code), advice or hint(code))
+        errors = self._metrics.last_poll_error
+        if self._error is not None and self._error != key:
+            errors.forget(self._error)
+        errors.put(key, 1)
+        self._error = key
 
     def unknown(self) -> None:
         """The DCP state is unknown: ``up`` 0 and no ``enabled`` or ``window`` (:func:`forget_dcp_info`)."""

@@ -456,7 +456,7 @@ async def test_a_certificate_failure_gets_a_hint_of_its_own_not_dns(rest_session
 
 
 def test_the_poll_error_gauge_follows_the_hint_when_the_code_stays():
-    from exporter.monitor.account import set_poll_error
+    from exporter.monitor.projections import set_poll_error
 
     m = Metrics()
     set_poll_error(m, "acct", "network")
