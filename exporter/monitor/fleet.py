@@ -28,6 +28,7 @@ import random
 import ssl
 from collections.abc import Sequence
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -70,12 +71,18 @@ def keepalive_seconds(config: Config) -> float:
 
 def rest_pool(config: Config, metrics: Metrics, session: aiohttp.ClientSession, *, clock: Clock = SYSTEM_CLOCK) -> Pool:
     """The fleet's REST pool: keep-alive connections outliving the longest poll interval, timed
-    into ``metrics``, and ``session`` for the calls that go through a proxy."""
+    into ``metrics``, and ``session`` for the calls that go through a proxy.
+
+    Each REST host gets an equal share of the connections (all of them with one host, as with
+    Bybit's own): in a start-up burst a host's calls then wait for its own connections instead of
+    opening new ones while another host's sit idle (see :mod:`exporter.http.pool`)."""
     tls = session_context(a.rest_url for a in config.accounts)
+    hosts = {urlsplit(a.rest_url)[:2] for a in config.accounts}
     return Pool(
         clock=clock,
         observer=PoolMetrics(metrics),
         limit=CONNECTION_POOL_SIZE,
+        limit_per_host=max(1, CONNECTION_POOL_SIZE // max(1, len(hosts))),
         keepalive=keepalive_seconds(config),
         tls=tls if isinstance(tls, ssl.SSLContext) else None,
         headers={"User-Agent": USER_AGENT},

@@ -380,6 +380,153 @@ async def test_the_limit_counts_connections_in_use_so_idle_ones_to_other_hosts_s
     assert server.connections == 1 and other.connections == 1
 
 
+class Held:
+    """A script that answers each request once the test lets its target go."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+
+    def gate(self, target: str) -> asyncio.Event:
+        return self.gates.setdefault(target, asyncio.Event())
+
+    async def __call__(self, seen: Seen, writer: asyncio.StreamWriter) -> bool:
+        await self.gate(seen.target).wait()
+        writer.write(ok())
+        return True
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never came true")
+
+
+@pytest.fixture
+async def two_hosts(server):
+    """``server`` and another host, both answering a request once the test lets its target go."""
+    other = await Server().start()
+    server.script = other.script = held = Held()
+    try:
+        yield server, other, held
+    finally:
+        await other.stop()
+
+
+async def test_at_its_limit_a_call_takes_an_idle_connection_to_its_host_without_waiting(two_hosts):
+    a, b, held = two_hosts
+    held.gate("/b1").set()
+    observer = Recorder()
+    pool = Pool(observer=observer, limit=1)
+    try:
+        await get(pool, b.url + "/b1")  # idle now
+        a1 = asyncio.create_task(get(pool, a.url + "/a1"))  # the one slot, held
+        await until(lambda: len(a.seen) == 1)
+        held.gate("/b2").set()
+        assert (await asyncio.wait_for(get(pool, b.url + "/b2"), 2)).status == 200  # no room needed
+        held.gate("/a1").set()
+        await a1
+    finally:
+        await pool.close()
+    assert observer.opened == 2 and observer.waits == [0.0] * 3
+
+
+async def test_a_connection_given_back_goes_to_a_call_for_its_own_host_first(two_hosts):
+    """A full pool, a call for the other host first in line: the connection given back to ``a``
+    goes to the call waiting for ``a`` and none is opened, where waking the first in line opened
+    one to ``b`` and left ``a``'s idle (a start-up burst across ten hosts: 800 TLS handshakes
+    for 1,000 accounts)."""
+    a, b, held = two_hosts
+    observer = Recorder()
+    pool = Pool(observer=observer, limit=2)
+    try:
+        a1 = asyncio.create_task(get(pool, a.url + "/a1"))
+        b1 = asyncio.create_task(get(pool, b.url + "/b1"))
+        await until(lambda: len(a.seen) + len(b.seen) == 2)
+        b2 = asyncio.create_task(get(pool, b.url + "/b2"))  # first in line
+        await asyncio.sleep(0.02)
+        a2 = asyncio.create_task(get(pool, a.url + "/a2"))
+        await asyncio.sleep(0.02)
+        held.gate("/a1").set()
+        await a1
+        await until(lambda: len(a.seen) == 2)  # a2 went, on a1's connection
+        assert not b2.done() and observer.opened == 2
+        for target in ("/a2", "/b1", "/b2"):
+            held.gate(target).set()
+        await asyncio.gather(a2, b1, b2)
+    finally:
+        await pool.close()
+    assert observer.opened == 2 and a.connections == 1 and b.connections == 1
+
+
+async def test_the_first_in_line_is_passed_over_at_most_limit_times(two_hosts):
+    """Calls for a busy host keep giving their connection to the next call for it: the call for
+    the other host, first in line, gets the room after ``limit`` of them, not when they stop."""
+    a, b, held = two_hosts
+    pool = Pool(limit=1)
+    try:
+        a1 = asyncio.create_task(get(pool, a.url + "/a1"))
+        await until(lambda: len(a.seen) == 1)
+        b1 = asyncio.create_task(get(pool, b.url + "/b1"))  # first in line
+        await asyncio.sleep(0.02)
+        later = [asyncio.create_task(get(pool, a.url + f"/a{i}")) for i in range(2, 5)]
+        await asyncio.sleep(0.02)
+        held.gate("/a1").set()
+        await a1
+        await until(lambda: len(a.seen) == 2)  # a2 passed b1, on a1's connection
+        held.gate("/a2").set()
+        await until(lambda: len(b.seen) == 1)  # then b1, though a3 waits for a's connection
+        assert [s.target for s in a.seen] == ["/a1", "/a2"]
+        for target in ("/b1", "/a3", "/a4"):
+            held.gate(target).set()
+        await asyncio.gather(b1, *later)
+    finally:
+        await pool.close()
+
+
+async def test_a_host_at_its_share_waits_for_its_own_connections_while_another_host_opens(two_hosts):
+    a, b, held = two_hosts
+    observer = Recorder()
+    pool = Pool(observer=observer, limit=4, limit_per_host=2)
+    try:
+        first = [asyncio.create_task(get(pool, a.url + f"/a{i}")) for i in (1, 2)]
+        await until(lambda: len(a.seen) == 2)
+        a3 = asyncio.create_task(get(pool, a.url + "/a3"))  # at its share: waits, room or not
+        await asyncio.sleep(0.02)
+        held.gate("/b1").set()
+        await asyncio.wait_for(get(pool, b.url + "/b1"), 2)  # the other host still opens
+        assert len(a.seen) == 2 and not a3.done()
+        held.gate("/a1").set()
+        await first[0]
+        await until(lambda: len(a.seen) == 3)  # a3 on a1's connection
+        for target in ("/a2", "/a3"):
+            held.gate(target).set()
+        await asyncio.gather(first[1], a3)
+    finally:
+        await pool.close()
+    assert a.connections == 2 and b.connections == 1 and observer.opened == 3
+
+
+async def test_a_dropped_connection_lets_a_host_at_its_share_open_anew(two_hosts):
+    """A host's call waiting at its share goes once one of its connections is dropped (not
+    given back): the room is counted per host, not only per connection given back."""
+    a, _, held = two_hosts
+    pool = Pool(limit=4, limit_per_host=1)
+    try:
+        a1 = asyncio.create_task(get(pool, a.url + "/a1", timeout=0.5))
+        await until(lambda: len(a.seen) == 1)
+        held.gate("/a2").set()
+        a2 = asyncio.create_task(get(pool, a.url + "/a2", timeout=5.0))
+        with pytest.raises(TimeoutError):
+            await a1  # dropped, never answered
+        assert (await asyncio.wait_for(a2, 2)).status == 200
+    finally:
+        held.gate("/a1").set()
+        await pool.close()
+    assert a.connections == 2
+
+
 async def test_refused_and_unparsable_urls_fail_as_they_should(server):
     pool = Pool()
     try:
