@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import random
 import re
 import tracemalloc
 from collections.abc import Callable
@@ -300,6 +301,41 @@ def test_an_hour_of_reconnect_marks_is_two_arrays_not_a_deque_of_tuples():
     finally:
         tracemalloc.stop()
     assert held < 2048  # 62 tuples of two floats in a deque: about 7 KB
+
+
+def test_an_hour_without_a_reconnect_is_one_mark():
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        marks = Marks(62)
+        for minute in range(62):
+            marks.append(60.0 * minute, 3.0)
+        changes = tracemalloc.take_snapshot().compare_to(before, "filename")
+        held = sum(c.size_diff for c in changes if c.traceback[0].filename == sampler.__file__)
+    finally:
+        tracemalloc.stop()
+    assert held < 400  # every mark kept: about 1.4 KB
+    assert marks.last_at() == 60.0 * 61 and marks.latest_at_or_before(30.0, -1.0) == 3.0
+
+
+def test_marks_kept_where_the_value_changed_read_as_every_mark_kept():
+    """Against every mark kept: the same value at every moment back to the oldest of the last
+    ``size`` marks (what the board reads) and before the first, over counts that often stay
+    the same, sometimes step, and keep stepping."""
+    rng = random.Random(7)
+    for _ in range(200):
+        size = rng.randint(2, 8)
+        marks, every = Marks(size), []
+        value = 0.0
+        for minute in range(rng.randint(1, 40)):
+            value += rng.choice([0.0, 0.0, 0.0, 1.0, 2.0])
+            marks.append(60.0 * minute, value)
+            every.append((60.0 * minute, value))
+            oldest = every[-size:][0][0]
+            moments = [-1.0] + [60.0 * minute - 30.0 * k for k in range(int((60.0 * minute - oldest) / 30.0) + 1)]
+            for moment in moments:
+                expected = next((v for at, v in reversed(every) if at <= moment), -1.0)
+                assert marks.latest_at_or_before(moment, -1.0) == expected, (size, every, moment)
 
 
 def test_reconnects_in_the_last_hour_only():
