@@ -97,8 +97,12 @@ class PoolObserver(Protocol):
         """A new TCP (and TLS) connection was opened."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Origin:
+    """Where a URL's calls go: one per URL prefix and pool (``_split`` keeps them), so compared
+    and hashed by identity; a call looks its host up in three dicts, and a hash of the fields
+    is a tuple hash each time."""
+
     key: str  # scheme://host:port as the URL wrote it
     host: str
     port: int
