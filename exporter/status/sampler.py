@@ -97,9 +97,10 @@ def largest_gap(
 class Marks:
     """(time, value) marks of a count taken every so often, kept only where the value changed:
     the newest mark at or before a moment has the value it had then either way, and most
-    accounts never reconnect, so an hour of marks is one. At most ``size`` are kept (those of
-    the last ``size`` marks taken, when the value changed at every one), as two arrays of
-    doubles: an hour of every mark was 1.4 KB per account, a deque of tuples 7 KB."""
+    accounts never reconnect, so an hour of marks is one. At most ``size`` changes are kept,
+    which reach back over the last ``size`` marks taken at least (as far as keeping every mark
+    did), in two arrays of doubles: every mark of an hour was 1.4 KB per account, and as a
+    deque of tuples 7 KB."""
 
     __slots__ = ("_last_at", "_size", "_times", "_values")
 
