@@ -122,17 +122,35 @@ class Layout:
     """Where each (series, key) of a remembered snapshot sits in its array of values; one per
     distinct shape (the same series with the same keys), shared by every account of that shape."""
 
-    __slots__ = ("index", "keys")
+    __slots__ = ("_leads", "index", "keys")
     _shared: ClassVar[dict[tuple[tuple[str, tuple[str, ...]], ...], Layout]] = {}
     SHARED_MAX: ClassVar[int] = 4096  # shapes are few (products, categories, reasons); past this many, unshared
 
     def __init__(self, shape: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
         self.index: dict[tuple[str, str], int] = {}
         self.keys: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._leads: dict[tuple[str, ...], int | None] = {}
         for name, keys in shape:
             at = len(self.index)
             self.keys[name] = tuple((key, at + i) for i, key in enumerate(keys))
             self.index.update(((name, key), at + i) for i, key in enumerate(keys))
+
+    def lead(self, names: tuple[str, ...]) -> int | None:
+        """How many values the series ``names`` hold when they come first (REMEMBERED lays its
+        series out in its order); None when one of them comes after another series."""
+        if names not in self._leads:
+            end: int | None = 0
+            ahead = True
+            for name, keys in self.keys.items():
+                if name not in names:
+                    ahead = False
+                elif not ahead:
+                    end = None
+                    break
+                elif keys:
+                    end = keys[-1][1] + 1
+            self._leads[names] = end
+        return self._leads[names]
 
     @classmethod
     def of(cls, shape: tuple[tuple[str, tuple[str, ...]], ...]) -> Layout:
@@ -184,6 +202,15 @@ class Remembered:
 
     __hash__ = None  # type: ignore[assignment]  # equal by value, and mutable no more than a Snapshot
 
+    def agrees(self, other: Remembered, names: tuple[str, ...]) -> bool:
+        """The same series ``names`` (the same keys and values, NaN never equal) and the same
+        poll error code as ``other``: one compare of two slices of doubles, no dict per series."""
+        layout = self._layout
+        if other._layout is not layout or other.error_code != self.error_code:
+            return False
+        end = layout.lead(names)
+        return end is not None and self._values[:end] == other._values[:end]
+
     def get(self, name: str, key: str = "") -> float | None:
         at = self._layout.index.get((name, key))
         return self._values[at] if at is not None else None
@@ -212,6 +239,7 @@ def read(families: Iterable[Read]) -> dict[str, Snapshot]:
         by = next((names.index(k) for k in KEY_LABELS if k in names), None)
         histogram = bool(family.bounds)
         value_name = family.value_name
+        count_name, sum_name = f"{family.name}_count", f"{family.name}_sum"  # once a family, not a row
         for labels, value in family.rows:
             account = labels[at]
             snap = snapshots.get(account)
@@ -220,8 +248,8 @@ def read(families: Iterable[Read]) -> dict[str, Snapshot]:
             key = labels[by] if by is not None else ""
             if histogram:
                 counts = tuple(itertools.accumulate(value[:-1]))  # type: ignore[index]
-                _add(snap, f"{family.name}_count", key, counts[-1])
-                _add(snap, f"{family.name}_sum", key, value[-1])  # type: ignore[index]
+                _add(snap, count_name, key, counts[-1])
+                _add(snap, sum_name, key, value[-1])  # type: ignore[index]
                 if family.name == RTT:
                     snap.rtt_bounds, snap.rtt_counts = family.bounds, counts
                 elif family.name == GAP:
