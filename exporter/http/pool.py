@@ -437,6 +437,7 @@ class Pool:
             ):
                 ready = (place, origin)
         if first is None:
+            self._waiting.clear()  # every queue empty: the next wake (every call's end) looks at none
             return
         same = self._waiting.get(kept) if kept is not None else None
         if same and (first[1] is kept or self._passed_over < self._limit):

@@ -289,31 +289,29 @@ def test_marks_give_the_newest_value_at_or_before_a_moment_and_forget_the_oldest
     assert marks.latest_at_or_before(15.0, -1.0) == -1.0  # (10, 1) is gone
 
 
-def test_an_hour_of_reconnect_marks_is_two_arrays_not_a_deque_of_tuples():
+def an_hour_of_marks(value: Callable[[int], float]) -> tuple[Marks, int]:
+    """Marks of an hour, a mark a minute of ``value(minute)``, and the bytes the sampler's
+    module allocated for them (tracemalloc)."""
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
         marks = Marks(62)
         for minute in range(62):
-            marks.append(60.0 * minute, float(minute))
+            marks.append(60.0 * minute, value(minute))
         changes = tracemalloc.take_snapshot().compare_to(before, "filename")
         held = sum(c.size_diff for c in changes if c.traceback[0].filename == sampler.__file__)
     finally:
         tracemalloc.stop()
+    return marks, held
+
+
+def test_an_hour_of_reconnect_marks_is_two_arrays_not_a_deque_of_tuples():
+    _, held = an_hour_of_marks(float)
     assert held < 2048  # 62 tuples of two floats in a deque: about 7 KB
 
 
 def test_an_hour_without_a_reconnect_is_one_mark():
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        marks = Marks(62)
-        for minute in range(62):
-            marks.append(60.0 * minute, 3.0)
-        changes = tracemalloc.take_snapshot().compare_to(before, "filename")
-        held = sum(c.size_diff for c in changes if c.traceback[0].filename == sampler.__file__)
-    finally:
-        tracemalloc.stop()
+    marks, held = an_hour_of_marks(lambda minute: 3.0)
     assert held < 400  # every mark kept: about 1.4 KB
     assert marks.last_at() == 60.0 * 61 and marks.latest_at_or_before(30.0, -1.0) == 3.0
 
