@@ -152,11 +152,20 @@ class Heartbeat:
 
     def deadline(self) -> float | None:
         """The next moment the stream must act (send a ping or declare a timeout)."""
-        next_ping = self._next_ping
-        if not self._outstanding:
+        next_ping, due = self._next_ping, self.pong_deadline()
+        if due is None:
             return next_ping
-        due = min(self._outstanding.values()) + self.pong_timeout
         return due if next_ping is None or due < next_ping else next_ping
+
+    @property
+    def next_ping(self) -> float | None:
+        """When the next ping is due (None while disconnected)."""
+        return self._next_ping
+
+    def pong_deadline(self) -> float | None:
+        """When the oldest unanswered ping times out; None when every ping has its pong."""
+        oldest = self._oldest_outstanding()
+        return None if oldest is None else oldest + self.pong_timeout  # same arithmetic as timed_out()
 
     def _oldest_outstanding(self) -> float | None:
         return min(self._outstanding.values()) if self._outstanding else None

@@ -370,13 +370,11 @@ class StreamSession:
     # ---- the heartbeat (the shell's heartbeat task asks these, in this order)
 
     def beat(self, now: float) -> PingDue | PongTimeout | None:
-        """What the heartbeat must do at ``now``: give up, ping, or (None) sleep until :meth:`deadline`."""
-        hb = self.heartbeat
-        if hb.timed_out(now):
-            return PongTimeout(hb.pong_timeout)
-        if hb.ping_due(now):
-            return PING_DUE
-        return None
+        """What the heartbeat must do at ``now``: give up, ping, or (None) sleep until :meth:`next_ping`."""
+        overdue = self.pong_overdue(now)
+        if overdue is not None:
+            return overdue
+        return PING_DUE if self.heartbeat.ping_due(now) else None
 
     def ping_frame(self) -> str:
         """The ping to send now; :meth:`ping_written` once the socket has it."""
@@ -386,11 +384,24 @@ class StreamSession:
     def ping_written(self, now: float) -> None:
         self.heartbeat.on_ping_sent(self._ping_req, now)
 
-    def deadline(self) -> float:
-        """When the heartbeat must look again (the next ping, or a pong's deadline)."""
-        deadline = self.heartbeat.deadline()
-        assert deadline is not None  # live: a ping is always scheduled
-        return deadline
+    def next_ping(self) -> float:
+        """When the heartbeat task must look again: the next ping on the account's grid."""
+        due = self.heartbeat.next_ping
+        assert due is not None  # live: a ping is always scheduled
+        return due
+
+    def pong_deadline(self) -> float | None:
+        """When the pong watch must look (the oldest unanswered ping's timeout); None: nothing to watch.
+
+        The shell keeps one timer for it beside the heartbeat task's sleep, disarmed by the pong
+        that answers: the task then wakes once per ping, not a second time at every pong's
+        deadline to find it answered."""
+        return self.heartbeat.pong_deadline()
+
+    def pong_overdue(self, now: float) -> PongTimeout | None:
+        """The pong watch's question at its deadline: the timeout, or None (answered, or not yet due)."""
+        hb = self.heartbeat
+        return PongTimeout(hb.pong_timeout) if hb.timed_out(now) else None
 
     # ---- internals
 

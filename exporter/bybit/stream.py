@@ -45,12 +45,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
-from ..runtime.clock import SYSTEM_CLOCK, Clock
+from ..runtime.clock import SYSTEM_CLOCK, Alarm, Clock
 from ..secrets import Secret
 from . import messages as msg
 from . import tls
 from .errors import BybitError
-from .heartbeat import Heartbeat
+from .heartbeat import Heartbeat, PongResult
 from .pacing import ConnectionBudget
 from .session import (
     CLOSED_REASON,
@@ -214,6 +214,7 @@ class PrivateStream:
         self._tasks: set[asyncio.Task] = set()
         self._ws: StampedConnection | None = None
         self._beating: asyncio.Task[None] | None = None
+        self._pong_alarm: Alarm | None = None  # armed while a ping waits for its pong
         self._halted = False  # abort() or go_silent(): no reconnect once this connection ends
         self._silent = False
 
@@ -248,6 +249,7 @@ class PrivateStream:
         """Stop pinging and stop handing frames on; the socket stays open until the other side
         closes it, then :meth:`run` ends without a reconnect."""
         self._halted = self._silent = True
+        self._disarm()
         if self._beating is not None:
             self._beating.cancel()
 
@@ -376,7 +378,8 @@ class PrivateStream:
         assert reader is not None
         stop = _Stop(reader)
         # Looked up once per connection, not once per frame: a pong comes every ping.
-        receive, parse, wall, on_event = self.session.receive, msg.parse_frame, self.clock.time, self.observer.on_event
+        session = self.session
+        receive, parse, wall, on_event = session.receive, msg.parse_frame, self.clock.time, self.observer.on_event
         beat = asyncio.get_running_loop().create_task(self._beat(ws, stop), name=f"{self.account}:heartbeat")
         self._beating = beat
         try:
@@ -397,19 +400,23 @@ class PrivateStream:
                     await self._hand_on(out)
                 elif out is not None:  # a pong, mostly: handed on without a coroutine of its own
                     on_event(cast(Event, out))
+                    if type(out) is PongResult and session.pong_deadline() is None:
+                        self._disarm()  # every ping answered: nothing to watch until the next
             assert stop.reason is not None
             raise _Reconnect(stop.reason)
         finally:
             self._beating = None
+            self._disarm()
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
 
     async def _beat(self, ws: StampedConnection, stop: _Stop) -> None:
-        """Ping on the account's grid; give up on the connection when a pong is overdue.
+        """Ping on the account's grid, and arm the pong watch (:meth:`_watch_pong`) for each ping.
 
-        After a ping the moment it was written is the ``now`` of the sleep that follows: no
-        second clock read and no second ask of the session, which could only answer "sleep"
-        (a pong overdue by then leaves nothing to sleep, and the next turn reports it)."""
+        The task sleeps from ping to ping only: a pong's deadline is a timer beside it, which the
+        pong disarms. After a ping the moment it was written is the ``now`` of the sleep that
+        follows: no second clock read and no second ask of the session, which could only answer
+        "sleep" (a pong overdue by then is the watch's to report)."""
         session, monotonic, sleep = self.session, self.clock.monotonic, self.clock.sleep
         if self._silent:  # gone silent while this connection opened
             return
@@ -421,17 +428,52 @@ class PrivateStream:
                     await ws.send(session.ping_frame())
                     now = monotonic()
                     session.ping_written(now)  # written: handed to the socket
-                elif todo is not None:  # the pong is overdue
-                    timeout = cast(PongTimeout, todo)
-                    self.observer.on_event(timeout)
-                    stop.give_up(timeout.reason)
+                    if self._pong_alarm is None:  # else it watches an older ping, then this one
+                        self._watch_pong(stop)
+                elif todo is not None:  # the pong is overdue (and the watch had not run yet)
+                    self._pong_overdue(cast(PongTimeout, todo), stop)
                     return
-                await sleep(session.deadline() - now)
+                await sleep(session.next_ping() - now)
         except ConnectionClosed:
             return  # the reader sees the same closed connection and reports it
         except Exception as exc:
-            self.observer.on_event(CallbackFailed("heartbeat", exc))
-            stop.give_up(ERROR)
+            self._failed(exc, stop)
+
+    def _watch_pong(self, stop: _Stop) -> None:
+        """Arm the alarm for the oldest unanswered ping's deadline (nothing to arm: every ping answered)."""
+        due = self.session.pong_deadline()
+        if due is not None:
+            self._pong_alarm = self.clock.call_at(due, functools.partial(self._pong_alarm_rang, stop))
+
+    def _pong_alarm_rang(self, stop: _Stop) -> None:
+        """A pong's deadline came and no pong disarmed it: give up on the connection, or watch on
+        (a later ping is still unanswered, or the timer rang a hair early)."""
+        self._pong_alarm = None
+        if stop.reason is not None:  # the connection is ending already
+            return
+        try:
+            overdue = self.session.pong_overdue(self.clock.monotonic())
+            if overdue is not None:
+                self._pong_overdue(overdue, stop)
+            else:
+                self._watch_pong(stop)
+        except Exception as exc:  # an observer's bug: as in the heartbeat task
+            self._failed(exc, stop)
+
+    def _pong_overdue(self, timeout: PongTimeout, stop: _Stop) -> None:
+        self._disarm()
+        self.observer.on_event(timeout)
+        stop.give_up(timeout.reason)
+
+    def _failed(self, exc: Exception, stop: _Stop) -> None:
+        self._disarm()
+        self.observer.on_event(CallbackFailed("heartbeat", exc))
+        stop.give_up(ERROR)
+
+    def _disarm(self) -> None:
+        alarm, self._pong_alarm = self._pong_alarm, None
+        if alarm is not None:
+            alarm.cancel()
 
     async def _hand_on(self, event: Event) -> None:
         """Orders to ``on_orders``, every other event to the observer."""

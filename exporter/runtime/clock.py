@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import time as _time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+
+class Alarm(Protocol):
+    """What :meth:`Clock.call_at` returns (an ``asyncio.TimerHandle`` on the real clock)."""
+
+    def cancel(self) -> None: ...
 
 
 class Clock:
@@ -30,6 +38,14 @@ class Clock:
     #: ``await clock.sleep(seconds)``: ``asyncio.sleep`` itself, so a sleeping task (a poller between
     #: polls, a heartbeat between pings) holds no frame of ours (0.25 KB each).
     sleep = staticmethod(asyncio.sleep)
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Alarm:
+        """Call ``callback`` (a plain function, on the event loop) once ``monotonic()`` reaches ``when``.
+
+        For a deadline that is mostly called off before it comes (a pong's): cancelling the
+        returned alarm costs no wake-up, where a task sleeping until it would wake to find nothing to do.
+        """
+        return asyncio.get_running_loop().call_later(when - _time.monotonic(), callback)
 
     def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
         """Raise ``TimeoutError`` in the block after ``seconds`` (None: never).

@@ -45,9 +45,11 @@ async def sim():
 
 
 @asynccontextmanager
-async def running_stream(sim: Simulator, on_orders: OrdersCallback = lambda orders: None):
+async def running_stream(
+    sim: Simulator, on_orders: OrdersCallback = lambda orders: None, clock: VirtualClock | None = None
+):
     """A stream at Bybit's real heartbeat settings (20 s pings, 10 s pong timeout) on a virtual clock."""
-    clock = VirtualClock()
+    clock = clock if clock is not None else VirtualClock()
     metrics = Metrics(clock=clock.time)
     metrics.add_account(ACCOUNT, environment="test", mode="observer")
     config = StreamConfig(sim.ws_url, KEY, Secret(SECRET), ("order",), ping_interval=20.0, pong_timeout=10.0)
@@ -73,8 +75,9 @@ async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
     async with running_stream(sim) as (stream, metrics, clock):
         await eventually(lambda: stream.connected and ping_count(sim) == 1, what="connected and the first ping sent")
         await settle()
-        # The stream now waits exactly until the pong is overdue: 10 s after the ping, not a moment longer.
-        assert clock.deadlines() == [10.0]
+        # The pong watch waits exactly until the pong is overdue: 10 s after the ping, not a moment
+        # longer; the heartbeat task sleeps until the next ping, at 20 s.
+        assert clock.deadlines() == [10.0, 20.0]
         await clock.advance(9.999)
         assert stream.connected and sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 0
 
@@ -104,15 +107,59 @@ async def test_pong_timeout_and_reconnect_backoff_on_virtual_time(sim):
         assert sample(metrics, "bybit_dcp_ws_ping_gap_seconds") == pytest.approx(7.5)
 
 
+class EarlyAlarmClock(VirtualClock):
+    """Its first alarm rings half a second early, as a real timer may ring a hair early."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alarms: list[float] = []  # every alarm's deadline as asked for
+
+    def call_at(self, when, callback):
+        self.alarms.append(when)
+        return super().call_at(when - 0.5 if len(self.alarms) == 1 else when, callback)
+
+
+async def test_a_pong_watch_that_rings_early_watches_on_until_the_deadline(sim):
+    sim.drop_pongs(KEY)
+    clock = EarlyAlarmClock()
+    async with running_stream(sim, clock=clock) as (stream, metrics, _):
+        await eventually(lambda: stream.connected and ping_count(sim) == 1, what="connected and the first ping sent")
+        await settle()
+        await clock.advance(9.5)  # the alarm rang, found the pong not yet overdue, and was set again
+        assert clock.alarms == [10.0, 10.0] and clock.deadlines() == [10.0, 20.0]
+        await clock.advance(0.499)
+        assert stream.connected and sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 0
+        await clock.advance(0.001)  # at the deadline itself, not at the next ping (20 s)
+        await eventually(
+            lambda: sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 1 and not stream.connected,
+            what="the pong timeout at 10 s",
+        )
+
+
+async def test_going_silent_disarms_the_pong_watch(sim):
+    sim.drop_pongs(KEY)
+    async with running_stream(sim) as (stream, metrics, clock):
+        await eventually(lambda: stream.connected and ping_count(sim) == 1, what="connected and the first ping sent")
+        await settle()
+        assert clock.deadlines() == [10.0, 20.0]  # the pong watch and the heartbeat's sleep
+        stream.go_silent()
+        await settle()
+        assert clock.deadlines() == []  # nobody waits for that pong any more
+        await clock.advance(60.0)
+        assert stream.connected and sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 0
+        assert ping_count(sim) == 1
+
+
 async def test_second_ping_is_due_one_interval_after_the_first(sim):
     async with running_stream(sim) as (stream, metrics, clock):
         await eventually(lambda: sample(metrics, "bybit_dcp_ws_ping_rtt_seconds_count") == 1, what="the first pong")
         await settle()
-        # The heartbeat looks once more when the pong would have been overdue (10 s), finds it
-        # answered, and sleeps until the next ping, due at 20 s.
-        assert clock.deadlines() == [10.0]
-        await clock.advance(10.0)
+        # The pong disarmed its watch: the one deadline left is the next ping, due at 20 s, and the
+        # heartbeat task slept once since the first ping (no look at 10 s to find the pong answered).
         assert clock.deadlines() == [20.0]
+        beats = len(clock.sleeps)
+        await clock.advance(10.0)
+        assert clock.deadlines() == [20.0] and len(clock.sleeps) == beats
         assert stream.connected and sample(metrics, "bybit_dcp_ws_pong_timeouts_total") == 0
         await clock.advance(9.9)
         assert ping_count(sim) == 1

@@ -27,7 +27,7 @@ class VirtualClock(Clock):
         self._now = 0.0
         self._auto = auto_advance
         self._wall_at_zero = time.time() if wall_at_zero is None else wall_at_zero
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, Callable[[], object]]] = []
         self._order = itertools.count()
         self.sleeps: list[float] = []  # every sleep asked for, in order
 
@@ -50,6 +50,10 @@ class VirtualClock(Clock):
         except asyncio.CancelledError:
             self._cancel(entry)  # as asyncio.sleep cancels its timer: a cancelled sleep is no deadline
             raise
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> _VirtualAlarm:
+        """``callback()`` when the clock is moved to ``when`` (at once, on the next move, if that has passed)."""
+        return _VirtualAlarm(self, self._call_at(max(when, self._now), callback))
 
     def timeout(self, seconds: float | None) -> _VirtualTimeout:
         return _VirtualTimeout(self, seconds)
@@ -80,15 +84,26 @@ class VirtualClock(Clock):
         self._now = target
         await settle()
 
-    def _call_at(self, at: float, fire: Callable[[], None]) -> tuple[float, int, Callable[[], None]]:
+    def _call_at(self, at: float, fire: Callable[[], object]) -> tuple[float, int, Callable[[], object]]:
         entry = (at, next(self._order), fire)
         heapq.heappush(self._timers, entry)
         return entry
 
-    def _cancel(self, entry: tuple[float, int, Callable[[], None]]) -> None:
+    def _cancel(self, entry: tuple[float, int, Callable[[], object]]) -> None:
         if entry in self._timers:
             self._timers.remove(entry)
             heapq.heapify(self._timers)
+
+
+class _VirtualAlarm:
+    """What :meth:`VirtualClock.call_at` returns: cancelled, it is no deadline any more."""
+
+    def __init__(self, clock: VirtualClock, entry: tuple[float, int, Callable[[], object]]) -> None:
+        self._clock = clock
+        self._entry = entry
+
+    def cancel(self) -> None:
+        self._clock._cancel(self._entry)
 
 
 class _VirtualTimeout:
@@ -98,7 +113,7 @@ class _VirtualTimeout:
         self._clock = clock
         self._seconds = seconds
         self._inner = asyncio.timeout(None)
-        self._entry: tuple[float, int, Callable[[], None]] | None = None
+        self._entry: tuple[float, int, Callable[[], object]] | None = None
         self._inside = False
 
     async def __aenter__(self) -> _VirtualTimeout:

@@ -201,15 +201,19 @@ def test_ping_pong_and_timeout_on_the_grid():
     ping = sent(s.ping_frame())
     assert ping["op"] == "ping"
     s.ping_written(100.0)
-    assert s.beat(100.0) is None and s.deadline() == 103.0  # the account's slot: phase + k * interval
+    assert s.beat(100.0) is None and s.next_ping() == 103.0  # the account's slot: phase + k * interval
+    assert s.pong_deadline() == 110.0  # the pong watch's deadline
     pong = s.receive(msg.Pong(ping["req_id"], round((WALL + 1) * 1000)), 100.2, WALL + 0.2)
     assert isinstance(pong, PongResult) and pong.matched and pong.wall == WALL + 0.2
+    assert s.pong_deadline() is None and s.pong_overdue(110.0) is None  # answered: nothing to watch
     assert pong.rtt == pytest.approx(0.2) and pong.skew == pytest.approx(0.9)
     assert s.beat(102.9) is None and s.beat(103.0) is PING_DUE
     s.ping_frame()
     s.ping_written(103.0)
-    assert s.deadline() == 113.0  # the pong's deadline comes before the next slot (123)
-    assert s.beat(112.9) is None
+    assert s.pong_deadline() == 113.0 and s.next_ping() == 123.0
+    assert s.beat(112.9) is None and s.pong_overdue(112.9) is None
+    overdue = s.pong_overdue(113.0)
+    assert isinstance(overdue, PongTimeout) and overdue.pong_timeout == 10.0
     timeout = s.beat(113.0)
     assert isinstance(timeout, PongTimeout) and timeout.reason == "pong_timeout" and timeout.pong_timeout == 10.0
 
