@@ -10,7 +10,8 @@ the exporter's grid (each connection at its ``stable_phase`` of the interval), w
   (auth, subscribe, JSON pings, every frame read and dropped): the least a connection costs
   with the exporter's websocket stack;
 - stream: :class:`exporter.bybit.stream.PrivateStream` with the exporter's observer
-  (:class:`exporter.monitor.stream_metrics.StreamMetrics`), as the monitor runs it.
+  (:class:`exporter.monitor.stream_metrics.StreamMetrics`), as the monitor runs it, its pong
+  timeout half the interval, as the defaults are (a ping every 20 s, 10 s for its pong).
 
 Each client runs in a fresh process, alternately, ``--rounds`` times; each process measures its own
 ``time.process_time`` over a window of about ``--pongs`` cycles after a warm-up of one interval,
@@ -74,7 +75,13 @@ async def child(
             continue
         metrics.add_account(name, environment="testnet", mode="observer")
         config = StreamConfig(
-            account.ws_url, account.key, Secret(account.secret), ("order",), ping_interval=interval, ping_phase=phase
+            account.ws_url,
+            account.key,
+            Secret(account.secret),
+            ("order",),
+            ping_interval=interval,
+            pong_timeout=interval / 2,  # the shape of the defaults (20 s and 10 s): a pong's deadline within each cycle
+            ping_phase=phase,
         )
         stream = PrivateStream(name, config, StreamMetrics(metrics, name), on_orders=lambda orders: None, budget=budget)
         tasks.append(asyncio.create_task(stream.run()))

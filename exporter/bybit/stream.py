@@ -420,6 +420,7 @@ class PrivateStream:
         session, monotonic, sleep = self.session, self.clock.monotonic, self.clock.sleep
         if self._silent:  # gone silent while this connection opened
             return
+        ring = functools.partial(self._pong_alarm_rang, stop)  # once a connection, not once a ping
         try:
             while True:
                 now = monotonic()
@@ -429,7 +430,7 @@ class PrivateStream:
                     now = monotonic()
                     session.ping_written(now)  # written: handed to the socket
                     if self._pong_alarm is None:  # else it watches an older ping, then this one
-                        self._watch_pong(stop)
+                        self._watch_pong(ring)
                 elif todo is not None:  # the pong is overdue (and the watch had not run yet)
                     self._pong_overdue(cast(PongTimeout, todo), stop)
                     return
@@ -439,11 +440,11 @@ class PrivateStream:
         except Exception as exc:
             self._failed(exc, stop)
 
-    def _watch_pong(self, stop: _Stop) -> None:
+    def _watch_pong(self, ring: Callable[[], None]) -> None:
         """Arm the alarm for the oldest unanswered ping's deadline (nothing to arm: every ping answered)."""
         due = self.session.pong_deadline()
         if due is not None:
-            self._pong_alarm = self.clock.call_at(due, functools.partial(self._pong_alarm_rang, stop))
+            self._pong_alarm = self.clock.call_at(due, ring)
 
     def _pong_alarm_rang(self, stop: _Stop) -> None:
         """A pong's deadline came and no pong disarmed it: give up on the connection, or watch on
@@ -456,7 +457,7 @@ class PrivateStream:
             if overdue is not None:
                 self._pong_overdue(overdue, stop)
             else:
-                self._watch_pong(stop)
+                self._watch_pong(functools.partial(self._pong_alarm_rang, stop))
         except Exception as exc:  # an observer's bug: as in the heartbeat task
             self._failed(exc, stop)
 
