@@ -45,7 +45,7 @@ class Clock:
         For a deadline that is mostly called off before it comes (a pong's): cancelling the
         returned alarm costs no wake-up, where a task sleeping until it would wake to find nothing to do.
         """
-        return asyncio.get_running_loop().call_later(when - _time.monotonic(), callback)
+        return asyncio.get_running_loop().call_later(when - self.monotonic(), callback)
 
     def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
         """Raise ``TimeoutError`` in the block after ``seconds`` (None: never).
